@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from apps.core.models import TimeStampedModel
+from apps.core.validators import validate_env, validate_resources, validate_string_list
+
+MAX_TIMEOUT = 24 * 3600
+
+
+class TemplateKind(models.TextChoices):
+    PROBE = "probe", "Black-box probe"
+    INSPECTION = "inspection", "Inspection"
+
+
+class ReportProtocol(models.TextChoices):
+    KUBEPROBE = "kubeprobe", "KubeProbe (probe_sdk)"
+    KUBERHEALTHY = "kuberhealthy", "Kuberhealthy v3 check"
+
+
+def _timeout_validators() -> list[Any]:
+    return [MinValueValidator(1), MaxValueValidator(MAX_TIMEOUT)]
+
+
+class CaseTemplate(TimeStampedModel):
+    """An image + command that runs one kind of probe or inspection."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    kind = models.CharField(max_length=20, choices=TemplateKind.choices, default=TemplateKind.PROBE)
+    image = models.CharField(max_length=500, help_text="Container image, e.g. ghcr.io/org/probe:1.2")
+    command = models.JSONField(default=list, blank=True, validators=[validate_string_list])
+    args = models.JSONField(default=list, blank=True, validators=[validate_string_list])
+    default_env = models.JSONField(default=dict, blank=True, validators=[validate_env])
+    timeout_seconds = models.PositiveIntegerField(default=300, validators=_timeout_validators())
+    resources = models.JSONField(
+        default=dict, blank=True, validators=[validate_resources],
+        help_text='{"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}',
+    )
+    service_account = models.CharField(max_length=253, blank=True)
+    report_protocol = models.CharField(
+        max_length=20, choices=ReportProtocol.choices, default=ReportProtocol.KUBEPROBE
+    )
+    description = models.TextField(blank=True)
+    owner = models.CharField(max_length=200, blank=True, help_text="Team or person to ask about it.")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Case(TimeStampedModel):
+    """A runnable probe: a template rendered with its own render config."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    template = models.ForeignKey(CaseTemplate, on_delete=models.PROTECT, related_name="cases")
+    description = models.TextField(blank=True)
+    timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=_timeout_validators(),
+        help_text="Overrides the template's timeout.",
+    )
+    enabled = models.BooleanField(default=True, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def _render(self) -> RenderConfig | None:
+        try:
+            return self.render_config
+        except RenderConfig.DoesNotExist:
+            return None
+
+    @property
+    def effective_env(self) -> dict[str, str]:
+        """Render config env merged over the template's defaults."""
+        render = self._render()
+        return {**self.template.default_env, **(render.env if render else {})}
+
+    @property
+    def effective_args(self) -> list[str]:
+        render = self._render()
+        if render is not None and render.args is not None:
+            return list(render.args)
+        return list(self.template.args)
+
+    @property
+    def effective_resources(self) -> dict[str, Any]:
+        render = self._render()
+        if render is not None and render.resources is not None:
+            return dict(render.resources)
+        return dict(self.template.resources)
+
+    @property
+    def effective_timeout(self) -> int:
+        return self.timeout_seconds or self.template.timeout_seconds
+
+
+class RenderConfig(TimeStampedModel):
+    """渲染配置: the env (and optional args/resources overrides) that turn a
+    template into one case. One template yields many cases this way."""
+
+    case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="render_config")
+    name = models.CharField(max_length=100, help_text="What this rendering targets, e.g. 'meta-etcd'.")
+    env = models.JSONField(default=dict, blank=True, validators=[validate_env])
+    args = models.JSONField(
+        null=True, blank=True, validators=[validate_string_list],
+        help_text="Replaces the template's args when set.",
+    )
+    resources = models.JSONField(
+        null=True, blank=True, validators=[validate_resources],
+        help_text="Replaces the template's resources when set.",
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CaseSet(TimeStampedModel):
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.TextField(blank=True)
+    cases = models.ManyToManyField(Case, through="CaseSetMembership", related_name="case_sets", blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CaseSetMembership(models.Model):
+    case_set = models.ForeignKey(CaseSet, on_delete=models.CASCADE, related_name="memberships")
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="memberships")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case_set", "case"], name="catalog_casesetmembership_uniq")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case_set} ∋ {self.case}"

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+
+from apps.clusters.models import Cluster, ClusterGroup
+from apps.clusters.selectors import cluster_group_resolve
+from apps.core.admin_utils import WriteOnlyTextarea, enable_actions
+
+
+class ClusterAdminForm(forms.ModelForm):
+    kubeconfig = forms.CharField(
+        required=False, strip=False, widget=WriteOnlyTextarea(attrs={"rows": 8, "cols": 80}),
+        help_text="Write-only: paste a kubeconfig to set or replace it. Leave empty to keep the current one.",
+    )
+    clear_kubeconfig = forms.BooleanField(
+        required=False, help_text="Remove the stored kubeconfig (local executor only)."
+    )
+
+    class Meta:
+        model = Cluster
+        fields = "__all__"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.initial["kubeconfig"] = ""
+        if self.instance.pk and self.instance.has_kubeconfig:
+            self.fields["kubeconfig"].help_text = (
+                f"A kubeconfig is set ({self.instance.kubeconfig_fingerprint}); its content is never shown. "
+                "Paste a new one to replace it, or leave empty to keep it."
+            )
+        else:
+            self.fields["kubeconfig"].help_text = "No kubeconfig is set. Required for the kubernetes executor."
+
+    def clean_kubeconfig(self) -> str:
+        new = self.cleaned_data.get("kubeconfig") or ""
+        if self.data.get("clear_kubeconfig"):
+            return ""
+        if not new.strip() and self.instance.pk:
+            return self.instance.kubeconfig
+        return new
+
+
+@admin.register(Cluster)
+class ClusterAdmin(admin.ModelAdmin):
+    form = ClusterAdminForm
+    list_display = [
+        "name", "display_name", "environment", "region", "executor", "enabled",
+        "kubeconfig_status", "updated_at",
+    ]
+    list_filter = ["enabled", "executor", "environment", "region"]
+    search_fields = ["name", "display_name", "description"]
+    list_per_page = 100
+    show_full_result_count = False
+    actions = list(enable_actions("clusters"))
+    readonly_fields = ["created_at", "updated_at"]
+    fieldsets = [
+        (None, {"fields": ["name", "display_name", "description", "labels", "region", "environment", "enabled"]}),
+        ("Access", {"fields": ["executor", "kubeconfig", "clear_kubeconfig", "context", "namespace"]}),
+        ("API client", {"fields": ["api_qps", "api_timeout_seconds"], "classes": ["collapse"]}),
+        ("History", {"fields": ["created_at", "updated_at"]}),
+    ]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Cluster]:
+        # Pages never show the secret; the change form loads it only to keep it.
+        return super().get_queryset(request).defer("kubeconfig")
+
+    @admin.display(description="kubeconfig", ordering="kubeconfig_fingerprint")
+    def kubeconfig_status(self, obj: Cluster) -> str:
+        return "set" if obj.has_kubeconfig else "—"
+
+
+@admin.register(ClusterGroup)
+class ClusterGroupAdmin(admin.ModelAdmin):
+    list_display = ["name", "member_count", "selector", "updated_at"]
+    search_fields = ["name", "description"]
+    autocomplete_fields = ["members"]
+    readonly_fields = ["resolved_clusters", "created_at", "updated_at"]
+    list_per_page = 100
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ClusterGroup]:
+        return super().get_queryset(request).annotate(_members=Count("members"))
+
+    @admin.display(description="explicit members", ordering="_members")
+    def member_count(self, obj: Any) -> int:
+        return obj._members
+
+    @admin.display(description="resolves to")
+    def resolved_clusters(self, obj: ClusterGroup) -> str:
+        if not obj.pk:
+            return "—"
+        qs = cluster_group_resolve(group=obj)
+        total = qs.count()
+        names = format_html_join(", ", "{}", ((n,) for n in qs.values_list("name", flat=True)[:50]))
+        more = f" … and {total - 50} more" if total > 50 else ""
+        return format_html("{} cluster(s): {}{}", total, names, more)

@@ -1,0 +1,45 @@
+"""Filter sets shared by the API and the UI."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+from django.db.models.fields.json import KeyTextTransform
+
+from apps.clusters.models import Cluster, ClusterGroup, Executor
+from apps.clusters.selectors import cluster_group_resolve
+
+
+class ClusterFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    region = django_filters.CharFilter()
+    environment = django_filters.CharFilter()
+    executor = django_filters.ChoiceFilter(choices=Executor.choices)
+    enabled = django_filters.BooleanFilter()
+    label = django_filters.CharFilter(method="filter_label", label="Label key=value")
+    group = django_filters.CharFilter(method="filter_group", label="Cluster group name")
+
+    class Meta:
+        model = Cluster
+        fields = ["name", "region", "environment", "executor", "enabled"]
+
+    def filter_label(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
+        key, sep, val = value.partition("=")
+        if not sep:
+            return queryset.alias(_lbl=KeyTextTransform(key, "labels")).filter(_lbl__isnull=False)
+        return queryset.alias(_lbl=KeyTextTransform(key, "labels")).filter(_lbl=val)
+
+    def filter_group(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
+        group = ClusterGroup.objects.filter(name=value).first()
+        if group is None:
+            return queryset.none()
+        return queryset.filter(pk__in=cluster_group_resolve(group=group).values("pk"))
+
+
+class ClusterGroupFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    member = django_filters.CharFilter(field_name="members__name", label="Explicit member name")
+
+    class Meta:
+        model = ClusterGroup
+        fields = ["name"]

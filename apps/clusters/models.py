@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+
+from apps.clusters import kubeconfig as kc
+from apps.core.crypto import EncryptedTextField, fingerprint
+from apps.core.models import TimeStampedModel
+from apps.core.validators import validate_labels
+
+
+DNS_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+
+class Executor(models.TextChoices):
+    KUBERNETES = "kubernetes", "Kubernetes (pod in the cluster)"
+    LOCAL = "local", "Local (subprocess on the worker host)"
+
+
+class Cluster(TimeStampedModel):
+    name = models.SlugField(max_length=63, unique=True, help_text="Unique id used in URLs, API and CLI.")
+    display_name = models.CharField(max_length=200, blank=True)
+    description = models.TextField(blank=True)
+    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
+    region = models.CharField(max_length=63, blank=True, db_index=True)
+    environment = models.CharField(max_length=63, blank=True, db_index=True, help_text="e.g. prod, staging")
+    executor = models.CharField(max_length=20, choices=Executor.choices, default=Executor.KUBERNETES)
+    kubeconfig = EncryptedTextField(blank=True, help_text="Encrypted at rest; never shown again.")
+    kubeconfig_fingerprint = models.CharField(max_length=20, blank=True, editable=False)
+    context = models.CharField(max_length=253, blank=True, help_text="Kubeconfig context; empty means current-context.")
+    namespace = models.CharField(
+        max_length=63, default="kubeprobe", help_text="Namespace where probe pods run.",
+        validators=[RegexValidator(DNS_LABEL_RE, "Not a valid namespace name (DNS label).")],
+    )
+    api_qps = models.FloatField(default=20, validators=[MinValueValidator(0.1)], help_text="Client-side rate limit for this cluster's API.")
+    api_timeout_seconds = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    enabled = models.BooleanField(default=True, db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["environment", "region"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def has_kubeconfig(self) -> bool:
+        return bool(self.kubeconfig_fingerprint)
+
+    def clean(self) -> None:
+        super().clean()
+        self.validate_kubeconfig()
+
+    def validate_kubeconfig(self) -> None:
+        """The kubeconfig parses, has the context and a server URL.
+
+        Kubernetes clusters need one; local clusters may leave it empty.
+        """
+        if self.kubeconfig:
+            kc.validate(self.kubeconfig, self.context)
+        elif self.executor == Executor.KUBERNETES:
+            raise ValidationError({"kubeconfig": "A kubeconfig is required for the kubernetes executor."})
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.validate_kubeconfig()
+        self.kubeconfig_fingerprint = fingerprint(self.kubeconfig) if self.kubeconfig else ""
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class ClusterGroup(TimeStampedModel):
+    """A named set of clusters: explicit members plus every cluster whose
+    labels match the selector (all key=value pairs; empty selects none)."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.TextField(blank=True)
+    members = models.ManyToManyField(Cluster, blank=True, related_name="explicit_groups")
+    selector = models.JSONField(
+        default=dict, blank=True, validators=[validate_labels],
+        help_text='Label selector, e.g. {"env": "prod", "region": "eu"}.',
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

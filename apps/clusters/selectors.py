@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTextTransform
+
+from apps.clusters.models import Cluster, ClusterGroup
+
+
+def _label_match(queryset: QuerySet[Cluster], selector: dict[str, str]) -> QuerySet[Cluster]:
+    # KeyTextTransform handles keys with dots and slashes (e.g. topology.kubernetes.io/zone)
+    # and works on SQLite as well as Postgres.
+    aliases = {f"_label_{i}": KeyTextTransform(key, "labels") for i, key in enumerate(selector)}
+    filters = {f"_label_{i}": value for i, value in enumerate(selector.values())}
+    return queryset.alias(**aliases).filter(**filters)
+
+
+def cluster_group_resolve(*, group: ClusterGroup, enabled_only: bool = False) -> QuerySet[Cluster]:
+    """Clusters in a group: explicit members plus label-selector matches."""
+    base = Cluster.objects.all()
+    condition = Q(pk__in=group.members.values("pk"))
+    if group.selector:
+        condition |= Q(pk__in=_label_match(Cluster.objects.all(), group.selector).values("pk"))
+    qs = base.filter(condition)
+    if enabled_only:
+        qs = qs.filter(enabled=True)
+    return qs.order_by("name")
+
+
+def clusters_for_targets(
+    *, clusters: Iterable[Cluster] = (), groups: Iterable[ClusterGroup] = (), enabled_only: bool = True
+) -> QuerySet[Cluster]:
+    """The union of explicit clusters and resolved groups, without duplicates."""
+    condition = Q(pk__in=[c.pk for c in clusters])
+    for group in groups:
+        condition |= Q(pk__in=cluster_group_resolve(group=group).values("pk"))
+    qs = Cluster.objects.filter(condition)
+    if enabled_only:
+        qs = qs.filter(enabled=True)
+    return qs.order_by("name")

@@ -1,0 +1,47 @@
+"""Small pieces shared by the apps' admin modules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.html import format_html
+
+
+class WriteOnlyTextarea(forms.Textarea):
+    """A textarea that never renders a value back: for secrets."""
+
+    def format_value(self, value: Any) -> None:
+        return None
+
+
+def pretty_json(value: Any) -> str:
+    return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+
+
+def enable_actions(
+    noun: str, setter: Callable[[QuerySet[Any], bool], int] | None = None
+) -> tuple[Callable[..., None], Callable[..., None]]:
+    """Bulk enable/disable actions that report what they did."""
+
+    def apply(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], value: bool) -> None:
+        count = setter(queryset, value) if setter else queryset.update(enabled=value)
+        word = "Enabled" if value else "Disabled"
+        modeladmin.message_user(request, f"{word} {count} {noun}.", messages.SUCCESS)
+
+    @admin.action(description=f"Enable selected {noun}")
+    def enable(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        apply(modeladmin, request, queryset, True)
+
+    @admin.action(description=f"Disable selected {noun}")
+    def disable(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        apply(modeladmin, request, queryset, False)
+
+    enable.__name__ = f"enable_{noun.replace(' ', '_')}"
+    disable.__name__ = f"disable_{noun.replace(' ', '_')}"
+    return enable, disable

@@ -1,0 +1,72 @@
+"""API helpers shared by every app."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Model-level ValidationErrors become 400s naming the field, not 500s."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = serializers.ValidationError(detail)
+    return drf_exception_handler(exc, context)
+
+
+def run_model_validator(validator: Any, value: Any) -> Any:
+    """Run a Django validator inside a DRF field validation, keeping its message."""
+    try:
+        validator(value)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.messages) from exc
+    return value
+
+
+class ModelCleanMixin:
+    """Run the model's clean() from a ModelSerializer, so cross-field rules
+    live in one place and the API answers 400 naming the field."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)  # type: ignore[misc]
+        model = self.Meta.model  # type: ignore[attr-defined]
+        instance = copy.copy(self.instance) if self.instance is not None else model()  # type: ignore[attr-defined]
+        concrete = {f.name for f in model._meta.concrete_fields}
+        for key, value in attrs.items():
+            if key in concrete:
+                setattr(instance, key, value)
+        try:
+            instance.clean()
+        except DjangoValidationError as exc:
+            detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+            raise serializers.ValidationError(detail) from exc
+        return attrs
+
+
+class AtomicWritesMixin:
+    """Create/update/delete in one transaction, M2M sets included."""
+
+    def perform_create(self, serializer: Any) -> None:
+        with transaction.atomic():
+            super().perform_create(serializer)  # type: ignore[misc]
+
+    def perform_update(self, serializer: Any) -> None:
+        with transaction.atomic():
+            super().perform_update(serializer)  # type: ignore[misc]
+
+    def perform_destroy(self, instance: Any) -> None:
+        with transaction.atomic():
+            super().perform_destroy(instance)  # type: ignore[misc]
+
+
+def names_field(queryset: Any, **kwargs: Any) -> serializers.SlugRelatedField:
+    """A many-valued relation written and read as a list of names."""
+    return serializers.SlugRelatedField(
+        many=True, slug_field="name", queryset=queryset, required=False, **kwargs
+    )

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from django.db import models
+
+from apps.catalog.models import Case
+from apps.clusters.models import Cluster
+
+
+class Trigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    EVENT = "event", "Event"
+    MANUAL = "manual", "Manual"
+    GATE = "gate", "Release gate"
+
+
+class RunState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DISPATCHED = "dispatched", "Dispatched"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ERROR = "error", "Error"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+ACTIVE_STATES = (RunState.PENDING, RunState.DISPATCHED, RunState.RUNNING)
+FINISHED_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT)
+
+
+class ProbeRun(models.Model):
+    """探测实例: one execution of one case on one cluster."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="runs")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="runs")
+    binding = models.ForeignKey(
+        "scheduling.Binding", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    trigger = models.CharField(max_length=20, choices=Trigger.choices)
+    state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.PENDING)
+    # (binding, case, cluster, tick) for scheduled runs, so a repeated tick creates nothing.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    executor = models.CharField(max_length=20, blank=True)
+    pod_name = models.CharField(max_length=253, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    ok = models.BooleanField(null=True, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True, help_text="Why the run ended in error or timed out.")
+    log_tail = models.TextField(blank=True)
+    diagnostics = models.JSONField(default=dict, blank=True, help_text="Pod status and events.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("run_probe", "Can run probes by hand")]
+        indexes = [
+            models.Index(fields=["case", "cluster", "-created_at"], name="run_case_cluster_recent"),
+            models.Index(fields=["cluster", "-created_at"], name="run_cluster_recent"),
+            models.Index(fields=["-created_at", "-id"], name="run_recent"),
+            models.Index(fields=["state", "deadline"], name="run_state_deadline"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk}: {self.case_id}@{self.cluster_id} {self.state}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_STATES

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models, transaction
+from django_celery_beat.models import PeriodicTask
+
+from apps.catalog.models import Case, CaseSet
+from apps.clusters.models import Cluster, ClusterGroup
+from apps.core.models import TimeStampedModel
+from apps.scheduling import cron
+
+EVENT_WORD_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+BUILTIN_EVENT_KINDS = ("component_release", "cluster_change", "upgrade")
+
+
+def validate_event_triggers(value: Any) -> None:
+    """[{"kind": "component_release", "component": "etcd"}, {"kind": "upgrade"}]"""
+    if not isinstance(value, list):
+        raise ValidationError("Event triggers must be a list of {kind, component} objects.")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict) or set(item) - {"kind", "component"}:
+            raise ValidationError(
+                "Event trigger %(i)d must be an object with 'kind' and optional 'component'.",
+                params={"i": i},
+            )
+        kind = item.get("kind")
+        if not isinstance(kind, str) or not EVENT_WORD_RE.match(kind):
+            raise ValidationError(
+                "Event trigger %(i)d: kind %(kind)r is not a lowercase word "
+                "(built in: %(builtin)s, or your own).",
+                params={"i": i, "kind": kind, "builtin": ", ".join(BUILTIN_EVENT_KINDS)},
+            )
+        component = item.get("component", "")
+        if not isinstance(component, str) or (component and not EVENT_WORD_RE.match(component)):
+            raise ValidationError(
+                "Event trigger %(i)d: component %(c)r is not a lowercase word.",
+                params={"i": i, "c": component},
+            )
+
+
+class Binding(TimeStampedModel):
+    """Targets (clusters, groups) × subjects (cases, case sets), with triggers."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.TextField(blank=True)
+    clusters = models.ManyToManyField(Cluster, blank=True, related_name="bindings")
+    groups = models.ManyToManyField(ClusterGroup, blank=True, related_name="bindings")
+    cases = models.ManyToManyField(Case, blank=True, related_name="bindings")
+    case_sets = models.ManyToManyField(CaseSet, blank=True, related_name="bindings")
+    interval_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Run every N seconds. Leave empty for cron or event/manual only.",
+    )
+    cron = models.CharField(
+        max_length=100, blank=True,
+        help_text="Five-field cron expression (server time zone), e.g. '*/5 * * * *', or @hourly.",
+    )
+    event_triggers = models.JSONField(
+        default=list, blank=True, validators=[validate_event_triggers],
+        help_text='Events that run it at once, e.g. [{"kind": "component_release", "component": "etcd"}].',
+    )
+    enabled = models.BooleanField(default=True, db_index=True)
+    periodic_task = models.OneToOneField(
+        PeriodicTask, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+        related_name="binding",
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def schedule_display(self) -> str:
+        if self.interval_seconds:
+            return f"every {self.interval_seconds}s"
+        if self.cron:
+            return f"cron {self.cron}"
+        return "events/manual only"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.interval_seconds and self.cron:
+            raise ValidationError({"cron": "Set either an interval or a cron expression, not both."})
+        if self.cron:
+            try:
+                cron.parse(self.cron)
+            except ValidationError as exc:
+                raise ValidationError({"cron": exc.messages}) from exc
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        from apps.scheduling.services import binding_sync_periodic_task
+
+        # The schedule row and the binding change together or not at all.
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            binding_sync_periodic_task(binding=self)

@@ -1,0 +1,17 @@
+"""The /api/v1/ router: each app registers its viewsets here."""
+
+from rest_framework.routers import DefaultRouter
+
+from apps.catalog.api.views import CaseSetViewSet, CaseTemplateViewSet, CaseViewSet
+from apps.clusters.api.views import ClusterGroupViewSet, ClusterViewSet
+from apps.runs.api.views import ProbeRunViewSet
+from apps.scheduling.api.views import BindingViewSet
+
+router = DefaultRouter()
+router.register("clusters", ClusterViewSet)
+router.register("cluster-groups", ClusterGroupViewSet)
+router.register("templates", CaseTemplateViewSet)
+router.register("cases", CaseViewSet)
+router.register("case-sets", CaseSetViewSet)
+router.register("bindings", BindingViewSet)
+router.register("runs", ProbeRunViewSet)
