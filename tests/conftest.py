@@ -1,10 +1,21 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """One test database per pytest process, so concurrent runs never collide."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    base = db.get("TEST", {}).get("NAME") or f"test_{db['NAME']}"
+    db.setdefault("TEST", {})["NAME"] = f"{base}_{os.getpid()}"
 
 
 @pytest.fixture

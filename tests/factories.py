@@ -22,7 +22,10 @@ def make_kubeconfig(
             "clusters": [{"name": f"{context}-cluster", "cluster": {"server": server}}],
             "users": [{"name": f"{context}-user", "user": {"token": token}}],
             "contexts": [
-                {"name": context, "context": {"cluster": f"{context}-cluster", "user": f"{context}-user"}}
+                {
+                    "name": context,
+                    "context": {"cluster": f"{context}-cluster", "user": f"{context}-user"},
+                }
             ],
         }
     )

@@ -10,14 +10,35 @@ from apps.core.admin_utils import enable_actions, pretty_json
 
 @admin.register(CaseTemplate)
 class CaseTemplateAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "image", "report_protocol", "timeout_seconds", "owner", "updated_at"]
+    list_display = [
+        "name",
+        "kind",
+        "image",
+        "report_protocol",
+        "timeout_seconds",
+        "owner",
+        "updated_at",
+    ]
     list_filter = ["kind", "report_protocol"]
     search_fields = ["name", "image", "owner", "description"]
     list_per_page = 100
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
         (None, {"fields": ["name", "kind", "description", "owner"]}),
-        ("Container", {"fields": ["image", "command", "args", "default_env", "resources", "service_account", "timeout_seconds"]}),
+        (
+            "Container",
+            {
+                "fields": [
+                    "image",
+                    "command",
+                    "args",
+                    "default_env",
+                    "resources",
+                    "service_account",
+                    "timeout_seconds",
+                ]
+            },
+        ),
         ("Reporting", {"fields": ["report_protocol"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
@@ -34,7 +55,14 @@ class RenderConfigInline(admin.StackedInline):
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
     inlines = [RenderConfigInline]
-    list_display = ["name", "template", "template_kind", "render_config_name", "enabled", "updated_at"]
+    list_display = [
+        "name",
+        "template",
+        "template_kind",
+        "render_config_name",
+        "enabled",
+        "updated_at",
+    ]
     list_select_related = ["template", "render_config"]
     list_filter = ["enabled", "template__kind"]
     search_fields = ["name", "description", "template__name"]

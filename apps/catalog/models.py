@@ -30,13 +30,17 @@ class CaseTemplate(TimeStampedModel):
 
     name = models.SlugField(max_length=63, unique=True)
     kind = models.CharField(max_length=20, choices=TemplateKind.choices, default=TemplateKind.PROBE)
-    image = models.CharField(max_length=500, help_text="Container image, e.g. ghcr.io/org/probe:1.2")
+    image = models.CharField(
+        max_length=500, help_text="Container image, e.g. ghcr.io/org/probe:1.2"
+    )
     command = models.JSONField(default=list, blank=True, validators=[validate_string_list])
     args = models.JSONField(default=list, blank=True, validators=[validate_string_list])
     default_env = models.JSONField(default=dict, blank=True, validators=[validate_env])
     timeout_seconds = models.PositiveIntegerField(default=300, validators=_timeout_validators())
     resources = models.JSONField(
-        default=dict, blank=True, validators=[validate_resources],
+        default=dict,
+        blank=True,
+        validators=[validate_resources],
         help_text='{"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}',
     )
     service_account = models.CharField(max_length=253, blank=True)
@@ -44,7 +48,9 @@ class CaseTemplate(TimeStampedModel):
         max_length=20, choices=ReportProtocol.choices, default=ReportProtocol.KUBEPROBE
     )
     description = models.TextField(blank=True)
-    owner = models.CharField(max_length=200, blank=True, help_text="Team or person to ask about it.")
+    owner = models.CharField(
+        max_length=200, blank=True, help_text="Team or person to ask about it."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -60,7 +66,9 @@ class Case(TimeStampedModel):
     template = models.ForeignKey(CaseTemplate, on_delete=models.PROTECT, related_name="cases")
     description = models.TextField(blank=True)
     timeout_seconds = models.PositiveIntegerField(
-        null=True, blank=True, validators=_timeout_validators(),
+        null=True,
+        blank=True,
+        validators=_timeout_validators(),
         help_text="Overrides the template's timeout.",
     )
     enabled = models.BooleanField(default=True, db_index=True)
@@ -107,14 +115,20 @@ class RenderConfig(TimeStampedModel):
     template into one case. One template yields many cases this way."""
 
     case = models.OneToOneField(Case, on_delete=models.CASCADE, related_name="render_config")
-    name = models.CharField(max_length=100, help_text="What this rendering targets, e.g. 'meta-etcd'.")
+    name = models.CharField(
+        max_length=100, help_text="What this rendering targets, e.g. 'meta-etcd'."
+    )
     env = models.JSONField(default=dict, blank=True, validators=[validate_env])
     args = models.JSONField(
-        null=True, blank=True, validators=[validate_string_list],
+        null=True,
+        blank=True,
+        validators=[validate_string_list],
         help_text="Replaces the template's args when set.",
     )
     resources = models.JSONField(
-        null=True, blank=True, validators=[validate_resources],
+        null=True,
+        blank=True,
+        validators=[validate_resources],
         help_text="Replaces the template's resources when set.",
     )
 
@@ -125,7 +139,9 @@ class RenderConfig(TimeStampedModel):
 class CaseSet(TimeStampedModel):
     name = models.SlugField(max_length=63, unique=True)
     description = models.TextField(blank=True)
-    cases = models.ManyToManyField(Case, through="CaseSetMembership", related_name="case_sets", blank=True)
+    cases = models.ManyToManyField(
+        Case, through="CaseSetMembership", related_name="case_sets", blank=True
+    )
 
     class Meta:
         ordering = ["name"]
@@ -140,7 +156,9 @@ class CaseSetMembership(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["case_set", "case"], name="catalog_casesetmembership_uniq")
+            models.UniqueConstraint(
+                fields=["case_set", "case"], name="catalog_casesetmembership_uniq"
+            )
         ]
 
     def __str__(self) -> str:

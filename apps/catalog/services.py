@@ -8,7 +8,9 @@ from apps.catalog.models import Case, RenderConfig
 
 
 @transaction.atomic
-def case_set_render_config(*, case: Case, render_config: dict[str, Any] | None) -> RenderConfig | None:
+def case_set_render_config(
+    *, case: Case, render_config: dict[str, Any] | None
+) -> RenderConfig | None:
     """Replace the case's render config (None removes it)."""
     if render_config is None:
         RenderConfig.objects.filter(case=case).delete()

@@ -15,7 +15,9 @@ from apps.core.admin_utils import WriteOnlyTextarea, enable_actions
 
 class ClusterAdminForm(forms.ModelForm):
     kubeconfig = forms.CharField(
-        required=False, strip=False, widget=WriteOnlyTextarea(attrs={"rows": 8, "cols": 80}),
+        required=False,
+        strip=False,
+        widget=WriteOnlyTextarea(attrs={"rows": 8, "cols": 80}),
         help_text="Write-only: paste a kubeconfig to set or replace it. Leave empty to keep the current one.",
     )
     clear_kubeconfig = forms.BooleanField(
@@ -24,7 +26,21 @@ class ClusterAdminForm(forms.ModelForm):
 
     class Meta:
         model = Cluster
-        fields = "__all__"
+        fields = [
+            "name",
+            "display_name",
+            "description",
+            "labels",
+            "region",
+            "environment",
+            "enabled",
+            "executor",
+            "kubeconfig",
+            "context",
+            "namespace",
+            "api_qps",
+            "api_timeout_seconds",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -35,7 +51,9 @@ class ClusterAdminForm(forms.ModelForm):
                 "Paste a new one to replace it, or leave empty to keep it."
             )
         else:
-            self.fields["kubeconfig"].help_text = "No kubeconfig is set. Required for the kubernetes executor."
+            self.fields[
+                "kubeconfig"
+            ].help_text = "No kubeconfig is set. Required for the kubernetes executor."
 
     def clean_kubeconfig(self) -> str:
         new = self.cleaned_data.get("kubeconfig") or ""
@@ -50,8 +68,14 @@ class ClusterAdminForm(forms.ModelForm):
 class ClusterAdmin(admin.ModelAdmin):
     form = ClusterAdminForm
     list_display = [
-        "name", "display_name", "environment", "region", "executor", "enabled",
-        "kubeconfig_status", "updated_at",
+        "name",
+        "display_name",
+        "environment",
+        "region",
+        "executor",
+        "enabled",
+        "kubeconfig_status",
+        "updated_at",
     ]
     list_filter = ["enabled", "executor", "environment", "region"]
     search_fields = ["name", "display_name", "description"]
@@ -60,8 +84,24 @@ class ClusterAdmin(admin.ModelAdmin):
     actions = list(enable_actions("clusters"))
     readonly_fields = ["created_at", "updated_at"]
     fieldsets = [
-        (None, {"fields": ["name", "display_name", "description", "labels", "region", "environment", "enabled"]}),
-        ("Access", {"fields": ["executor", "kubeconfig", "clear_kubeconfig", "context", "namespace"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "name",
+                    "display_name",
+                    "description",
+                    "labels",
+                    "region",
+                    "environment",
+                    "enabled",
+                ]
+            },
+        ),
+        (
+            "Access",
+            {"fields": ["executor", "kubeconfig", "clear_kubeconfig", "context", "namespace"]},
+        ),
         ("API client", {"fields": ["api_qps", "api_timeout_seconds"], "classes": ["collapse"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

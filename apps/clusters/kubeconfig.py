@@ -22,7 +22,9 @@ def parse(text: str) -> dict[str, Any]:
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         raise ValidationError(f"The kubeconfig is not valid YAML{where}.") from exc
     if not isinstance(doc, dict):
-        raise ValidationError("The kubeconfig must be a YAML mapping (apiVersion, clusters, contexts, users).")
+        raise ValidationError(
+            "The kubeconfig must be a YAML mapping (apiVersion, clusters, contexts, users)."
+        )
     return doc
 
 
@@ -71,7 +73,9 @@ def validate(text: str, context: str = "") -> str:
     clusters = _named(doc, "clusters")
     if not cluster_name or cluster_name not in clusters:
         raise ValidationError(
-            {"kubeconfig": f"Context '{name}' names cluster '{cluster_name}', which is not in the kubeconfig."}
+            {
+                "kubeconfig": f"Context '{name}' names cluster '{cluster_name}', which is not in the kubeconfig."
+            }
         )
     server = clusters[cluster_name].get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
@@ -81,7 +85,9 @@ def validate(text: str, context: str = "") -> str:
     user_name = ctx.get("user")
     if user_name and user_name not in _named(doc, "users"):
         raise ValidationError(
-            {"kubeconfig": f"Context '{name}' names user '{user_name}', which is not in the kubeconfig."}
+            {
+                "kubeconfig": f"Context '{name}' names user '{user_name}', which is not in the kubeconfig."
+            }
         )
     return name
 

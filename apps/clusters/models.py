@@ -9,7 +9,6 @@ from apps.core.crypto import EncryptedTextField, fingerprint
 from apps.core.models import TimeStampedModel
 from apps.core.validators import validate_labels
 
-
 DNS_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
@@ -19,21 +18,35 @@ class Executor(models.TextChoices):
 
 
 class Cluster(TimeStampedModel):
-    name = models.SlugField(max_length=63, unique=True, help_text="Unique id used in URLs, API and CLI.")
+    name = models.SlugField(
+        max_length=63, unique=True, help_text="Unique id used in URLs, API and CLI."
+    )
     display_name = models.CharField(max_length=200, blank=True)
     description = models.TextField(blank=True)
     labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
     region = models.CharField(max_length=63, blank=True, db_index=True)
-    environment = models.CharField(max_length=63, blank=True, db_index=True, help_text="e.g. prod, staging")
-    executor = models.CharField(max_length=20, choices=Executor.choices, default=Executor.KUBERNETES)
+    environment = models.CharField(
+        max_length=63, blank=True, db_index=True, help_text="e.g. prod, staging"
+    )
+    executor = models.CharField(
+        max_length=20, choices=Executor.choices, default=Executor.KUBERNETES
+    )
     kubeconfig = EncryptedTextField(blank=True, help_text="Encrypted at rest; never shown again.")
     kubeconfig_fingerprint = models.CharField(max_length=20, blank=True, editable=False)
-    context = models.CharField(max_length=253, blank=True, help_text="Kubeconfig context; empty means current-context.")
+    context = models.CharField(
+        max_length=253, blank=True, help_text="Kubeconfig context; empty means current-context."
+    )
     namespace = models.CharField(
-        max_length=63, default="kubeprobe", help_text="Namespace where probe pods run.",
+        max_length=63,
+        default="kubeprobe",
+        help_text="Namespace where probe pods run.",
         validators=[RegexValidator(DNS_LABEL_RE, "Not a valid namespace name (DNS label).")],
     )
-    api_qps = models.FloatField(default=20, validators=[MinValueValidator(0.1)], help_text="Client-side rate limit for this cluster's API.")
+    api_qps = models.FloatField(
+        default=20,
+        validators=[MinValueValidator(0.1)],
+        help_text="Client-side rate limit for this cluster's API.",
+    )
     api_timeout_seconds = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     enabled = models.BooleanField(default=True, db_index=True)
 
@@ -60,7 +73,9 @@ class Cluster(TimeStampedModel):
         if self.kubeconfig:
             kc.validate(self.kubeconfig, self.context)
         elif self.executor == Executor.KUBERNETES:
-            raise ValidationError({"kubeconfig": "A kubeconfig is required for the kubernetes executor."})
+            raise ValidationError(
+                {"kubeconfig": "A kubeconfig is required for the kubernetes executor."}
+            )
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.validate_kubeconfig()
@@ -76,7 +91,9 @@ class ClusterGroup(TimeStampedModel):
     description = models.TextField(blank=True)
     members = models.ManyToManyField(Cluster, blank=True, related_name="explicit_groups")
     selector = models.JSONField(
-        default=dict, blank=True, validators=[validate_labels],
+        default=dict,
+        blank=True,
+        validators=[validate_labels],
         help_text='Label selector, e.g. {"env": "prod", "region": "eu"}.',
     )
 

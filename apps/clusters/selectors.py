@@ -29,7 +29,10 @@ def cluster_group_resolve(*, group: ClusterGroup, enabled_only: bool = False) ->
 
 
 def clusters_for_targets(
-    *, clusters: Iterable[Cluster] = (), groups: Iterable[ClusterGroup] = (), enabled_only: bool = True
+    *,
+    clusters: Iterable[Cluster] = (),
+    groups: Iterable[ClusterGroup] = (),
+    enabled_only: bool = True,
 ) -> QuerySet[Cluster]:
     """The union of explicit clusters and resolved groups, without duplicates."""
     condition = Q(pk__in=[c.pk for c in clusters])

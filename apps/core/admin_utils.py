@@ -21,7 +21,9 @@ class WriteOnlyTextarea(forms.Textarea):
 
 
 def pretty_json(value: Any) -> str:
-    return format_html("<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, sort_keys=True))
+    return format_html(
+        "<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, sort_keys=True)
+    )
 
 
 def enable_actions(
@@ -29,7 +31,9 @@ def enable_actions(
 ) -> tuple[Callable[..., None], Callable[..., None]]:
     """Bulk enable/disable actions that report what they did."""
 
-    def apply(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], value: bool) -> None:
+    def apply(
+        modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], value: bool
+    ) -> None:
         count = setter(queryset, value) if setter else queryset.update(enabled=value)
         word = "Enabled" if value else "Disabled"
         modeladmin.message_user(request, f"{word} {count} {noun}.", messages.SUCCESS)
@@ -39,7 +43,9 @@ def enable_actions(
         apply(modeladmin, request, queryset, True)
 
     @admin.action(description=f"Disable selected {noun}")
-    def disable(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    def disable(
+        modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
+    ) -> None:
         apply(modeladmin, request, queryset, False)
 
     enable.__name__ = f"enable_{noun.replace(' ', '_')}"

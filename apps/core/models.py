@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-TOKEN_PREFIX = "kp_"
+TOKEN_PREFIX = "kp_"  # noqa: S105 (a marker, not a secret)
 
 
 class TimeStampedModel(models.Model):
@@ -29,7 +29,9 @@ class ApiToken(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
     name = models.CharField(max_length=100, help_text="Who uses it, e.g. 'release-platform'.")
-    prefix = models.CharField(max_length=12, editable=False, help_text="First characters, to tell tokens apart.")
+    prefix = models.CharField(
+        max_length=12, editable=False, help_text="First characters, to tell tokens apart."
+    )
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(null=True, blank=True)

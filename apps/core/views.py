@@ -44,7 +44,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
             checks[name] = f"error: {type(exc).__name__}"
     failing = [name for name, result in checks.items() if result != "ok"]
     status = 503 if failing else 200
-    body = {"status": "ok" if not failing else "failing", "checks": checks}
+    body: dict[str, object] = {"status": "ok" if not failing else "failing", "checks": checks}
     if failing:
         body["failing"] = failing
     return JsonResponse(body, status=status)

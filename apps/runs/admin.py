@@ -18,16 +18,34 @@ class ProbeRunAdmin(admin.ModelAdmin):
     show_full_result_count = False
     ordering = ["-created_at", "-id"]
     readonly_fields = [
-        "case", "cluster", "binding", "trigger", "state", "idempotency_key", "executor",
-        "pod_name", "created_at", "dispatched_at", "finished_at", "deadline", "duration_ms",
-        "ok", "errors_display", "steps_display", "metrics_display", "reason", "log_tail",
+        "case",
+        "cluster",
+        "binding",
+        "trigger",
+        "state",
+        "idempotency_key",
+        "executor",
+        "pod_name",
+        "created_at",
+        "dispatched_at",
+        "finished_at",
+        "deadline",
+        "duration_ms",
+        "ok",
+        "errors_display",
+        "steps_display",
+        "metrics_display",
+        "reason",
+        "log_tail",
         "diagnostics_display",
     ]
     exclude = ["errors", "steps", "metrics", "diagnostics"]
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         qs = super().get_queryset(request)
-        if request.resolver_match and request.resolver_match.url_name.endswith("changelist"):
+        if request.resolver_match and (request.resolver_match.url_name or "").endswith(
+            "changelist"
+        ):
             # Big text columns are only shown on the detail page.
             qs = qs.defer("log_tail", "diagnostics", "steps", "metrics", "errors")
         return qs

@@ -14,10 +14,21 @@ from apps.scheduling.services import bindings_set_enabled
 class BindingAdminForm(forms.ModelForm):
     class Meta:
         model = Binding
-        fields = "__all__"
+        fields = [
+            "name",
+            "description",
+            "enabled",
+            "clusters",
+            "groups",
+            "cases",
+            "case_sets",
+            "interval_seconds",
+            "cron",
+            "event_triggers",
+        ]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         if not (data.get("clusters") or data.get("groups")):
             self.add_error("clusters", "Name at least one cluster or group.")
         if not (data.get("cases") or data.get("case_sets")):

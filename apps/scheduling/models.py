@@ -52,20 +52,29 @@ class Binding(TimeStampedModel):
     cases = models.ManyToManyField(Case, blank=True, related_name="bindings")
     case_sets = models.ManyToManyField(CaseSet, blank=True, related_name="bindings")
     interval_seconds = models.PositiveIntegerField(
-        null=True, blank=True, validators=[MinValueValidator(1)],
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
         help_text="Run every N seconds. Leave empty for cron or event/manual only.",
     )
     cron = models.CharField(
-        max_length=100, blank=True,
+        max_length=100,
+        blank=True,
         help_text="Five-field cron expression (server time zone), e.g. '*/5 * * * *', or @hourly.",
     )
     event_triggers = models.JSONField(
-        default=list, blank=True, validators=[validate_event_triggers],
+        default=list,
+        blank=True,
+        validators=[validate_event_triggers],
         help_text='Events that run it at once, e.g. [{"kind": "component_release", "component": "etcd"}].',
     )
     enabled = models.BooleanField(default=True, db_index=True)
     periodic_task = models.OneToOneField(
-        PeriodicTask, null=True, blank=True, editable=False, on_delete=models.SET_NULL,
+        PeriodicTask,
+        null=True,
+        blank=True,
+        editable=False,
+        on_delete=models.SET_NULL,
         related_name="binding",
     )
 
@@ -86,7 +95,9 @@ class Binding(TimeStampedModel):
     def clean(self) -> None:
         super().clean()
         if self.interval_seconds and self.cron:
-            raise ValidationError({"cron": "Set either an interval or a cron expression, not both."})
+            raise ValidationError(
+                {"cron": "Set either an interval or a cron expression, not both."}
+            )
         if self.cron:
             try:
                 cron.parse(self.cron)

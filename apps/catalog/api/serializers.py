@@ -47,9 +47,20 @@ class CaseTemplateSerializer(serializers.ModelSerializer):
     class Meta:
         model = CaseTemplate
         fields = [
-            "name", "kind", "image", "command", "args", "default_env", "timeout_seconds",
-            "resources", "service_account", "report_protocol", "description", "owner",
-            "created_at", "updated_at",
+            "name",
+            "kind",
+            "image",
+            "command",
+            "args",
+            "default_env",
+            "timeout_seconds",
+            "resources",
+            "service_account",
+            "report_protocol",
+            "description",
+            "owner",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 
@@ -57,7 +68,9 @@ class CaseTemplateSerializer(serializers.ModelSerializer):
 class RenderConfigSerializer(serializers.ModelSerializer):
     env = EnvField(required=False)
     args = string_list(required=False, allow_null=True, help_text="Replaces the template's args.")
-    resources = ResourcesField(required=False, allow_null=True, help_text="Replaces the template's resources.")
+    resources = ResourcesField(
+        required=False, allow_null=True, help_text="Replaces the template's resources."
+    )
 
     class Meta:
         model = RenderConfig
@@ -72,8 +85,15 @@ class CaseSerializer(serializers.ModelSerializer):
     class Meta:
         model = Case
         fields = [
-            "name", "template", "description", "timeout_seconds", "enabled", "render_config",
-            "effective_env", "created_at", "updated_at",
+            "name",
+            "template",
+            "description",
+            "timeout_seconds",
+            "enabled",
+            "render_config",
+            "effective_env",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 

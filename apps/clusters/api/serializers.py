@@ -16,7 +16,10 @@ class LabelsJSONField(serializers.JSONField):
 
 class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):
     kubeconfig = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, trim_whitespace=False,
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        trim_whitespace=False,
         style={"base_template": "textarea.html"},
         help_text="Write-only. Omit to keep the stored kubeconfig; empty string clears it.",
     )
@@ -26,9 +29,23 @@ class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):
     class Meta:
         model = Cluster
         fields = [
-            "name", "display_name", "description", "labels", "region", "environment",
-            "executor", "kubeconfig", "has_kubeconfig", "kubeconfig_fingerprint", "context",
-            "namespace", "api_qps", "api_timeout_seconds", "enabled", "created_at", "updated_at",
+            "name",
+            "display_name",
+            "description",
+            "labels",
+            "region",
+            "environment",
+            "executor",
+            "kubeconfig",
+            "has_kubeconfig",
+            "kubeconfig_fingerprint",
+            "context",
+            "namespace",
+            "api_qps",
+            "api_timeout_seconds",
+            "enabled",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["kubeconfig_fingerprint", "created_at", "updated_at"]
 

@@ -11,18 +11,40 @@ class StepSerializer(serializers.Serializer):
 
 
 class ProbeRunSerializer(serializers.ModelSerializer):
-    case = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    binding = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    errors = serializers.ListField(child=serializers.CharField(), read_only=True)
+    case: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    cluster: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    binding: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    # Declared fields are popped off the class, so this does not shadow Serializer.errors.
+    errors = serializers.ListField(child=serializers.CharField(), read_only=True)  # type: ignore[assignment]
     steps = StepSerializer(many=True, read_only=True)
     metrics = serializers.DictField(child=serializers.FloatField(), read_only=True)
 
     class Meta:
         model = ProbeRun
         fields = [
-            "id", "case", "cluster", "binding", "trigger", "state", "executor", "pod_name",
-            "created_at", "dispatched_at", "finished_at", "deadline", "duration_ms",
-            "ok", "errors", "steps", "metrics", "reason",
+            "id",
+            "case",
+            "cluster",
+            "binding",
+            "trigger",
+            "state",
+            "executor",
+            "pod_name",
+            "created_at",
+            "dispatched_at",
+            "finished_at",
+            "deadline",
+            "duration_ms",
+            "ok",
+            "errors",
+            "steps",
+            "metrics",
+            "reason",
         ]
         read_only_fields = fields

@@ -32,9 +32,19 @@ class BindingSerializer(ModelCleanMixin, serializers.ModelSerializer):
     class Meta:
         model = Binding
         fields = [
-            "name", "description", "clusters", "groups", "cases", "case_sets",
-            "interval_seconds", "cron", "event_triggers", "enabled", "schedule",
-            "created_at", "updated_at",
+            "name",
+            "description",
+            "clusters",
+            "groups",
+            "cases",
+            "case_sets",
+            "interval_seconds",
+            "cron",
+            "event_triggers",
+            "enabled",
+            "schedule",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["created_at", "updated_at"]
 

@@ -14,7 +14,9 @@ class BindingViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
     Saving a binding keeps its Celery beat entry in step, in the same transaction.
     """
 
-    queryset = Binding.objects.prefetch_related("clusters", "groups", "cases", "case_sets").distinct()
+    queryset = Binding.objects.prefetch_related(
+        "clusters", "groups", "cases", "case_sets"
+    ).distinct()
     serializer_class = BindingSerializer
     lookup_field = "name"
     filterset_class = BindingFilter

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.clusters.services import clusters_import_kubeconfig
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update clusters from a kubeconfig file: the current context by default, "
+        "the named --context(s), or --all-contexts. Cluster names are slugs of context names."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", type=Path)
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--context", action="append", dest="contexts", help="May be repeated.")
+        group.add_argument("--all-contexts", action="store_true")
+        parser.add_argument("--namespace", help="Namespace for probe pods (default: kubeprobe).")
+
+    def handle(
+        self,
+        *args: Any,
+        path: Path,
+        contexts: list[str] | None,
+        all_contexts: bool,
+        namespace: str | None,
+        **options: Any,
+    ) -> None:
+        if not path.is_file():
+            raise CommandError(f"No kubeconfig file at {path}.")
+        try:
+            results = clusters_import_kubeconfig(
+                path=path, contexts=contexts, all_contexts=all_contexts, namespace=namespace
+            )
+        except ValidationError as exc:
+            messages = (
+                [f"{k}: {m}" for k, ms in exc.message_dict.items() for m in ms]
+                if hasattr(exc, "error_dict")
+                else exc.messages
+            )
+            raise CommandError("; ".join(messages)) from exc
+        for result in results:
+            verb = "Created" if result.created else "Updated"
+            self.stdout.write(
+                f"{verb} cluster {result.cluster.name} (context {result.cluster.context})"
+            )
