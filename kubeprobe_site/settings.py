@@ -71,6 +71,15 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[KUBEPROBE_PUBLI
 # edit a template could run code there, so it is off unless asked for.
 KUBEPROBE_LOCAL_EXECUTOR_ENABLED = env.bool("KUBEPROBE_LOCAL_EXECUTOR_ENABLED", default=False)
 
+# Run loop.
+KUBEPROBE_REPORT_GRACE_SECONDS = env.int("KUBEPROBE_REPORT_GRACE_SECONDS", default=15)
+KUBEPROBE_MAX_REPORT_BYTES = 256 * 1024
+KUBEPROBE_LOCAL_RUN_DIR = Path(env.str("KUBEPROBE_LOCAL_RUN_DIR", default=str(VAR_DIR / "runs")))
+KUBEPROBE_KEEP_FAILED_PODS = env.int("KUBEPROBE_KEEP_FAILED_PODS", default=3)
+KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS", default=3600)
+KUBEPROBE_RUN_RETENTION_DAYS = env.int("KUBEPROBE_RUN_RETENTION_DAYS", default=30)
+KUBEPROBE_DISPATCH_MAX_RETRIES = env.int("KUBEPROBE_DISPATCH_MAX_RETRIES", default=5)
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -145,6 +154,29 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Housekeeping of the run loop; beat copies these into its database schedule.
+CELERY_BEAT_SCHEDULE = {
+    "kubeprobe-reap-runs": {
+        "task": "apps.runs.tasks.reap_runs",
+        "schedule": env.float("KUBEPROBE_REAP_INTERVAL_SECONDS", default=5.0),
+        "options": {"expires": 30},
+    },
+    "kubeprobe-cleanup-runs": {
+        "task": "apps.runs.tasks.cleanup_runs",
+        "schedule": 30.0,
+        "options": {"expires": 60},
+    },
+    "kubeprobe-sweep-orphans": {
+        "task": "apps.runs.tasks.sweep_orphans",
+        "schedule": 600.0,
+        "options": {"expires": 600},
+    },
+    "kubeprobe-purge-runs": {
+        "task": "apps.runs.tasks.purge_runs",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -166,9 +198,10 @@ with contextlib.suppress(OSError):
     STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names need `collectstatic`; tests and trials go without.
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if not DEBUG
+        if env.bool("KUBEPROBE_STATIC_MANIFEST", default=not DEBUG)
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }

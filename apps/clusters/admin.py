@@ -82,7 +82,7 @@ class ClusterAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
     actions = list(enable_actions("clusters"))
-    readonly_fields = ["created_at", "updated_at"]
+    readonly_fields = ["kubeconfig_status", "created_at", "updated_at"]
     fieldsets = [
         (
             None,
@@ -106,13 +106,31 @@ class ClusterAdmin(admin.ModelAdmin):
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
+    def get_fieldsets(self, request: HttpRequest, obj: Cluster | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj) or (
+            obj is None and self.has_add_permission(request)
+        ):
+            return fieldsets
+        # Read-only pages would render the decrypted kubeconfig: show only its status.
+        hidden = {"kubeconfig", "clear_kubeconfig"}
+        out = []
+        for title, options in fieldsets:
+            fields = [f for f in options["fields"] if f not in hidden]
+            if len(fields) != len(options["fields"]):
+                fields.insert(1, "kubeconfig_status")
+            out.append((title, {**options, "fields": fields}))
+        return out
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Cluster]:
         # Pages never show the secret; the change form loads it only to keep it.
         return super().get_queryset(request).defer("kubeconfig")
 
     @admin.display(description="kubeconfig", ordering="kubeconfig_fingerprint")
     def kubeconfig_status(self, obj: Cluster) -> str:
-        return "set" if obj.has_kubeconfig else "—"
+        if not obj.has_kubeconfig:
+            return "—"
+        return f"set ({obj.kubeconfig_fingerprint})"
 
 
 @admin.register(ClusterGroup)

@@ -29,13 +29,22 @@ def parse(text: str) -> dict[str, Any]:
 
 
 def _named(doc: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
+    """name → body for the clusters/contexts/users lists, checking their shape."""
     entries = doc.get(section) or []
     if not isinstance(entries, list):
-        raise ValidationError(f"The kubeconfig's '{section}' must be a list.")
+        raise ValidationError({"kubeconfig": f"The kubeconfig's '{section}' must be a list."})
     out: dict[str, dict[str, Any]] = {}
     for entry in entries:
-        if isinstance(entry, dict) and isinstance(entry.get("name"), str):
-            out[entry["name"]] = entry.get(section[:-1]) or {}
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            raise ValidationError(
+                {"kubeconfig": f"Every entry of '{section}' must be a mapping with a name."}
+            )
+        body = entry.get(section[:-1]) or {}
+        if not isinstance(body, dict):
+            raise ValidationError(
+                {"kubeconfig": f"'{section}' entry '{entry['name']}' must hold a mapping."}
+            )
+        out[entry["name"]] = body
     return out
 
 
@@ -71,7 +80,7 @@ def validate(text: str, context: str = "") -> str:
     ctx = _named(doc, "contexts")[name]
     cluster_name = ctx.get("cluster")
     clusters = _named(doc, "clusters")
-    if not cluster_name or cluster_name not in clusters:
+    if not isinstance(cluster_name, str) or cluster_name not in clusters:
         raise ValidationError(
             {
                 "kubeconfig": f"Context '{name}' names cluster '{cluster_name}', which is not in the kubeconfig."
@@ -83,7 +92,7 @@ def validate(text: str, context: str = "") -> str:
             {"kubeconfig": f"Cluster '{cluster_name}' has no server URL (https://…)."}
         )
     user_name = ctx.get("user")
-    if user_name and user_name not in _named(doc, "users"):
+    if user_name and (not isinstance(user_name, str) or user_name not in _named(doc, "users")):
         raise ValidationError(
             {
                 "kubeconfig": f"Context '{name}' names user '{user_name}', which is not in the kubeconfig."

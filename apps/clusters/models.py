@@ -7,12 +7,19 @@ from django.db import models
 from apps.clusters import kubeconfig as kc
 from apps.core.crypto import EncryptedTextField, fingerprint
 from apps.core.models import TimeStampedModel
-from apps.core.validators import validate_labels
+from apps.core.validators import validate_labels, validate_string_list
+from apps.runs.executors import executor_choices
 
 DNS_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 
+def default_watch_namespaces() -> list[str]:
+    return ["kube-system"]
+
+
 class Executor(models.TextChoices):
+    """The executors that ship with KubeProbe; others register in apps/runs/executors/."""
+
     KUBERNETES = "kubernetes", "Kubernetes (pod in the cluster)"
     LOCAL = "local", "Local (subprocess on the worker host)"
 
@@ -29,7 +36,7 @@ class Cluster(TimeStampedModel):
         max_length=63, blank=True, db_index=True, help_text="e.g. prod, staging"
     )
     executor = models.CharField(
-        max_length=20, choices=Executor.choices, default=Executor.KUBERNETES
+        max_length=20, choices=executor_choices, default=Executor.KUBERNETES
     )
     kubeconfig = EncryptedTextField(blank=True, help_text="Encrypted at rest; never shown again.")
     kubeconfig_fingerprint = models.CharField(max_length=20, blank=True, editable=False)
@@ -48,6 +55,12 @@ class Cluster(TimeStampedModel):
         help_text="Client-side rate limit for this cluster's API.",
     )
     api_timeout_seconds = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    watch_namespaces = models.JSONField(
+        default=default_watch_namespaces,
+        blank=True,
+        validators=[validate_string_list],
+        help_text="Namespaces whose Deployments, DaemonSets and StatefulSets `watch_clusters` turns into events.",
+    )
     enabled = models.BooleanField(default=True, db_index=True)
 
     class Meta:

@@ -38,11 +38,11 @@ def enable_actions(
         word = "Enabled" if value else "Disabled"
         modeladmin.message_user(request, f"{word} {count} {noun}.", messages.SUCCESS)
 
-    @admin.action(description=f"Enable selected {noun}")
+    @admin.action(description=f"Enable selected {noun}", permissions=["change"])
     def enable(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         apply(modeladmin, request, queryset, True)
 
-    @admin.action(description=f"Disable selected {noun}")
+    @admin.action(description=f"Disable selected {noun}", permissions=["change"])
     def disable(
         modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
     ) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from apps.catalog.models import Case
@@ -39,7 +40,14 @@ class ProbeRun(models.Model):
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.PENDING)
     # (binding, case, cluster, tick) for scheduled runs, so a repeated tick creates nothing.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
-    token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # sha256 of the run's bearer token; the token itself only reaches the pod.
+    token_hash = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    event = models.ForeignKey(
+        "scheduling.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     executor = models.CharField(max_length=20, blank=True)
     pod_name = models.CharField(max_length=253, blank=True)
 
@@ -56,6 +64,9 @@ class ProbeRun(models.Model):
     reason = models.TextField(blank=True, help_text="Why the run ended in error or timed out.")
     log_tail = models.TextField(blank=True)
     diagnostics = models.JSONField(default=dict, blank=True, help_text="Pod status and events.")
+    # Pod/process bookkeeping for the cleaner: when it was removed, or until when it is kept.
+    cleaned_at = models.DateTimeField(null=True, blank=True)
+    keep_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -65,6 +76,18 @@ class ProbeRun(models.Model):
             models.Index(fields=["cluster", "-created_at"], name="run_cluster_recent"),
             models.Index(fields=["-created_at", "-id"], name="run_recent"),
             models.Index(fields=["state", "deadline"], name="run_state_deadline"),
+            # Active runs per case and cluster: the "previous run still active" check.
+            models.Index(
+                fields=["cluster", "case"],
+                name="run_active",
+                condition=models.Q(state__in=["pending", "dispatched", "running"]),
+            ),
+            # Finished runs whose pod is not cleaned up yet.
+            models.Index(
+                fields=["finished_at"],
+                name="run_uncleaned",
+                condition=models.Q(cleaned_at__isnull=True, finished_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -69,6 +69,12 @@ class Binding(TimeStampedModel):
         help_text='Events that run it at once, e.g. [{"kind": "component_release", "component": "etcd"}].',
     )
     enabled = models.BooleanField(default=True, db_index=True)
+    skipped_count = models.PositiveBigIntegerField(
+        default=0,
+        editable=False,
+        help_text="Runs not started because the previous run of the same case on the same cluster was still active.",
+    )
+    last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
     periodic_task = models.OneToOneField(
         PeriodicTask,
         null=True,
@@ -111,3 +117,38 @@ class Binding(TimeStampedModel):
         with transaction.atomic():
             super().save(*args, **kwargs)
             binding_sync_periodic_task(binding=self)
+
+
+class EventSource(models.TextChoices):
+    API = "api", "API"
+    WATCH = "watch", "Cluster watch"
+    ADMIN = "admin", "Admin"
+
+
+class Event(models.Model):
+    """A change in a cluster (release, upgrade, node change) that may fire bindings."""
+
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(
+        max_length=63, help_text="component_release, cluster_change, upgrade, or your own word."
+    )
+    component = models.CharField(max_length=63, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=20, choices=EventSource.choices, default=EventSource.API)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    runs_created = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["cluster", "-created_at"], name="event_cluster_recent")]
+
+    def __str__(self) -> str:
+        what = f"{self.kind}:{self.component}" if self.component else self.kind
+        return f"{what} on {self.cluster_id}"
+
+    def matches(self, trigger: dict[str, str]) -> bool:
+        """A binding trigger matches on kind, and on component when it names one."""
+        if trigger.get("kind") != self.kind:
+            return False
+        component = trigger.get("component") or ""
+        return not component or component == self.component

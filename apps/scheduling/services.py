@@ -2,13 +2,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
+from apps.catalog.models import Case, CaseSetMembership
+from apps.clusters.models import Cluster
+from apps.clusters.selectors import cluster_group_resolve, clusters_for_targets
+from apps.runs.models import Trigger
+from apps.runs.services import CreateResult, manual_key, runs_create
 from apps.scheduling import cron
-from apps.scheduling.models import Binding
+from apps.scheduling.models import Binding, Event, EventSource
 
 FIRE_BINDING_TASK = "apps.scheduling.tasks.fire_binding"
 
@@ -48,6 +57,8 @@ def binding_sync_periodic_task(*, binding: Binding) -> PeriodicTask | None:
     task.crontab = crontab
     task.enabled = binding.enabled
     task.description = f"KubeProbe binding {binding.name} ({binding.schedule_display})"
+    # A tick that waited in the queue longer than one period is dropped, not piled up.
+    task.expire_seconds = binding.interval_seconds or 60
     task.save()  # PeriodicTask.save() tells beat that the schedule changed
     if binding.periodic_task_id != task.pk:
         Binding.objects.filter(pk=binding.pk).update(periodic_task=task)
@@ -64,3 +75,132 @@ def bindings_set_enabled(*, binding_ids: Iterable[int], enabled: bool) -> int:
     # Bulk updates skip PeriodicTask.save(), so tell beat ourselves.
     PeriodicTasks.update_changed()
     return count
+
+
+# ---------------------------------------------------------------- firing
+
+
+def binding_cases(*, binding: Binding) -> list[Case]:
+    """Enabled cases of a binding: its own plus those of its case sets."""
+    condition = Q(pk__in=binding.cases.values("pk")) | Q(
+        pk__in=CaseSetMembership.objects.filter(case_set__in=binding.case_sets.all()).values(
+            "case_id"
+        )
+    )
+    return list(
+        Case.objects.filter(condition, enabled=True)
+        .select_related("template", "render_config")
+        .order_by("pk")
+    )
+
+
+def binding_clusters(*, binding: Binding) -> list[Cluster]:
+    return list(clusters_for_targets(clusters=binding.clusters.all(), groups=binding.groups.all()))
+
+
+def _tick_key(binding: Binding, now: datetime) -> str:
+    """The schedule slot `now` falls in: repeated or duplicated beat ticks share it.
+
+    Beat fires a binding at most once per interval, so two real ticks never
+    share a slot; a duplicate (second beat, redelivered message) always does.
+    """
+    stamp = int(now.timestamp())
+    width = binding.interval_seconds or 60  # cron fires on whole minutes at most
+    return f"schedule:{binding.pk}:{stamp - stamp % width}"
+
+
+def _record_fire(binding: Binding, result: CreateResult, now: datetime) -> None:
+    Binding.objects.filter(pk=binding.pk).update(
+        skipped_count=F("skipped_count") + result.skipped, last_fired_at=now
+    )
+
+
+def binding_fire_schedule(*, binding_id: int, now: datetime | None = None) -> CreateResult:
+    """A beat tick: create this slot's runs for every case × cluster of the binding."""
+    now = now or timezone.now()
+    binding = Binding.objects.filter(pk=binding_id, enabled=True).first()
+    if binding is None:
+        return CreateResult()
+    pairs = [
+        (case, cluster)
+        for cluster in binding_clusters(binding=binding)
+        for case in binding_cases(binding=binding)
+    ]
+    result = runs_create(
+        pairs=pairs, trigger=Trigger.SCHEDULE, key=_tick_key(binding, now), binding_id=binding.pk
+    )
+    _record_fire(binding, result, now)
+    return result
+
+
+def binding_fire_now(
+    *,
+    binding: Binding,
+    requested_by_id: int | None = None,
+    clusters: Iterable[Cluster] | None = None,
+    cases: Iterable[Case] | None = None,
+) -> CreateResult:
+    """Run a binding by hand ("Run now"), optionally limited to some clusters or cases."""
+    targets = binding_clusters(binding=binding)
+    if clusters is not None:
+        wanted = {c.pk for c in clusters}
+        targets = [c for c in targets if c.pk in wanted]
+    subjects = binding_cases(binding=binding)
+    if cases is not None:
+        wanted_cases = {c.pk for c in cases}
+        subjects = [c for c in subjects if c.pk in wanted_cases]
+    result = runs_create(
+        pairs=[(case, cluster) for cluster in targets for case in subjects],
+        trigger=Trigger.MANUAL,
+        key=manual_key(),
+        binding_id=binding.pk,
+        requested_by_id=requested_by_id,
+    )
+    _record_fire(binding, result, timezone.now())
+    return result
+
+
+def bindings_for_event(*, event: Event) -> list[Binding]:
+    """Enabled bindings that subscribe to the event and target its cluster."""
+    matching = []
+    candidates = Binding.objects.filter(enabled=True).exclude(event_triggers=[])
+    for binding in candidates.prefetch_related("clusters", "groups"):
+        if not any(event.matches(t) for t in binding.event_triggers):
+            continue
+        if any(c.pk == event.cluster_id for c in binding.clusters.all()) or any(
+            cluster_group_resolve(group=g).filter(pk=event.cluster_id).exists()
+            for g in binding.groups.all()
+        ):
+            matching.append(binding)
+    return matching
+
+
+@transaction.atomic
+def event_record(
+    *,
+    cluster: Cluster,
+    kind: str,
+    component: str = "",
+    detail: dict[str, Any] | None = None,
+    source: str = EventSource.API,
+) -> tuple[Event, CreateResult]:
+    """Store an event and fire, at once, every binding that subscribes to it."""
+    event = Event.objects.create(
+        cluster=cluster, kind=kind, component=component, detail=detail or {}, source=source
+    )
+    total = CreateResult()
+    if cluster.enabled:
+        for binding in bindings_for_event(event=event):
+            result = runs_create(
+                pairs=[(case, cluster) for case in binding_cases(binding=binding)],
+                trigger=Trigger.EVENT,
+                key=f"event:{event.pk}:{binding.pk}",
+                binding_id=binding.pk,
+                event_id=event.pk,
+            )
+            _record_fire(binding, result, event.created_at)
+            total.created += result.created
+            total.skipped += result.skipped
+    Event.objects.filter(pk=event.pk).update(runs_created=len(total.created))
+    event.runs_created = len(total.created)
+    return event, total

@@ -20,6 +20,7 @@ class _AdminFormParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.data: dict[str, list[str]] = {}
+        self.visible: set[str] = set()
         self._in_form = False
         self._select: str | None = None
         self._select_first: str | None = None
@@ -40,6 +41,8 @@ class _AdminFormParser(HTMLParser):
             kind = (a.get("type") or "text").lower()
             if kind in _SKIPPED_INPUT_TYPES:
                 return
+            if kind != "hidden":
+                self.visible.add(name)
             if kind in ("checkbox", "radio"):
                 if "checked" in a:
                     self.data.setdefault(name, []).append(a.get("value") or "on")
@@ -47,6 +50,7 @@ class _AdminFormParser(HTMLParser):
             self.data.setdefault(name, []).append(a.get("value") or "")
         elif tag == "select" and name:
             self._select = name
+            self.visible.add(name)
             self._select_first = None
             self._select_multiple = "multiple" in a
             self.data.setdefault(name, [])
@@ -58,6 +62,7 @@ class _AdminFormParser(HTMLParser):
                 self.data[self._select].append(value)
         elif tag == "textarea" and name:
             self._textarea = name
+            self.visible.add(name)
             self._text = []
 
     def handle_endtag(self, tag: str) -> None:
@@ -78,11 +83,21 @@ class _AdminFormParser(HTMLParser):
             self._text.append(data)
 
 
-def form_data(response: HttpResponse) -> dict[str, Any]:
-    """The POST data a browser would send from an admin add/change page."""
+def _parse(response: HttpResponse) -> _AdminFormParser:
     assert response.status_code == 200, response.status_code
     parser = _AdminFormParser()
     parser.feed(response.content.decode())
+    return parser
+
+
+def editable_fields(response: HttpResponse) -> set[str]:
+    """Names of the inputs a user can edit (not hidden) on an admin page's form."""
+    return _parse(response).visible
+
+
+def form_data(response: HttpResponse) -> dict[str, Any]:
+    """The POST data a browser would send from an admin add/change page."""
+    parser = _parse(response)
     assert parser.data, "no admin form found on the page"
     data: dict[str, Any] = {
         name: values[0] if len(values) == 1 else values for name, values in parser.data.items()

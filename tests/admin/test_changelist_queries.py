@@ -35,7 +35,7 @@ def admin_client_(client: Client, make_user: Callable[..., object]) -> Client:
 def _assert_constant(client: Client, url: str, grow: Callable[[], int], small: int) -> None:
     # Warm up once: first requests fill per-process caches (content types...).
     assert client.get(url).status_code == 200
-    resp_small, n_small, sql_small = count_queries(client, url)
+    resp_small, n_small, _ = count_queries(client, url)
     assert resp_small.status_code == 200
     assert resp_small.context["cl"].result_count == small
     assert len(resp_small.context["cl"].result_list) == small
@@ -89,7 +89,9 @@ def test_cluster_changelist_5000_rows(admin_client_: Client) -> None:
         assert n <= MAX_QUERIES, "\n".join(sql)
 
 
-def _run_rows(cases: list[Case], clusters: list[Cluster], count: int, offset: int) -> list[ProbeRun]:
+def _run_rows(
+    cases: list[Case], clusters: list[Cluster], count: int, offset: int
+) -> list[ProbeRun]:
     states = list(RunState)
     triggers = list(Trigger)
     oks = {RunState.SUCCEEDED: True, RunState.FAILED: False}
@@ -156,9 +158,7 @@ def test_case_changelist(admin_client_: Client) -> None:
     )
     ids = [t.pk for t in templates]
     _cases(ids, 0, SMALL)
-    _assert_constant(
-        admin_client_, "/admin/catalog/case/", lambda: _cases(ids, SMALL, 400), SMALL
-    )
+    _assert_constant(admin_client_, "/admin/catalog/case/", lambda: _cases(ids, SMALL, 400), SMALL)
     response = admin_client_.get("/admin/catalog/case/")
     html = response.content.decode()
     assert "render-case-0000" in html and "Black-box probe" in html
@@ -195,7 +195,9 @@ def test_case_set_changelist(admin_client_: Client) -> None:
     cases = Case.objects.bulk_create([Case(name=f"case-{i}", template=template) for i in range(20)])
 
     def make(start: int, stop: int) -> int:
-        sets = CaseSet.objects.bulk_create([CaseSet(name=f"set-{i:04d}") for i in range(start, stop)])
+        sets = CaseSet.objects.bulk_create(
+            [CaseSet(name=f"set-{i:04d}") for i in range(start, stop)]
+        )
         CaseSetMembership.objects.bulk_create(
             [CaseSetMembership(case_set=s, case=c) for s in sets for c in cases[: s.pk % 4 + 1]]
         )
@@ -227,8 +229,6 @@ def test_binding_changelist(admin_client_: Client) -> None:
         return stop
 
     make(0, SMALL)
-    _assert_constant(
-        admin_client_, "/admin/scheduling/binding/", lambda: make(SMALL, 300), SMALL
-    )
+    _assert_constant(admin_client_, "/admin/scheduling/binding/", lambda: make(SMALL, 300), SMALL)
     html = admin_client_.get("/admin/scheduling/binding/").content.decode()
     assert "every 60s" in html and "component_release:etcd" in html

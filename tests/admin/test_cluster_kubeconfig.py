@@ -71,14 +71,6 @@ def test_kubeconfig_is_encrypted_at_rest(cluster: Cluster) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: read-only change page (view permission only) renders every field with "
-        "AdminReadonlyField, which shows obj.kubeconfig decrypted: viewers and operators "
-        "see the secret (apps/clusters/admin.py ClusterAdmin)"
-    ),
-)
 @pytest.mark.parametrize("role", ["viewer", "operator"])
 def test_view_only_change_page_never_shows_the_kubeconfig(
     client: Client, make_user: Callable[..., object], cluster: Cluster, role: str

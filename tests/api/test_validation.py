@@ -62,23 +62,13 @@ def assert_rejected(
     return messages
 
 
-LABELS_BUG = (
-    "apps/clusters/api/serializers.py: LabelsJSONField is declared without validators and "
-    "ModelCleanMixin only calls Model.clean(), so validate_labels never runs: bad labels/selector "
-    "are stored (201)"
-)
-EVENTS_BUG = (
-    "apps/scheduling/api/serializers.py: EventTriggersField has no validators and "
-    "ModelCleanMixin only calls Binding.clean(), so validate_event_triggers never runs: "
-    "bad event_triggers are stored (201)"
-)
-
-
 @pytest.mark.parametrize(
     ("url", "payload", "path"),
     [
         # bindings
-        pytest.param("/api/v1/bindings/", binding(cron="61 * * * *"), ("cron",), id="cron-minute-61"),
+        pytest.param(
+            "/api/v1/bindings/", binding(cron="61 * * * *"), ("cron",), id="cron-minute-61"
+        ),
         pytest.param("/api/v1/bindings/", binding(cron="* * *"), ("cron",), id="cron-3-fields"),
         pytest.param("/api/v1/bindings/", binding(cron="0 25 * * *"), ("cron",), id="cron-hour-25"),
         pytest.param(
@@ -103,7 +93,10 @@ EVENTS_BUG = (
             id="binding-no-subjects",
         ),
         pytest.param(
-            "/api/v1/bindings/", binding(clusters=["nope"]), ("clusters",), id="binding-unknown-cluster"
+            "/api/v1/bindings/",
+            binding(clusters=["nope"]),
+            ("clusters",),
+            id="binding-unknown-cluster",
         ),
         pytest.param("/api/v1/bindings/", binding(name="bind"), ("name",), id="binding-dup-name"),
         pytest.param(
@@ -111,21 +104,18 @@ EVENTS_BUG = (
             binding(event_triggers="nope"),
             ("event_triggers",),
             id="events-not-list",
-            marks=pytest.mark.xfail(strict=True, reason=EVENTS_BUG),
         ),
         pytest.param(
             "/api/v1/bindings/",
             binding(event_triggers=[{"kind": "Not A Word"}]),
             ("event_triggers",),
             id="events-bad-kind",
-            marks=pytest.mark.xfail(strict=True, reason=EVENTS_BUG),
         ),
         pytest.param(
             "/api/v1/bindings/",
             binding(event_triggers=[{"kind": "upgrade", "when": "now"}]),
             ("event_triggers",),
             id="events-extra-key",
-            marks=pytest.mark.xfail(strict=True, reason=EVENTS_BUG),
         ),
         # cluster groups
         pytest.param(
@@ -140,11 +130,13 @@ EVENTS_BUG = (
             {"name": "new-group", "selector": {"bad key!": "x"}},
             ("selector",),
             id="group-bad-selector",
-            marks=pytest.mark.xfail(strict=True, reason=LABELS_BUG),
         ),
         # clusters
         pytest.param(
-            "/api/v1/clusters/", cluster(kubeconfig="a: [b"), ("kubeconfig",), id="kubeconfig-not-yaml"
+            "/api/v1/clusters/",
+            cluster(kubeconfig="a: [b"),
+            ("kubeconfig",),
+            id="kubeconfig-not-yaml",
         ),
         pytest.param(
             "/api/v1/clusters/",
@@ -153,7 +145,10 @@ EVENTS_BUG = (
             id="kubeconfig-not-mapping",
         ),
         pytest.param(
-            "/api/v1/clusters/", cluster(context="elsewhere"), ("context",), id="kubeconfig-no-context"
+            "/api/v1/clusters/",
+            cluster(context="elsewhere"),
+            ("context",),
+            id="kubeconfig-no-context",
         ),
         pytest.param(
             "/api/v1/clusters/",
@@ -181,28 +176,28 @@ EVENTS_BUG = (
         ),
         pytest.param("/api/v1/clusters/", cluster(name="alpha"), ("name",), id="cluster-dup-name"),
         pytest.param(
-            "/api/v1/clusters/", cluster(namespace="Not_DNS"), ("namespace",), id="cluster-namespace"
+            "/api/v1/clusters/",
+            cluster(namespace="Not_DNS"),
+            ("namespace",),
+            id="cluster-namespace",
         ),
         pytest.param(
             "/api/v1/clusters/",
             cluster(labels={"bad key!": "x"}),
             ("labels",),
             id="labels-bad-key",
-            marks=pytest.mark.xfail(strict=True, reason=LABELS_BUG),
         ),
         pytest.param(
             "/api/v1/clusters/",
             cluster(labels={"team": "-starts-with-dash"}),
             ("labels",),
             id="labels-bad-value",
-            marks=pytest.mark.xfail(strict=True, reason=LABELS_BUG),
         ),
         pytest.param(
             "/api/v1/clusters/",
             cluster(labels=["team=a"]),
             ("labels",),
             id="labels-not-object",
-            marks=pytest.mark.xfail(strict=True, reason=LABELS_BUG),
         ),
         # templates
         pytest.param(
@@ -235,7 +230,9 @@ EVENTS_BUG = (
             ("resources",),
             id="template-resources-section",
         ),
-        pytest.param("/api/v1/templates/", template(name="tmpl"), ("name",), id="template-dup-name"),
+        pytest.param(
+            "/api/v1/templates/", template(name="tmpl"), ("name",), id="template-dup-name"
+        ),
         # cases
         pytest.param(
             "/api/v1/cases/",
@@ -255,11 +252,16 @@ EVENTS_BUG = (
             ("render_config", "resources"),
             id="render-resources-quantity",
         ),
-        pytest.param("/api/v1/cases/", case(template="nope"), ("template",), id="case-unknown-template"),
+        pytest.param(
+            "/api/v1/cases/", case(template="nope"), ("template",), id="case-unknown-template"
+        ),
         pytest.param("/api/v1/cases/", case(name="kase"), ("name",), id="case-dup-name"),
         # case sets
         pytest.param(
-            "/api/v1/case-sets/", {"name": "new-set", "cases": ["nope"]}, ("cases",), id="set-unknown-case"
+            "/api/v1/case-sets/",
+            {"name": "new-set", "cases": ["nope"]},
+            ("cases",),
+            id="set-unknown-case",
         ),
         pytest.param("/api/v1/case-sets/", {"name": "kset"}, ("name",), id="set-dup-name"),
     ],
@@ -291,24 +293,44 @@ def test_env_error_names_the_bad_keys(api: APIClient, world: dict[str, Any]) -> 
 @pytest.mark.parametrize(
     ("url", "payload", "path"),
     [
-        pytest.param("/api/v1/bindings/bind/", {"cron": "61 * * * *"}, ("cron",), id="binding-cron"),
         pytest.param(
-            "/api/v1/bindings/bind/", {"cron": "*/5 * * * *"}, ("cron",), id="binding-cron-and-interval"
+            "/api/v1/bindings/bind/", {"cron": "61 * * * *"}, ("cron",), id="binding-cron"
         ),
-        pytest.param("/api/v1/bindings/bind/", {"clusters": []}, ("clusters",), id="binding-drop-targets"),
-        pytest.param("/api/v1/bindings/bind/", {"cases": []}, ("cases",), id="binding-drop-subjects"),
         pytest.param(
-            "/api/v1/clusters/alpha/", {"kubeconfig": "a: [b"}, ("kubeconfig",), id="cluster-kubeconfig"
+            "/api/v1/bindings/bind/",
+            {"cron": "*/5 * * * *"},
+            ("cron",),
+            id="binding-cron-and-interval",
         ),
-        pytest.param("/api/v1/clusters/alpha/", {"context": "zzz"}, ("context",), id="cluster-context"),
         pytest.param(
-            "/api/v1/clusters/alpha/", {"kubeconfig": ""}, ("kubeconfig",), id="cluster-clear-kubeconfig"
+            "/api/v1/bindings/bind/", {"clusters": []}, ("clusters",), id="binding-drop-targets"
+        ),
+        pytest.param(
+            "/api/v1/bindings/bind/", {"cases": []}, ("cases",), id="binding-drop-subjects"
+        ),
+        pytest.param(
+            "/api/v1/clusters/alpha/",
+            {"kubeconfig": "a: [b"},
+            ("kubeconfig",),
+            id="cluster-kubeconfig",
+        ),
+        pytest.param(
+            "/api/v1/clusters/alpha/", {"context": "zzz"}, ("context",), id="cluster-context"
+        ),
+        pytest.param(
+            "/api/v1/clusters/alpha/",
+            {"kubeconfig": ""},
+            ("kubeconfig",),
+            id="cluster-clear-kubeconfig",
         ),
         pytest.param(
             "/api/v1/cluster-groups/grp/", {"members": ["nope"]}, ("members",), id="group-members"
         ),
         pytest.param(
-            "/api/v1/templates/tmpl/", {"default_env": {"1BAD": "x"}}, ("default_env",), id="template-env"
+            "/api/v1/templates/tmpl/",
+            {"default_env": {"1BAD": "x"}},
+            ("default_env",),
+            id="template-env",
         ),
         pytest.param(
             "/api/v1/cases/kase/",
@@ -326,7 +348,9 @@ def test_patch_rejects_bad_input_and_changes_nothing(
     assert api.get(url).json() == before
 
 
-def test_failed_cluster_patch_keeps_stored_kubeconfig(api: APIClient, world: dict[str, Any]) -> None:
+def test_failed_cluster_patch_keeps_stored_kubeconfig(
+    api: APIClient, world: dict[str, Any]
+) -> None:
     stored = Cluster.objects.get(name="alpha")
     assert_rejected(
         api, "patch", "/api/v1/clusters/alpha/", {"kubeconfig": "a: [b"}, ("kubeconfig",)
@@ -365,26 +389,12 @@ def test_bad_render_config_creates_no_case(api: APIClient, world: dict[str, Any]
     assert not Case.objects.filter(name="new-case").exists()
 
 
-KUBECONFIG_500_BUG = (
-    "apps/clusters/kubeconfig.py validate(): _named() returns each entry's raw value, so a "
-    "context or cluster entry that is not a mapping raises AttributeError at "
-    "`ctx.get('cluster')` / `clusters[cluster_name].get('server')`, and a non-string cluster "
-    "name raises TypeError (unhashable) at `cluster_name not in clusters`: the API answers 500"
-)
-SECTION_KEY_BUG = (
-    "apps/clusters/kubeconfig.py: _named() raises a ValidationError without a field key when a "
-    "section (clusters/contexts/users) is not a list; validate() only re-keys parse() errors, so "
-    "the API answers 400 under non_field_errors instead of kubeconfig"
-)
-
-
 @pytest.mark.parametrize(
     "doc",
     [
         pytest.param(
             {"current-context": "c", "contexts": [{"name": "c", "context": "oops"}]},
             id="context-entry-not-mapping",
-            marks=pytest.mark.xfail(strict=True, reason=KUBECONFIG_500_BUG),
         ),
         pytest.param(
             {
@@ -393,27 +403,22 @@ SECTION_KEY_BUG = (
                 "clusters": [{"name": "x", "cluster": "not-a-mapping"}],
             },
             id="cluster-entry-not-mapping",
-            marks=pytest.mark.xfail(strict=True, reason=KUBECONFIG_500_BUG),
         ),
         pytest.param(
             {"current-context": "c", "contexts": [{"name": "c", "context": {"cluster": ["x"]}}]},
             id="cluster-name-is-list",
-            marks=pytest.mark.xfail(strict=True, reason=KUBECONFIG_500_BUG),
         ),
         pytest.param(
             {"current-context": "c", "contexts": {"c": {}}},
             id="contexts-not-list",
-            marks=pytest.mark.xfail(strict=True, reason=SECTION_KEY_BUG),
         ),
         pytest.param(
             {**yaml.safe_load(KUBECONFIG), "clusters": {"ctx-cluster": {}}},
             id="clusters-not-list",
-            marks=pytest.mark.xfail(strict=True, reason=SECTION_KEY_BUG),
         ),
         pytest.param(
             {**yaml.safe_load(KUBECONFIG), "users": "nobody"},
             id="users-not-list",
-            marks=pytest.mark.xfail(strict=True, reason=SECTION_KEY_BUG),
         ),
         pytest.param({"apiVersion": "v1", "kind": "Config"}, id="no-current-context"),
         pytest.param(
@@ -426,9 +431,7 @@ def test_malformed_kubeconfig_is_a_400_on_kubeconfig_or_context(
     api: APIClient, world: dict[str, Any], doc: dict[str, Any]
 ) -> None:
     before = row_counts()
-    response = api.post(
-        "/api/v1/clusters/", cluster(kubeconfig=yaml.safe_dump(doc)), format="json"
-    )
+    response = api.post("/api/v1/clusters/", cluster(kubeconfig=yaml.safe_dump(doc)), format="json")
     assert response.status_code == 400, (response.status_code, response.content[:300])
     body = response.json()
     assert set(body) & {"kubeconfig", "context"}, body

@@ -97,6 +97,15 @@ class CaseSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["created_at", "updated_at"]
 
+    def validate_render_config(self, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        # A PATCH is partial all the way down, but a new render config needs its name.
+        has_one = (
+            self.instance is not None and RenderConfig.objects.filter(case=self.instance).exists()
+        )
+        if value is not None and not has_one and not value.get("name"):
+            raise serializers.ValidationError({"name": ["This field is required."]})
+        return value
+
     @extend_schema_field(STRING_MAP)
     def get_effective_env(self, case: Case) -> dict[str, str]:
         return case.effective_env

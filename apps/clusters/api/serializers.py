@@ -1,17 +1,22 @@
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.api import ModelCleanMixin, names_field
+from apps.core.validators import validate_labels
 
 LabelsField = extend_schema_field({"type": "object", "additionalProperties": {"type": "string"}})
 
 
 @LabelsField
 class LabelsJSONField(serializers.JSONField):
-    pass
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [validate_labels])
+        super().__init__(**kwargs)
 
 
 class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):

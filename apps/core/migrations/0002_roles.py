@@ -12,6 +12,7 @@ class Migration(migrations.Migration):
         ("catalog", "0001_initial"),
         ("scheduling", "0001_initial"),
         ("runs", "0002_initial"),
+        ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
     operations = [migrations.RunPython(sync_roles_migration, migrations.RunPython.noop)]

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from apps.catalog.models import Case, CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.api import ModelCleanMixin, names_field
-from apps.scheduling.models import Binding
+from apps.scheduling.models import Binding, validate_event_triggers
 
 
 class EventTriggerSerializer(serializers.Serializer):
@@ -18,7 +18,11 @@ class EventTriggerSerializer(serializers.Serializer):
 
 @extend_schema_field(EventTriggerSerializer(many=True))
 class EventTriggersField(serializers.JSONField):
-    """Validated by the model's validator, which names the bad item."""
+    """Checked by the model's validator, which names the bad item."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validators", [validate_event_triggers])
+        super().__init__(**kwargs)
 
 
 class BindingSerializer(ModelCleanMixin, serializers.ModelSerializer):

@@ -1,0 +1,666 @@
+"""The run loop: create runs, dispatch them, take their reports, close and clean them."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.catalog.models import Case, ReportProtocol
+from apps.clusters.models import Cluster
+from apps.runs import reports
+from apps.runs.executors import ExecutorError, LaunchSpec, RunStatus, get_executor
+from apps.runs.models import ACTIVE_STATES, FINISHED_STATES, ProbeRun, RunState, Trigger
+from apps.runs.signals import run_finished, run_state_changed
+
+logger = logging.getLogger(__name__)
+
+FAILED_STATES = (RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT)
+# A pending run nobody dispatched within this time is dispatched again.
+REDISPATCH_AFTER = timedelta(seconds=60)
+LOG_TAIL_LINES = 50
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- creation
+
+
+@dataclass
+class CreateResult:
+    created: list[int] = field(default_factory=list)
+    skipped: int = 0  # previous run of the same case on the same cluster still active
+    duplicates: int = 0  # already created by an earlier identical request (repeated tick)
+
+
+def _enqueue_dispatch(run_ids: Sequence[int]) -> None:
+    from apps.runs.tasks import dispatch_run
+
+    for run_id in run_ids:
+        dispatch_run.delay(run_id)
+
+
+@transaction.atomic
+def runs_create(
+    *,
+    pairs: Iterable[tuple[Case, Cluster]],
+    trigger: str,
+    key: str,
+    binding_id: int | None = None,
+    event_id: int | None = None,
+    requested_by_id: int | None = None,
+    skip_if_active: bool = True,
+) -> CreateResult:
+    """Create one pending run per (case, cluster) in bulk and dispatch them after commit.
+
+    `key` identifies the request (a binding's tick, an event, a manual click):
+    each run's idempotency key is `key:case:cluster`, so repeating the same
+    request creates nothing twice, even from two workers at once.
+    """
+    result = CreateResult()
+    wanted = {f"{key}:{case.pk}:{cluster.pk}": (case, cluster) for case, cluster in pairs}
+    if not wanted:
+        return result
+    existing = set(
+        ProbeRun.objects.filter(idempotency_key__in=wanted).values_list(
+            "idempotency_key", flat=True
+        )
+    )
+    result.duplicates = len(existing)
+    todo = {k: v for k, v in wanted.items() if k not in existing}
+    if skip_if_active and todo:
+        case_ids = {case.pk for case, _ in todo.values()}
+        cluster_ids = {cluster.pk for _, cluster in todo.values()}
+        active = set(
+            ProbeRun.objects.filter(
+                state__in=ACTIVE_STATES, case_id__in=case_ids, cluster_id__in=cluster_ids
+            ).values_list("case_id", "cluster_id")
+        )
+        before = len(todo)
+        todo = {k: (c, k8s) for k, (c, k8s) in todo.items() if (c.pk, k8s.pk) not in active}
+        result.skipped = before - len(todo)
+    ProbeRun.objects.bulk_create(
+        [
+            ProbeRun(
+                case=case,
+                cluster=cluster,
+                binding_id=binding_id,
+                event_id=event_id,
+                trigger=trigger,
+                idempotency_key=k,
+                requested_by_id=requested_by_id,
+                executor=cluster.executor,
+            )
+            for k, (case, cluster) in todo.items()
+        ],
+        batch_size=2000,
+        ignore_conflicts=True,  # a racing twin inserted the same keys first
+    )
+    result.created = list(
+        ProbeRun.objects.filter(idempotency_key__in=todo, state=RunState.PENDING).values_list(
+            "pk", flat=True
+        )
+    )
+    created = list(result.created)
+    transaction.on_commit(lambda: _enqueue_dispatch(created))
+    return result
+
+
+def manual_key() -> str:
+    return f"manual:{uuid.uuid4().hex}"
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+_DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
+
+
+def _dns_label(text: str, limit: int) -> str:
+    return _DNS_UNSAFE.sub("-", text.lower()).strip("-")[:limit].strip("-") or "x"
+
+
+def run_contract_env(*, run: ProbeRun, token: str, deadline: datetime) -> dict[str, str]:
+    """The env every probe gets: the case's rendered env, then the contract on top."""
+    base = settings.KUBEPROBE_PUBLIC_URL
+    env = dict(run.case.effective_env)
+    env.update(
+        {
+            "KUBEPROBE_REPORT_URL": f"{base}/api/v1/runs/{run.pk}/report",
+            "KUBEPROBE_RUN_ID": str(run.pk),
+            "KUBEPROBE_TOKEN": token,
+            "KUBEPROBE_DEADLINE": str(int(deadline.timestamp())),
+            "KUBEPROBE_CLUSTER": run.cluster.name,
+        }
+    )
+    if run.case.template.report_protocol == ReportProtocol.KUBERHEALTHY:
+        # What Kuberhealthy v3 injects, so its check images run unchanged.
+        env.update(
+            {
+                "KH_REPORTING_URL": f"{base}/api/v1/kuberhealthy/check",
+                "KH_RUN_UUID": token,
+                "KH_CHECK_RUN_DEADLINE": str(int(deadline.timestamp())),
+                "KH_POD_NAMESPACE": run.cluster.namespace,
+            }
+        )
+    return env
+
+
+def run_launch_spec(*, run: ProbeRun, token: str, deadline: datetime) -> LaunchSpec:
+    case, template = run.case, run.case.template
+    return LaunchSpec(
+        run_id=run.pk,
+        name=f"kp-{_dns_label(case.name, 40)}-{run.pk}",
+        namespace=run.cluster.namespace,
+        image=template.image,
+        command=list(template.command),
+        args=case.effective_args,
+        env=run_contract_env(run=run, token=token, deadline=deadline),
+        resources=case.effective_resources,
+        service_account=template.service_account,
+        timeout_seconds=case.effective_timeout,
+        labels={
+            "app.kubernetes.io/managed-by": "kubeprobe",
+            "kubeprobe.io/run-id": str(run.pk),
+            "kubeprobe.io/case": _dns_label(case.name, 63),
+            "kubeprobe.io/binding": _dns_label(run.binding.name, 63) if run.binding else "none",
+            "kubeprobe.io/trigger": run.trigger,
+        },
+        report_protocol=template.report_protocol,
+    )
+
+
+def _notify(run: ProbeRun, state: str) -> None:
+    def send() -> None:
+        run_state_changed.send(
+            sender=ProbeRun,
+            run_id=run.pk,
+            case_id=run.case_id,
+            cluster_id=run.cluster_id,
+            state=state,
+        )
+
+    transaction.on_commit(send)
+
+
+def run_dispatch(*, run_id: int) -> str:
+    """Claim a pending run and launch it. Returns what happened, for logs and tests.
+
+    Raises TransientExecutorError (after giving the run back) so the task retries.
+    """
+    run = (
+        ProbeRun.objects.select_related(
+            "case__template", "case__render_config", "cluster", "binding"
+        )
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is None or run.state != RunState.PENDING:
+        return "not pending"
+    token = (
+        str(uuid.uuid4())
+        if run.case.template.report_protocol == ReportProtocol.KUBERHEALTHY
+        else secrets.token_urlsafe(32)
+    )
+    now = timezone.now()
+    deadline = now + timedelta(seconds=run.case.effective_timeout)
+    spec = run_launch_spec(run=run, token=token, deadline=deadline)
+    with transaction.atomic():
+        claimed = ProbeRun.objects.filter(pk=run_id, state=RunState.PENDING).update(
+            state=RunState.DISPATCHED,
+            dispatched_at=now,
+            deadline=deadline,
+            token_hash=hash_token(token),
+            executor=run.cluster.executor,
+            pod_name=spec.name,
+        )
+        if not claimed:
+            return "claimed elsewhere"
+        _notify(run, RunState.DISPATCHED)
+    run.state, run.dispatched_at, run.deadline = RunState.DISPATCHED, now, deadline
+    try:
+        if not run.cluster.enabled:
+            raise ExecutorError(f"Cluster '{run.cluster.name}' is disabled.")
+        executor = get_executor(run.cluster.executor)
+        handle = executor.launch(run.cluster, spec)
+    except ExecutorError as exc:
+        from apps.runs.executors import TransientExecutorError
+
+        if isinstance(exc, TransientExecutorError):
+            # Give the run back so the retry can claim it again.
+            ProbeRun.objects.filter(pk=run_id, state=RunState.DISPATCHED).update(
+                state=RunState.PENDING, token_hash="", dispatched_at=None, deadline=None
+            )
+            raise
+        run_finish(run=run, state=RunState.ERROR, reason=str(exc))
+        return "error"
+    ProbeRun.objects.filter(pk=run_id).update(pod_name=handle[:253])
+    with transaction.atomic():
+        if ProbeRun.objects.filter(pk=run_id, state=RunState.DISPATCHED).update(
+            state=RunState.RUNNING
+        ):
+            _notify(run, RunState.RUNNING)
+    return "launched"
+
+
+def run_give_up(*, run_id: int, reason: str) -> None:
+    """The dispatch kept failing transiently: end the run as an error."""
+    run = ProbeRun.objects.filter(pk=run_id).first()
+    if run is not None:
+        run_finish(run=run, state=RunState.ERROR, reason=reason)
+
+
+# ---------------------------------------------------------------- finishing
+
+
+def run_finish(
+    *,
+    run: ProbeRun,
+    state: str,
+    ok: bool | None = None,
+    errors: Sequence[str] = (),
+    steps: Sequence[dict[str, Any]] = (),
+    metrics: dict[str, float] | None = None,
+    reason: str = "",
+    log_tail: str = "",
+    diagnostics: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Move an active run to a final state, once. False if it had already finished."""
+    now = now or timezone.now()
+    started = run.dispatched_at or run.created_at
+    duration = max(0, int((now - started).total_seconds() * 1000)) if started else None
+    if ok is None:
+        ok = state == RunState.SUCCEEDED
+    with transaction.atomic():
+        updated = ProbeRun.objects.filter(pk=run.pk, state__in=ACTIVE_STATES).update(
+            state=state,
+            finished_at=now,
+            duration_ms=duration,
+            ok=ok,
+            errors=list(errors),
+            steps=list(steps),
+            metrics=dict(metrics or {}),
+            reason=reason[:10000],
+            log_tail=log_tail[-20000:],
+            diagnostics=diagnostics or {},
+        )
+        if not updated:
+            return False
+        run_id, case_id, cluster_id = run.pk, run.case_id, run.cluster_id
+
+        def send() -> None:
+            run_state_changed.send(
+                sender=ProbeRun, run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=state
+            )
+            run_finished.send(
+                sender=ProbeRun,
+                run_id=run_id,
+                case_id=case_id,
+                cluster_id=cluster_id,
+                state=state,
+                ok=ok,
+            )
+            if state == RunState.SUCCEEDED:
+                from apps.runs.tasks import cleanup_run
+
+                cleanup_run.delay(run_id)
+
+        transaction.on_commit(send)
+    run.state, run.finished_at, run.ok = state, now, ok
+    return True
+
+
+class ReportRejected(Exception):
+    """The report cannot be taken; `status` is the HTTP answer."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(str(detail))
+        self.status = status
+        self.detail = detail
+
+
+def _check_open(run: ProbeRun, now: datetime, gone_status: int = 410) -> None:
+    if run.state in FINISHED_STATES:
+        raise ReportRejected(
+            409,
+            {"detail": f"run {run.pk} already finished as {run.state}; the first result stays."},
+        )
+    grace = timedelta(seconds=settings.KUBEPROBE_REPORT_GRACE_SECONDS)
+    if run.deadline is None or now > run.deadline + grace:
+        raise ReportRejected(
+            gone_status, {"detail": f"run {run.pk} is past its deadline; the report is not taken."}
+        )
+
+
+def _store(run: ProbeRun, report: reports.Report, now: datetime) -> None:
+    state = RunState.SUCCEEDED if report.ok else RunState.FAILED
+    if not run_finish(
+        run=run,
+        state=state,
+        ok=report.ok,
+        errors=report.errors,
+        steps=report.steps,
+        metrics=report.metrics,
+        now=now,
+    ):
+        raise ReportRejected(
+            409, {"detail": f"run {run.pk} already finished; the first result stays."}
+        )
+
+
+def run_report(*, run_id: int, token: str, body: bytes) -> ProbeRun:
+    """Take a probe's report (KubeProbe protocol). Raises ReportRejected."""
+    if len(body) > settings.KUBEPROBE_MAX_REPORT_BYTES:
+        raise ReportRejected(413, {"detail": "report body is over 256 KiB"})
+    run = (
+        ProbeRun.objects.only(
+            "pk",
+            "state",
+            "token_hash",
+            "deadline",
+            "dispatched_at",
+            "created_at",
+            "case_id",
+            "cluster_id",
+        )
+        .filter(pk=run_id)
+        .first()
+    )
+    if run is None:
+        raise ReportRejected(404, {"detail": f"no run {run_id}"})
+    if (
+        not token
+        or not run.token_hash
+        or not hmac.compare_digest(hash_token(token), run.token_hash)
+    ):
+        raise ReportRejected(401, {"detail": "missing or wrong run token"})
+    now = timezone.now()
+    _check_open(run, now)
+    try:
+        report = reports.validate(reports.parse_json(body))
+    except reports.InvalidReport as exc:
+        raise ReportRejected(400, exc.errors) from exc
+    _store(run, report, now)
+    return run
+
+
+def run_report_kuberhealthy(*, run_uuid: str, body: bytes) -> ProbeRun:
+    """Take a report the way Kuberhealthy v3 does: the kh-run-uuid header names the run.
+
+    Kuberhealthy answers 400 for a missing, unknown or already used uuid and
+    for a bad body, 410 after the run's deadline, 200 when stored.
+    """
+    if len(body) > settings.KUBEPROBE_MAX_REPORT_BYTES:
+        raise ReportRejected(413, "report body is over 256 KiB")
+    if not run_uuid:
+        raise ReportRejected(400, "missing kh-run-uuid header")
+    run = (
+        ProbeRun.objects.only(
+            "pk",
+            "state",
+            "token_hash",
+            "deadline",
+            "dispatched_at",
+            "created_at",
+            "case_id",
+            "cluster_id",
+        )
+        .filter(token_hash=hash_token(run_uuid))
+        .first()
+    )
+    if run is None or run.state in FINISHED_STATES:
+        raise ReportRejected(400, f"run uuid {run_uuid} is invalid or expired")
+    now = timezone.now()
+    _check_open(run, now)
+    try:
+        report = reports.validate_kuberhealthy(reports.parse_json(body))
+    except reports.InvalidReport as exc:
+        raise ReportRejected(400, str(exc)) from exc
+    try:
+        _store(run, report, now)
+    except ReportRejected as exc:
+        raise ReportRejected(400, f"run uuid {run_uuid} is invalid or expired") from exc
+    return run
+
+
+# ---------------------------------------------------------------- reaping
+
+
+@dataclass
+class ReapResult:
+    timed_out: int = 0
+    failed_early: int = 0
+    redispatched: int = 0
+
+
+def _diagnose(
+    executor: Any, cluster: Cluster, run: ProbeRun, status: RunStatus | None
+) -> tuple[dict[str, Any], str]:
+    diagnostics: dict[str, Any] = {}
+    if status is not None:
+        diagnostics.update(status.details)
+        diagnostics.setdefault("phase", status.phase)
+        if status.reason:
+            diagnostics["status_reason"] = status.reason
+    try:
+        diagnostics["events"] = executor.events(cluster, run)
+        log_tail = executor.logs(cluster, run, LOG_TAIL_LINES)
+    except ExecutorError as exc:
+        diagnostics["diagnostics_error"] = str(exc)
+        log_tail = ""
+    return diagnostics, log_tail
+
+
+def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapResult:
+    """Close this cluster's runs that are past their deadline or whose pod already failed."""
+    now = now or timezone.now()
+    result = ReapResult()
+    grace = timedelta(seconds=settings.KUBEPROBE_REPORT_GRACE_SECONDS)
+    runs = list(
+        ProbeRun.objects.select_related("cluster", "case__template")
+        .filter(cluster_id=cluster_id, state__in=(RunState.DISPATCHED, RunState.RUNNING))
+        .order_by("pk")
+    )
+    if not runs:
+        return result
+    cluster = runs[0].cluster
+    statuses: dict[int, RunStatus] = {}
+    poll_error = ""
+    try:
+        executor = get_executor(cluster.executor)
+        statuses = executor.poll(cluster, runs)
+    except ExecutorError as exc:
+        poll_error = str(exc)
+        executor = None
+    for run in runs:
+        status = statuses.get(run.pk)
+        overdue = run.deadline is not None and now > run.deadline + grace
+        if overdue:
+            diagnostics, log_tail = (
+                _diagnose(executor, cluster, run, status) if executor else ({}, "")
+            )
+            if poll_error:
+                diagnostics["poll_error"] = poll_error
+            why = f"no report within the case timeout of {run.case.effective_timeout}s"
+            if status is not None and status.reason:
+                why += f"; pod: {status.reason}"
+            elif poll_error:
+                why += f"; {poll_error}"
+            if run_finish(
+                run=run,
+                state=RunState.TIMED_OUT,
+                reason=why,
+                diagnostics=diagnostics,
+                log_tail=log_tail,
+                now=now,
+            ):
+                result.timed_out += 1
+            continue
+        if status is None:
+            continue
+        early_reason = ""
+        if status.failed_early:
+            early_reason = status.reason
+        elif status.phase == "succeeded":
+            early_reason = "the probe exited without reporting a result"
+        elif status.phase == "missing" and run.dispatched_at and now - run.dispatched_at > grace:
+            early_reason = status.reason or "the pod is gone"
+        if early_reason:
+            # Read the report state again: it may have landed since the poll.
+            diagnostics, log_tail = _diagnose(executor, cluster, run, status)
+            if run_finish(
+                run=run,
+                state=RunState.ERROR,
+                reason=early_reason,
+                diagnostics=diagnostics,
+                log_tail=log_tail,
+                now=now,
+            ):
+                result.failed_early += 1
+    return result
+
+
+def runs_stuck_pending(*, now: datetime | None = None) -> list[int]:
+    """Pending runs whose dispatch message was lost (worker died before acking)."""
+    now = now or timezone.now()
+    return list(
+        ProbeRun.objects.filter(state=RunState.PENDING, created_at__lt=now - REDISPATCH_AFTER)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:1000]
+    )
+
+
+def clusters_with_active_runs() -> list[int]:
+    return list(
+        ProbeRun.objects.filter(state__in=(RunState.DISPATCHED, RunState.RUNNING))
+        .order_by()
+        .values_list("cluster_id", flat=True)
+        .distinct()
+    )
+
+
+# ---------------------------------------------------------------- cleanup
+
+
+def _keep_for_debugging(run: ProbeRun, now: datetime) -> bool:
+    """The last few failed pods per case and cluster stay for a while."""
+    if run.state not in FAILED_STATES or settings.KUBEPROBE_KEEP_FAILED_PODS <= 0:
+        return False
+    keep_for = timedelta(seconds=settings.KUBEPROBE_KEEP_FAILED_POD_SECONDS)
+    if run.finished_at is None or now - run.finished_at > keep_for:
+        return False
+    newer_failures = ProbeRun.objects.filter(
+        case_id=run.case_id,
+        cluster_id=run.cluster_id,
+        state__in=FAILED_STATES,
+        finished_at__gt=run.finished_at,
+    ).count()
+    return newer_failures < settings.KUBEPROBE_KEEP_FAILED_PODS
+
+
+def runs_cleanup(
+    *, now: datetime | None = None, limit: int = 500, run_ids: Iterable[int] | None = None
+) -> int:
+    """Delete the pods/processes of finished runs, keeping recent failures. Returns how many."""
+    now = now or timezone.now()
+    qs = ProbeRun.objects.select_related("cluster").filter(
+        cleaned_at__isnull=True, finished_at__isnull=False
+    )
+    if run_ids is not None:
+        qs = qs.filter(pk__in=list(run_ids))
+    else:
+        qs = qs.filter(Q(keep_until__isnull=True) | Q(keep_until__lt=now))
+    cleaned = 0
+    for run in qs.order_by("finished_at")[:limit]:
+        if run.keep_until is None and _keep_for_debugging(run, now):
+            keep = now + timedelta(seconds=settings.KUBEPROBE_KEEP_FAILED_POD_SECONDS)
+            ProbeRun.objects.filter(pk=run.pk).update(keep_until=keep)
+            continue
+        try:
+            get_executor(run.cluster.executor).cleanup(run.cluster, run)
+        except ExecutorError as exc:
+            logger.warning("cleanup of run %s on %s failed: %s", run.pk, run.cluster.name, exc)
+            continue
+        ProbeRun.objects.filter(pk=run.pk).update(cleaned_at=now)
+        cleaned += 1
+    return cleaned
+
+
+def cluster_sweep_orphans(*, cluster: Cluster, now: datetime | None = None) -> int:
+    """Remove probe pods whose run is unknown, or finished and not kept."""
+    now = now or timezone.now()
+    executor = get_executor(cluster.executor)
+    handles = executor.managed_handles(cluster)
+    if not handles:
+        return 0
+    known = {
+        r.pk: r
+        for r in ProbeRun.objects.filter(pk__in=list(handles)).only(
+            "pk", "state", "keep_until", "pod_name", "cluster_id"
+        )
+    }
+    removed = 0
+    for run_id, handle in handles.items():
+        run = known.get(run_id)
+        if run is not None and (
+            run.state in ACTIVE_STATES or (run.keep_until and run.keep_until > now)
+        ):
+            continue
+        orphan = run or ProbeRun(pk=run_id, cluster=cluster, pod_name=handle.split(" ", 1)[-1])
+        if run is not None and not orphan.pod_name:
+            orphan.pod_name = handle
+        executor.cleanup(cluster, orphan)
+        if run is not None:
+            ProbeRun.objects.filter(pk=run_id).update(cleaned_at=now)
+        removed += 1
+    return removed
+
+
+def runs_purge(*, now: datetime | None = None, batch: int = 5000, max_batches: int = 100) -> int:
+    """Delete finished runs older than the retention, in batches."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.KUBEPROBE_RUN_RETENTION_DAYS)
+    deleted = 0
+    for _ in range(max_batches):
+        ids = list(
+            ProbeRun.objects.filter(finished_at__lt=cutoff)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            break
+        ProbeRun.objects.filter(pk__in=ids).delete()
+        deleted += len(ids)
+    return deleted
+
+
+def runs_for_manual_request(
+    *, cases: Sequence[Case], clusters: Sequence[Cluster], requested_by_id: int | None
+) -> CreateResult:
+    pairs = [(case, cluster) for case in cases for cluster in clusters]
+    return runs_create(
+        pairs=pairs, trigger=Trigger.MANUAL, key=manual_key(), requested_by_id=requested_by_id
+    )
+
+
+def group_by_cluster(runs: Iterable[ProbeRun]) -> dict[int, list[ProbeRun]]:
+    grouped: dict[int, list[ProbeRun]] = defaultdict(list)
+    for run in runs:
+        grouped[run.cluster_id].append(run)
+    return grouped
