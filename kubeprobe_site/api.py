@@ -5,7 +5,7 @@ from rest_framework.routers import DefaultRouter
 from apps.catalog.api.views import CaseSetViewSet, CaseTemplateViewSet, CaseViewSet
 from apps.clusters.api.views import ClusterGroupViewSet, ClusterViewSet
 from apps.runs.api.views import ProbeRunViewSet
-from apps.scheduling.api.views import BindingViewSet
+from apps.scheduling.api.views import BindingViewSet, EventViewSet
 
 router = DefaultRouter()
 router.register("clusters", ClusterViewSet)
@@ -15,3 +15,4 @@ router.register("cases", CaseViewSet)
 router.register("case-sets", CaseSetViewSet)
 router.register("bindings", BindingViewSet)
 router.register("runs", ProbeRunViewSet)
+router.register("events", EventViewSet)

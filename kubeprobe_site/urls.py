@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.views import healthz
+from apps.runs.api.views import KuberhealthyReportView, RunReportView
 from kubeprobe_site.api import router
 
 admin.site.site_header = "KubeProbe"
@@ -12,6 +13,8 @@ admin.site.index_title = "Clusters, probes and runs"
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/runs/<int:run_id>/report", RunReportView.as_view(), name="run-report"),
+    path("api/v1/kuberhealthy/check", KuberhealthyReportView.as_view(), name="kuberhealthy-check"),
     path("api/v1/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls", namespace="rest_framework")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
+
+from tests.fakekube import FakeKube
 
 
 @pytest.fixture(scope="session")
@@ -16,6 +18,32 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     db = settings.DATABASES["default"]
     base = db.get("TEST", {}).get("NAME") or f"test_{db['NAME']}"
     db.setdefault("TEST", {})["NAME"] = f"{base}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_celery_queue() -> None:
+    """Tasks enqueued by this test process go to a queue no other run shares."""
+    from kubeprobe_site.celery import app
+
+    app.conf.task_default_queue = f"kubeprobe-test-{os.getpid()}"
+
+
+@pytest.fixture
+def fake_kube() -> Iterator[FakeKube]:
+    """A fake Kubernetes API server on 127.0.0.1 (see tests/fakekube.py)."""
+    from apps.clusters.k8s import clear_client_cache
+
+    server = FakeKube()
+    yield server
+    server.stop()
+    clear_client_cache()
+
+
+@pytest.fixture
+def local_run_dir(tmp_path, settings):  # type: ignore[no-untyped-def]
+    settings.KUBEPROBE_LOCAL_RUN_DIR = tmp_path / "runs"
+    settings.KUBEPROBE_LOCAL_EXECUTOR_ENABLED = True
+    return settings.KUBEPROBE_LOCAL_RUN_DIR
 
 
 @pytest.fixture

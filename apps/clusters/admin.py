@@ -3,7 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -11,6 +12,9 @@ from django.utils.html import format_html, format_html_join
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.clusters.selectors import cluster_group_resolve
 from apps.core.admin_utils import WriteOnlyTextarea, enable_actions
+from apps.runs.executors.local import DISABLED_MESSAGE
+from apps.scheduling.admin_actions import RunNowMixin, run_now_action
+from apps.scheduling.services import runs_now
 
 
 class ClusterAdminForm(forms.ModelForm):
@@ -65,7 +69,7 @@ class ClusterAdminForm(forms.ModelForm):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(admin.ModelAdmin):
+class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
     form = ClusterAdminForm
     list_display = [
         "name",
@@ -81,7 +85,10 @@ class ClusterAdmin(admin.ModelAdmin):
     search_fields = ["name", "display_name", "description"]
     list_per_page = 100
     show_full_result_count = False
-    actions = list(enable_actions("clusters"))
+    actions = [
+        *enable_actions("clusters"),
+        run_now_action("clusters", lambda qs, user: runs_now(clusters=qs, requested_by_id=user)),
+    ]
     readonly_fields = ["kubeconfig_status", "created_at", "updated_at"]
     fieldsets = [
         (
@@ -105,6 +112,33 @@ class ClusterAdmin(admin.ModelAdmin):
         ("API client", {"fields": ["api_qps", "api_timeout_seconds"], "classes": ["collapse"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
+
+    def _warn_local_disabled(self, request: HttpRequest, clusters: QuerySet[Cluster]) -> None:
+        if (
+            not settings.KUBEPROBE_LOCAL_EXECUTOR_ENABLED
+            and clusters.filter(executor="local").exists()
+        ):
+            self.message_user(
+                request, f"Local clusters will not run: {DISABLED_MESSAGE}", messages.WARNING
+            )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> Any:
+        if request.method == "GET":
+            self._warn_local_disabled(request, Cluster.objects.all())
+        return super().changelist_view(request, extra_context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> Any:
+        if request.method == "GET":
+            self._warn_local_disabled(request, Cluster.objects.filter(pk=object_id))
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def get_fieldsets(self, request: HttpRequest, obj: Cluster | None = None) -> Any:
         fieldsets = super().get_fieldsets(request, obj)

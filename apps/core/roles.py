@@ -16,6 +16,7 @@ OPERATOR_EXTRA = {
     "scheduling.change_binding",
     "scheduling.delete_binding",
     "runs.run_probe",
+    "scheduling.add_event",
 }
 ROLE_NAMES = ("admin", "operator", "viewer")
 

@@ -1,14 +1,25 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.core.admin_utils import pretty_json
-from apps.runs.models import ProbeRun
+from apps.runs.models import ProbeRun, Trigger
+from apps.runs.services import CreateResult, manual_key, runs_create
+from apps.scheduling.admin_actions import RunNowMixin, run_now_action
+
+
+def _run_again(queryset: QuerySet[ProbeRun], user_id: int) -> CreateResult:
+    runs = queryset.select_related("case", "cluster")
+    pairs = {(r.case_id, r.cluster_id): (r.case, r.cluster) for r in runs}
+    return runs_create(
+        pairs=pairs.values(), trigger=Trigger.MANUAL, key=manual_key(), requested_by_id=user_id
+    )
 
 
 @admin.register(ProbeRun)
-class ProbeRunAdmin(admin.ModelAdmin):
+class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
     list_display = ["id", "case", "cluster", "trigger", "state", "ok", "created_at", "duration_ms"]
     list_select_related = ["case", "cluster"]
     list_filter = ["state", "trigger", "executor"]
@@ -17,6 +28,7 @@ class ProbeRunAdmin(admin.ModelAdmin):
     # Counting 100k+ rows on every page view is wasted work.
     show_full_result_count = False
     ordering = ["-created_at", "-id"]
+    actions = [run_now_action("runs again (same case and cluster)", _run_again)]
     readonly_fields = [
         "case",
         "cluster",
@@ -26,6 +38,8 @@ class ProbeRunAdmin(admin.ModelAdmin):
         "idempotency_key",
         "executor",
         "pod_name",
+        "event",
+        "requested_by",
         "created_at",
         "dispatched_at",
         "finished_at",
@@ -39,7 +53,15 @@ class ProbeRunAdmin(admin.ModelAdmin):
         "log_tail",
         "diagnostics_display",
     ]
-    exclude = ["errors", "steps", "metrics", "diagnostics"]
+    exclude = [
+        "errors",
+        "steps",
+        "metrics",
+        "diagnostics",
+        "token_hash",
+        "cleaned_at",
+        "keep_until",
+    ]
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         qs = super().get_queryset(request)

@@ -5,10 +5,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from apps.core.admin_utils import enable_actions
-from apps.scheduling.models import Binding
-from apps.scheduling.services import bindings_set_enabled
+from apps.runs.services import CreateResult
+from apps.scheduling.admin_actions import RunNowMixin, run_now_action
+from apps.scheduling.models import Binding, Event
+from apps.scheduling.services import binding_fire_now, bindings_set_enabled
 
 
 class BindingAdminForm(forms.ModelForm):
@@ -40,21 +43,48 @@ def _set_enabled(queryset: QuerySet[Binding], value: bool) -> int:
     return bindings_set_enabled(binding_ids=queryset.values_list("pk", flat=True), enabled=value)
 
 
+def _fire_bindings(queryset: QuerySet[Binding], user_id: int) -> CreateResult:
+    total = CreateResult()
+    for binding in queryset:
+        result = binding_fire_now(binding=binding, requested_by_id=user_id)
+        total.created += result.created
+        total.skipped += result.skipped
+    return total
+
+
 @admin.register(Binding)
-class BindingAdmin(admin.ModelAdmin):
+class BindingAdmin(RunNowMixin, admin.ModelAdmin):
     form = BindingAdminForm
-    list_display = ["name", "enabled", "schedule_display", "event_trigger_summary", "updated_at"]
+    list_display = [
+        "name",
+        "enabled",
+        "schedule_display",
+        "event_trigger_summary",
+        "last_fired_at",
+        "skipped_count",
+        "updated_at",
+    ]
     list_filter = ["enabled"]
     search_fields = ["name", "description"]
     autocomplete_fields = ["clusters", "groups", "cases", "case_sets"]
-    readonly_fields = ["periodic_task", "created_at", "updated_at"]
-    actions = list(enable_actions("bindings", _set_enabled))
+    readonly_fields = [
+        "periodic_task",
+        "last_fired_at",
+        "skipped_count",
+        "created_at",
+        "updated_at",
+    ]
+    actions = [
+        *enable_actions("bindings", _set_enabled),
+        run_now_action("bindings", _fire_bindings),
+    ]
     list_per_page = 100
     fieldsets = [
         (None, {"fields": ["name", "description", "enabled"]}),
         ("Targets", {"fields": ["clusters", "groups"]}),
         ("Subjects", {"fields": ["cases", "case_sets"]}),
         ("Triggers", {"fields": ["interval_seconds", "cron", "event_triggers", "periodic_task"]}),
+        ("Activity", {"fields": ["last_fired_at", "skipped_count"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 
@@ -69,3 +99,30 @@ class BindingAdmin(admin.ModelAdmin):
             for t in obj.event_triggers
         ]
         return ", ".join(parts) or "—"
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """Events come from the API and `watch_clusters`; here they are read."""
+
+    list_display = ["created_at", "cluster", "kind", "component", "source", "runs_created"]
+    list_select_related = ["cluster"]
+    list_filter = ["kind", "source"]
+    search_fields = ["cluster__name", "kind", "component"]
+    list_per_page = 100
+    show_full_result_count = False
+    readonly_fields = [
+        "cluster",
+        "kind",
+        "component",
+        "detail",
+        "source",
+        "created_at",
+        "runs_created",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
+        return False

@@ -1,6 +1,6 @@
 import django_filters
 
-from apps.scheduling.models import Binding
+from apps.scheduling.models import Binding, Event, EventSource
 
 
 class BindingFilter(django_filters.FilterSet):
@@ -16,3 +16,15 @@ class BindingFilter(django_filters.FilterSet):
     class Meta:
         model = Binding
         fields = ["name", "enabled"]
+
+
+class EventFilter(django_filters.FilterSet):
+    cluster = django_filters.CharFilter(field_name="cluster__name")
+    kind = django_filters.CharFilter()
+    component = django_filters.CharFilter()
+    source = django_filters.ChoiceFilter(choices=EventSource.choices)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+
+    class Meta:
+        model = Event
+        fields = ["cluster", "kind", "component", "source"]

@@ -204,3 +204,22 @@ def event_record(
     Event.objects.filter(pk=event.pk).update(runs_created=len(total.created))
     event.runs_created = len(total.created)
     return event, total
+
+
+def runs_now(
+    *,
+    clusters: Iterable[Cluster] | None = None,
+    cases: Iterable[Case] | None = None,
+    requested_by_id: int | None = None,
+) -> CreateResult:
+    """ "Run now" from the admin: every enabled binding's work, limited to these clusters or cases."""
+    cluster_list = list(clusters) if clusters is not None else None
+    case_list = list(cases) if cases is not None else None
+    total = CreateResult()
+    for binding in Binding.objects.filter(enabled=True).order_by("pk"):
+        result = binding_fire_now(
+            binding=binding, requested_by_id=requested_by_id, clusters=cluster_list, cases=case_list
+        )
+        total.created += result.created
+        total.skipped += result.skipped
+    return total

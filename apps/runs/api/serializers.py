@@ -1,5 +1,9 @@
+from typing import Any
+
 from rest_framework import serializers
 
+from apps.catalog.models import Case, CaseSet
+from apps.clusters.models import Cluster, ClusterGroup
 from apps.runs.models import ProbeRun
 
 
@@ -48,3 +52,42 @@ class ProbeRunSerializer(serializers.ModelSerializer):
             "reason",
         ]
         read_only_fields = fields
+
+
+class ReportSerializer(serializers.Serializer):
+    """The report body (documentation; the report view validates strictly itself)."""
+
+    ok = serializers.BooleanField()
+    errors = serializers.ListField(child=serializers.CharField(), required=False)
+    steps = StepSerializer(many=True, required=False)
+    metrics = serializers.DictField(child=serializers.FloatField(), required=False)
+
+
+class RunRequestSerializer(serializers.Serializer):
+    """Run a case or a case set on a cluster or a group, now."""
+
+    case = serializers.SlugRelatedField(
+        slug_field="name", queryset=Case.objects.all(), required=False
+    )
+    case_set = serializers.SlugRelatedField(
+        slug_field="name", queryset=CaseSet.objects.all(), required=False
+    )
+    cluster = serializers.SlugRelatedField(
+        slug_field="name", queryset=Cluster.objects.all(), required=False
+    )
+    group = serializers.SlugRelatedField(
+        slug_field="name", queryset=ClusterGroup.objects.all(), required=False
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if bool(attrs.get("case")) == bool(attrs.get("case_set")):
+            raise serializers.ValidationError({"case": "Give exactly one of case or case_set."})
+        if bool(attrs.get("cluster")) == bool(attrs.get("group")):
+            raise serializers.ValidationError({"cluster": "Give exactly one of cluster or group."})
+        if attrs.get("cluster") is not None and not attrs["cluster"].enabled:
+            raise serializers.ValidationError(
+                {"cluster": f"Cluster '{attrs['cluster'].name}' is disabled."}
+            )
+        if attrs.get("case") is not None and not attrs["case"].enabled:
+            raise serializers.ValidationError({"case": f"Case '{attrs['case'].name}' is disabled."})
+        return attrs

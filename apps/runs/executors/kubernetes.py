@@ -101,6 +101,11 @@ def pod_status(pod: dict[str, Any] | None) -> RunStatus:
     }
     if phase == "Succeeded":
         return RunStatus("succeeded", details=details)
+    if phase == "Failed" and status.get("reason") == "DeadlineExceeded":
+        # activeDeadlineSeconds hit: the run's own deadline path closes it as timed out.
+        return RunStatus(
+            "failed", reason="pod killed at its deadline (DeadlineExceeded)", details=details
+        )
     if phase == "Failed":
         reason = status.get("reason") or next(
             (c["reason"] for c in containers if c["state"] == "terminated" and c["reason"]),

@@ -74,6 +74,8 @@ class LocalExecutor(Executor):
             command[0] = sys.executable  # the portal's interpreter, which has probe_sdk
         directory = run_dir(spec.run_id)
         directory.mkdir(parents=True, exist_ok=True)
+        # Killed well after the deadline, so the reaper first closes the run as timed out.
+        kill_after = spec.timeout_seconds + settings.KUBEPROBE_REPORT_GRACE_SECONDS + 30
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
         env["PYTHONPATH"] = str(settings.BASE_DIR)
         env.update(spec.env)
@@ -82,7 +84,7 @@ class LocalExecutor(Executor):
                 sys.executable,
                 str(SUPERVISOR),
                 str(directory),
-                str(spec.timeout_seconds),
+                str(kill_after),
                 "--",
                 *command,
             ],

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from apps.catalog.models import Case, CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.api import ModelCleanMixin, names_field
-from apps.scheduling.models import Binding, validate_event_triggers
+from apps.scheduling.models import EVENT_WORD_RE, Binding, Event, validate_event_triggers
 
 
 class EventTriggerSerializer(serializers.Serializer):
@@ -32,6 +32,9 @@ class BindingSerializer(ModelCleanMixin, serializers.ModelSerializer):
     case_sets = names_field(CaseSet.objects.all())
     event_triggers = EventTriggersField(required=False)
     schedule = serializers.CharField(source="schedule_display", read_only=True)
+    skipped_count = serializers.IntegerField(
+        read_only=True, help_text="Runs skipped because the previous one was still active."
+    )
 
     class Meta:
         model = Binding
@@ -47,10 +50,12 @@ class BindingSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "event_triggers",
             "enabled",
             "schedule",
+            "skipped_count",
+            "last_fired_at",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["created_at", "updated_at"]
+        read_only_fields = ["last_fired_at", "created_at", "updated_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)
@@ -65,3 +70,49 @@ class BindingSerializer(ModelCleanMixin, serializers.ModelSerializer):
         if not (current("cases") or current("case_sets")):
             raise serializers.ValidationError({"cases": "Name at least one case or case set."})
         return attrs
+
+
+class EventSerializer(serializers.ModelSerializer):
+    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Cluster.objects.all())
+    kind = serializers.RegexField(
+        EVENT_WORD_RE,
+        max_length=63,
+        help_text="component_release, cluster_change, upgrade, or your own lowercase word.",
+        error_messages={
+            "invalid": "Must be a lowercase word (a-z, 0-9, _ . -), e.g. component_release."
+        },
+    )
+    component = serializers.RegexField(
+        EVENT_WORD_RE,
+        max_length=63,
+        required=False,
+        allow_blank=True,
+        error_messages={"invalid": "Must be a lowercase word (a-z, 0-9, _ . -), e.g. etcd."},
+    )
+    detail = serializers.DictField(
+        required=False, help_text="Free detail: version, change id, author…"
+    )
+    runs = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Event
+        fields = [
+            "id",
+            "cluster",
+            "kind",
+            "component",
+            "detail",
+            "source",
+            "created_at",
+            "runs_created",
+            "runs",
+        ]
+        read_only_fields = ["id", "source", "created_at", "runs_created", "runs"]
+
+    def get_runs(self, event: Event) -> list[int]:
+        return getattr(event, "created_run_ids", [])
+
+    def validate_cluster(self, cluster: Cluster) -> Cluster:
+        if not cluster.enabled:
+            raise serializers.ValidationError(f"Cluster '{cluster.name}' is disabled.")
+        return cluster
