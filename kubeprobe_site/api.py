@@ -8,6 +8,9 @@ from apps.runs.api.views import ProbeRunViewSet
 from apps.scheduling.api.views import BindingViewSet, EventViewSet
 
 router = DefaultRouter()
+# Accept both /api/v1/events and /api/v1/events/: clients POST without the slash,
+# and a redirect would drop their body.
+router.trailing_slash = "/?"
 router.register("clusters", ClusterViewSet)
 router.register("cluster-groups", ClusterGroupViewSet)
 router.register("templates", CaseTemplateViewSet)
