@@ -21,11 +21,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _own_celery_queue() -> None:
+def _own_celery_queue() -> Iterator[None]:
     """Tasks enqueued by this test process go to a queue no other run shares."""
     from kubeprobe_site.celery import app
 
     app.conf.task_default_queue = f"kubeprobe-test-{os.getpid()}"
+    yield
+    app.control.purge()
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ class FakeKube:
         self.history: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, type, resource, obj)
         self.watchers: list[tuple[str, str, queue.Queue[Any]]] = []
         self.faults: list[tuple[str, str, int]] = []
-        self.requests: list[tuple[str, str]] = []
+        self.requests: list[tuple[str, str, dict[str, str]]] = []  # verb, path, query
         self.logs: dict[str, str] = defaultdict(lambda: "probe starting\n")
         self.kubelet_delay = 0.05
         self.token = "fake-token-" + uuid.uuid4().hex
@@ -178,6 +178,22 @@ class FakeKube:
                 "contexts": [{"name": context, "context": {"cluster": "fake", "user": "fake"}}],
             }
         )
+
+    def drop_watches(self) -> None:
+        """End every open watch stream, as a load balancer timeout would."""
+        with self.lock:
+            for _, _, q in self.watchers:
+                q.put(None)
+
+    def expire_history(self) -> None:
+        """Forget past changes: watches from an older resourceVersion get 410 Gone."""
+        with self.lock:
+            marker = next(self.rv)
+            self.history = [(marker, "BOOKMARK", "", {"metadata": {}})]
+
+    def watch_count(self) -> int:
+        with self.lock:
+            return len(self.watchers)
 
     def fail_next(self, verb: str, resource: str, status: int) -> None:
         self.faults.append((verb, resource, status))
@@ -420,7 +436,7 @@ class FakeKube:
             self._send(h, 401, status_body(401, "Unauthorized", "Unauthorized"))
             return
         resource, namespace, name, sub = self._route(url.path)
-        self.requests.append((verb, url.path))
+        self.requests.append((verb, url.path, query))
         for i, (fverb, fres, code) in enumerate(self.faults):
             if fverb == verb and fres == resource:
                 del self.faults[i]

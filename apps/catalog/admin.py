@@ -112,7 +112,7 @@ class CaseSetMembershipInline(admin.TabularInline):
     verbose_name_plural = "cases"
 
 
-def _run_case_sets(queryset: QuerySet[CaseSet], user_id: int) -> Any:
+def _run_case_sets(queryset: QuerySet[CaseSet], user_id: int | None) -> Any:
     cases = Case.objects.filter(case_sets__in=queryset).distinct()
     return runs_now(cases=cases, requested_by_id=user_id)
 

@@ -10,7 +10,7 @@ from apps.runs.services import CreateResult, manual_key, runs_create
 from apps.scheduling.admin_actions import RunNowMixin, run_now_action
 
 
-def _run_again(queryset: QuerySet[ProbeRun], user_id: int) -> CreateResult:
+def _run_again(queryset: QuerySet[ProbeRun], user_id: int | None) -> CreateResult:
     runs = queryset.select_related("case", "cluster")
     pairs = {(r.case_id, r.cluster_id): (r.case, r.cluster) for r in runs}
     return runs_create(

@@ -43,7 +43,7 @@ def _set_enabled(queryset: QuerySet[Binding], value: bool) -> int:
     return bindings_set_enabled(binding_ids=queryset.values_list("pk", flat=True), enabled=value)
 
 
-def _fire_bindings(queryset: QuerySet[Binding], user_id: int) -> CreateResult:
+def _fire_bindings(queryset: QuerySet[Binding], user_id: int | None) -> CreateResult:
     total = CreateResult()
     for binding in queryset:
         result = binding_fire_now(binding=binding, requested_by_id=user_id)

@@ -36,7 +36,7 @@ def report_runs(
 
 
 def run_now_action(
-    what: str, runner: Callable[[QuerySet[Any], int], CreateResult]
+    what: str, runner: Callable[[QuerySet[Any], int | None], CreateResult]
 ) -> Callable[..., None]:
     @admin.action(description=f"Run now: selected {what}", permissions=["run"])
     def run_now(

@@ -360,13 +360,12 @@ def runs() -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("post", "/api/v1/runs/"),
         ("put", "/api/v1/runs/{id}/"),
         ("patch", "/api/v1/runs/{id}/"),
         ("delete", "/api/v1/runs/{id}/"),
     ],
 )
-def test_runs_are_read_only_even_for_admin(
+def test_stored_runs_cannot_be_changed_even_by_admin(
     api: APIClient, runs: dict[str, Any], method: str, path: str
 ) -> None:
     run = runs["failed"]

@@ -123,3 +123,16 @@ def test_probe_command_waits_prints_steps_and_exits_by_result(
 def test_probe_command_names_unknown_case_and_cluster() -> None:
     with pytest.raises(CommandError, match="No case named 'ghost'"):
         call_command("probe", "run", "ghost", "--cluster", "x")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("enabled", [False, True])
+def test_admin_warns_about_local_clusters_when_the_executor_is_off(
+    client, make_user, settings, enabled: bool
+) -> None:  # type: ignore[no-untyped-def]
+    settings.KUBEPROBE_LOCAL_EXECUTOR_ENABLED = enabled
+    cluster = Cluster.objects.create(name="trial", executor=Executor.LOCAL)
+    client.force_login(make_user("admin"))
+    for url in ("/admin/clusters/cluster/", f"/admin/clusters/cluster/{cluster.pk}/change/"):
+        page = client.get(url).content.decode()
+        assert ("Local clusters will not run" in page) is not enabled

@@ -58,7 +58,7 @@ class ReportSerializer(serializers.Serializer):
     """The report body (documentation; the report view validates strictly itself)."""
 
     ok = serializers.BooleanField()
-    errors = serializers.ListField(child=serializers.CharField(), required=False)
+    errors = serializers.ListField(child=serializers.CharField(), required=False)  # type: ignore[assignment]
     steps = StepSerializer(many=True, required=False)
     metrics = serializers.DictField(child=serializers.FloatField(), required=False)
 

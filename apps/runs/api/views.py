@@ -48,7 +48,7 @@ class ProbeRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     filterset_class = ProbeRunFilter
     ordering_fields = ["created_at", "finished_at", "duration_ms"]
 
-    def get_permissions(self) -> list[Any]:
+    def get_permissions(self) -> Any:
         if self.action == "create":
             return [permissions.IsAuthenticated(), CanRunProbes()]
         return super().get_permissions()

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from apps.clusters.models import Cluster, Executor
+from apps.scheduling.watch import ClusterWatcher
+
+
+class Command(BaseCommand):
+    help = (
+        "Watch every enabled kubernetes cluster (Deployments, DaemonSets and StatefulSets in each "
+        "cluster's watch namespaces, and Nodes) and turn changes into events that fire bindings. "
+        "Run one instance; it picks up new and disabled clusters every --refresh seconds."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--cluster", action="append", dest="clusters", help="Only these (repeatable)."
+        )
+        parser.add_argument("--refresh", type=float, default=60.0)
+
+    def handle(
+        self, *args: Any, clusters: list[str] | None, refresh: float, **options: Any
+    ) -> None:
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        running: dict[int, tuple[str, threading.Event]] = {}
+        while not stop.is_set():
+            qs = Cluster.objects.filter(enabled=True, executor=Executor.KUBERNETES)
+            if clusters:
+                qs = qs.filter(name__in=clusters)
+            wanted = {c.pk: c for c in qs}
+            for pk, (fingerprint, cluster_stop) in list(running.items()):
+                if pk not in wanted or wanted[pk].kubeconfig_fingerprint != fingerprint:
+                    cluster_stop.set()
+                    del running[pk]
+            for pk, cluster in wanted.items():
+                if pk not in running:
+                    cluster_stop = threading.Event()
+                    ClusterWatcher(cluster, cluster_stop).start()
+                    running[pk] = (cluster.kubeconfig_fingerprint, cluster_stop)
+                    self.stdout.write(f"watching {cluster.name}")
+            stop.wait(refresh)
+        for _, cluster_stop in running.values():
+            cluster_stop.set()
