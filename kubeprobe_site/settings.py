@@ -74,6 +74,8 @@ KUBEPROBE_LOCAL_EXECUTOR_ENABLED = env.bool("KUBEPROBE_LOCAL_EXECUTOR_ENABLED", 
 # Run loop.
 KUBEPROBE_REPORT_GRACE_SECONDS = env.int("KUBEPROBE_REPORT_GRACE_SECONDS", default=15)
 KUBEPROBE_MAX_REPORT_BYTES = 256 * 1024
+# Group concurrent reports of one server process into one UPDATE (Postgres).
+KUBEPROBE_REPORT_BATCHING = env.bool("KUBEPROBE_REPORT_BATCHING", default=True)
 KUBEPROBE_LOCAL_RUN_DIR = Path(env.str("KUBEPROBE_LOCAL_RUN_DIR", default=str(VAR_DIR / "runs")))
 KUBEPROBE_KEEP_FAILED_PODS = env.int("KUBEPROBE_KEEP_FAILED_PODS", default=3)
 KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS", default=3600)
@@ -110,6 +112,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.middleware.SyncChain",
 ]
 
 ROOT_URLCONF = "kubeprobe_site.urls"
@@ -135,6 +138,17 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Under ASGI every request runs in its own thread, so persistent connections
+# pile up; a psycopg pool shares a bounded set instead (Postgres only).
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and env.bool(
+    "DATABASE_POOL", default=False
+):
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+        "timeout": 10,
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -211,7 +225,7 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 
 # Security. Production values are in deploy/production.env.example.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)

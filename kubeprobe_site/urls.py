@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core.views import healthz
+from apps.core.views import healthz, livez
 from apps.runs.api.views import KuberhealthyReportView, RunReportView
 from kubeprobe_site.api import router
 
@@ -12,6 +12,7 @@ admin.site.index_title = "Clusters, probes and runs"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    path("livez", livez, name="livez"),
     path("admin/", admin.site.urls),
     path("api/v1/runs/<int:run_id>/report", RunReportView.as_view(), name="run-report"),
     path("api/v1/kuberhealthy/check", KuberhealthyReportView.as_view(), name="kuberhealthy-check"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import redis
 from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -29,6 +29,13 @@ def _check_database() -> str:
 def _check_redis() -> str:
     _redis_client().ping()
     return "ok"
+
+
+@never_cache
+@require_GET
+def livez(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process answers. Touches nothing else (use /healthz for dependencies)."""
+    return HttpResponse("ok", content_type="text/plain")
 
 
 @never_cache

@@ -31,22 +31,41 @@ FINISHED_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.ERROR, RunState
 class ProbeRun(models.Model):
     """探测实例: one execution of one case on one cluster."""
 
-    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="runs")
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="runs")
+    # Every index is paid for on each report's UPDATE, so FKs reuse the
+    # composite indexes below or get partial ones instead of their own.
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="runs", db_index=False)
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="runs", db_index=False
+    )
     binding = models.ForeignKey(
-        "scheduling.Binding", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+        "scheduling.Binding",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        db_index=False,
     )
     trigger = models.CharField(max_length=20, choices=Trigger.choices)
     state = models.CharField(max_length=20, choices=RunState.choices, default=RunState.PENDING)
     # (binding, case, cluster, tick) for scheduled runs, so a repeated tick creates nothing.
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     # sha256 of the run's bearer token; the token itself only reaches the pod.
-    token_hash = models.CharField(max_length=64, blank=True, editable=False, db_index=True)
+    token_hash = models.CharField(max_length=64, blank=True, editable=False)
     event = models.ForeignKey(
-        "scheduling.Event", null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+        "scheduling.Event",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        db_index=False,
     )
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     executor = models.CharField(max_length=20, blank=True)
     pod_name = models.CharField(max_length=253, blank=True)
@@ -71,16 +90,32 @@ class ProbeRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("run_probe", "Can run probes by hand")]
+        constraints = [
+            models.UniqueConstraint(fields=["idempotency_key"], name="run_idempotency_key_uniq")
+        ]
         indexes = [
             models.Index(fields=["case", "cluster", "-created_at"], name="run_case_cluster_recent"),
             models.Index(fields=["cluster", "-created_at"], name="run_cluster_recent"),
             models.Index(fields=["-created_at", "-id"], name="run_recent"),
-            models.Index(fields=["state", "deadline"], name="run_state_deadline"),
             # Active runs per case and cluster: the "previous run still active" check.
             models.Index(
                 fields=["cluster", "case"],
                 name="run_active",
                 condition=models.Q(state__in=["pending", "dispatched", "running"]),
+            ),
+            models.Index(
+                fields=["token_hash"], name="run_token", condition=~models.Q(token_hash="")
+            ),
+            models.Index(
+                fields=["binding"], name="run_binding", condition=models.Q(binding__isnull=False)
+            ),
+            models.Index(
+                fields=["event"], name="run_event", condition=models.Q(event__isnull=False)
+            ),
+            models.Index(
+                fields=["requested_by"],
+                name="run_requested_by",
+                condition=models.Q(requested_by__isnull=False),
             ),
             # Finished runs whose pod is not cleaned up yet.
             models.Index(

@@ -15,13 +15,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.catalog.models import Case, ReportProtocol
 from apps.clusters.models import Cluster
-from apps.runs import reports
+from apps.runs import ingest, reports
 from apps.runs.executors import ExecutorError, LaunchSpec, RunStatus, get_executor
 from apps.runs.models import ACTIVE_STATES, FINISHED_STATES, ProbeRun, RunState, Trigger
 from apps.runs.signals import run_finished, run_state_changed
@@ -208,6 +208,7 @@ def run_dispatch(*, run_id: int) -> str:
             "case__template", "case__render_config", "cluster", "binding"
         )
         .filter(pk=run_id)
+        .order_by()  # a primary-key lookup needs no ORDER BY
         .first()
     )
     if run is None or run.state != RunState.PENDING:
@@ -287,41 +288,23 @@ def run_finish(
     duration = max(0, int((now - started).total_seconds() * 1000)) if started else None
     if ok is None:
         ok = state == RunState.SUCCEEDED
-    with transaction.atomic():
-        updated = ProbeRun.objects.filter(pk=run.pk, state__in=ACTIVE_STATES).update(
-            state=state,
-            finished_at=now,
-            duration_ms=duration,
-            ok=ok,
-            errors=list(errors),
-            steps=list(steps),
-            metrics=dict(metrics or {}),
-            reason=reason[:10000],
-            log_tail=log_tail[-20000:],
-            diagnostics=diagnostics or {},
-        )
-        if not updated:
-            return False
-        run_id, case_id, cluster_id = run.pk, run.case_id, run.cluster_id
-
-        def send() -> None:
-            run_state_changed.send(
-                sender=ProbeRun, run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=state
-            )
-            run_finished.send(
-                sender=ProbeRun,
-                run_id=run_id,
-                case_id=case_id,
-                cluster_id=cluster_id,
-                state=state,
-                ok=ok,
-            )
-            if state == RunState.SUCCEEDED:
-                from apps.runs.tasks import cleanup_run
-
-                cleanup_run.delay(run_id)
-
-        transaction.on_commit(send)
+    # One conditional UPDATE is the transaction: whoever moves the run out of
+    # an active state first wins (report, reaper, a second worker).
+    updated = ProbeRun.objects.filter(pk=run.pk, state__in=ACTIVE_STATES).update(
+        state=state,
+        finished_at=now,
+        duration_ms=duration,
+        ok=ok,
+        errors=list(errors),
+        steps=list(steps),
+        metrics=dict(metrics or {}),
+        reason=reason[:10000],
+        log_tail=log_tail[-20000:],
+        diagnostics=diagnostics or {},
+    )
+    if not updated:
+        return False
+    _finished_signals(run.pk, run.case_id, run.cluster_id, state=state, ok=ok)
     run.state, run.finished_at, run.ok = state, now, ok
     return True
 
@@ -364,40 +347,79 @@ def _store(run: ProbeRun, report: reports.Report, now: datetime) -> None:
         )
 
 
-def run_report(*, run_id: int, token: str, body: bytes) -> ProbeRun:
-    """Take a probe's report (KubeProbe protocol). Raises ReportRejected."""
-    if len(body) > settings.KUBEPROBE_MAX_REPORT_BYTES:
-        raise ReportRejected(413, {"detail": "report body is over 256 KiB"})
-    run = (
-        ProbeRun.objects.only(
-            "pk",
-            "state",
-            "token_hash",
-            "deadline",
-            "dispatched_at",
-            "created_at",
-            "case_id",
-            "cluster_id",
+def _finished_signals(run_id: int, case_id: int, cluster_id: int, state: str, ok: bool) -> None:
+    def send() -> None:
+        run_state_changed.send(
+            sender=ProbeRun, run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=state
         )
+        run_finished.send(
+            sender=ProbeRun,
+            run_id=run_id,
+            case_id=case_id,
+            cluster_id=cluster_id,
+            state=state,
+            ok=ok,
+        )
+
+    # After commit: at once in autocommit, later inside an outer atomic block.
+    # A failing receiver must not turn a stored report into an error answer.
+    transaction.on_commit(send, robust=True)
+
+
+def _why_not_stored(run_id: int, token: str, now: datetime) -> ReportRejected:
+    """The report matched nothing: say why (404, 401, 409 or 410)."""
+    run = (
+        ProbeRun.objects.only("pk", "state", "token_hash", "deadline")
         .filter(pk=run_id)
+        .order_by()  # a primary-key lookup needs no ORDER BY
         .first()
     )
     if run is None:
-        raise ReportRejected(404, {"detail": f"no run {run_id}"})
+        return ReportRejected(404, {"detail": f"no run {run_id}"})
     if (
         not token
         or not run.token_hash
         or not hmac.compare_digest(hash_token(token), run.token_hash)
     ):
-        raise ReportRejected(401, {"detail": "missing or wrong run token"})
-    now = timezone.now()
-    _check_open(run, now)
+        return ReportRejected(401, {"detail": "missing or wrong run token"})
+    try:
+        _check_open(run, now)
+    except ReportRejected as exc:
+        return exc
+    return ReportRejected(
+        409, {"detail": f"run {run_id} already finished; the first result stays."}
+    )
+
+
+def run_report(*, run_id: int, token: str, body: bytes) -> str:
+    """Take a probe's report (KubeProbe protocol); returns the run's new state.
+
+    The store is one conditional UPDATE (token hash, active state, deadline);
+    only when it matches nothing is the run read to name the reason.
+    Raises ReportRejected.
+    """
+    if len(body) > settings.KUBEPROBE_MAX_REPORT_BYTES:
+        raise ReportRejected(413, {"detail": "report body is over 256 KiB"})
     try:
         report = reports.validate(reports.parse_json(body))
     except reports.InvalidReport as exc:
         raise ReportRejected(400, exc.errors) from exc
-    _store(run, report, now)
-    return run
+    now = timezone.now()
+    try:
+        stored = ingest.store(
+            ingest.Pending(
+                run_id=run_id, token_hash=hash_token(token) if token else "", report=report, now=now
+            )
+        )
+    except (TimeoutError, DatabaseError) as exc:
+        raise ReportRejected(
+            503, {"detail": f"the report could not be stored now, retry: {type(exc).__name__}"}
+        ) from exc
+    if stored is None:
+        raise _why_not_stored(run_id, token, now)
+    state = RunState.SUCCEEDED if report.ok else RunState.FAILED
+    _finished_signals(run_id, *stored, state=state, ok=report.ok)
+    return state
 
 
 def run_report_kuberhealthy(*, run_uuid: str, body: bytes) -> ProbeRun:
@@ -422,6 +444,7 @@ def run_report_kuberhealthy(*, run_uuid: str, body: bytes) -> ProbeRun:
             "cluster_id",
         )
         .filter(token_hash=hash_token(run_uuid))
+        .order_by()
         .first()
     )
     if run is None or run.state in FINISHED_STATES:

@@ -43,11 +43,6 @@ def reap_cluster(cluster_id: int) -> None:
     services.runs_reap_cluster(cluster_id=cluster_id)
 
 
-@shared_task(name="apps.runs.tasks.cleanup_run", ignore_result=True)
-def cleanup_run(run_id: int) -> None:
-    services.runs_cleanup(run_ids=[run_id])
-
-
 @shared_task(name="apps.runs.tasks.cleanup_runs", ignore_result=True)
 def cleanup_runs() -> int:
     return services.runs_cleanup()

@@ -27,3 +27,9 @@ def test_healthz_names_redis_when_it_is_down(client: Client, settings, monkeypat
     assert body["failing"] == ["redis"]
     assert body["checks"]["database"] == "ok"
     assert body["checks"]["redis"].startswith("error: ")
+
+
+def test_livez_answers_without_touching_dependencies(client: Client, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/livez")
+    assert response.status_code == 200 and response.content == b"ok"

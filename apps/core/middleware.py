@@ -1,0 +1,27 @@
+"""Middleware of our own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+
+
+class SyncChain:
+    """A sync-only, do-nothing middleware placed last in MIDDLEWARE.
+
+    Under ASGI Django runs each middleware in the mode of the handler below
+    it. With this at the bottom the whole stack runs synchronously in one
+    worker thread per request, instead of hopping between the event loop and
+    threads for every process_request/process_response (about 30 hops, ~3 ms,
+    per request on this stack).
+    """
+
+    sync_capable = True
+    async_capable = False
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)

@@ -1,0 +1,262 @@
+"""Report ingestion, end to end over real HTTP against the real stack.
+
+Starts the portal's production HTTP server (gunicorn, 2 processes x 8
+threads, see deploy/) on Postgres and Redis, creates N dispatched runs with known tokens, then drives
+50 concurrent keep-alive clients with wrk: first against /livez (a trivial
+view through the same middleware), then against the report endpoint, each run
+reporting once. Prints reports/s, p50/p99 latency, and ingestion's rate as a
+share of the trivial rate (target: at least 50%). Every 200 must be a stored
+run: the script checks the database afterwards.
+
+    python bench/ingest.py [--seconds 15] [--connections 50] [--runs 60000]
+
+Needs: wrk (apt-get install wrk), Postgres and Redis on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench")
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+PORT = int(os.environ.get("BENCH_PORT", "8765"))
+
+LUA = r"""
+local runs = {}
+local counter = 0
+local statuses = {}
+-- thread_index is a global set by setup() through thread:set (a local would hide it).
+thread_count = 1
+local body = '{"ok": false, "errors": ["etcd: context deadline exceeded"], "steps": [{"name": "put", "ok": true, "duration_ms": 3}, {"name": "get", "ok": false, "duration_ms": 5000, "error": "timeout"}], "metrics": {"put_ms": 3}}'
+local next_thread = 0
+local threads = {}
+
+function setup(thread)
+  thread:set("thread_index", next_thread)
+  next_thread = next_thread + 1
+  table.insert(threads, thread)
+end
+
+function init(args)
+  thread_count = tonumber(args[2])
+  for line in io.lines(args[1]) do
+    local id, token = line:match("(%d+) (%S+)")
+    table.insert(runs, {id = id, token = token})
+  end
+end
+
+function request()
+  -- Each wrk thread takes every thread_count-th run, starting at its index.
+  if counter == 0 then counter = thread_index + 1 end
+  local r = runs[counter]
+  counter = counter + thread_count
+  if r == nil then
+    return wrk.format("GET", "/livez")
+  end
+  return wrk.format("POST", "/api/v1/runs/" .. r.id .. "/report",
+    {["Authorization"] = "Bearer " .. r.token, ["Content-Type"] = "application/json"}, body)
+end
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  io.write(string.format("p50_ms=%.2f p99_ms=%.2f\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+def sh(*args: str, env: dict[str, str] | None = None) -> str:
+    return subprocess.run(
+        args, check=True, capture_output=True, text=True, env=env, cwd=ROOT
+    ).stdout
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    return sh(sys.executable, "manage.py", *args, env=env)
+
+
+def prepare(env: dict[str, str], runs: int, tokens_file: Path) -> None:
+    sh(
+        "psql",
+        PG + "/postgres",
+        "-q",
+        "-c",
+        f"DROP DATABASE IF EXISTS {DB}",
+        "-c",
+        f"CREATE DATABASE {DB}",
+    )
+    manage(env, "migrate", "-v", "0")
+    tokens = [secrets.token_urlsafe(32) for _ in range(runs)]
+    code = f"""
+import hashlib
+from datetime import timedelta
+from django.utils import timezone
+from apps.catalog.models import Case, CaseTemplate
+from apps.clusters.models import Cluster
+from apps.runs.models import ProbeRun
+tokens = open({str(tokens_file) + ".raw"!r}).read().split()
+cluster = Cluster.objects.create(name="bench", executor="local")
+case = Case.objects.create(name="bench", template=CaseTemplate.objects.create(name="bench", image="x"))
+now = timezone.now()
+ProbeRun.objects.bulk_create([
+    ProbeRun(case=case, cluster=cluster, trigger="manual", state="running", dispatched_at=now,
+             deadline=now + timedelta(hours=2), token_hash=hashlib.sha256(t.encode()).hexdigest(),
+             idempotency_key=f"bench:{{i}}")
+    for i, t in enumerate(tokens)], batch_size=5000)
+ids = list(ProbeRun.objects.order_by("idempotency_key").values_list("id", "idempotency_key"))
+by_key = {{k: i for i, k in ids}}
+with open({str(tokens_file)!r}, "w") as out:
+    for i, t in enumerate(tokens):
+        out.write(f"{{by_key[f'bench:{{i}}']}} {{t}}\\n")
+"""
+    Path(str(tokens_file) + ".raw").write_text("\n".join(tokens))
+    manage(env, "shell", "-c", code)
+    assert sum(1 for _ in tokens_file.open()) == runs
+
+
+def wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    script: Path | None = None,
+    args: list[str] | None = None,
+) -> dict[str, float]:
+    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
+    if script:
+        cmd += ["-s", str(script), url, "--", *(args or [])]
+    else:
+        cmd += [url]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed: {done.stderr or done.stdout}")
+    out = done.stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    result = {"rate": rate, "requests": float(re.search(r"(\d+) requests in", out).group(1))}  # type: ignore[union-attr]
+    if m := re.search(r"p50_ms=([\d.]+) p99_ms=([\d.]+)", out):
+        result["p50_ms"], result["p99_ms"] = float(m.group(1)), float(m.group(2))
+    else:
+        p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+        p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+        result["p50_ms"] = float(p50.group(1)) * scale[p50.group(2)]  # type: ignore[union-attr]
+        result["p99_ms"] = float(p99.group(1)) * scale[p99.group(2)]  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non_2xx"] = float(non2xx.group(1)) if non2xx else 0.0
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=60000)
+    opts = parser.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed: apt-get install wrk")
+    tmp = Path(tempfile.mkdtemp(prefix="kubeprobe-bench-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{PG}/{DB}",
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+        "SECRET_KEY": "bench-" + "x" * 60,
+        "KUBEPROBE_ENCRYPTION_KEY": "kTl4gWAX8Qp4NUS7vjUWRFDiRZPp6fz0mPnuV3Gq-dE=",
+        "KUBEPROBE_STATIC_MANIFEST": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "CELERY_TASK_DEFAULT_QUEUE": "kubeprobe-bench",
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_CONN_MAX_AGE": "60",
+    }
+    tokens = tmp / "tokens.txt"
+    print(f"preparing {opts.runs} dispatched runs in {DB} ...", flush=True)
+    prepare(env, opts.runs, tokens)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "kubeprobe_site.wsgi:application",
+            "-b",
+            f"127.0.0.1:{PORT}",
+            "-w",
+            os.environ.get("BENCH_WORKERS", "2"),
+            "--threads",
+            os.environ.get("BENCH_THREADS", "8"),
+            "-k",
+            "gthread",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "server.log").open("w"),
+    )
+    base = f"http://127.0.0.1:{PORT}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(base + "/livez", timeout=1).read()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        wrk(base + "/livez", 3, opts.connections)  # warm-up
+        trivial = wrk(base + "/livez", opts.seconds, opts.connections)
+        script = tmp / "report.lua"
+        script.write_text(LUA)
+        ingest = wrk(base + "/", opts.seconds, opts.connections, script, [str(tokens), "2"])
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    stored = (
+        manage(
+            env,
+            "shell",
+            "-v",
+            "0",
+            "-c",
+            "from apps.runs.models import ProbeRun; print(ProbeRun.objects.filter(state='failed').count())",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    reports = int(ingest["requests"] - ingest["non_2xx"])
+    ratio = ingest["rate"] / trivial["rate"]
+    cpu = os.cpu_count()
+    print(
+        f"machine: {cpu} cores; server: gunicorn 2x8 gthread; clients: wrk, {opts.connections} connections"
+    )
+    print(
+        f"trivial  /livez : {trivial['rate']:8.0f} req/s  p50 {trivial['p50_ms']:.1f} ms  p99 {trivial['p99_ms']:.1f} ms"
+    )
+    print(
+        f"report ingestion: {ingest['rate']:8.0f} req/s  p50 {ingest['p50_ms']:.1f} ms  p99 {ingest['p99_ms']:.1f} ms"
+    )
+    print(f"ratio ingestion/trivial: {ratio:.0%} (target >= 50%)")
+    print(
+        f"reports answered 2xx: {reports}; runs stored as failed: {stored}; non-2xx: {int(ingest['non_2xx'])}"
+    )
+    if int(stored) < reports:
+        sys.exit("LOST DATA: fewer stored runs than accepted reports")
+
+
+if __name__ == "__main__":
+    main()
