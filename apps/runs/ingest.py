@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.models import Q
@@ -83,15 +84,16 @@ def _store_rows(items: list[Pending]) -> dict[int, tuple[int, int]]:
         }
         for item in items
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _UPDATE_SQL,
-            [
-                json.dumps(rows),
-                [item.run_id for item in items],
-                settings.KUBEPROBE_REPORT_GRACE_SECONDS,
-            ],
-        )
+    params = [
+        json.dumps(rows),
+        [item.run_id for item in items],
+        settings.KUBEPROBE_REPORT_GRACE_SECONDS,
+    ]
+    connection.ensure_connection()
+    # Server-side binding and a prepared statement: no quoting in Python and no
+    # planning per batch (Django's own cursors bind parameters client-side).
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_UPDATE_SQL, params, prepare=True)
         return {run_id: (case_id, cluster_id) for run_id, case_id, cluster_id in cursor.fetchall()}
 
 

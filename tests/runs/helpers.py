@@ -28,6 +28,7 @@ def make_run(
         pairs=[(case, cluster)],
         trigger=trigger,
         key=key or f"test:{CaseFactory._meta.model.objects.count()}:{ProbeRun.objects.count()}",
+        skip_if_active=False,
     )
     [run_id] = result.created
     return ProbeRun.objects.get(pk=run_id)
