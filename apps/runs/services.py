@@ -545,7 +545,7 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
         elif status.phase == "missing" and run.dispatched_at and now - run.dispatched_at > grace:
             early_reason = status.reason or "the pod is gone"
         if early_reason:
-            # Read the report state again: it may have landed since the poll.
+            # run_finish only moves an active run: a report that landed since the poll wins.
             diagnostics, log_tail = _diagnose(executor, cluster, run, status)
             if run_finish(
                 run=run,

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from apps.core.admin_utils import enable_actions
 from apps.runs.services import CreateResult
 from apps.scheduling.admin_actions import RunNowMixin, run_now_action
-from apps.scheduling.models import Binding, Event
+from apps.scheduling.models import Binding, Event, binding_scope_errors
 from apps.scheduling.services import binding_fire_now, bindings_set_enabled
 
 
@@ -32,10 +32,9 @@ class BindingAdminForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if not (data.get("clusters") or data.get("groups")):
-            self.add_error("clusters", "Name at least one cluster or group.")
-        if not (data.get("cases") or data.get("case_sets")):
-            self.add_error("cases", "Name at least one case or case set.")
+        scope = {f: data.get(f) for f in ("clusters", "groups", "cases", "case_sets")}
+        for field, message in binding_scope_errors(**scope).items():
+            self.add_error(field, message)
         return data
 
 

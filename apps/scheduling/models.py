@@ -42,6 +42,18 @@ def validate_event_triggers(value: Any) -> None:
             )
 
 
+def binding_scope_errors(
+    *, clusters: Any, groups: Any, cases: Any, case_sets: Any
+) -> dict[str, str]:
+    """A binding needs something to run on and something to run (admin and API alike)."""
+    errors = {}
+    if not (clusters or groups):
+        errors["clusters"] = "Name at least one cluster or group."
+    if not (cases or case_sets):
+        errors["cases"] = "Name at least one case or case set."
+    return errors
+
+
 class Binding(TimeStampedModel):
     """Targets (clusters, groups) × subjects (cases, case sets), with triggers."""
 

@@ -8,7 +8,13 @@ from rest_framework import serializers
 from apps.catalog.models import Case, CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.api import ModelCleanMixin, names_field
-from apps.scheduling.models import EVENT_WORD_RE, Binding, Event, validate_event_triggers
+from apps.scheduling.models import (
+    EVENT_WORD_RE,
+    Binding,
+    Event,
+    binding_scope_errors,
+    validate_event_triggers,
+)
 
 
 class EventTriggerSerializer(serializers.Serializer):
@@ -65,10 +71,10 @@ class BindingSerializer(ModelCleanMixin, serializers.ModelSerializer):
                 return list(attrs[field])
             return list(getattr(self.instance, field).all()) if self.instance else []
 
-        if not (current("clusters") or current("groups")):
-            raise serializers.ValidationError({"clusters": "Name at least one cluster or group."})
-        if not (current("cases") or current("case_sets")):
-            raise serializers.ValidationError({"cases": "Name at least one case or case set."})
+        scope = {f: current(f) for f in ("clusters", "groups", "cases", "case_sets")}
+        errors = binding_scope_errors(**scope)
+        if errors:
+            raise serializers.ValidationError(errors)
         return attrs
 
 
