@@ -72,6 +72,8 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[KUBEPROBE_PUBLI
 KUBEPROBE_LOCAL_EXECUTOR_ENABLED = env.bool("KUBEPROBE_LOCAL_EXECUTOR_ENABLED", default=False)
 
 # Run loop.
+# Labels this portal's probe pods, so two portals sharing a namespace leave each other alone.
+KUBEPROBE_INSTALLATION = env.str("KUBEPROBE_INSTALLATION", default="kubeprobe")
 KUBEPROBE_REPORT_GRACE_SECONDS = env.int("KUBEPROBE_REPORT_GRACE_SECONDS", default=15)
 KUBEPROBE_MAX_REPORT_BYTES = 256 * 1024
 # Group concurrent reports of one server process into one UPDATE (Postgres).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import random
@@ -79,6 +80,52 @@ class ProbeEnv:
         )
 
 
+MAX_STEPS = 500
+MAX_NAME = 200
+MAX_STEP_ERROR = 2000
+
+
+def _text(value: Any, limit: int) -> str:
+    """A string the portal stores: no NUL, no lone surrogates, not too long."""
+    text = str(value).replace("\x00", "")
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:limit]
+
+
+def _clean_steps(steps: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    # Within the portal's limits, so a result is never refused for its form.
+    out = []
+    for step in list(steps)[:MAX_STEPS]:
+        duration = step.get("duration_ms", 0)
+        if (
+            not isinstance(duration, (int, float))
+            or isinstance(duration, bool)
+            or duration != duration
+        ):
+            duration = 0
+        out.append(
+            {
+                "name": _text(step.get("name") or "step", MAX_NAME) or "step",
+                "ok": bool(step.get("ok")),
+                "duration_ms": max(0, min(float(duration), 1e12)),
+                "error": _text(step.get("error") or "", MAX_STEP_ERROR),
+            }
+        )
+    return out
+
+
+def _clean_metrics(metrics: Optional[Mapping[str, float]]) -> Dict[str, float]:
+    out = {}
+    for name, value in list((metrics or {}).items())[:500]:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            continue
+        if number == number and abs(number) < 1e300:  # drops NaN and infinities
+            out[_text(name, MAX_NAME) or "metric"] = number
+    return out
+
+
 _lock = threading.Lock()
 _reported = False
 
@@ -111,13 +158,18 @@ def report(
     """Send the run's one result, retrying transient failures until the deadline."""
     global _reported
     env = env or ProbeEnv.from_environ()
-    errors = [str(e)[:MAX_ERROR_CHARS] for e in errors][:MAX_ERRORS]
+    errors = [_text(e, MAX_ERROR_CHARS) or "(empty message)" for e in errors][:MAX_ERRORS]
     if not ok and not errors:
         errors = ["probe reported failure without a message"]
     if ok and errors:
         raise ValueError("a successful report carries no errors")
     body = json.dumps(
-        {"ok": ok, "errors": errors, "steps": list(steps), "metrics": dict(metrics or {})}
+        {
+            "ok": ok,
+            "errors": errors,
+            "steps": _clean_steps(steps),
+            "metrics": _clean_metrics(metrics),
+        }
     ).encode()
     with _lock:
         if _reported:
@@ -130,7 +182,8 @@ def report(
                 raise ReportRejected(0, "deadline passed before the report got through: " + last)
             try:
                 status, text = _post(env, body, timeout=max(1.0, min(10.0, remaining)))
-            except (OSError, urllib.error.URLError) as exc:  # refused, reset, DNS, timeout
+            except (OSError, urllib.error.URLError, http.client.HTTPException) as exc:
+                # refused, reset, DNS, timeout, a broken answer: all worth another try
                 status, text = 0, str(exc)
             if 200 <= status < 300 or status == 409:
                 # 409: the portal already has a result for this run; do not send again.
@@ -215,4 +268,6 @@ class Probe:
                 threshold_ms,
             )
             self.errors.append("step %s failed: %s" % (name, record["error"]))
-            raise StepFailed(record["error"]).with_traceback(None)
+            failure = StepFailed(record["error"])
+            failure._kubeprobe_recorded = True  # type: ignore[attr-defined]
+            raise failure

@@ -122,6 +122,7 @@ class FakeKube:
         self.history: list[tuple[int, str, str, dict[str, Any]]] = []  # (rv, type, resource, obj)
         self.watchers: list[tuple[str, str, queue.Queue[Any]]] = []
         self.faults: list[tuple[str, str, int]] = []
+        self.lost_answers: list[tuple[str, str, int]] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # verb, path, query
         self.logs: dict[str, str] = defaultdict(lambda: "probe starting\n")
         self.kubelet_delay = 0.05
@@ -197,6 +198,11 @@ class FakeKube:
 
     def fail_next(self, verb: str, resource: str, status: int) -> None:
         self.faults.append((verb, resource, status))
+
+    def lose_next_answer(self, verb: str, resource: str, status: int) -> None:
+        """Carry out the next matching request, then answer it with an error
+        (a gateway timeout after the API server already saved the object)."""
+        self.lost_answers.append((verb, resource, status))
 
     def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         with self.lock:
@@ -511,7 +517,12 @@ class FakeKube:
                 )
                 return
             created = self.add(resource, namespace, body)
-            self._send(h, 201, created)
+            lost = next((f for f in self.lost_answers if f[0] == verb and f[1] == resource), None)
+            if lost is not None:
+                self.lost_answers.remove(lost)
+                self._send(h, lost[2], status_body(lost[2], "Timeout", "the answer was lost"))
+            else:
+                self._send(h, 201, created)
             if resource == "pods":
                 threading.Thread(target=self._kubelet, args=(namespace, name), daemon=True).start()
             return

@@ -33,6 +33,8 @@ from apps.runs.reports import Report
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 200
+# Django wraps its own cursors' errors; the prepared statement raises psycopg's.
+DB_ERRORS = (DatabaseError, psycopg.Error)
 WAIT_SECONDS = 30.0
 
 
@@ -173,25 +175,34 @@ class _Writer:
         while True:
             batch = self._take()
             try:
-                stored = self._flush(batch)
-                for item in batch:
-                    item.stored = stored.get(item.run_id)
-            except Exception as exc:  # handed to every waiting request
-                logger.exception("storing %d reports failed", len(batch))
-                for item in batch:
-                    item.error = exc
+                self._flush(batch)
             finally:
                 if not settings.DATABASES["default"].get("CONN_MAX_AGE"):
                     connection.close()
                 for item in batch:
                     item.done.set()
 
-    def _flush(self, batch: list[Pending]) -> dict[int, tuple[int, int]]:
+    def _flush(self, batch: list[Pending]) -> None:
+        # No health check per batch (it costs a round trip): a dead connection
+        # shows up as an error here, and the fallback below reconnects.
         try:
-            return _store_rows(batch)
-        except DatabaseError:
-            connection.close()  # a broken connection: reconnect once and retry
-            return _store_rows(batch)
+            stored = _store_rows(batch)
+        except DB_ERRORS:
+            # A dead connection, or one report the database refuses: never let
+            # it fail the others. Reconnect and store them one by one.
+            connection.close()
+            for item in batch:
+                try:
+                    item.stored = _store_rows([item]).get(item.run_id)
+                except DB_ERRORS as exc:
+                    logger.warning(
+                        "storing the report of run %s failed: %s", item.run_id, type(exc).__name__
+                    )
+                    connection.close()
+                    item.error = exc
+            return
+        for item in batch:
+            item.stored = stored.get(item.run_id)
 
 
 _writer = _Writer()

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
@@ -71,6 +72,8 @@ class ProbeRun(models.Model):
     pod_name = models.CharField(max_length=253, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
+    # When a dispatch was last queued: lost messages are re-sent from here.
+    enqueued_at = models.DateTimeField(default=timezone.now)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)

@@ -32,7 +32,30 @@ class Report:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value) and abs(value) < 1e300
+    except OverflowError:  # a 400-digit integer
+        return False
+
+
+def _storable(text: str) -> bool:
+    """Postgres text and JSON cannot hold NUL or lone surrogates."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_text(value: Any, where: str, problems: dict[str, str], allow_empty: bool = True) -> None:
+    if isinstance(value, str) and not _storable(value):
+        problems[where] = "must not contain NUL characters or unpaired surrogates"
+    elif isinstance(value, str) and not allow_empty and not value.strip():
+        problems[where] = "must be a non-empty string"
 
 
 def parse_json(body: bytes) -> Any:
@@ -40,6 +63,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidReport({"body": f"not valid JSON: {exc}"}) from exc
+    except RecursionError as exc:
+        raise InvalidReport({"body": "JSON nested too deeply"}) from exc
 
 
 def _check_errors(raw: Any, problems: dict[str, str]) -> list[str]:
@@ -51,6 +76,8 @@ def _check_errors(raw: Any, problems: dict[str, str]) -> list[str]:
     for i, item in enumerate(raw):
         if not isinstance(item, str) or not item.strip():
             problems[f"errors[{i}]"] = "must be a non-empty string"
+        else:
+            _check_text(item, f"errors[{i}]", problems)
     return raw
 
 
@@ -82,6 +109,8 @@ def _check_steps(raw: Any, problems: dict[str, str]) -> list[dict[str, Any]]:
         error = step.get("error", "")
         if not isinstance(error, str):
             problems[f"{where}.error"] = "must be a string"
+        _check_text(name, f"{where}.name", problems)
+        _check_text(error, f"{where}.error", problems)
         steps.append(
             {"name": name, "ok": step.get("ok"), "duration_ms": duration, "error": error or ""}
         )
@@ -95,7 +124,9 @@ def _check_metrics(raw: Any, problems: dict[str, str]) -> dict[str, float]:
     if len(raw) > MAX_METRICS:
         problems["metrics"] = f"at most {MAX_METRICS} metrics"
     for name, value in raw.items():
-        if len(name) > MAX_NAME or not name:
+        if not _storable(name):
+            problems["metrics"] = "names must not contain NUL characters or unpaired surrogates"
+        elif len(name) > MAX_NAME or not name:
             problems[f"metrics.{name[:40]}"] = f"names are 1 to {MAX_NAME} characters"
         elif not _is_number(value):
             problems[f"metrics.{name}"] = "must be a finite number"
@@ -146,4 +177,6 @@ def validate_kuberhealthy(payload: Any) -> Report:
         raise InvalidReport({"errors": "must name at least one error when ok is false"})
     if any(not e for e in errors):
         raise InvalidReport({"errors": "error strings must not be blank"})
+    if not all(_storable(e) for e in errors):
+        raise InvalidReport({"errors": "must not contain NUL characters or unpaired surrogates"})
     return Report(ok=ok, errors=errors[:MAX_ERRORS])

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import logging
-import re
-import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -18,11 +17,13 @@ from django.conf import settings
 from django.db import DatabaseError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from apps.catalog.models import Case, ReportProtocol
 from apps.clusters.models import Cluster
 from apps.runs import ingest, reports
 from apps.runs.executors import ExecutorError, LaunchSpec, RunStatus, get_executor
+from apps.runs.executors.base import dns_label
 from apps.runs.models import ACTIVE_STATES, FINISHED_STATES, ProbeRun, RunState, Trigger
 from apps.runs.signals import run_finished, run_state_changed
 
@@ -36,6 +37,18 @@ LOG_TAIL_LINES = 50
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def run_token(*, run_id: int, kuberhealthy: bool = False) -> str:
+    """The run's bearer token, derived from SECRET_KEY and the run id.
+
+    Every dispatch attempt of a run computes the same token, so a pod created
+    by an attempt whose answer was lost still holds a valid one.
+    """
+    digest = salted_hmac("kubeprobe.run-token", str(run_id), algorithm="sha256").digest()
+    if kuberhealthy:  # Kuberhealthy's clients carry a UUID
+        return str(uuid.UUID(bytes=digest[:16]))
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 # ---------------------------------------------------------------- creation
@@ -128,13 +141,6 @@ def manual_key() -> str:
 # ---------------------------------------------------------------- dispatch
 
 
-_DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
-
-
-def _dns_label(text: str, limit: int) -> str:
-    return _DNS_UNSAFE.sub("-", text.lower()).strip("-")[:limit].strip("-") or "x"
-
-
 def run_contract_env(*, run: ProbeRun, token: str, deadline: datetime) -> dict[str, str]:
     """The env every probe gets: the case's rendered env, then the contract on top."""
     base = settings.KUBEPROBE_PUBLIC_URL
@@ -165,7 +171,7 @@ def run_launch_spec(*, run: ProbeRun, token: str, deadline: datetime) -> LaunchS
     case, template = run.case, run.case.template
     return LaunchSpec(
         run_id=run.pk,
-        name=f"kp-{_dns_label(case.name, 40)}-{run.pk}",
+        name=f"kp-{dns_label(case.name, 40)}-{run.pk}",
         namespace=run.cluster.namespace,
         image=template.image,
         command=list(template.command),
@@ -176,9 +182,10 @@ def run_launch_spec(*, run: ProbeRun, token: str, deadline: datetime) -> LaunchS
         timeout_seconds=case.effective_timeout,
         labels={
             "app.kubernetes.io/managed-by": "kubeprobe",
+            "kubeprobe.io/installation": dns_label(settings.KUBEPROBE_INSTALLATION, 63),
             "kubeprobe.io/run-id": str(run.pk),
-            "kubeprobe.io/case": _dns_label(case.name, 63),
-            "kubeprobe.io/binding": _dns_label(run.binding.name, 63) if run.binding else "none",
+            "kubeprobe.io/case": dns_label(case.name, 63),
+            "kubeprobe.io/binding": dns_label(run.binding.name, 63) if run.binding else "none",
             "kubeprobe.io/trigger": run.trigger,
         },
         report_protocol=template.report_protocol,
@@ -213,10 +220,8 @@ def run_dispatch(*, run_id: int) -> str:
     )
     if run is None or run.state != RunState.PENDING:
         return "not pending"
-    token = (
-        str(uuid.uuid4())
-        if run.case.template.report_protocol == ReportProtocol.KUBERHEALTHY
-        else secrets.token_urlsafe(32)
+    token = run_token(
+        run_id=run.pk, kuberhealthy=run.case.template.report_protocol == ReportProtocol.KUBERHEALTHY
     )
     now = timezone.now()
     deadline = now + timedelta(seconds=run.case.effective_timeout)
@@ -244,8 +249,13 @@ def run_dispatch(*, run_id: int) -> str:
 
         if isinstance(exc, TransientExecutorError):
             # Give the run back so the retry can claim it again.
+            # enqueued_at tells the reaper a retry is already on its way.
             ProbeRun.objects.filter(pk=run_id, state=RunState.DISPATCHED).update(
-                state=RunState.PENDING, token_hash="", dispatched_at=None, deadline=None
+                state=RunState.PENDING,
+                token_hash="",
+                dispatched_at=None,
+                deadline=None,
+                enqueued_at=timezone.now(),
             )
             raise
         run_finish(run=run, state=RunState.ERROR, reason=str(exc))
@@ -260,10 +270,14 @@ def run_dispatch(*, run_id: int) -> str:
 
 
 def run_give_up(*, run_id: int, reason: str) -> None:
-    """The dispatch kept failing transiently: end the run as an error."""
+    """The dispatch kept failing transiently: end the run as an error.
+
+    Only while it is still pending: if another dispatch claimed it meanwhile,
+    that one is in charge now.
+    """
     run = ProbeRun.objects.filter(pk=run_id).first()
     if run is not None:
-        run_finish(run=run, state=RunState.ERROR, reason=reason)
+        run_finish(run=run, state=RunState.ERROR, reason=reason, from_states=(RunState.PENDING,))
 
 
 # ---------------------------------------------------------------- finishing
@@ -281,6 +295,7 @@ def run_finish(
     log_tail: str = "",
     diagnostics: dict[str, Any] | None = None,
     now: datetime | None = None,
+    from_states: Sequence[str] = ACTIVE_STATES,
 ) -> bool:
     """Move an active run to a final state, once. False if it had already finished."""
     now = now or timezone.now()
@@ -290,7 +305,7 @@ def run_finish(
         ok = state == RunState.SUCCEEDED
     # One conditional UPDATE is the transaction: whoever moves the run out of
     # an active state first wins (report, reaper, a second worker).
-    updated = ProbeRun.objects.filter(pk=run.pk, state__in=ACTIVE_STATES).update(
+    updated = ProbeRun.objects.filter(pk=run.pk, state__in=from_states).update(
         state=state,
         finished_at=now,
         duration_ms=duration,
@@ -411,7 +426,7 @@ def run_report(*, run_id: int, token: str, body: bytes) -> str:
                 run_id=run_id, token_hash=hash_token(token) if token else "", report=report, now=now
             )
         )
-    except (TimeoutError, DatabaseError) as exc:
+    except (TimeoutError, *ingest.DB_ERRORS) as exc:
         raise ReportRejected(
             503, {"detail": f"the report could not be stored now, retry: {type(exc).__name__}"}
         ) from exc
@@ -459,6 +474,8 @@ def run_report_kuberhealthy(*, run_uuid: str, body: bytes) -> ProbeRun:
         _store(run, report, now)
     except ReportRejected as exc:
         raise ReportRejected(400, f"run uuid {run_uuid} is invalid or expired") from exc
+    except DatabaseError as exc:
+        raise ReportRejected(503, "the report could not be stored now, retry") from exc
     return run
 
 
@@ -484,8 +501,8 @@ def _diagnose(
     try:
         diagnostics["events"] = executor.events(cluster, run)
         log_tail = executor.logs(cluster, run, LOG_TAIL_LINES)
-    except ExecutorError as exc:
-        diagnostics["diagnostics_error"] = str(exc)
+    except Exception as exc:  # diagnostics are best effort; the run still closes
+        diagnostics["diagnostics_error"] = f"{type(exc).__name__}: {exc}"
         log_tail = ""
     return diagnostics, log_tail
 
@@ -505,12 +522,14 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
     cluster = runs[0].cluster
     statuses: dict[int, RunStatus] = {}
     poll_error = ""
+    executor = None
     try:
         executor = get_executor(cluster.executor)
         statuses = executor.poll(cluster, runs)
-    except ExecutorError as exc:
-        poll_error = str(exc)
-        executor = None
+    except Exception as exc:  # overdue runs must close even when polling breaks
+        if not isinstance(exc, ExecutorError):
+            logger.exception("polling runs of cluster %s failed", cluster.name)
+        poll_error = f"polling the cluster failed: {exc}"
     for run in runs:
         status = statuses.get(run.pk)
         overdue = run.deadline is not None and now > run.deadline + grace
@@ -542,7 +561,12 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
             early_reason = status.reason
         elif status.phase == "succeeded":
             early_reason = "the probe exited without reporting a result"
-        elif status.phase == "missing" and run.dispatched_at and now - run.dispatched_at > grace:
+        elif (
+            status.phase == "missing"
+            and run.state == RunState.RUNNING  # launched: the create call has returned
+            and run.dispatched_at
+            and now - run.dispatched_at > grace
+        ):
             early_reason = status.reason or "the pod is gone"
         if early_reason:
             # run_finish only moves an active run: a report that landed since the poll wins.
@@ -559,14 +583,23 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
     return result
 
 
-def runs_stuck_pending(*, now: datetime | None = None) -> list[int]:
-    """Pending runs whose dispatch message was lost (worker died before acking)."""
+def runs_claim_stuck_pending(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
+    """Pending runs whose dispatch message was lost (a worker died before acking).
+
+    Each is claimed by moving its enqueued_at forward, so it is sent again at
+    most once a minute however many reapers run, and never while a retry of
+    its own is waiting in the queue.
+    """
     now = now or timezone.now()
-    return list(
-        ProbeRun.objects.filter(state=RunState.PENDING, created_at__lt=now - REDISPATCH_AFTER)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:1000]
-    )
+    with transaction.atomic():
+        ids = list(
+            ProbeRun.objects.select_for_update(skip_locked=True)
+            .filter(state=RunState.PENDING, enqueued_at__lt=now - REDISPATCH_AFTER)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        ProbeRun.objects.filter(pk__in=ids).update(enqueued_at=now)
+    return ids
 
 
 def clusters_with_active_runs() -> list[int]:
@@ -581,8 +614,14 @@ def clusters_with_active_runs() -> list[int]:
 # ---------------------------------------------------------------- cleanup
 
 
+# A kept pod is looked at again this often, so newer failures push it out.
+KEEP_RECHECK = timedelta(seconds=60)
+# A cleanup that failed (cluster unreachable) is retried after this.
+CLEANUP_RETRY = timedelta(minutes=5)
+
+
 def _keep_for_debugging(run: ProbeRun, now: datetime) -> bool:
-    """The last few failed pods per case and cluster stay for a while."""
+    """The newest few failed pods per case and cluster stay for a while."""
     if run.state not in FAILED_STATES or settings.KUBEPROBE_KEEP_FAILED_PODS <= 0:
         return False
     keep_for = timedelta(seconds=settings.KUBEPROBE_KEEP_FAILED_POD_SECONDS)
@@ -600,33 +639,40 @@ def _keep_for_debugging(run: ProbeRun, now: datetime) -> bool:
 def runs_cleanup(
     *, now: datetime | None = None, limit: int = 500, run_ids: Iterable[int] | None = None
 ) -> int:
-    """Delete the pods/processes of finished runs, keeping recent failures. Returns how many."""
+    """Delete the pods/processes of finished runs, keeping recent failures. Returns how many.
+
+    keep_until is "not before": a kept run is judged again a minute later (its
+    rank among failures changes), a failed cleanup is retried five minutes later.
+    """
     now = now or timezone.now()
     qs = ProbeRun.objects.select_related("cluster").filter(
         cleaned_at__isnull=True, finished_at__isnull=False
     )
     if run_ids is not None:
         qs = qs.filter(pk__in=list(run_ids))
-    else:
-        qs = qs.filter(Q(keep_until__isnull=True) | Q(keep_until__lt=now))
+    qs = qs.filter(Q(keep_until__isnull=True) | Q(keep_until__lt=now))
     cleaned = 0
     for run in qs.order_by("finished_at")[:limit]:
-        if run.keep_until is None and _keep_for_debugging(run, now):
-            keep = now + timedelta(seconds=settings.KUBEPROBE_KEEP_FAILED_POD_SECONDS)
-            ProbeRun.objects.filter(pk=run.pk).update(keep_until=keep)
+        if _keep_for_debugging(run, now):
+            ProbeRun.objects.filter(pk=run.pk).update(keep_until=now + KEEP_RECHECK)
             continue
         try:
             get_executor(run.cluster.executor).cleanup(run.cluster, run)
-        except ExecutorError as exc:
+        except Exception as exc:  # one unreachable cluster must not stop the rest
             logger.warning("cleanup of run %s on %s failed: %s", run.pk, run.cluster.name, exc)
+            ProbeRun.objects.filter(pk=run.pk).update(keep_until=now + CLEANUP_RETRY)
             continue
-        ProbeRun.objects.filter(pk=run.pk).update(cleaned_at=now)
+        ProbeRun.objects.filter(pk=run.pk).update(cleaned_at=now, keep_until=None)
         cleaned += 1
     return cleaned
 
 
 def cluster_sweep_orphans(*, cluster: Cluster, now: datetime | None = None) -> int:
-    """Remove probe pods whose run is unknown, or finished and not kept."""
+    """Remove probe pods whose run is unknown or already cleaned up.
+
+    Pods of active runs, and of finished runs the cleanup has not judged yet
+    (kept failures included), are the cleanup's business and stay.
+    """
     now = now or timezone.now()
     executor = get_executor(cluster.executor)
     handles = executor.managed_handles(cluster)
@@ -635,22 +681,17 @@ def cluster_sweep_orphans(*, cluster: Cluster, now: datetime | None = None) -> i
     known = {
         r.pk: r
         for r in ProbeRun.objects.filter(pk__in=list(handles)).only(
-            "pk", "state", "keep_until", "pod_name", "cluster_id"
+            "pk", "state", "cleaned_at", "pod_name", "cluster_id"
         )
     }
     removed = 0
     for run_id, handle in handles.items():
         run = known.get(run_id)
-        if run is not None and (
-            run.state in ACTIVE_STATES or (run.keep_until and run.keep_until > now)
-        ):
+        if run is not None and run.cleaned_at is None:
             continue
-        orphan = run or ProbeRun(pk=run_id, cluster=cluster, pod_name=handle.split(" ", 1)[-1])
-        if run is not None and not orphan.pod_name:
-            orphan.pod_name = handle
+        orphan = run or ProbeRun(pk=run_id, cluster=cluster)
+        orphan.pod_name = run.pod_name if run is not None and run.pod_name else handle
         executor.cleanup(cluster, orphan)
-        if run is not None:
-            ProbeRun.objects.filter(pk=run_id).update(cleaned_at=now)
         removed += 1
     return removed
 

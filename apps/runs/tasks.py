@@ -34,7 +34,7 @@ def reap_runs() -> None:
     """Fan out one reaper per cluster with active runs; re-dispatch lost pending runs."""
     for cluster_id in services.clusters_with_active_runs():
         reap_cluster.apply_async((cluster_id,), expires=30)
-    for run_id in services.runs_stuck_pending():
+    for run_id in services.runs_claim_stuck_pending():
         dispatch_run.delay(run_id)
 
 

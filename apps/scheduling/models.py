@@ -86,7 +86,9 @@ class Binding(TimeStampedModel):
         editable=False,
         help_text="Runs not started because the previous run of the same case on the same cluster was still active.",
     )
-    last_fired_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_fired_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="The last schedule tick accepted."
+    )
     periodic_task = models.OneToOneField(
         PeriodicTask,
         null=True,

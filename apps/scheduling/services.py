@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -98,38 +98,44 @@ def binding_clusters(*, binding: Binding) -> list[Cluster]:
     return list(clusters_for_targets(clusters=binding.clusters.all(), groups=binding.groups.all()))
 
 
-def _tick_key(binding: Binding, now: datetime) -> str:
-    """The schedule slot `now` falls in: repeated or duplicated beat ticks share it.
-
-    Beat fires a binding at most once per interval, so two real ticks never
-    share a slot; a duplicate (second beat, redelivered message) always does.
-    """
-    stamp = int(now.timestamp())
-    width = binding.interval_seconds or 60  # cron fires on whole minutes at most
-    return f"schedule:{binding.pk}:{stamp - stamp % width}"
+def _record_skips(binding: Binding, result: CreateResult) -> None:
+    if result.skipped:
+        Binding.objects.filter(pk=binding.pk).update(
+            skipped_count=F("skipped_count") + result.skipped
+        )
 
 
-def _record_fire(binding: Binding, result: CreateResult, now: datetime) -> None:
-    Binding.objects.filter(pk=binding.pk).update(
-        skipped_count=F("skipped_count") + result.skipped, last_fired_at=now
-    )
-
-
+@transaction.atomic
 def binding_fire_schedule(*, binding_id: int, now: datetime | None = None) -> CreateResult:
-    """A beat tick: create this slot's runs for every case × cluster of the binding."""
+    """A beat tick: create runs for every case × cluster of the binding.
+
+    The tick is claimed by moving the binding's last_fired_at forward, only if
+    the last accepted tick is at least half a period old. A duplicated tick (a
+    second beat, a redelivered message) finds it moved and creates nothing;
+    a tick that waited in the queue still counts. The claim and the runs
+    commit together, so a crash in between leaves the tick to its redelivery.
+    """
     now = now or timezone.now()
     binding = Binding.objects.filter(pk=binding_id, enabled=True).first()
     if binding is None:
+        return CreateResult()
+    half_period = timedelta(seconds=(binding.interval_seconds or 60) / 2)
+    claimed = (
+        Binding.objects.filter(pk=binding_id, enabled=True)
+        .filter(Q(last_fired_at__isnull=True) | Q(last_fired_at__lte=now - half_period))
+        .update(last_fired_at=now)
+    )
+    if not claimed:
         return CreateResult()
     pairs = [
         (case, cluster)
         for cluster in binding_clusters(binding=binding)
         for case in binding_cases(binding=binding)
     ]
-    result = runs_create(
-        pairs=pairs, trigger=Trigger.SCHEDULE, key=_tick_key(binding, now), binding_id=binding.pk
-    )
-    _record_fire(binding, result, now)
+    # The idempotency key names the accepted tick, down to the microsecond.
+    key = f"schedule:{binding.pk}:{now.isoformat()}"
+    result = runs_create(pairs=pairs, trigger=Trigger.SCHEDULE, key=key, binding_id=binding.pk)
+    _record_skips(binding, result)
     return result
 
 
@@ -156,7 +162,7 @@ def binding_fire_now(
         binding_id=binding.pk,
         requested_by_id=requested_by_id,
     )
-    _record_fire(binding, result, timezone.now())
+    _record_skips(binding, result)
     return result
 
 
@@ -198,7 +204,7 @@ def event_record(
                 binding_id=binding.pk,
                 event_id=event.pk,
             )
-            _record_fire(binding, result, event.created_at)
+            _record_skips(binding, result)
             total.created += result.created
             total.skipped += result.skipped
     Event.objects.filter(pk=event.pk).update(runs_created=len(total.created))

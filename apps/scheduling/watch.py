@@ -8,6 +8,7 @@ off exponentially up to a minute.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -36,6 +37,12 @@ MAX_BACKOFF = 60.0
 WATCH_SECONDS = 300
 
 Change = tuple[str, str, dict[str, Any]]  # kind, component, detail
+
+
+def _template_hash(obj: dict[str, Any]) -> str:
+    """What a rollout changes: the pod template (a scale does not touch it)."""
+    template = (obj.get("spec") or {}).get("template") or {}
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _images(obj: dict[str, Any]) -> list[str]:
@@ -69,7 +76,7 @@ class ResourceWatch:
         if self.resource == "nodes":
             state = {"ready": _ready(obj), "kubelet": _kubelet(obj)}
         else:
-            state = {"generation": meta.get("generation", 0), "images": _images(obj)}
+            state = {"template": _template_hash(obj), "images": _images(obj)}
         previous = self.seen.get(meta.get("name", ""), {})
         self.seen[meta.get("name", "")] = state
         return previous
@@ -156,7 +163,7 @@ class ResourceWatch:
                     "images": current["images"],
                 },
             )
-        if previous and current["generation"] != previous["generation"]:
+        if previous and current["template"] != previous["template"]:
             return (
                 "component_release",
                 name[:63],
@@ -164,7 +171,7 @@ class ResourceWatch:
                     "resource": self.resource,
                     "namespace": self.namespace,
                     "name": name,
-                    "generation": current["generation"],
+                    "generation": meta.get("generation"),
                     "images": current["images"],
                     "previous_images": previous["images"],
                 },
@@ -211,6 +218,22 @@ class ClusterWatcher:
             return client.core.list_node, ()
         return getattr(client.apps, WORKLOADS[target.resource]), (target.namespace,)
 
+    def _handle(self, target: ResourceWatch, kind: str, raw: dict[str, Any]) -> None:
+        name = (raw.get("metadata") or {}).get("name", "")
+        before = target.seen.get(name)
+        found = target.classify(kind, raw)
+        if not found:
+            return
+        try:
+            self.record(self.cluster, *found)
+        except Exception:
+            # Forget what this notification taught, so its replay classifies again.
+            if before is None:
+                target.seen.pop(name, None)
+            else:
+                target.seen[name] = before
+            raise
+
     def _loop(self, target: ResourceWatch) -> None:
         resource_version = ""
         backoff = 1.0
@@ -246,14 +269,13 @@ class ClusterWatcher:
                                 resource_version = ""  # too old: list again
                                 break
                             raise ApiException(status=raw.get("code"), reason=raw.get("message"))
-                        resource_version = (raw.get("metadata") or {}).get(
+                        new_version = (raw.get("metadata") or {}).get(
                             "resourceVersion", resource_version
                         )
-                        if kind == "BOOKMARK":
-                            continue
-                        found = target.classify(kind, raw)
-                        if found:
-                            self.record(self.cluster, *found)
+                        if kind != "BOOKMARK":
+                            self._handle(target, kind, raw)
+                        # Only now: a change that failed to record is seen again.
+                        resource_version = new_version
                 finally:
                     response.release_conn()
                 backoff = 1.0

@@ -198,3 +198,28 @@ def test_cli_usage_errors() -> None:
         )
         assert result.returncode == 2
         assert "kubeprobe-report" in result.stderr
+
+
+def test_reports_are_made_storable_before_sending(portal: Portal) -> None:
+    probe_sdk.report_failure(
+        ["bad \x00 byte", ""],
+        steps=[{"name": "x" * 500, "ok": False, "duration_ms": float("nan"), "error": "e" * 10_000}]
+        * 600,
+        metrics={"nan": float("nan"), "inf": float("inf"), "fine": 2, "text": "3"},
+    )
+    body = portal.received[0]["body"]
+    assert body["errors"] == ["bad  byte", "(empty message)"]
+    assert len(body["steps"]) == 500
+    step = body["steps"][0]
+    assert len(step["name"]) == 200 and step["duration_ms"] == 0 and len(step["error"]) == 2000
+    assert body["metrics"] == {"fine": 2.0, "text": 3.0}
+
+
+def test_threshold_failure_is_recorded_once(portal: Portal) -> None:
+    with (
+        pytest.raises(probe_sdk.StepFailed),
+        probe_sdk.Probe() as probe,
+        probe.step("slow", threshold_ms=0),
+    ):
+        time.sleep(0.005)
+    assert len(portal.received[0]["body"]["errors"]) == 1

@@ -53,6 +53,7 @@ def test_dispatch_creates_the_pod_with_the_contract(fake_kube: FakeKube, setting
     assert container["resources"] == {"limits": {"memory": "128Mi"}}
     labels = pod["metadata"]["labels"]
     assert labels["app.kubernetes.io/managed-by"] == "kubeprobe"
+    assert labels["kubeprobe.io/installation"] == "kubeprobe"
     assert labels["kubeprobe.io/run-id"] == str(run.pk)
     assert labels["kubeprobe.io/case"] == case.name
     assert labels["kubeprobe.io/binding"] == "none"
@@ -233,8 +234,11 @@ def test_finished_pods_are_deleted_and_recent_failures_kept(fake_kube: FakeKube,
     assert remaining == {runs[2].pod_name}
     kept = ProbeRun.objects.get(pk=runs[2].pk)
     assert kept.keep_until is not None and kept.cleaned_at is None
+    # Looked at again a minute later: still the newest failure, still kept.
+    assert services.runs_cleanup(now=kept.keep_until + timedelta(seconds=1)) == 0
     # Once the keep time is over, it goes too.
-    assert services.runs_cleanup(now=kept.keep_until + timedelta(seconds=1)) == 1
+    over = kept.finished_at + timedelta(seconds=settings.KUBEPROBE_KEEP_FAILED_POD_SECONDS + 1)
+    assert services.runs_cleanup(now=over) == 1
     assert fake_kube.list("pods") == []
 
 
@@ -242,12 +246,15 @@ def test_orphan_probe_pods_are_swept(fake_kube: FakeKube) -> None:
     cluster = kube_cluster(fake_kube)
     run = make_run(make_case(), cluster)
     services.run_dispatch(run_id=run.pk)
+    ours = {"app.kubernetes.io/managed-by": "kubeprobe", "kubeprobe.io/installation": "kubeprobe"}
     for name, labels in [
-        (
-            "kp-orphan-999999",
-            {"app.kubernetes.io/managed-by": "kubeprobe", "kubeprobe.io/run-id": "999999"},
-        ),
+        ("kp-orphan-999999", {**ours, "kubeprobe.io/run-id": "999999"}),
         ("someone-elses-pod", {"app": "web"}),
+        # Another portal sharing the namespace: its run ids mean nothing here.
+        (
+            "kp-other-portal-1",
+            {**ours, "kubeprobe.io/installation": "staging", "kubeprobe.io/run-id": "1"},
+        ),
     ]:
         fake_kube.add(
             "pods",
@@ -259,7 +266,11 @@ def test_orphan_probe_pods_are_swept(fake_kube: FakeKube) -> None:
         )
     assert services.cluster_sweep_orphans(cluster=cluster) == 1
     names = {p["metadata"]["name"] for p in fake_kube.list("pods")}
-    assert names == {ProbeRun.objects.get(pk=run.pk).pod_name, "someone-elses-pod"}
+    assert names == {
+        ProbeRun.objects.get(pk=run.pk).pod_name,
+        "someone-elses-pod",
+        "kp-other-portal-1",
+    }
 
 
 def test_one_client_per_cluster_is_reused_until_its_settings_change(fake_kube: FakeKube) -> None:

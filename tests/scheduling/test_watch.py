@@ -45,6 +45,10 @@ def node(name: str, ready: str, kubelet: str = "v1.30.1") -> dict[str, Any]:
     }
 
 
+def set_image(obj: dict[str, Any], image: str) -> None:
+    obj["spec"]["template"]["spec"]["containers"][0]["image"] = image
+
+
 def bump(fake: FakeKube, resource: str, namespace: str, name: str, change: Any) -> None:
     obj = fake.get(resource, namespace, name)
     assert obj is not None
@@ -110,12 +114,14 @@ def test_release_of_a_deployment_fires_the_subscribed_binding(
     assert (run.case.name, run.trigger, run.event_id) == ("dns-probe", "event", event.pk)
 
 
-def test_status_churn_is_ignored_and_new_workloads_are_releases(
+def test_status_churn_and_scaling_are_ignored_and_new_workloads_are_releases(
     watched: Any, fake_kube: FakeKube
 ) -> None:
     obj = fake_kube.get("deployments", "kube-system", "coredns")
-    obj["status"]["readyReplicas"] = 1  # no generation change
+    obj["status"]["readyReplicas"] = 1  # no spec change
     fake_kube.update("deployments", "kube-system", obj)
+    # A scale changes the spec (and generation) but is not a release.
+    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: d["spec"].update(replicas=9))
     fake_kube.add("daemonsets", "kube-system", deployment("kube-proxy", "kube-proxy:v1.30.1"))
     wait_for(
         lambda: events() == [("component_release", "kube-proxy")], what="only the new DaemonSet"
@@ -157,7 +163,7 @@ def test_dropped_streams_resume_from_the_last_resource_version(
     watched: Any, fake_kube: FakeKube
 ) -> None:
     _, watcher = watched
-    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: d["spec"].update(replicas=3))
+    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: set_image(d, "coredns:1.0"))
     wait_for(lambda: len(events()) == 1)
     lists_before = deployment_lists(fake_kube)
     fake_kube.drop_watches()
@@ -165,7 +171,7 @@ def test_dropped_streams_resume_from_the_last_resource_version(
         lambda: fake_kube.watch_count() == 4 and watcher.reconnects >= 4,
         what="the watches to come back",
     )
-    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: d["spec"].update(replicas=4))
+    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: set_image(d, "coredns:2.0"))
     wait_for(lambda: len(events()) == 2, what="the change after the reconnect")
     # No replay of the first change, and no new list: it resumed, it did not start over.
     assert events() == [("component_release", "coredns")] * 2
@@ -180,10 +186,10 @@ def test_expired_resource_version_lists_again_and_misses_nothing(
     fake_kube.expire_history()
     fake_kube.drop_watches()
     # Changed while no watch was open: found by comparing the new listing.
-    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: d["spec"].update(replicas=5))
+    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: set_image(d, "coredns:3.0"))
     wait_for(lambda: deployment_lists(fake_kube) == before + 1, what="a new list after 410 Gone")
     wait_for(lambda: events() == [("component_release", "coredns")])
-    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: d["spec"].update(replicas=6))
+    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: set_image(d, "coredns:4.0"))
     wait_for(lambda: len(events()) == 2, what="the watch to be back")
 
 
@@ -195,5 +201,30 @@ def test_unreachable_cluster_backs_off_without_dying(fake_kube: FakeKube) -> Non
     watcher.start()
     # The first list fails with 503; after a backoff the watch is established.
     wait_for(lambda: fake_kube.watch_count() == 1, timeout=10)
+    stop.set()
+    fake_kube.drop_watches()
+
+
+def test_a_change_that_fails_to_record_is_recorded_on_replay(fake_kube: FakeKube) -> None:
+    fake_kube.add("deployments", "kube-system", deployment("coredns", "coredns:1.11.1"))
+    cluster = kube_cluster(fake_kube, watch_namespaces=["kube-system"])
+    recorded: list[tuple[str, str]] = []
+    failures = [1]
+
+    def flaky_record(cluster: Cluster, kind: str, component: str, detail: dict[str, Any]) -> None:
+        if failures:
+            failures.pop()
+            raise RuntimeError("database is down")
+        recorded.append((kind, component))
+
+    stop = threading.Event()
+    ClusterWatcher(cluster, stop, record=flaky_record, watch_seconds=30).start()
+    wait_for(lambda: fake_kube.watch_count() == 4)
+    bump(fake_kube, "deployments", "kube-system", "coredns", lambda d: set_image(d, "coredns:2"))
+    wait_for(
+        lambda: recorded == [("component_release", "coredns")],
+        timeout=20,
+        what="the replayed change",
+    )
     stop.set()
     fake_kube.drop_watches()

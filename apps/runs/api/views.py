@@ -18,6 +18,8 @@ from apps.runs.api.serializers import ProbeRunSerializer, ReportSerializer, RunR
 from apps.runs.filters import ProbeRunFilter
 from apps.runs.models import ProbeRun
 
+MAX_RUN_ID = 2**63 - 1  # bigint
+
 
 class CanRunProbes(permissions.BasePermission):
     message = "Running probes by hand needs the runs.run_probe permission (operator or admin role)."
@@ -122,10 +124,13 @@ class RunReportView(_PlainPost):
             409: OpenApiResponse(description="The run already finished."),
             410: OpenApiResponse(description="The run is past its deadline."),
             413: OpenApiResponse(description="Body over 256 KiB."),
+            503: OpenApiResponse(description="The database could not store it now; retry."),
         },
         auth=[],
     )
     def post(self, request: HttpRequest, run_id: int) -> HttpResponse:
+        if run_id > MAX_RUN_ID:
+            return JsonResponse({"detail": f"no run {run_id}"}, status=404)
         scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         if scheme.lower() != "bearer":
             token = ""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -9,6 +10,14 @@ if TYPE_CHECKING:
     from apps.runs.models import ProbeRun
 
 registry: dict[str, Executor] = {}
+
+_DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
+
+
+def dns_label(text: str, limit: int = 63) -> str:
+    """A Kubernetes name or label value made from free text."""
+    return _DNS_UNSAFE.sub("-", text.lower()).strip("-")[:limit].strip("-") or "x"
+
 
 Phase = Literal["pending", "running", "succeeded", "failed", "missing"]
 

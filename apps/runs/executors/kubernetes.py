@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from kubernetes.client.exceptions import ApiException
 
 from apps.clusters.k8s import (
@@ -19,6 +20,7 @@ from apps.runs.executors.base import (
     LaunchSpec,
     RunStatus,
     TransientExecutorError,
+    dns_label,
     register,
 )
 
@@ -27,6 +29,13 @@ if TYPE_CHECKING:
     from apps.runs.models import ProbeRun
 
 MANAGED_BY = "app.kubernetes.io/managed-by=kubeprobe"
+
+
+def managed_selector() -> str:
+    """This portal's probe pods only (see KUBEPROBE_INSTALLATION)."""
+    return f"{MANAGED_BY},kubeprobe.io/installation={dns_label(settings.KUBEPROBE_INSTALLATION)}"
+
+
 RUN_LABEL = "kubeprobe.io/run-id"
 CONTAINER = "probe"
 # Waiting reasons after which the container will not start by itself in time.
@@ -184,7 +193,7 @@ class KubernetesExecutor(Executor):
             "list probe pods",
             "list_namespaced_pod",
             cluster.namespace,
-            label_selector=MANAGED_BY,
+            label_selector=managed_selector(),
         )
         return list(data.get("items") or [])
 

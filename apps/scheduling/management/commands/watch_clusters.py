@@ -10,6 +10,17 @@ from apps.clusters.models import Cluster, Executor
 from apps.scheduling.watch import ClusterWatcher
 
 
+def _config(cluster: Cluster) -> tuple[object, ...]:
+    """What a running watcher was started with; a change restarts it."""
+    return (
+        cluster.kubeconfig_fingerprint,
+        cluster.context,
+        tuple(cluster.watch_namespaces),
+        cluster.api_qps,
+        cluster.api_timeout_seconds,
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Watch every enabled kubernetes cluster (Deployments, DaemonSets and StatefulSets in each "
@@ -29,21 +40,21 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        running: dict[int, tuple[str, threading.Event]] = {}
+        running: dict[int, tuple[tuple[object, ...], threading.Event]] = {}
         while not stop.is_set():
             qs = Cluster.objects.filter(enabled=True, executor=Executor.KUBERNETES)
             if clusters:
                 qs = qs.filter(name__in=clusters)
             wanted = {c.pk: c for c in qs}
-            for pk, (fingerprint, cluster_stop) in list(running.items()):
-                if pk not in wanted or wanted[pk].kubeconfig_fingerprint != fingerprint:
+            for pk, (config, cluster_stop) in list(running.items()):
+                if pk not in wanted or _config(wanted[pk]) != config:
                     cluster_stop.set()
                     del running[pk]
             for pk, cluster in wanted.items():
                 if pk not in running:
                     cluster_stop = threading.Event()
                     ClusterWatcher(cluster, cluster_stop).start()
-                    running[pk] = (cluster.kubeconfig_fingerprint, cluster_stop)
+                    running[pk] = (_config(cluster), cluster_stop)
                     self.stdout.write(f"watching {cluster.name}")
             stop.wait(refresh)
         for _, cluster_stop in running.values():
