@@ -2,55 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 import probe_sdk
 from probe_sdk import client as sdk
+from tests.portal import Portal
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Portal:
-    def __init__(self) -> None:
-        self.answers: list[int] = []
-        self.received: list[dict[str, object]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.received.append(
-                    {"path": self.path, "auth": self.headers["Authorization"], "body": body}
-                )
-                status = outer.answers.pop(0) if outer.answers else 200
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(b'{"detail": "scripted"}')
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/api/v1/runs/7/report"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def env(self, deadline_in: float = 30) -> dict[str, str]:
-        return {
-            "KUBEPROBE_REPORT_URL": self.url,
-            "KUBEPROBE_RUN_ID": "7",
-            "KUBEPROBE_TOKEN": "run-token",
-            "KUBEPROBE_DEADLINE": str(time.time() + deadline_in),
-            "KUBEPROBE_CLUSTER": "prod-1",
-        }
 
 
 @pytest.fixture
@@ -60,7 +24,7 @@ def portal(monkeypatch: pytest.MonkeyPatch) -> Iterator[Portal]:
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(sdk, "_reported", False)
     yield server
-    server.server.shutdown()
+    server.stop()
 
 
 def test_probe_times_steps_and_reports_success_once(portal: Portal) -> None:
