@@ -101,12 +101,6 @@ def validate(text: str, context: str = "") -> str:
     return name
 
 
-def server_url(text: str, context: str = "") -> str:
-    doc = parse(text)
-    ctx = _named(doc, "contexts")[resolve_context(doc, context)]
-    return str(_named(doc, "clusters")[ctx["cluster"]]["server"])
-
-
 _FILE_FIELDS = {
     "clusters": {"certificate-authority": "certificate-authority-data"},
     "users": {"client-certificate": "client-certificate-data", "client-key": "client-key-data"},

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -721,10 +720,3 @@ def runs_for_manual_request(
     return runs_create(
         pairs=pairs, trigger=Trigger.MANUAL, key=manual_key(), requested_by_id=requested_by_id
     )
-
-
-def group_by_cluster(runs: Iterable[ProbeRun]) -> dict[int, list[ProbeRun]]:
-    grouped: dict[int, list[ProbeRun]] = defaultdict(list)
-    for run in runs:
-        grouped[run.cluster_id].append(run)
-    return grouped
