@@ -529,29 +529,25 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
         if not isinstance(exc, ExecutorError):
             logger.exception("polling runs of cluster %s failed", cluster.name)
         poll_error = f"polling the cluster failed: {exc}"
+
+    def close(run: ProbeRun, status: RunStatus | None, state: str, reason: str) -> bool:
+        # run_finish only moves an active run: a report that landed since the poll wins.
+        diagnostics, log_tail = _diagnose(executor, cluster, run, status) if executor else ({}, "")
+        if poll_error:
+            diagnostics["poll_error"] = poll_error
+        return run_finish(
+            run=run, state=state, reason=reason, diagnostics=diagnostics, log_tail=log_tail, now=now
+        )
+
     for run in runs:
         status = statuses.get(run.pk)
-        overdue = run.deadline is not None and now > run.deadline + grace
-        if overdue:
-            diagnostics, log_tail = (
-                _diagnose(executor, cluster, run, status) if executor else ({}, "")
-            )
-            if poll_error:
-                diagnostics["poll_error"] = poll_error
+        if run.deadline is not None and now > run.deadline + grace:
             why = f"no report within the case timeout of {run.case.effective_timeout}s"
             if status is not None and status.reason:
                 why += f"; pod: {status.reason}"
             elif poll_error:
                 why += f"; {poll_error}"
-            if run_finish(
-                run=run,
-                state=RunState.TIMED_OUT,
-                reason=why,
-                diagnostics=diagnostics,
-                log_tail=log_tail,
-                now=now,
-            ):
-                result.timed_out += 1
+            result.timed_out += close(run, status, RunState.TIMED_OUT, why)
             continue
         if status is None:
             continue
@@ -568,17 +564,7 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
         ):
             early_reason = status.reason or "the pod is gone"
         if early_reason:
-            # run_finish only moves an active run: a report that landed since the poll wins.
-            diagnostics, log_tail = _diagnose(executor, cluster, run, status)
-            if run_finish(
-                run=run,
-                state=RunState.ERROR,
-                reason=early_reason,
-                diagnostics=diagnostics,
-                log_tail=log_tail,
-                now=now,
-            ):
-                result.failed_early += 1
+            result.failed_early += close(run, status, RunState.ERROR, early_reason)
     return result
 
 
