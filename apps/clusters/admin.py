@@ -44,6 +44,7 @@ class ClusterAdminForm(forms.ModelForm):
             "namespace",
             "api_qps",
             "api_timeout_seconds",
+            "watch_namespaces",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -110,6 +111,7 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
             {"fields": ["executor", "kubeconfig", "clear_kubeconfig", "context", "namespace"]},
         ),
         ("API client", {"fields": ["api_qps", "api_timeout_seconds"], "classes": ["collapse"]}),
+        ("Change events", {"fields": ["watch_namespaces"], "classes": ["collapse"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]
 

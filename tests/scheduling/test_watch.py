@@ -228,3 +228,20 @@ def test_a_change_that_fails_to_record_is_recorded_on_replay(fake_kube: FakeKube
     )
     stop.set()
     fake_kube.drop_watches()
+
+
+@pytest.mark.django_db
+def test_watch_namespaces_are_set_through_the_api(admin_api) -> None:  # type: ignore[no-untyped-def]
+    from tests.factories import make_kubeconfig
+
+    body = {
+        "name": "w1",
+        "kubeconfig": make_kubeconfig(),
+        "watch_namespaces": ["kube-system", "ingress"],
+    }
+    assert admin_api.post("/api/v1/clusters/", body, format="json").status_code == 201
+    assert Cluster.objects.get(name="w1").watch_namespaces == ["kube-system", "ingress"]
+    bad = admin_api.patch(
+        "/api/v1/clusters/w1/", {"watch_namespaces": "kube-system"}, format="json"
+    )
+    assert bad.status_code == 400 and "watch_namespaces" in bad.json()

@@ -48,6 +48,7 @@ class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "namespace",
             "api_qps",
             "api_timeout_seconds",
+            "watch_namespaces",
             "enabled",
             "created_at",
             "updated_at",
