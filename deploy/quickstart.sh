@@ -49,7 +49,8 @@ trap 'exit 130' INT TERM
 demo_args=(--tls-port "$TLS_PORT")
 if command -v etcd >/dev/null; then
   echo "Starting a local etcd on https://127.0.0.1:${ETCD_PORT} (data var/etcd, log var/log/etcd.log) ..."
-  etcd --name kubeprobe-local --data-dir var/etcd --logger zap --log-level warn \
+  # etcd reads ETCD_* variables as flags: keep ours away from it.
+  env -u ETCD_PORT etcd --name kubeprobe-local --data-dir var/etcd --logger zap --log-level warn \
     --listen-client-urls "https://127.0.0.1:${ETCD_PORT}" --advertise-client-urls "https://127.0.0.1:${ETCD_PORT}" \
     --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
     --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
@@ -100,6 +101,9 @@ echo
 echo "KubeProbe admin: http://127.0.0.1:${PORT}/admin/ (also https://127.0.0.1:${TLS_PORT}/, CA var/tls/ca.crt)"
 echo "API: http://127.0.0.1:${PORT}/api/v1/   Logs: var/log/   (Ctrl-C stops)"
 echo "The demo's first runs finish within seconds: admin → Probe runs (cluster local)."
+# In the background and waited for, so a TERM to this script stops everything at once.
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" \
   -e "ssl:${TLS_PORT}:interface=127.0.0.1:privateKey=${TLS}/server.key:certKey=${TLS}/server.crt" \
-  kubeprobe_site.asgi:application
+  kubeprobe_site.asgi:application &
+PIDS+=("$!")
+wait "$!"
