@@ -85,11 +85,13 @@ def catalog_seed_builtin(*, update: bool = False, image: str | None = None) -> l
             render.full_clean()
             render.save()
             lines.append(SeedLine("case", case_def.name, "created"))
-    lines.append(_seed_case_set(update=update))
+    created = {line.name for line in lines if line.what == "case" and line.action == "created"}
+    lines.append(_seed_case_set(update=update, new_cases=created))
     return lines
 
 
-def _seed_case_set(*, update: bool) -> SeedLine:
+def _seed_case_set(*, update: bool, new_cases: set[str]) -> SeedLine:
+    """Create the set; cases created just now join it, others only with `update`."""
     members = Case.objects.filter(name__in=builtin.builtin_case_set_members())
     case_set = CaseSet.objects.filter(name=builtin.BUILTIN_CASE_SET).first()
     if case_set is None:
@@ -100,11 +102,16 @@ def _seed_case_set(*, update: bool) -> SeedLine:
         case_set.save()
         case_set.cases.add(*members)
         return SeedLine("case set", case_set.name, "created", f"{len(members)} cases")
-    missing = members.exclude(pk__in=case_set.cases.values("pk"))
-    names = sorted(c.name for c in missing)
-    if not names:
+    missing = list(members.exclude(pk__in=case_set.cases.values("pk")))
+    to_add = [c for c in missing if update or c.name in new_cases]
+    left_out = sorted(c.name for c in missing if c not in to_add)
+    if not missing:
         return SeedLine("case set", case_set.name, "unchanged")
-    if not update:
-        return SeedLine("case set", case_set.name, "kept", f"without {', '.join(names)}")
-    case_set.cases.add(*missing)
-    return SeedLine("case set", case_set.name, "updated", f"added {', '.join(names)}")
+    if to_add:
+        case_set.cases.add(*to_add)
+    notes = []
+    if to_add:
+        notes.append(f"added {', '.join(sorted(c.name for c in to_add))}")
+    if left_out:
+        notes.append(f"without {', '.join(left_out)}; --update adds them")
+    return SeedLine("case set", case_set.name, "updated" if to_add else "kept", "; ".join(notes))
