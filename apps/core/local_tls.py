@@ -108,7 +108,9 @@ def _san(host: str) -> x509.GeneralName:
         return x509.DNSName(host)
 
 
-def _builder(subject: str, issuer: x509.Name | None, key: Key, days: float, now: dt.datetime):  # type: ignore[no-untyped-def]
+def _builder(
+    subject: str, issuer: x509.Name | None, key: Key, days: float, now: dt.datetime
+) -> x509.CertificateBuilder:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
     return (
         x509.CertificateBuilder()
@@ -245,8 +247,10 @@ def local_pki_ensure(
         for name, cert_path, key_path, leaf_hosts, server in leaves:
             found = _load(cert_path, key_path)
             why = _why_reissue(found, ca=ca[0], hosts=leaf_hosts, renew_before=renew_before)
-            cert = (
-                _issue_leaf(
+            if found is not None and not why:
+                cert = found[0]
+            else:
+                cert = _issue_leaf(
                     ca,
                     cert_path,
                     key_path,
@@ -256,9 +260,6 @@ def local_pki_ensure(
                     days=days,
                     now=now,
                 )
-                if why
-                else found[0]  # type: ignore[index]
-            )
             done.append(_issued(name, cert, why, existed=found is not None))
     except OSError as exc:
         raise LocalTlsError(f"Cannot write TLS files in {directory}: {exc}") from exc
