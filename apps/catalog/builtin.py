@@ -7,7 +7,10 @@ meaning) and the default cases (render configs) created from it.
 
 from __future__ import annotations
 
+import importlib
+import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from apps.catalog.models import TemplateKind
@@ -29,6 +32,33 @@ class EnvVar:
     meaning: str
 
 
+_ROW = re.compile(r"^\|\s*(`[^|]+`)\s*\|\s*([^|]*?)\s*\|\s*(.*?)\s*\|\s*$")
+_LITERAL = re.compile(r"^`([^`]+)`$")
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+@cache
+def module_env(module: str) -> tuple[EnvVar, ...]:
+    """Parse the env table of a case module's docstring: one source for docs and catalog.
+
+    A default is kept only when it is a plain literal (`pod`, `500`); prose defaults
+    ("(required)", "the pod's own namespace") and references to other variables are
+    left to the module.
+    """
+    doc = importlib.import_module(f"probe_sdk.cases.{module}").__doc__ or ""
+    found: list[EnvVar] = []
+    for line in doc.splitlines():
+        row = _ROW.match(line.strip())
+        if not row:
+            continue
+        names, default_cell, meaning = row.groups()
+        literal = _LITERAL.match(default_cell)
+        default = literal.group(1) if literal and not _ENV_NAME.match(literal.group(1)) else ""
+        for name in re.findall(r"`([^`]+)`", names):
+            found.append(EnvVar(name, default, meaning.replace("`", "")))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class BuiltinCase:
     name: str
@@ -44,7 +74,6 @@ class BuiltinTemplate:
     kind: str
     module: str
     summary: str
-    env: tuple[EnvVar, ...]
     cases: tuple[BuiltinCase, ...]
     timeout_seconds: int
     kubernetes: bool = True  # talks to the cluster's API: service account + common env
@@ -55,12 +84,18 @@ class BuiltinTemplate:
         return ["python", "-m", f"probe_sdk.cases.{self.module}"]
 
     @property
+    def env(self) -> tuple[EnvVar, ...]:
+        """The env the case module documents in its docstring table."""
+        return module_env(self.module)
+
+    @property
     def all_env(self) -> tuple[EnvVar, ...]:
-        return self.env + (KUBERNETES_ENV if self.kubernetes else ())
+        return self.env + (module_env("_kube") if self.kubernetes else ())
 
     @property
     def default_env(self) -> dict[str, str]:
-        return {var.name: var.default for var in self.all_env if var.default}
+        # The case's own settings; the shared Kubernetes ones stay in the description.
+        return {var.name: var.default for var in self.env if var.default}
 
     @property
     def description(self) -> str:
@@ -87,26 +122,12 @@ class BuiltinTemplate:
         }
 
 
-# Read by every case that talks to Kubernetes.
-KUBERNETES_ENV = (
-    EnvVar("KUBECONFIG", "", "kubeconfig path; empty = the pod's service account (in-cluster)"),
-    EnvVar("PROBE_NAMESPACE", "", "namespace where the case creates its objects"),
-    EnvVar("PROBE_IMAGE", "", "image of the pods the case creates"),
-    EnvVar("STEP_THRESHOLD_MS", "", "a step slower than this fails"),
-    EnvVar("THRESHOLD_<STEP>_MS", "", "threshold of one step, e.g. THRESHOLD_CREATE_MS"),
-    EnvVar("WAIT_TIMEOUT_SECONDS", "", "how long to wait for objects to become ready"),
-)
-
 BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
     BuiltinTemplate(
         name="workload-lifecycle",
         kind=TemplateKind.PROBE,
         module="lifecycle",
         summary="Creates, waits for, updates and deletes a workload (pod, deployment or statefulset), timing each step.",
-        env=(
-            EnvVar("LIFECYCLE_KIND", "pod", "pod, deployment or statefulset"),
-            EnvVar("LIFECYCLE_REPLICAS", "2", "replicas of a deployment or statefulset"),
-        ),
         cases=(
             BuiltinCase(
                 "pod-lifecycle",
@@ -134,16 +155,6 @@ BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
         kind=TemplateKind.PROBE,
         module="etcd",
         summary="put, get, range, txn (compare-and-swap) and delete on every etcd endpoint through the v3 JSON gateway.",
-        env=(
-            EnvVar("ETCD_ENDPOINTS", "", "comma-separated https://host:2379 URLs (required)"),
-            EnvVar("ETCD_CACERT", "", "CA bundle to verify the servers"),
-            EnvVar("ETCD_CERT", "", "client certificate file (TLS client auth)"),
-            EnvVar("ETCD_KEY", "", "client key file"),
-            EnvVar("ETCD_INSECURE_SKIP_VERIFY", "false", "do not verify server certificates"),
-            EnvVar("ETCD_KEY_PREFIX", "/kubeprobe/", "prefix of the probe's keys"),
-            EnvVar("ETCD_OP_THRESHOLD_MS", "500", "an operation slower than this fails its step"),
-            EnvVar("ETCD_TIMEOUT_SECONDS", "5", "timeout of one request"),
-        ),
         cases=(
             BuiltinCase(
                 "etcd-kubeadm",
@@ -166,14 +177,7 @@ BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
         name="canary-release",
         kind=TemplateKind.PROBE,
         module="canary",
-        summary="Rolls out a canary deployment, serves traffic on its port, updates its image and scales it.",
-        env=(
-            EnvVar("CANARY_IMAGE", "", "image of the first rollout"),
-            EnvVar("CANARY_NEW_IMAGE", "", "image it is updated to"),
-            EnvVar("CANARY_REPLICAS", "1", "replicas of the first rollout"),
-            EnvVar("CANARY_SCALE_TO", "3", "replicas it is scaled to"),
-            EnvVar("CANARY_PORT", "80", "container port that must answer"),
-        ),
+        summary="Deploys a canary behind a Service, rolls out a new version, scales it up and down, and checks the Service routes to exactly the ready pods after each step.",
         cases=(
             BuiltinCase(
                 "canary-nginx",
@@ -189,10 +193,6 @@ BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
         kind=TemplateKind.PROBE,
         module="nodes",
         summary="Runs a short pod on each selected node, so a broken node is named.",
-        env=(
-            EnvVar("NODES_SELECTOR", "", "label selector of the nodes to probe; empty = all"),
-            EnvVar("NODES_MAX", "", "probe at most this many nodes per run"),
-        ),
         cases=(BuiltinCase("node-probe-all", "A pod on every node of the cluster.", {}, True),),
         timeout_seconds=600,
     ),
@@ -201,15 +201,6 @@ BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
         kind=TemplateKind.PROBE,
         module="vcluster",
         summary="Reaches each virtual cluster through its kubeconfig and uses it like a user.",
-        env=(
-            EnvVar(
-                "VCLUSTER_KUBECONFIG_DIR",
-                "",
-                "directory of kubeconfig files, one per virtual cluster",
-            ),
-            EnvVar("VCLUSTER_SECRET", "", "namespace/name of a Secret holding the kubeconfig(s)"),
-            EnvVar("VCLUSTER_NAMESPACE", "", "namespace used inside the virtual cluster"),
-        ),
         cases=(
             BuiltinCase(
                 "vcluster-link",
@@ -225,23 +216,6 @@ BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
         kind=TemplateKind.PROBE,
         module="federation",
         summary="Creates a federated object in the host cluster and waits until every member cluster has it.",
-        env=(
-            EnvVar("FEDERATION_MEMBER_KUBECONFIG_DIR", "", "directory of member kubeconfig files"),
-            EnvVar(
-                "FEDERATION_MEMBER_SECRET",
-                "",
-                "namespace/name of a Secret holding member kubeconfigs",
-            ),
-            EnvVar(
-                "FEDERATION_API_VERSION",
-                "types.kubefed.io/v1beta1",
-                "API version of the federated type",
-            ),
-            EnvVar("FEDERATION_PLURAL", "federatedconfigmaps", "plural of the federated type"),
-            EnvVar("FEDERATION_MEMBER_API_VERSION", "v1", "API version of the object in members"),
-            EnvVar("FEDERATION_MEMBER_PLURAL", "configmaps", "plural of the object in members"),
-            EnvVar("FEDERATION_DEADLINE_SECONDS", "60", "members must have it within this time"),
-        ),
         cases=(
             BuiltinCase(
                 "federation-configmap-link",
@@ -257,18 +231,6 @@ BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
         kind=TemplateKind.INSPECTION,
         module="certificates",
         summary="Days to expiry, chain and hostname of TLS endpoints and client certificates.",
-        env=(
-            EnvVar("CERT_ENDPOINTS", "", "comma-separated host:port (or https URLs) to inspect"),
-            EnvVar(
-                "CERT_CA_FILE", "", "CA bundle to verify endpoint chains; empty = in-cluster CA"
-            ),
-            EnvVar("CERT_FILES", "", "comma-separated PEM certificate files"),
-            EnvVar(
-                "CERT_KUBECONFIGS", "", "kubeconfig files whose client certificates are checked"
-            ),
-            EnvVar("CERT_MIN_DAYS", "30", "fewer days left than this fails the step"),
-            EnvVar("CERT_TIMEOUT_SECONDS", "5", "connect timeout per endpoint"),
-        ),
         cases=(
             BuiltinCase(
                 "apiserver-certificates",
@@ -287,12 +249,6 @@ BUILTIN_TEMPLATES: tuple[BuiltinTemplate, ...] = (
         kind=TemplateKind.INSPECTION,
         module="config_coverage",
         summary="Checks that a resource exists and its fields have the expected values (a known risk is covered).",
-        env=(
-            EnvVar("COVERAGE_RESOURCE", "", "group/version/plural, e.g. batch/v1/cronjobs"),
-            EnvVar("COVERAGE_NAMESPACE", "", "namespace of the object"),
-            EnvVar("COVERAGE_NAME", "", "name of the object"),
-            EnvVar("COVERAGE_EXPECT", "", "`;`-separated jsonpath=value checks"),
-        ),
         cases=(
             BuiltinCase(
                 "etcd-backup-coverage",
