@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 IMAGE_DIR = ROOT / "deploy" / "probe-image"
@@ -88,3 +89,30 @@ def test_the_core_sdk_and_the_standard_library_cases_need_no_packages(context: P
         check=False,
     )
     assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_rbac_manifest_grants_what_the_cases_call() -> None:
+    docs = list(
+        yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "probe-rbac.yaml").read_text())
+    )
+    kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert ("ServiceAccount", "kubeprobe-probe") in kinds
+    from apps.catalog.builtin import PROBE_SERVICE_ACCOUNT
+
+    assert PROBE_SERVICE_ACCOUNT == "kubeprobe-probe"
+    [role] = [d for d in docs if d["kind"] == "Role"]
+    granted = {
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    needed = [("", "pods", v) for v in ("create", "get", "list", "delete")]
+    needed += [
+        ("apps", r, v)
+        for r in ("deployments", "statefulsets")
+        for v in ("create", "patch", "delete")
+    ]
+    needed += [("", "services", "create"), ("", "endpoints", "get"), ("", "events", "list")]
+    assert not [n for n in needed if n not in granted]
