@@ -260,7 +260,7 @@ def http_url(value: str) -> None:
         raise ValidationError("Not a valid URL.") from None
     if parts.scheme not in ("http", "https"):
         raise ValidationError(
-            f"Must be an http:// or https:// URL, not {parts.scheme or 'a bare'}:// ."
+            f"Must be an http:// or https:// URL (got {parts.scheme}://)."
             if parts.scheme
             else "Must be an absolute http:// or https:// URL."
         )

@@ -23,7 +23,7 @@ from email.utils import parsedate_to_datetime
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
 import requests
 from django.conf import settings
@@ -172,7 +172,9 @@ def redact_url(url: str, *, keep_path: bool = False) -> str:
         segments = path.split("/")
         if len(segments) > 2 and any(segments[2:]):
             path = "/".join([*segments[:2], MASK])
-    query = urlencode([(k, MASK) for k, _ in parse_qsl(parts.query, keep_blank_values=True)])
+    query = "&".join(
+        f"{quote(k)}={MASK}" for k, _ in parse_qsl(parts.query, keep_blank_values=True)
+    )
     return urlunsplit((parts.scheme, netloc, path, query, ""))
 
 
