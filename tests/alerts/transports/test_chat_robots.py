@@ -55,7 +55,11 @@ def test_dingtalk_signed_markdown_with_mentions(receiver: Receiver) -> None:
     expected_sign = base64.b64encode(
         hmac.new(secret.encode(), f"{timestamp}\n{secret}".encode(), hashlib.sha256).digest()
     ).decode()
-    assert got.query == {"access_token": ["tok123"], "timestamp": [timestamp], "sign": [expected_sign]}
+    assert got.query == {
+        "access_token": ["tok123"],
+        "timestamp": [timestamp],
+        "sign": [expected_sign],
+    }
     # DingTalk wants the base64 signature URL-encoded in the query.
     assert f"sign={quote_plus(expected_sign)}" in got.raw_query
     text = "\n\n".join(
@@ -100,7 +104,9 @@ def test_dingtalk_errcodes_in_200_answers(
 ) -> None:
     receiver.respond(200, {"errcode": errcode, "errmsg": errmsg})
     with pytest.raises(error) as caught:
-        transport("dingtalk", url=receiver.url("/robot/send?access_token=tok123456")).send(message())
+        transport("dingtalk", url=receiver.url("/robot/send?access_token=tok123456")).send(
+            message()
+        )
     text = str(caught.value)
     assert text.startswith(
         f"DingTalk error {errcode} from http://127.0.0.1:{receiver.port}/robot/••••?access_token=••••: {errmsg}"
@@ -176,13 +182,20 @@ def test_feishu_unsigned_escapes_tags(receiver: Receiver) -> None:
     body = receiver.last.json()
     assert "sign" not in body and "timestamp" not in body
     assert body["card"]["header"]["template"] == "orange"
-    assert "check &lt;at id=all&gt;&lt;/at&gt; &amp; co" in body["card"]["elements"][0]["text"]["content"]
+    assert (
+        "check &lt;at id=all&gt;&lt;/at&gt; &amp; co"
+        in body["card"]["elements"][0]["text"]["content"]
+    )
 
 
 @pytest.mark.parametrize(
     ("code", "msg", "error"),
     [
-        (19021, "sign match fail or timestamp is not within one hour from current time", PermanentError),
+        (
+            19021,
+            "sign match fail or timestamp is not within one hour from current time",
+            PermanentError,
+        ),
         (19024, "Key Words Not Found", PermanentError),
         (19001, "param invalid: incoming webhook access token invalid", PermanentError),
         (9499, "Bad Request", PermanentError),
@@ -194,7 +207,9 @@ def test_feishu_codes_in_200_answers(
 ) -> None:
     receiver.respond(200, {"code": code, "msg": msg, "data": {}})
     with pytest.raises(error) as caught:
-        transport("feishu", url=receiver.url("/open-apis/bot/v2/hook/secret-uuid-1234")).send(message())
+        transport("feishu", url=receiver.url("/open-apis/bot/v2/hook/secret-uuid-1234")).send(
+            message()
+        )
     assert str(caught.value).startswith(
         f"Feishu error {code} from http://127.0.0.1:{receiver.port}/open-apis/••••: "
     )
@@ -210,9 +225,18 @@ def test_wecom_markdown(receiver: Receiver) -> None:
         message(note=NOTE)
     )
     got = receiver.last
-    assert (got.method, got.path, got.query) == ("POST", "/cgi-bin/webhook/send", {"key": ["693a91f6"]})
+    assert (got.method, got.path, got.query) == (
+        "POST",
+        "/cgi-bin/webhook/send",
+        {"key": ["693a91f6"]},
+    )
     content = "\n\n".join(
-        [f'### <font color="warning">[FIRING]</font> {TITLE}', *BODY_LINES, f"> {ERROR}", *TAIL_LINES]
+        [
+            f'### <font color="warning">[FIRING]</font> {TITLE}',
+            *BODY_LINES,
+            f"> {ERROR}",
+            *TAIL_LINES,
+        ]
     )
     assert got.json() == {"msgtype": "markdown", "markdown": {"content": content}}
 
@@ -228,7 +252,12 @@ def test_wecom_caps_content_at_4096_bytes(receiver: Receiver) -> None:
 
 @pytest.mark.parametrize(
     ("errcode", "error"),
-    [(93000, PermanentError), (40058, PermanentError), (45009, TransientError), (-1, TransientError)],
+    [
+        (93000, PermanentError),
+        (40058, PermanentError),
+        (45009, TransientError),
+        (-1, TransientError),
+    ],
 )
 def test_wecom_errcodes(receiver: Receiver, errcode: int, error: type[Exception]) -> None:
     receiver.respond(200, {"errcode": errcode, "errmsg": "invalid webhook url, hint: [x]"})

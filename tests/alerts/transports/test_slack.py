@@ -58,14 +58,25 @@ def test_posts_a_coloured_attachment_with_blocks(receiver: Receiver) -> None:
                     {
                         "type": "context",
                         "elements": [
-                            {"type": "mrkdwn", "text": "dependency etcd-blackbox is firing on prod-1"}
+                            {
+                                "type": "mrkdwn",
+                                "text": "dependency etcd-blackbox is firing on prod-1",
+                            }
                         ],
                     },
                     {
                         "type": "actions",
                         "elements": [
-                            {"type": "button", "text": {"type": "plain_text", "text": "Open run"}, "url": run},
-                            {"type": "button", "text": {"type": "plain_text", "text": "All alerts"}, "url": PORTAL},
+                            {
+                                "type": "button",
+                                "text": {"type": "plain_text", "text": "Open run"},
+                                "url": run,
+                            },
+                            {
+                                "type": "button",
+                                "text": {"type": "plain_text", "text": "All alerts"},
+                                "url": PORTAL,
+                            },
                         ],
                     },
                 ],
@@ -76,9 +87,7 @@ def test_posts_a_coloured_attachment_with_blocks(receiver: Receiver) -> None:
 
 def test_resolved_is_green_without_errors_and_long_text_is_cut(receiver: Receiver) -> None:
     clusters = [f"c{i}" for i in range(45)]
-    transport(receiver.url()).send(
-        message(*clusters, event="resolved", title="x" * 400)
-    )
+    transport(receiver.url()).send(message(*clusters, event="resolved", title="x" * 400))
     body = receiver.last.json()
     attachment = body["attachments"][0]
     assert attachment["color"] == "#2E7D32"
@@ -93,7 +102,12 @@ def test_resolved_is_green_without_errors_and_long_text_is_cut(receiver: Receive
 
 @pytest.mark.parametrize(
     ("status", "word"),
-    [(404, "no_service"), (404, "channel_not_found"), (410, "channel_is_archived"), (403, "invalid_token")],
+    [
+        (404, "no_service"),
+        (404, "channel_not_found"),
+        (410, "channel_is_archived"),
+        (403, "invalid_token"),
+    ],
 )
 def test_slack_errors_are_permanent_with_the_reason(
     receiver: Receiver, status: int, word: str
@@ -101,7 +115,10 @@ def test_slack_errors_are_permanent_with_the_reason(
     receiver.respond(status, word)
     with pytest.raises(PermanentError) as caught:
         transport(receiver.url("/services/T000/B000/XXXXXXXXSECRET")).send(message())
-    assert str(caught.value) == f"HTTP {status} from http://127.0.0.1:{receiver.port}/services/••••: {word}"
+    assert (
+        str(caught.value)
+        == f"HTTP {status} from http://127.0.0.1:{receiver.port}/services/••••: {word}"
+    )
 
 
 @pytest.mark.parametrize("word", ["invalid_token", "channel_not_found"])

@@ -88,18 +88,22 @@ def test_server_errors_and_throttling_are_transient(receiver: Receiver, status: 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 410])
 def test_client_errors_are_permanent_and_redacted(receiver: Receiver, status: int) -> None:
     url = receiver.url("/hook/T0123/B0123/abcdefghijklmnop?token=tok-very-secret")
-    receiver.respond(status, f"bad token tok-very-secret for /hook/T0123/B0123/abcdefghijklmnop")
+    receiver.respond(status, "bad token tok-very-secret for /hook/T0123/B0123/abcdefghijklmnop")
     with pytest.raises(PermanentError) as caught:
         transport(url=url).send(message())
     text = str(caught.value)
-    assert text.startswith(f"HTTP {status} from http://127.0.0.1:{receiver.port}/hook/••••?token=••••")
+    assert text.startswith(
+        f"HTTP {status} from http://127.0.0.1:{receiver.port}/hook/••••?token=••••"
+    )
     assert "tok-very-secret" not in text
     assert "abcdefghijklmnop" not in text
 
 
 def test_redirect_is_permanent_and_not_followed(receiver: Receiver) -> None:
     receiver.respond(301, headers={"Location": "https://elsewhere.example/new?k=secret"})
-    with pytest.raises(PermanentError, match="redirected to https://elsewhere.example/new\\?k=••••"):
+    with pytest.raises(
+        PermanentError, match=r"redirected to https://elsewhere.example/new\?k=••••"
+    ):
         transport(url=receiver.url()).send(message())
     assert len(receiver.requests) == 1
 
@@ -107,7 +111,7 @@ def test_redirect_is_permanent_and_not_followed(receiver: Receiver) -> None:
 def test_timeout_is_transient_and_bounded(receiver: Receiver, short_timeout: float) -> None:
     receiver.respond(200, delay=10)
     start = time.monotonic()
-    with pytest.raises(TransientError, match="No answer from .* within 0.5s"):
+    with pytest.raises(TransientError, match=r"No answer from .* within 0.5s"):
         transport(url=receiver.url()).send(message())
     assert time.monotonic() - start < 3
 
@@ -116,5 +120,5 @@ def test_connection_refused_is_transient() -> None:
     server = Receiver()
     url = server.url()
     server.stop()
-    with pytest.raises(TransientError, match="Could not connect to .*: connection refused"):
+    with pytest.raises(TransientError, match=r"Could not connect to .*: connection refused"):
         transport(url=url).send(message())
