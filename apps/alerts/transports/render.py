@@ -1,0 +1,153 @@
+"""Shared presentation: colours, labels, truncation, and the markdown body of chat robots.
+
+Chat vendors (DingTalk, Feishu, WeCom) accept different markdown subsets, so the
+body is built from the message's structure by one function taking a small dialect;
+each vendor then caps it to its own size limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apps.alerts.transports.base import AlertItem, Message
+
+EVENT_LABELS = {
+    "firing": "FIRING",
+    "resolved": "RESOLVED",
+    "flapping": "FLAPPING",
+    "acknowledged": "ACKNOWLEDGED",
+    "escalated": "ESCALATED",
+    "test": "TEST",
+}
+
+# Semantic colours; each vendor maps them to its own palette.
+HEX = {
+    "red": "#D32F2F",
+    "orange": "#F57C00",
+    "yellow": "#FBC02D",
+    "green": "#2E7D32",
+    "blue": "#1976D2",
+    "grey": "#757575",
+}
+
+
+def colour(message: Message) -> str:
+    if message.event == "resolved":
+        return "green"
+    if message.event in ("test", "acknowledged"):
+        return "blue" if message.event == "test" else "grey"
+    if message.event == "flapping":
+        return "yellow"
+    return {"critical": "red", "warning": "orange"}.get(message.severity, "blue")
+
+
+def headline(message: Message) -> str:
+    return f"[{EVENT_LABELS.get(message.event, message.event.upper())}] {message.title}"
+
+
+def truncate(text: str, limit: int) -> str:
+    """At most ``limit`` characters, ending with … when cut."""
+    text = text.strip()
+    return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def truncate_bytes(text: str, limit: int) -> str:
+    """At most ``limit`` UTF-8 bytes, cut on a character boundary, ending with … when cut."""
+    raw = text.encode()
+    if len(raw) <= limit:
+        return text
+    ellipsis = "…".encode()
+    cut = raw[: max(limit - len(ellipsis), 0)].decode("utf-8", errors="ignore")
+    return cut.rstrip() + "…"
+
+
+def error_limit(message: Message) -> int:
+    # One cluster: room for a useful stack line; many clusters: one line each.
+    return 800 if len(message.items) <= 1 else 200
+
+
+@dataclass(frozen=True)
+class Dialect:
+    link: Callable[[str, str], str]
+    bold: Callable[[str], str]
+    code: Callable[[str], str]
+    quote: Callable[[str], str]
+    escape: Callable[[str], str]
+
+
+def _md_link(text: str, url: str) -> str:
+    return f"[{text}]({url})"
+
+
+def _identity(text: str) -> str:
+    return text
+
+
+MARKDOWN = Dialect(
+    link=_md_link,
+    bold=lambda t: f"**{t}**",
+    code=lambda t: "`" + t.replace("`", "'") + "`",
+    quote=lambda t: "\n".join(f"> {line}" for line in t.splitlines() or [""]),
+    escape=_identity,
+)
+
+
+def item_links(item: AlertItem, dialect: Dialect) -> str:
+    links = [
+        (label, url)
+        for label, url in (
+            ("run", item.run_url),
+            ("log", item.log_url),
+            ("events", item.events_url),
+        )
+        if url
+    ]
+    return " · ".join(dialect.link(label, url) for label, url in links)
+
+
+def markdown_lines(message: Message, dialect: Dialect = MARKDOWN) -> list[str]:
+    """The body as markdown lines: facts, one block per cluster, hint, note, portal link."""
+    esc = dialect.escape
+    b = dialect.bold
+    lines = [
+        f"{b('Case:')} {esc(message.case)}  {b('Severity:')} {message.severity}  "
+        f"{b('Event:')} {message.event}",
+    ]
+    if message.items:
+        lines.append(f"{b('Clusters:')} {esc(', '.join(message.clusters))}")
+    limit = error_limit(message)
+    for item in message.items:
+        head = f"- {b(esc(item.cluster))}"
+        if item.step:
+            head += f" step {dialect.code(item.step)}"
+        links = item_links(item, dialect)
+        if links:
+            head += f" ({links})"
+        lines.append(head)
+        if item.error and message.event != "resolved":
+            lines.append(dialect.quote(esc(truncate(item.error, limit))))
+    if message.hint:
+        lines.append(f"{b('Hint:')} {esc(message.hint)}")
+    if message.note:
+        lines.append(f"{b('Note:')} {esc(message.note)}")
+    if message.ended_at and message.event == "resolved":
+        lines.append(f"{b('Resolved at:')} {message.ended_at:%Y-%m-%d %H:%M:%S} UTC")
+    if message.portal_url:
+        lines.append(dialect.link("Open alerts in KubeProbe", message.portal_url))
+    return lines
+
+
+def capped_markdown(lines: list[str], limit_bytes: int, *, portal_url: str = "") -> str:
+    """Join lines, dropping trailing cluster lines (with a note) to fit ``limit_bytes``."""
+    text = "\n\n".join(lines)
+    if len(text.encode()) <= limit_bytes:
+        return text
+    tail = "… more on the portal" + (f": {portal_url}" if portal_url else "")
+    kept: list[str] = []
+    for line in lines:
+        candidate = "\n\n".join([*kept, line, tail])
+        if len(candidate.encode()) > limit_bytes:
+            break
+        kept.append(line)
+    return truncate_bytes("\n\n".join([*kept, tail]), limit_bytes)
