@@ -83,6 +83,11 @@ KUBEPROBE_KEEP_FAILED_PODS = env.int("KUBEPROBE_KEEP_FAILED_PODS", default=3)
 KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS", default=3600)
 KUBEPROBE_RUN_RETENTION_DAYS = env.int("KUBEPROBE_RUN_RETENTION_DAYS", default=30)
 KUBEPROBE_DISPATCH_MAX_RETRIES = env.int("KUBEPROBE_DISPATCH_MAX_RETRIES", default=5)
+# Alerting: flips of one case wait this long to be grouped into one message.
+KUBEPROBE_ALERT_GROUP_WAIT_SECONDS = env.float("KUBEPROBE_ALERT_GROUP_WAIT_SECONDS", default=1.0)
+KUBEPROBE_NOTIFY_MAX_ATTEMPTS = env.int("KUBEPROBE_NOTIFY_MAX_ATTEMPTS", default=8)
+KUBEPROBE_NOTIFY_LEASE_SECONDS = env.int("KUBEPROBE_NOTIFY_LEASE_SECONDS", default=120)
+KUBEPROBE_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEPROBE_NOTIFY_TIMEOUT_SECONDS", default=10.0)
 
 
 def _package_version() -> str:
@@ -118,6 +123,7 @@ INSTALLED_APPS = [
     "apps.catalog",
     "apps.scheduling",
     "apps.runs",
+    "apps.alerts",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +208,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.runs.tasks.sweep_orphans",
         "schedule": 600.0,
         "options": {"expires": 600},
+    },
+    "kubeprobe-alerts-housekeeping": {
+        "task": "apps.alerts.tasks.alerts_housekeeping",
+        "schedule": env.float("KUBEPROBE_ALERT_HOUSEKEEPING_SECONDS", default=15.0),
+        "options": {"expires": 60},
     },
     "kubeprobe-purge-runs": {
         "task": "apps.runs.tasks.purge_runs",

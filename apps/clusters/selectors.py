@@ -42,3 +42,16 @@ def clusters_for_targets(
     if enabled_only:
         qs = qs.filter(enabled=True)
     return qs.order_by("name")
+
+
+def cluster_groups_of(*, cluster: Cluster, among: QuerySet[ClusterGroup] | None = None) -> list[ClusterGroup]:
+    """The groups a cluster belongs to (explicitly or by selector), optionally among a subset."""
+    groups = (among if among is not None else ClusterGroup.objects.all()).distinct()
+    explicit = set(groups.filter(members=cluster).values_list("pk", flat=True))
+    labels = cluster.labels or {}
+    return [
+        group
+        for group in groups
+        if group.pk in explicit
+        or (group.selector and all(labels.get(k) == v for k, v in group.selector.items()))
+    ]

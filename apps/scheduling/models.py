@@ -80,6 +80,12 @@ class Binding(TimeStampedModel):
         validators=[validate_event_triggers],
         help_text='Events that run it at once, e.g. [{"kind": "component_release", "component": "etcd"}].',
     )
+    upgrade_silence_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="When an `upgrade` event fires this binding, silence the cluster's alerts for "
+        "this long (an event's detail.duration_minutes wins). Empty: no silence.",
+    )
     enabled = models.BooleanField(default=True, db_index=True)
     skipped_count = models.PositiveBigIntegerField(
         default=0,

@@ -18,6 +18,7 @@ from apps.runs.models import Trigger
 from apps.runs.services import CreateResult, manual_key, runs_create
 from apps.scheduling import cron
 from apps.scheduling.models import Binding, Event, EventSource
+from apps.scheduling.signals import event_recorded
 
 FIRE_BINDING_TASK = "apps.scheduling.tasks.fire_binding"
 
@@ -195,8 +196,10 @@ def event_record(
         cluster=cluster, kind=kind, component=component, detail=detail or {}, source=source
     )
     total = CreateResult()
-    if cluster.enabled:
-        for binding in bindings_for_event(event=event):
+    fired = bindings_for_event(event=event) if cluster.enabled else []
+    event_recorded.send(sender=Event, event=event, bindings=fired)
+    if fired:
+        for binding in fired:
             result = runs_create(
                 pairs=[(case, cluster) for case in binding_cases(binding=binding)],
                 trigger=Trigger.EVENT,

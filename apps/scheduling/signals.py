@@ -1,7 +1,7 @@
 from typing import Any
 
 from django.db.models.signals import post_delete
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from apps.scheduling.models import Binding
 
@@ -13,3 +13,8 @@ def _delete_periodic_task(sender: type[Binding], instance: Binding, **kwargs: An
         from django_celery_beat.models import PeriodicTask
 
         PeriodicTask.objects.filter(pk=instance.periodic_task_id).delete()
+
+
+# event (an Event), bindings (the enabled bindings it fired). Sent inside the
+# event's transaction, so receivers' writes (e.g. an upgrade silence) commit with it.
+event_recorded = Signal()

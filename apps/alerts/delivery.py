@@ -1,0 +1,390 @@
+"""From flips to messages: claim, group, route, send, retry.
+
+1. `flips_deliver()` claims unprocessed flips older than the group wait with
+   one conditional UPDATE (`FOR UPDATE SKIP LOCKED`, `processed_at IS NULL`),
+   so racing workers never take the same flip. Flips of one case with the same
+   event and severity become one message listing the clusters; each enabled
+   channel whose severities and matchers route it gets a Notification row, in
+   the same transaction as the claim.
+2. `notification_send()` claims one notification (pending/retrying → sending,
+   with a lease) and sends it through its channel's transport. Transient
+   errors retry with backoff; a permanent one disables the channel and says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.alerts.matchers import matches
+from apps.alerts.models import (
+    Alert,
+    AlertFlip,
+    AlertTimeline,
+    Channel,
+    FlipEvent,
+    Notification,
+    NotificationStatus,
+    TimelineKind,
+)
+from apps.alerts.services import active_silence, target_of
+from apps.alerts.transports import base as transports
+
+logger = logging.getLogger(__name__)
+
+_CLAIM_SQL = """
+UPDATE alerts_alertflip SET processed_at = %s
+WHERE id IN (
+    SELECT id FROM alerts_alertflip
+    WHERE processed_at IS NULL AND created_at <= %s
+    ORDER BY created_at, id
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id
+"""
+CLAIM_BATCH = 1000
+VERBS = {
+    FlipEvent.FIRING: "failing",
+    FlipEvent.RESOLVED: "recovered",
+    FlipEvent.FLAPPING: "flapping",
+    FlipEvent.ACKNOWLEDGED: "acknowledged",
+    FlipEvent.ESCALATED: "escalated",
+    FlipEvent.SILENCED: "silenced",
+    FlipEvent.TEST: "test",
+}
+
+
+def run_url(run_id: int | None) -> str:
+    if run_id is None:
+        return ""
+    return settings.KUBEPROBE_PUBLIC_URL + reverse("admin:runs_proberun_change", args=[run_id])
+
+
+def fingerprint(case_id: int, cluster_id: int) -> str:
+    """Stable id of one (case, cluster) alert for receivers that deduplicate."""
+    raw = f"{settings.KUBEPROBE_INSTALLATION}:{case_id}:{cluster_id}"
+    return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
+
+
+# ------------------------------------------------------------------ claim and route
+
+
+def _claim(now: datetime) -> list[int]:
+    ready = now - timedelta(seconds=settings.KUBEPROBE_ALERT_GROUP_WAIT_SECONDS)
+    if connection.vendor != "postgresql":  # SQLite trials: one process, no SKIP LOCKED
+        ids = list(
+            AlertFlip.objects.filter(processed_at=None, created_at__lte=ready)
+            .order_by("created_at", "id")
+            .values_list("pk", flat=True)[:CLAIM_BATCH]
+        )
+        AlertFlip.objects.filter(pk__in=ids, processed_at=None).update(processed_at=now)
+        return ids
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, [now, ready, CLAIM_BATCH])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _routes(channel: Channel, flip: AlertFlip, target: Any) -> bool:
+    if channel.severities and flip.severity not in channel.severities:
+        return False
+    if flip.event == FlipEvent.RESOLVED and not channel.send_resolved:
+        return False
+    return matches(channel.matchers or [], target)
+
+
+def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int]:
+    """Claim ready flips, turn them into notifications; send them after commit."""
+    now = now or timezone.now()
+    created: list[int] = []
+    with transaction.atomic():
+        claimed = _claim(now)
+        if not claimed:
+            return []
+        flips = list(
+            AlertFlip.objects.filter(pk__in=claimed, notify=True)
+            .select_related("alert__case", "alert__cluster")
+            .order_by("created_at", "id")
+        )
+        channels = list(Channel.objects.filter(enabled=True))
+        groups: dict[tuple[int, str, str], list[tuple[AlertFlip, Any]]] = defaultdict(list)
+        for flip in flips:
+            alert = flip.alert
+            target = target_of(alert.case, alert.cluster)
+            silence = (
+                active_silence(target=target, now=now)
+                if flip.event in (FlipEvent.FIRING, FlipEvent.ESCALATED)
+                else None
+            )
+            if silence is not None:  # silenced after the flip was written
+                AlertTimeline.objects.create(
+                    alert=alert,
+                    kind=TimelineKind.NOTE,
+                    text=f"{flip.event} not notified: silenced until {silence.ends_at:%Y-%m-%d %H:%M} UTC",
+                    at=now,
+                )
+                continue
+            groups[(alert.case_id, flip.event, flip.severity)].append((flip, target))
+        for (_, event, severity), members in groups.items():
+            for channel in channels:
+                routed = [flip for flip, target in members if _routes(channel, flip, target)]
+                if not routed:
+                    continue
+                notification = Notification.objects.create(
+                    channel=channel,
+                    event=event,
+                    severity=severity,
+                    title=title_of(routed)[:500],
+                    created_at=now,
+                )
+                notification.flips.set(routed)
+                created.append(notification.pk)
+        if send and created:
+            transaction.on_commit(lambda: notifications_send(created))
+    return created
+
+
+# ------------------------------------------------------------------ messages
+
+
+def title_of(flips: list[AlertFlip]) -> str:
+    first = flips[0]
+    case = first.alert.case.name
+    verb = VERBS.get(FlipEvent(first.event), first.event)
+    clusters = sorted(f.alert.cluster.name for f in flips)
+    where = (
+        clusters[0]
+        if len(clusters) == 1
+        else f"{len(clusters)} clusters ({', '.join(clusters[:5])}{'…' if len(clusters) > 5 else ''})"
+    )
+    title = f"[{first.severity}] {case} {verb} on {where}"
+    if first.event == FlipEvent.FIRING and len(flips) == 1:
+        detail = ": ".join(
+            p
+            for p in (
+                first.alert.step,
+                first.alert.error.splitlines()[0] if first.alert.error else "",
+            )
+            if p
+        )
+        if detail:
+            title += f": {detail}"
+    return title
+
+
+def _dependents_note(flips: list[AlertFlip]) -> str:
+    """Alerts kept quiet because one of these cases fires on the same cluster."""
+    pairs = {(f.alert.case.name, f.alert.cluster_id) for f in flips}
+    quiet = Alert.objects.filter(
+        suppressed_by__in={name for name, _ in pairs},
+        cluster_id__in={cluster for _, cluster in pairs},
+    ).select_related("case", "cluster")
+    lines = [
+        f"{a.case.name} on {a.cluster.name}"
+        for a in quiet
+        if (a.suppressed_by, a.cluster_id) in pairs
+    ]
+    return (
+        ("also failing, not notified because they depend on this: " + ", ".join(lines))
+        if lines
+        else ""
+    )
+
+
+def message_of(notification: Notification) -> transports.Message:
+    flips = list(
+        notification.flips.select_related("alert__case", "alert__cluster").order_by(
+            "alert__cluster__name"
+        )
+    )
+    if not flips:
+        raise ValueError("a notification without flips")
+    first = flips[0]
+    items = tuple(
+        transports.AlertItem(
+            cluster=f.alert.cluster.name,
+            fingerprint=fingerprint(f.alert.case_id, f.alert.cluster_id),
+            step=f.alert.step,
+            error=f.alert.error,
+            run_url=run_url(f.alert.last_run_id),
+            log_url=run_url(f.alert.last_run_id) + "#log" if f.alert.last_run_id else "",
+            events_url=run_url(f.alert.last_run_id) + "#events" if f.alert.last_run_id else "",
+            started_at=f.alert.firing_since or f.created_at,
+        )
+        for f in flips
+    )
+    notes = [n for n in dict.fromkeys(f.note for f in flips) if n]
+    if first.event == FlipEvent.FIRING:
+        dependents = _dependents_note(flips)
+        if dependents:
+            notes.append(dependents)
+    hint = next((f.alert.hint for f in flips if f.alert.hint), "")
+    lines = [
+        notification.title,
+        f"Case: {first.alert.case.name}   Severity: {first.severity}   Event: {first.event}",
+    ]
+    if first.alert.reason and first.event != FlipEvent.RESOLVED:
+        lines.append(f"Why: {first.alert.reason}")
+    for item in items:
+        detail = ": ".join(p for p in (item.step, item.error) if p)
+        lines.append(
+            f"- {item.cluster}"
+            + (f" — {detail}" if detail and first.event != FlipEvent.RESOLVED else "")
+        )
+        if item.run_url:
+            lines.append(f"  run: {item.run_url}")
+    if hint and first.event != FlipEvent.RESOLVED:
+        lines.append(f"Likely cause: {hint}")
+    lines += notes
+    return transports.Message(
+        event=first.event,
+        severity=first.severity,
+        case=first.alert.case.name,
+        title=notification.title,
+        text="\n".join(lines),
+        hint=hint,
+        items=items,
+        note="\n".join(notes),
+        portal_url=settings.KUBEPROBE_PUBLIC_URL + reverse("admin:alerts_alert_changelist"),
+        ended_at=first.created_at if first.event == FlipEvent.RESOLVED else None,
+    )
+
+
+# ------------------------------------------------------------------ sending
+
+
+def _claim_notification(notification_id: int, now: datetime) -> Notification | None:
+    lease = now + timedelta(seconds=settings.KUBEPROBE_NOTIFY_LEASE_SECONDS)
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    claimable = Q(status__in=[NotificationStatus.PENDING, NotificationStatus.RETRYING]) | Q(
+        status=NotificationStatus.SENDING  # a sender died mid-send: its lease ran out
+    )
+    claimed = Notification.objects.filter(due & claimable, pk=notification_id).update(
+        status=NotificationStatus.SENDING, attempts=F("attempts") + 1, next_attempt_at=lease
+    )
+    if not claimed:
+        return None
+    return Notification.objects.select_related("channel").get(pk=notification_id)
+
+
+def backoff(attempts: int) -> timedelta:
+    return timedelta(seconds=min(600, 5 * 2 ** (attempts - 1)))
+
+
+def notification_send(notification_id: int, *, now: datetime | None = None) -> str | None:
+    """Send one notification if it is due and nobody else is sending it; its new status."""
+    notification = _claim_notification(notification_id, now or timezone.now())
+    if notification is None:
+        return None
+    return _attempt(notification, lambda: message_of(notification), retry=True)
+
+
+def channel_send_test(*, channel_id: int) -> Notification:
+    """The admin's "send test": a test message through the real transport and recording
+    (a permanent refusal disables the channel), without retries."""
+    channel = Channel.objects.get(pk=channel_id)
+    portal = settings.KUBEPROBE_PUBLIC_URL + reverse("admin:alerts_alert_changelist")
+    message = transports.make_test_message(portal_url=portal)
+    notification = Notification.objects.create(
+        channel=channel,
+        event=FlipEvent.TEST,
+        severity=message.severity,
+        title=message.title,
+        status=NotificationStatus.SENDING,
+        attempts=1,
+    )
+    _attempt(notification, lambda: message, retry=False)
+    notification.refresh_from_db()
+    return notification
+
+
+def _attempt(
+    notification: Notification, build: Callable[[], transports.Message], *, retry: bool
+) -> str:
+    channel = notification.channel
+    started = time.monotonic()
+    status, error, permanent, wait = NotificationStatus.SENT, "", False, 0.0
+    try:
+        transport = transports.get(channel.kind)(json.loads(channel.config_json or "{}"))
+        transport.send(build())
+    except transports.PermanentError as exc:
+        status, error, permanent = NotificationStatus.FAILED, str(exc), True
+    except Exception as exc:  # transient, or a bug: retry either way, never lose the message
+        if isinstance(exc, transports.TransientError):
+            error, wait = str(exc), exc.retry_after or 0.0
+        else:
+            error = f"{type(exc).__name__}: {str(exc)[:500]}"
+            logger.exception("sending notification %s failed unexpectedly", notification.pk)
+        again = retry and notification.attempts < settings.KUBEPROBE_NOTIFY_MAX_ATTEMPTS
+        status = NotificationStatus.RETRYING if again else NotificationStatus.FAILED
+    duration = int((time.monotonic() - started) * 1000)
+    done = timezone.now()
+    delay = max(backoff(notification.attempts), timedelta(seconds=min(wait, 3600)))
+    with transaction.atomic():
+        Notification.objects.filter(pk=notification.pk).update(
+            status=status,
+            error=error[:2000],
+            duration_ms=duration,
+            sent_at=done if status == NotificationStatus.SENT else None,
+            next_attempt_at=done + delay if status == NotificationStatus.RETRYING else None,
+        )
+        if permanent:  # the receiver refused for good (bad URL, revoked token): stop trying
+            Channel.objects.filter(pk=channel.pk).update(
+                enabled=False, disabled_reason=f"{done:%Y-%m-%d %H:%M} UTC: {error}"[:2000]
+            )
+        text = {
+            NotificationStatus.SENT: f"notified via {channel.name} in {duration} ms",
+            NotificationStatus.RETRYING: (
+                f"sending via {channel.name} failed (attempt {notification.attempts}), "
+                f"will retry: {error}"
+            ),
+            NotificationStatus.FAILED: f"sending via {channel.name} failed for good: {error}",
+        }[status]
+        alert_ids = notification.flips.values_list("alert_id", flat=True).distinct()
+        AlertTimeline.objects.bulk_create(
+            AlertTimeline(alert_id=alert_id, kind=TimelineKind.NOTIFICATION, text=text, at=done)
+            for alert_id in alert_ids
+        )
+    return status
+
+
+def notifications_send(ids: list[int]) -> None:
+    for notification_id in ids:
+        notification_send(notification_id)
+
+
+def notifications_retry_due(*, now: datetime | None = None) -> int:
+    """Send notifications whose retry time came, and those whose sender died."""
+    now = now or timezone.now()
+    due = list(
+        Notification.objects.filter(
+            status__in=[
+                NotificationStatus.PENDING,
+                NotificationStatus.RETRYING,
+                NotificationStatus.SENDING,
+            ],
+            next_attempt_at__lte=now,
+        ).values_list("pk", flat=True)[:500]
+    )
+    stuck_pending = list(
+        Notification.objects.filter(
+            status=NotificationStatus.PENDING,
+            next_attempt_at__isnull=True,
+            created_at__lte=now - timedelta(seconds=30),
+        ).values_list("pk", flat=True)[:500]
+    )
+    for notification_id in due + stuck_pending:
+        notification_send(notification_id, now=now)
+    return len(due) + len(stuck_pending)

@@ -1,0 +1,427 @@
+"""Alert rules, alert state per (case, cluster), its flips (an outbox), silences and channels.
+
+Stored alert states are few (ok, firing, acknowledged, silenced); flapping,
+escalation, staleness and dependency suppression are flags or derived. Every
+transition is written as an AlertFlip in the same transaction as the state
+change; senders claim flips with a conditional UPDATE, so any number of
+workers deliver each notification once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from apps.catalog.models import Case
+from apps.clusters.models import Cluster, ClusterGroup
+from apps.core.crypto import EncryptedTextField
+from apps.core.models import TimeStampedModel
+from apps.runs.models import ProbeRun
+from apps.scheduling.models import Binding
+
+
+class Severity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
+class AlertState(models.TextChoices):
+    OK = "ok", "OK"
+    FIRING = "firing", "Firing"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    SILENCED = "silenced", "Silenced"
+
+
+PROBLEM_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED, AlertState.SILENCED)
+
+
+class AlertRule(TimeStampedModel):
+    """When a (case, cluster) alerts. Scope: one of binding, case, cluster or group, or none
+    (the default rule). The most specific enabled rule wins: binding, case, cluster, group,
+    default."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    binding = models.ForeignKey(
+        Binding, null=True, blank=True, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    case = models.ForeignKey(
+        Case, null=True, blank=True, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    cluster = models.ForeignKey(
+        Cluster, null=True, blank=True, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+    group = models.ForeignKey(
+        ClusterGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="alert_rules"
+    )
+
+    consecutive_failures = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Fire after this many failed runs in a row. Empty: off.",
+    )
+    success_rate_below = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.1), MaxValueValidator(100)],
+        help_text="Fire when the success rate (percent) in the window is below this. Empty: off.",
+    )
+    window_runs = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Success-rate window: the last M finished runs.",
+    )
+    window_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text="Success-rate window: runs finished in the last T minutes.",
+    )
+    step_latency_ms = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Fire when a step of the latest run took longer than this. Empty: off.",
+    )
+    step_name = models.CharField(
+        max_length=200, blank=True, help_text="The step the latency limit applies to; empty: any."
+    )
+    stale_factor = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1.0), MaxValueValidator(1000)],
+        help_text="Fire when no run finished for K × the binding's schedule. Empty: off.",
+    )
+    resolve_after_successes = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(100)]
+    )
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    escalate_to = models.CharField(max_length=10, choices=Severity.choices, blank=True)
+    escalate_after_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    flap_threshold = models.PositiveIntegerField(
+        default=6,
+        validators=[MinValueValidator(2), MaxValueValidator(1000)],
+        help_text="More transitions than this in an hour is flapping: notified once, then quiet.",
+    )
+    depends_on = models.ManyToManyField(
+        Case,
+        blank=True,
+        related_name="dependent_rules",
+        help_text="While one of these cases fires on the same cluster, this alert is recorded "
+        "but not notified (e.g. pod lifecycle depends on etcd).",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                name="alertrule_one_scope",
+                condition=(
+                    models.Q(case__isnull=True, cluster__isnull=True, group__isnull=True)
+                    | models.Q(binding__isnull=True, cluster__isnull=True, group__isnull=True)
+                    | models.Q(binding__isnull=True, case__isnull=True, group__isnull=True)
+                    | models.Q(binding__isnull=True, case__isnull=True, cluster__isnull=True)
+                ),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def scope(self) -> str:
+        for field in ("binding", "case", "cluster", "group"):
+            target = getattr(self, field)
+            if target is not None:
+                return f"{field} {target}"
+        return "default"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        scoped = [f for f in ("binding", "case", "cluster", "group") if getattr(self, f"{f}_id")]
+        if len(scoped) > 1:
+            errors[scoped[1]] = "A rule applies to one of binding, case, cluster or group."
+        if self.success_rate_below is not None and not (self.window_runs or self.window_minutes):
+            errors["window_runs"] = "A success-rate rule needs window_runs or window_minutes."
+        if (self.window_runs or self.window_minutes) and self.success_rate_below is None:
+            errors["success_rate_below"] = "A window needs a success rate to compare with."
+        if self.window_runs and self.window_minutes:
+            errors["window_minutes"] = "Use window_runs or window_minutes, not both."
+        if not any(
+            value is not None
+            for value in (
+                self.consecutive_failures,
+                self.success_rate_below,
+                self.step_latency_ms,
+                self.stale_factor,
+            )
+        ):
+            errors["consecutive_failures"] = (
+                "Set at least one condition: consecutive failures, success rate, "
+                "step latency or staleness."
+            )
+        if bool(self.escalate_to) != bool(self.escalate_after_minutes):
+            errors["escalate_after_minutes"] = "Escalation needs both a severity and a delay."
+        elif (
+            self.escalate_to
+            and SEVERITY_RANK[Severity(self.escalate_to)] <= SEVERITY_RANK[Severity(self.severity)]
+        ):
+            errors["escalate_to"] = "Escalation must raise the severity."
+        if self.step_name and self.step_latency_ms is None:
+            errors["step_latency_ms"] = "A step name needs a latency limit."
+        if errors:
+            raise ValidationError(errors)
+
+
+class Alert(models.Model):
+    """The alert of one case on one cluster; created the first time that pair is evaluated."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="alerts")
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="alerts")
+    state = models.CharField(
+        max_length=20, choices=AlertState.choices, default=AlertState.OK, db_index=True
+    )
+    severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL)
+    reason = models.TextField(blank=True, help_text="Which condition fired.")
+    step = models.CharField(max_length=200, blank=True, help_text="The failing step.")
+    error = models.TextField(blank=True)
+    hint = models.TextField(blank=True, help_text="Likely root cause.")
+    last_run = models.ForeignKey(
+        ProbeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    firing_since = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the newest finished run of this pair finished."
+    )
+    changed_at = models.DateTimeField(default=timezone.now)
+    escalated = models.BooleanField(default=False)
+    flapping_since = models.DateTimeField(null=True, blank=True)
+    suppressed_by = models.CharField(
+        max_length=200, blank=True, help_text="The firing dependency that keeps this quiet."
+    )
+    ack_note = models.TextField(blank=True)
+    ack_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    ack_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-changed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "cluster"], name="alert_case_cluster_uniq")
+        ]
+        indexes = [
+            models.Index(
+                fields=["state", "-changed_at"],
+                name="alert_open",
+                condition=~models.Q(state="ok"),
+            ),
+            models.Index(fields=["cluster"], name="alert_cluster"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.case} on {self.cluster}: {self.state}"
+
+    @property
+    def is_problem(self) -> bool:
+        return self.state in PROBLEM_STATES
+
+
+class FlipEvent(models.TextChoices):
+    FIRING = "firing", "Firing"
+    RESOLVED = "resolved", "Resolved"
+    FLAPPING = "flapping", "Flapping"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    ESCALATED = "escalated", "Escalated"
+    SILENCED = "silenced", "Silenced"
+    TEST = "test", "Test"  # a channel's "send test": notifications only, never a flip
+
+
+class AlertFlip(models.Model):
+    """One transition of an alert: the outbox that notifications are sent from."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="flips")
+    event = models.CharField(max_length=20, choices=FlipEvent.choices)
+    old_state = models.CharField(max_length=20, choices=AlertState.choices)
+    new_state = models.CharField(max_length=20, choices=AlertState.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    run = models.ForeignKey(ProbeRun, null=True, blank=True, on_delete=models.SET_NULL)
+    notify = models.BooleanField(
+        default=True, help_text="False: recorded only (silenced, flapping, dependency firing)."
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["created_at"],
+                name="flip_unprocessed",
+                condition=models.Q(processed_at__isnull=True),
+            ),
+            models.Index(fields=["alert", "-created_at"], name="flip_alert_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.alert_id}: {self.old_state} → {self.new_state}"
+
+
+class TimelineKind(models.TextChoices):
+    FLIP = "flip", "Flip"
+    NOTIFICATION = "notification", "Notification"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    RESOLVED = "resolved", "Resolved by hand"
+    NOTE = "note", "Note"
+
+
+class AlertTimeline(models.Model):
+    """What happened to an alert, in order: flips, notifications and human actions."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(max_length=20, choices=TimelineKind.choices)
+    text = models.TextField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["alert", "at"], name="timeline_alert")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.text[:60]}"
+
+
+MATCHER_NAMES = ("cluster", "group", "case", "case_set", "label")
+
+
+class Silence(TimeStampedModel):
+    """A maintenance window: alerts matching every matcher are recorded, not notified."""
+
+    matchers = models.JSONField(
+        help_text='All must match, e.g. [{"name": "cluster", "value": "prod-1"}, '
+        '{"name": "label", "value": "env=prod"}]. Names: ' + ", ".join(MATCHER_NAMES) + "."
+    )
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField()
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    event = models.ForeignKey(
+        "scheduling.Event",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        help_text="The upgrade event that opened this silence.",
+    )
+
+    class Meta:
+        ordering = ["-starts_at", "-id"]
+        indexes = [models.Index(fields=["ends_at"], name="silence_ends")]
+
+    def __str__(self) -> str:
+        shown = ", ".join(f"{m.get('name')}={m.get('value')}" for m in self.matchers or [])
+        return f"{shown} until {self.ends_at:%Y-%m-%d %H:%M}"
+
+    def clean(self) -> None:
+        from apps.alerts.matchers import validate_matchers
+
+        errors: dict[str, Any] = {}
+        try:
+            validate_matchers(self.matchers)
+        except ValidationError as exc:
+            errors["matchers"] = exc.messages
+        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The window must end after it starts."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def is_active(self) -> bool:
+        now = timezone.now()
+        return self.starts_at <= now < self.ends_at
+
+
+class Channel(TimeStampedModel):
+    """Where notifications go: one transport kind with its config (encrypted, write-only)."""
+
+    name = models.SlugField(max_length=63, unique=True)
+    kind = models.CharField(max_length=30)
+    config_json = EncryptedTextField(blank=True, help_text="The transport's config, encrypted.")
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.TextField(
+        blank=True, help_text="Why the channel was disabled (a receiver refused it for good)."
+    )
+    severities = models.JSONField(
+        default=list, blank=True, help_text='Severities routed here, e.g. ["critical"]; empty: all.'
+    )
+    matchers = models.JSONField(
+        default=list, blank=True, help_text="Only alerts matching every matcher; empty: all."
+    )
+    send_resolved = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    RETRYING = "retrying", "Retrying"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+
+
+class Notification(models.Model):
+    """One message to one channel; grouped messages cover several flips (clusters)."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="notifications")
+    flips = models.ManyToManyField(AlertFlip, related_name="notifications")
+    event = models.CharField(max_length=20, choices=FlipEvent.choices)
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    title = models.CharField(max_length=500)
+    status = models.CharField(
+        max_length=20, choices=NotificationStatus.choices, default=NotificationStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notification_due",
+                condition=models.Q(status__in=["pending", "retrying", "sending"]),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel_id}: {self.title[:60]} ({self.status})"

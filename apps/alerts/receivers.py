@@ -1,0 +1,56 @@
+"""Alerting listens to the run loop (every finished run re-judges its case and cluster)
+and to events (an upgrade may open a silence)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.dispatch import receiver
+
+from apps.alerts import services
+from apps.runs.signals import run_finished
+from apps.scheduling.models import Binding, Event
+from apps.scheduling.signals import event_recorded
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(run_finished, dispatch_uid="alerts.evaluate_on_run_finished")
+def evaluate_on_run_finished(sender: Any, case_id: int, cluster_id: int, **kwargs: Any) -> None:
+    from apps.alerts.tasks import evaluate_alert
+
+    try:
+        evaluate_alert.delay(case_id, cluster_id)
+    except Exception:  # the broker is down: the next run of this pair re-judges it
+        logger.warning(
+            "could not enqueue alert evaluation for case %s cluster %s", case_id, cluster_id
+        )
+
+
+@receiver(event_recorded, dispatch_uid="alerts.silence_upgrades")
+def silence_upgrades(sender: Any, event: Event, bindings: list[Binding], **kwargs: Any) -> None:
+    """An upgrade event opens a silence on its cluster when a binding it fires asks for one."""
+    if event.kind != "upgrade":
+        return
+    asked = [b.upgrade_silence_minutes for b in bindings if b.upgrade_silence_minutes]
+    if not asked:
+        return
+    minutes = upgrade_minutes(event.detail, default=max(asked))
+    services.silence_create(
+        matchers=[{"name": "cluster", "value": event.cluster.name}],
+        starts_at=event.created_at,
+        ends_at=event.created_at + timedelta(minutes=minutes),
+        comment=f"upgrade{' of ' + event.component if event.component else ''} "
+        f"(event {event.pk}), {minutes} min",
+        event=event,
+    )
+
+
+def upgrade_minutes(detail: dict[str, Any], default: int) -> int:
+    """The event's own duration_minutes when it is a sane number, else the binding's."""
+    value = (detail or {}).get("duration_minutes")
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 7 * 24 * 60:
+        return int(value)
+    return default

@@ -1,0 +1,671 @@
+"""Alert state changes: evaluation after each run, human actions, and timed transitions.
+
+Every change happens with the alert's row locked (SELECT … FOR UPDATE), and
+every transition writes an AlertFlip in the same transaction; delivery
+(apps/alerts/delivery.py) claims the flips afterwards. Concurrent workers
+evaluating the same (case, cluster) therefore take turns, and a transition is
+recorded once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery.schedules import crontab
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError as DRFValidationError
+
+from apps.alerts.evaluation import Judgement, RuleView, RunView, judge
+from apps.alerts.hints import hint_for
+from apps.alerts.matchers import Target, matches
+from apps.alerts.models import (
+    PROBLEM_STATES,
+    Alert,
+    AlertFlip,
+    AlertRule,
+    AlertState,
+    AlertTimeline,
+    Channel,
+    FlipEvent,
+    Severity,
+    Silence,
+    TimelineKind,
+)
+from apps.catalog.models import Case
+from apps.clusters.models import Cluster
+from apps.clusters.selectors import cluster_groups_of
+from apps.runs.models import FINISHED_STATES, ProbeRun
+from apps.scheduling import cron
+from apps.scheduling.models import Binding
+from apps.scheduling.services import binding_cases, binding_clusters
+
+logger = logging.getLogger(__name__)
+
+SPECIFICITY = ("binding", "case", "cluster", "group")
+MAX_WINDOW_RUNS = 1000
+
+
+# ------------------------------------------------------------------ reads
+
+
+def rule_for(*, case: Case, cluster: Cluster, binding_id: int | None) -> AlertRule | None:
+    """The most specific enabled rule: binding, case, cluster, group, then the default."""
+    candidates = list(
+        AlertRule.objects.filter(enabled=True)
+        .filter(
+            Q(binding_id=binding_id, binding_id__isnull=False)
+            | Q(case=case)
+            | Q(cluster=cluster)
+            | Q(group__isnull=False)
+            | Q(binding__isnull=True, case__isnull=True, cluster__isnull=True, group__isnull=True)
+        )
+        .order_by("pk")
+    )
+    group_rules = [r for r in candidates if r.group_id]
+    if group_rules:
+        mine = {g.pk for g in cluster_groups_of(cluster=cluster, among=_groups_of(group_rules))}
+        candidates = [r for r in candidates if not r.group_id or r.group_id in mine]
+
+    def rank(rule: AlertRule) -> int:
+        for index, field in enumerate(SPECIFICITY):
+            if getattr(rule, f"{field}_id"):
+                return index
+        return len(SPECIFICITY)
+
+    return min(candidates, key=rank, default=None)
+
+
+def _groups_of(rules: list[AlertRule]) -> Any:
+    from apps.clusters.models import ClusterGroup
+
+    return ClusterGroup.objects.filter(pk__in={r.group_id for r in rules})
+
+
+def recent_runs(*, case_id: int, cluster_id: int, rule: RuleView, now: datetime) -> list[RunView]:
+    """Finished runs, newest first: enough for the rule's counts, or its time window."""
+    qs = ProbeRun.objects.filter(
+        case_id=case_id, cluster_id=cluster_id, state__in=FINISHED_STATES
+    ).order_by("-created_at", "-id")
+    limit = rule.runs_needed()
+    if rule.window_minutes:
+        since = now - timedelta(minutes=rule.window_minutes)
+        limit = max(limit, qs.filter(finished_at__gte=since).count())
+    fields = ("id", "state", "finished_at", "steps", "errors", "reason")
+    return [RunView(**row) for row in qs.values(*fields)[: min(limit, MAX_WINDOW_RUNS)]]
+
+
+def target_of(case: Case, cluster: Cluster) -> Target:
+    return Target(
+        cluster=cluster.name,
+        case=case.name,
+        groups=frozenset(g.name for g in cluster_groups_of(cluster=cluster)),
+        case_sets=frozenset(case.case_sets.values_list("name", flat=True)),
+        labels=dict(cluster.labels or {}),
+    )
+
+
+def active_silence(*, target: Target, now: datetime | None = None) -> Silence | None:
+    now = now or timezone.now()
+    for silence in Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).order_by("ends_at"):
+        if matches(silence.matchers, target):
+            return silence
+    return None
+
+
+def firing_dependency(*, rule: AlertRule, cluster_id: int) -> Alert | None:
+    """An alert of a case this rule depends on, in trouble on the same cluster."""
+    depends = list(rule.depends_on.values_list("pk", flat=True))
+    if not depends:
+        return None
+    return (
+        Alert.objects.filter(case_id__in=depends, cluster_id=cluster_id, state__in=PROBLEM_STATES)
+        .select_related("case")
+        .first()
+    )
+
+
+# ------------------------------------------------------------------ writes
+
+
+def _locked_alert(case_id: int, cluster_id: int) -> Alert:
+    # Insert-if-missing without racing another worker, then lock the row.
+    Alert.objects.bulk_create(
+        [Alert(case_id=case_id, cluster_id=cluster_id)], ignore_conflicts=True
+    )
+    return (
+        Alert.objects.select_for_update(of=("self",))
+        .select_related("case", "cluster", "rule")
+        .get(case_id=case_id, cluster_id=cluster_id)
+    )
+
+
+def _flip(
+    alert: Alert,
+    *,
+    event: str,
+    old: str,
+    notify: bool,
+    note: str = "",
+    run_id: int | None = None,
+    now: datetime,
+) -> AlertFlip:
+    flip = AlertFlip.objects.create(
+        alert=alert,
+        event=event,
+        old_state=old,
+        new_state=alert.state,
+        severity=alert.severity,
+        run_id=run_id,
+        notify=notify,
+        note=note,
+        created_at=now,
+    )
+    text = f"{old} → {alert.state} ({event})"
+    if note:
+        text += f": {note}"
+    if not notify:
+        text += " [not notified]"
+    AlertTimeline.objects.create(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
+    transaction.on_commit(_schedule_delivery)
+    return flip
+
+
+def _schedule_delivery() -> None:
+    from apps.alerts.tasks import deliver_flips
+
+    try:
+        deliver_flips.apply_async(countdown=settings.KUBEPROBE_ALERT_GROUP_WAIT_SECONDS)
+    except Exception:  # the periodic delivery picks the flip up; never fail the transition
+        logger.warning("could not enqueue alert delivery; the periodic sweep will send it")
+
+
+def _flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> bool:
+    """True when one more transition would make this alert flap (or it already does)."""
+    if alert.flapping_since:
+        return True
+    threshold = rule.flap_threshold if rule else 6
+    recent = AlertFlip.objects.filter(
+        alert=alert,
+        event__in=(FlipEvent.FIRING, FlipEvent.RESOLVED),
+        created_at__gte=now - timedelta(hours=1),
+    ).count()
+    return recent + 1 > threshold
+
+
+def _start_flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> None:
+    alert.flapping_since = now
+    threshold = rule.flap_threshold if rule else 6
+    _flip(
+        alert,
+        event=FlipEvent.FLAPPING,
+        old=alert.state,
+        notify=True,
+        note=f"more than {threshold} transitions in an hour; quiet until it is stable",
+        now=now,
+    )
+
+
+def alert_evaluate(
+    *,
+    case_id: int,
+    cluster_id: int,
+    stale_for: timedelta | None = None,
+    now: datetime | None = None,
+) -> Alert | None:
+    """Re-judge one (case, cluster) from its recent runs; record and flip what changed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        alert = _locked_alert(case_id, cluster_id)
+        latest_binding = (
+            ProbeRun.objects.filter(case_id=case_id, cluster_id=cluster_id)
+            .order_by("-created_at", "-id")
+            .values_list("binding_id", flat=True)
+            .first()
+        )
+        rule = rule_for(case=alert.case, cluster=alert.cluster, binding_id=latest_binding)
+        if rule is None:
+            return alert
+        view = RuleView.of(rule)
+        runs = recent_runs(case_id=case_id, cluster_id=cluster_id, rule=view, now=now)
+        if runs and runs[0].finished_at:
+            alert.last_finished_at = runs[0].finished_at
+        verdict = judge(view, runs, now, stale_for)
+        _apply(alert, rule, verdict, now)
+        alert.save()
+        return alert
+
+
+def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> None:
+    old = alert.state
+    run_id = verdict.run.id if verdict.run else None
+    if verdict.firing:
+        alert.rule = rule
+        alert.reason = "; ".join(verdict.reasons)
+        alert.step, alert.error = verdict.step, verdict.error
+        alert.hint = hint_for(verdict.error, verdict.run.reason if verdict.run else "")
+        alert.last_run_id = run_id
+    if verdict.firing and old == AlertState.OK:
+        target = target_of(alert.case, alert.cluster)
+        silence = active_silence(target=target, now=now)
+        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id)
+        flapping = _flapping(alert, rule, now)
+        alert.state = AlertState.SILENCED if silence else AlertState.FIRING
+        alert.severity = rule.severity
+        alert.firing_since = now
+        alert.changed_at = now
+        alert.escalated = False
+        alert.suppressed_by = dependency.case.name if dependency else ""
+        note = ""
+        if silence:
+            note = f"silenced until {silence.ends_at:%Y-%m-%d %H:%M} UTC ({silence.comment or silence})"
+        elif dependency:
+            note = (
+                f"not notified: it depends on {dependency.case.name}, which is "
+                f"{dependency.state} on {alert.cluster.name}"
+            )
+        if flapping and not alert.flapping_since:
+            _start_flapping(alert, rule, now)
+        notify = not (silence or dependency or alert.flapping_since)
+        _flip(
+            alert, event=FlipEvent.FIRING, old=old, notify=notify, note=note, run_id=run_id, now=now
+        )
+    elif verdict.healthy and old in PROBLEM_STATES:
+        _resolve(alert, rule, now, run_id=verdict.run.id if verdict.run else None)
+
+
+def _was_notified(alert: Alert) -> bool:
+    """Did the current problem get a firing notification (so its end deserves one too)?"""
+    last = (
+        AlertFlip.objects.filter(alert=alert, event=FlipEvent.FIRING)
+        .order_by("-created_at", "-id")
+        .values_list("notify", flat=True)
+        .first()
+    )
+    return bool(last)
+
+
+def _resolve(
+    alert: Alert,
+    rule: AlertRule | None,
+    now: datetime,
+    run_id: int | None = None,
+    note: str = "",
+) -> None:
+    old = alert.state
+    notify = _was_notified(alert)
+    flapping = _flapping(alert, rule, now)
+    alert.state = AlertState.OK
+    alert.changed_at = now
+    if flapping and not alert.flapping_since:
+        _start_flapping(alert, rule, now)
+    alert.ack_note, alert.ack_by, alert.ack_until = "", None, None
+    alert.suppressed_by = ""
+    alert.escalated = False
+    _flip(
+        alert,
+        event=FlipEvent.RESOLVED,
+        old=old,
+        notify=notify and not alert.flapping_since,
+        note=note,
+        run_id=run_id,
+        now=now,
+    )
+    alert.firing_since = None
+
+
+def alert_acknowledge(
+    *, alert_id: int, user: Any, note: str = "", until: datetime | None = None
+) -> Alert:
+    """Someone is on it: quiet until `until` (or until it resolves)."""
+    now = timezone.now()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("case", "cluster")
+            .get(pk=alert_id)
+        )
+        if alert.state not in (AlertState.FIRING, AlertState.ACKNOWLEDGED):
+            raise ValueError(f"only a firing alert can be acknowledged; this one is {alert.state}")
+        old = alert.state
+        alert.state = AlertState.ACKNOWLEDGED
+        alert.ack_note, alert.ack_by, alert.ack_until = note, user, until
+        alert.changed_at = now
+        expiry = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
+        AlertTimeline.objects.create(
+            alert=alert,
+            kind=TimelineKind.ACKNOWLEDGED,
+            text=f"acknowledged by {user}{expiry}" + (f": {note}" if note else ""),
+            user=user,
+            at=now,
+        )
+        if old != AlertState.ACKNOWLEDGED:
+            _flip(alert, event=FlipEvent.ACKNOWLEDGED, old=old, notify=True, note=note, now=now)
+        alert.save()
+        return alert
+
+
+def alert_resolve_by_hand(*, alert_id: int, user: Any, note: str = "") -> Alert:
+    """Close a problem now; the next failing run opens it again if the rule says so."""
+    now = timezone.now()
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("case", "cluster", "rule")
+            .get(pk=alert_id)
+        )
+        if alert.state not in PROBLEM_STATES:
+            raise ValueError("this alert is not open")
+        AlertTimeline.objects.create(
+            alert=alert,
+            kind=TimelineKind.RESOLVED,
+            text=f"resolved by hand by {user}" + (f": {note}" if note else ""),
+            user=user,
+            at=now,
+        )
+        _resolve(alert, alert.rule, now, note=f"resolved by hand by {user}")
+        alert.save()
+        return alert
+
+
+# ------------------------------------------------------------------ timed transitions
+
+
+def alerts_expire_acknowledgements(*, now: datetime | None = None) -> int:
+    """Acknowledgements past their expiry: the alert fires (and notifies) again."""
+    now = now or timezone.now()
+    count = 0
+    due = Alert.objects.filter(state=AlertState.ACKNOWLEDGED, ack_until__lte=now)
+    for alert_id in due.values_list("pk", flat=True):
+        with transaction.atomic():
+            alert = (
+                Alert.objects.select_for_update(of=("self",))
+                .filter(pk=alert_id, state=AlertState.ACKNOWLEDGED, ack_until__lte=now)
+                .first()
+            )
+            if alert is None:
+                continue
+            alert.state = AlertState.FIRING
+            alert.changed_at = now
+            note = (
+                f"acknowledgement by {alert.ack_by} expired"
+                if alert.ack_by
+                else ("acknowledgement expired")
+            )
+            alert.ack_until = None
+            _flip(
+                alert,
+                event=FlipEvent.FIRING,
+                old=AlertState.ACKNOWLEDGED,
+                notify=True,
+                note=note,
+                now=now,
+            )
+            alert.save()
+            count += 1
+    return count
+
+
+def alerts_escalate(*, now: datetime | None = None) -> int:
+    """Firing alerts older than their rule's escalation delay get the higher severity."""
+    now = now or timezone.now()
+    count = 0
+    candidates = Alert.objects.filter(
+        state=AlertState.FIRING,
+        escalated=False,
+        rule__escalate_after_minutes__isnull=False,
+        firing_since__isnull=False,
+    ).select_related("rule")
+    for candidate in candidates:
+        rule = candidate.rule
+        assert rule is not None and rule.escalate_after_minutes is not None
+        if candidate.firing_since + timedelta(minutes=rule.escalate_after_minutes) > now:  # type: ignore[operator]
+            continue
+        with transaction.atomic():
+            alert = (
+                Alert.objects.select_for_update(of=("self",))
+                .filter(pk=candidate.pk, state=AlertState.FIRING, escalated=False)
+                .first()
+            )
+            if alert is None:
+                continue
+            old_severity = alert.severity
+            alert.severity = rule.escalate_to
+            alert.escalated = True
+            _flip(
+                alert,
+                event=FlipEvent.ESCALATED,
+                old=alert.state,
+                notify=not alert.flapping_since and not alert.suppressed_by,
+                note=f"firing for over {rule.escalate_after_minutes} min: {old_severity} → "
+                f"{rule.escalate_to}",
+                now=now,
+            )
+            alert.save()
+            count += 1
+    return count
+
+
+def alerts_release_quiet(*, now: datetime | None = None) -> int:
+    """Alerts kept quiet by a silence that ended, a dependency that recovered, or flapping
+    that calmed down: notify their current state now."""
+    now = now or timezone.now()
+    count = 0
+    quiet = Alert.objects.filter(
+        Q(state=AlertState.SILENCED) | ~Q(suppressed_by="") | Q(flapping_since__isnull=False)
+    ).select_related("case", "cluster", "rule")
+    for candidate in quiet:
+        with transaction.atomic():
+            alert = (
+                Alert.objects.select_for_update(of=("self",))
+                .select_related("case", "cluster", "rule")
+                .get(pk=candidate.pk)
+            )
+            if _release_one(alert, now):
+                count += 1
+    return count
+
+
+def _release_one(alert: Alert, now: datetime) -> bool:
+    rule = alert.rule
+    if alert.flapping_since:
+        threshold = rule.flap_threshold if rule else 6
+        recent = AlertFlip.objects.filter(
+            alert=alert,
+            event__in=(FlipEvent.FIRING, FlipEvent.RESOLVED),
+            created_at__gte=now - timedelta(hours=1),
+        ).count()
+        if recent > threshold // 2:
+            return False
+        alert.flapping_since = None
+        if alert.state in PROBLEM_STATES and not _was_notified(alert):
+            _flip(
+                alert,
+                event=FlipEvent.FIRING,
+                old=alert.state,
+                notify=True,
+                note="stable again, still failing",
+                now=now,
+            )
+        elif alert.state == AlertState.OK and _was_notified(alert):
+            _flip(
+                alert,
+                event=FlipEvent.RESOLVED,
+                old=alert.state,
+                notify=True,
+                note="stable again, healthy",
+                now=now,
+            )
+        alert.save()
+        return True
+    if alert.state == AlertState.SILENCED:
+        if active_silence(target=target_of(alert.case, alert.cluster), now=now):
+            return False
+        alert.state = AlertState.FIRING
+        alert.changed_at = now
+        _flip(
+            alert,
+            event=FlipEvent.FIRING,
+            old=AlertState.SILENCED,
+            notify=True,
+            note="silence ended, still failing",
+            now=now,
+        )
+        alert.save()
+        return True
+    if alert.suppressed_by:
+        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id) if rule else None
+        if dependency is not None:
+            return False
+        was = alert.suppressed_by
+        alert.suppressed_by = ""
+        if alert.state in PROBLEM_STATES:
+            _flip(
+                alert,
+                event=FlipEvent.FIRING,
+                old=alert.state,
+                notify=True,
+                note=f"dependency {was} recovered; this case still fails",
+                now=now,
+            )
+        alert.save()
+        return True
+    return False
+
+
+def schedule_period(binding: Binding, now: datetime) -> timedelta | None:
+    """How often a binding fires: its interval, or the gap between two cron fires."""
+    if binding.interval_seconds:
+        return timedelta(seconds=binding.interval_seconds)
+    if not binding.cron:
+        return None
+    schedule = crontab(**cron.parse(binding.cron))
+    schedule.nowfun = lambda: now
+    first = schedule.remaining_estimate(now)
+    # remaining_estimate(t) is "next fire after t, minus now": difference of two = the period.
+    return schedule.remaining_estimate(now + first + timedelta(seconds=1)) - first
+
+
+def alerts_check_stale(*, now: datetime | None = None) -> int:
+    """Scheduled (case, cluster) pairs with no finished run for K × their schedule fire."""
+    now = now or timezone.now()
+    due: dict[tuple[int, int], tuple[timedelta, datetime]] = {}  # pair → (limit, reference)
+    for binding in Binding.objects.filter(enabled=True).exclude(interval_seconds=None, cron=""):
+        period = schedule_period(binding, now)
+        if period is None:
+            continue
+        for case in binding_cases(binding=binding):
+            for cluster in binding_clusters(binding=binding):
+                rule = rule_for(case=case, cluster=cluster, binding_id=binding.pk)
+                if rule is None or rule.stale_factor is None:
+                    continue
+                limit = period * rule.stale_factor
+                key = (case.pk, cluster.pk)
+                # A pair that never finished a run is measured from the binding's creation.
+                if key not in due or limit < due[key][0]:
+                    due[key] = (limit, binding.created_at)
+    if not due:
+        return 0
+    known = {
+        (a["case_id"], a["cluster_id"]): a
+        for a in Alert.objects.filter(
+            case_id__in={k[0] for k in due}, cluster_id__in={k[1] for k in due}
+        ).values("case_id", "cluster_id", "last_finished_at", "state")
+    }
+    fired = 0
+    for (case_id, cluster_id), (limit, since) in due.items():
+        alert = known.get((case_id, cluster_id))
+        if alert and alert["state"] != AlertState.OK:
+            continue
+        last = (alert or {}).get("last_finished_at") or since
+        if now - last > limit:
+            result = alert_evaluate(
+                case_id=case_id, cluster_id=cluster_id, stale_for=now - last, now=now
+            )
+            fired += int(bool(result and result.state != AlertState.OK))
+    return fired
+
+
+def silence_create(
+    *,
+    matchers: list[dict[str, str]],
+    ends_at: datetime,
+    starts_at: datetime | None = None,
+    comment: str = "",
+    user: Any = None,
+    event: Any = None,
+) -> Silence:
+    """A validated silence (ValidationError names the field)."""
+    silence = Silence(
+        matchers=matchers,
+        starts_at=starts_at or timezone.now(),
+        ends_at=ends_at,
+        comment=comment,
+        created_by=user,
+        event=event,
+    )
+    silence.full_clean()
+    silence.save()
+    return silence
+
+
+def channel_save(
+    *,
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    channel: Channel | None = None,
+    commit: bool = True,
+    **fields: Any,
+) -> Channel:
+    """Create or update a channel; the config is validated by its transport and stored
+    encrypted. Secret fields left out (or masked) keep their stored value. With
+    commit=False the channel is validated and filled in but not saved (admin forms)."""
+    from apps.alerts.matchers import validate_matchers
+    from apps.alerts.transports import base as transports
+
+    current: dict[str, Any] = {}
+    if channel is not None and channel.pk and channel.config_json:
+        stored = Channel.objects.filter(pk=channel.pk).values_list("kind", "config_json").first()
+        if stored and stored[0] == kind and stored[1]:
+            current = json.loads(Channel.objects.get(pk=channel.pk).config_json)
+    merged = {**current, **{k: v for k, v in config.items() if v != transports.MASK}}
+    try:
+        validated = transports.validate_config(kind, merged)
+    except DRFValidationError as exc:
+        raise ValidationError({"config": [_flatten(exc.detail)]}) from None
+    channel = channel or Channel()
+    channel.name, channel.kind = name, kind
+    channel.config_json = json.dumps(validated, default=str)
+    for field, value in fields.items():
+        setattr(channel, field, value)
+    if channel.matchers:
+        try:
+            validate_matchers(channel.matchers, allow_empty=True)
+        except ValidationError as exc:
+            raise ValidationError({"matchers": exc.messages}) from None
+    bad = [s for s in channel.severities or [] if s not in Severity.values]
+    if not isinstance(channel.severities, list) or bad:
+        raise ValidationError(
+            {"severities": f"A list of {', '.join(Severity.values)}; unknown: {bad}"}
+        )
+    if channel.enabled:
+        channel.disabled_reason = ""
+    channel.full_clean(exclude=["config_json"], validate_unique=commit)
+    if commit:
+        channel.save()
+    return channel
+
+
+def _flatten(detail: Any, prefix: str = "") -> str:
+    if isinstance(detail, dict):
+        return "; ".join(_flatten(v, f"{prefix}{k}: ") for k, v in detail.items())
+    if isinstance(detail, list):
+        return "; ".join(_flatten(v, prefix) for v in detail)
+    return f"{prefix}{detail}"

@@ -1,0 +1,30 @@
+"""Celery entry points of alerting: thin, ids in, services do the work."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from apps.alerts import delivery, services
+
+
+@shared_task(name="apps.alerts.tasks.evaluate_alert", acks_late=True, ignore_result=True)
+def evaluate_alert(case_id: int, cluster_id: int) -> None:
+    services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)
+
+
+@shared_task(name="apps.alerts.tasks.deliver_flips", acks_late=True, ignore_result=True)
+def deliver_flips() -> int:
+    """Claim ready flips and send their notifications; racing copies share the work."""
+    return len(delivery.flips_deliver())
+
+
+@shared_task(name="apps.alerts.tasks.alerts_housekeeping", ignore_result=True)
+def alerts_housekeeping() -> None:
+    """Timed transitions: acknowledgement expiry, escalation, silences that ended,
+    dependencies that recovered, flapping that calmed down, probes gone stale, retries."""
+    services.alerts_expire_acknowledgements()
+    services.alerts_escalate()
+    services.alerts_release_quiet()
+    services.alerts_check_stale()
+    delivery.flips_deliver()
+    delivery.notifications_retry_due()
