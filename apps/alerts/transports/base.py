@@ -216,8 +216,8 @@ def _defaults(config_cls: type[serializers.Serializer]) -> dict[str, Any]:
 def make_test_message(*, portal_url: str = "", case: str = "kubeprobe-test") -> Message:
     """The message a channel's "send test" action sends through the real path."""
     now = datetime.now(UTC)
-    base = portal_url.rstrip("/") or "http://kubeprobe.invalid"
-    run_url = f"{base}/runs/test/"
+    # No run exists for a test: its links lead to the portal.
+    link = portal_url or "http://kubeprobe.invalid/"
     return Message(
         event="test",
         severity="info",
@@ -236,9 +236,9 @@ def make_test_message(*, portal_url: str = "", case: str = "kubeprobe-test") -> 
                 ).hexdigest(),
                 step="",
                 error="",
-                run_url=run_url,
-                log_url=f"{run_url}#log",
-                events_url=f"{run_url}#events",
+                run_url=link,
+                log_url=link,
+                events_url=link,
                 started_at=now,
             ),
         ),
