@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# Trial install on one machine: SQLite under var/, Redis on 127.0.0.1,
-# one Celery worker with embedded beat, daphne on http://127.0.0.1:8000/.
+# Trial install on one machine: SQLite under var/, Redis on 127.0.0.1, one
+# Celery worker with embedded beat, daphne on http://127.0.0.1:8000/ and
+# https://127.0.0.1:8443/ (a local CA under var/tls), a local TLS etcd when the
+# `etcd` binary is installed, and a demo binding that runs real built-in cases
+# against them every 30 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PY="$VENV/bin/python"
 
+PORT=${PORT:-8000}
+TLS_PORT=${TLS_PORT:-8443}
+# Not etcd's usual 2379, so a real etcd on this host is left alone.
+ETCD_PORT=${ETCD_PORT:-12379}
 export KUBEPROBE_DEBUG=${KUBEPROBE_DEBUG:-1}
 export KUBEPROBE_LOCAL_EXECUTOR_ENABLED=${KUBEPROBE_LOCAL_EXECUTOR_ENABLED:-1}
 export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
-PORT=${PORT:-8000}
+# Local probes report here, so it follows PORT.
+export KUBEPROBE_PUBLIC_URL=${KUBEPROBE_PUBLIC_URL:-http://127.0.0.1:${PORT}}
 mkdir -p var/log
 
 redis_host_port=${REDIS_URL#redis://}; redis_host_port=${redis_host_port%%/*}; redis_host_port=${redis_host_port##*@}
@@ -27,11 +35,75 @@ fi
 "$PY" manage.py migrate --noinput
 "$PY" manage.py collectstatic --noinput -v 0
 "$PY" manage.py bootstrap
+"$PY" manage.py local_tls
+TLS="$PWD/var/tls"
+
+PIDS=()
+stop_all() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop_all EXIT
+trap 'exit 130' INT TERM
+
+demo_args=(--tls-port "$TLS_PORT")
+if command -v etcd >/dev/null; then
+  echo "Starting a local etcd on https://127.0.0.1:${ETCD_PORT} (data var/etcd, log var/log/etcd.log) ..."
+  # etcd reads ETCD_* variables as flags: keep ours away from it.
+  env -u ETCD_PORT etcd --name kubeprobe-local --data-dir var/etcd --logger zap --log-level warn \
+    --listen-client-urls "https://127.0.0.1:${ETCD_PORT}" --advertise-client-urls "https://127.0.0.1:${ETCD_PORT}" \
+    --listen-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --initial-advertise-peer-urls "http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --initial-cluster "kubeprobe-local=http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --cert-file "$TLS/server.crt" --key-file "$TLS/server.key" \
+    --trusted-ca-file "$TLS/ca.crt" --client-cert-auth \
+    >var/log/etcd.log 2>&1 &
+  ETCD_PID=$!
+  PIDS+=("$ETCD_PID")
+  # Ready when it answers /health over TLS with our client certificate; another
+  # etcd already on the port fails that and ours exits, so both are checked.
+  if "$PY" - "$ETCD_PORT" "$TLS" "$ETCD_PID" <<'PYEOF'
+import os, ssl, sys, time, urllib.request
+port, tls, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+context = ssl.create_default_context(cafile=f"{tls}/ca.crt")
+context.load_cert_chain(f"{tls}/client.crt", f"{tls}/client.key")
+deadline = time.monotonic() + 20
+while time.monotonic() < deadline:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        sys.exit(1)
+    try:
+        with urllib.request.urlopen(f"https://127.0.0.1:{port}/health", context=context, timeout=1) as r:
+            if b"true" in r.read():
+                sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.2)
+sys.exit(1)
+PYEOF
+  then
+    demo_args+=(--etcd "https://127.0.0.1:${ETCD_PORT}")
+  else
+    echo "The local etcd did not start (see var/log/etcd.log; ETCD_PORT=${ETCD_PORT} in use?); the demo goes without it." >&2
+  fi
+else
+  echo "No etcd binary (apt-get install etcd-server): the demo runs without its etcd cases."
+fi
+
+"$PY" manage.py seed_local_demo "${demo_args[@]}"
 
 "$VENV/bin/celery" -A kubeprobe_site worker -B --loglevel INFO --concurrency 2 \
   >var/log/celery.log 2>&1 &
-CELERY_PID=$!
-trap 'kill $CELERY_PID 2>/dev/null || true' EXIT INT TERM
+PIDS+=("$!")
 
-echo "KubeProbe admin: http://127.0.0.1:${PORT}/admin/   API: http://127.0.0.1:${PORT}/api/v1/   (Ctrl-C stops)"
-"$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" kubeprobe_site.asgi:application
+echo
+echo "KubeProbe admin: http://127.0.0.1:${PORT}/admin/ (also https://127.0.0.1:${TLS_PORT}/, CA var/tls/ca.crt)"
+echo "API: http://127.0.0.1:${PORT}/api/v1/   Logs: var/log/   (Ctrl-C stops)"
+echo "The demo's first runs finish within seconds: admin → Probe runs (cluster local)."
+# In the background and waited for, so a TERM to this script stops everything at once.
+"$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" \
+  -e "ssl:${TLS_PORT}:interface=127.0.0.1:privateKey=${TLS}/server.key:certKey=${TLS}/server.crt" \
+  kubeprobe_site.asgi:application &
+PIDS+=("$!")
+wait "$!"

@@ -84,6 +84,21 @@ KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS",
 KUBEPROBE_RUN_RETENTION_DAYS = env.int("KUBEPROBE_RUN_RETENTION_DAYS", default=30)
 KUBEPROBE_DISPATCH_MAX_RETRIES = env.int("KUBEPROBE_DISPATCH_MAX_RETRIES", default=5)
 
+
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("kubeprobe")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "latest"
+
+
+# The image of the built-in cases (probe_sdk/cases/), used by `manage.py seed_catalog`.
+KUBEPROBE_PROBE_IMAGE = env.str(
+    "KUBEPROBE_PROBE_IMAGE", default=f"kubeprobe/probe:{_package_version()}"
+)
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",

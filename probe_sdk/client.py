@@ -245,6 +245,16 @@ class Probe:
     def metric(self, name: str, value: float) -> None:
         self.metrics[name] = float(value)
 
+    def record_step(self, name: str, ok: bool, duration_ms: float, error: str = "") -> None:
+        """Record a step timed elsewhere (e.g. one of many waited on together)."""
+        if not ok and not error:
+            error = "failed"
+        self.steps.append(
+            {"name": name, "ok": ok, "duration_ms": round(duration_ms), "error": error}
+        )
+        if not ok:
+            self.errors.append("step %s failed: %s" % (name, error))
+
     @contextmanager
     def step(self, name: str, threshold_ms: Optional[float] = None) -> Iterator[Dict[str, Any]]:
         """Time a step; fail it on an exception or when it is slower than threshold_ms."""

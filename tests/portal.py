@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -45,3 +49,29 @@ class Portal:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_case(
+    module: str, env: dict[str, str], portal: Portal | None = None, timeout: float = 180
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """Run `python -m probe_sdk.cases.<module>` as a probe pod would; its process and report."""
+    own = portal is None
+    server = portal or Portal()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "probe_sdk.cases." + module],
+            cwd=ROOT,
+            env={"PATH": os.environ["PATH"], **server.env(deadline_in=timeout), **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert server.received, result.stderr
+        return result, server.received[-1]["body"]
+    finally:
+        if own:
+            server.stop()

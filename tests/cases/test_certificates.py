@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import base64
-import os
 import socket
 import ssl
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +13,7 @@ import pytest
 import yaml
 
 from tests.cases.servers import issue
-from tests.portal import Portal
+from tests.portal import run_case as run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,21 +77,7 @@ def servers(pki: dict[str, object]) -> Iterator[dict[str, TlsServer]]:
 
 
 def run_case(**env: str) -> dict:  # type: ignore[type-arg]
-    portal = Portal()
-    try:
-        subprocess.run(
-            [sys.executable, "-m", "probe_sdk.cases.certificates"],
-            cwd=ROOT,
-            env={"PATH": os.environ["PATH"], **portal.env(), **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert portal.received
-        return portal.received[-1]["body"]
-    finally:
-        portal.stop()
+    return run_module("certificates", env)[1]
 
 
 def test_each_kind_of_certificate_problem_is_named(pki, servers, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +13,7 @@ import pytest
 
 from tests.cases.servers import Etcd, make_pki
 from tests.portal import Portal
+from tests.portal import run_case as run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,18 +33,8 @@ def etcd(tmp_path: Path) -> Iterator[Etcd]:
 
 
 def run_case(portal: Portal, **env: str) -> tuple[subprocess.CompletedProcess[str], dict]:  # type: ignore[type-arg]
-    result = subprocess.run(
-        [sys.executable, "-m", "probe_sdk.cases.etcd"],
-        cwd=ROOT,
-        # A generous threshold unless a test sets one: CI machines are busy.
-        env={"PATH": os.environ["PATH"], "ETCD_OP_THRESHOLD_MS": "20000", **portal.env(), **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert portal.received, result.stderr
-    return result, portal.received[-1]["body"]
+    # A generous threshold unless a test sets one: CI machines are busy.
+    return run_module("etcd", {"ETCD_OP_THRESHOLD_MS": "20000", **env}, portal)
 
 
 def keys_left(etcd: Etcd) -> int:

@@ -187,3 +187,28 @@ def test_threshold_failure_is_recorded_once(portal: Portal) -> None:
     ):
         time.sleep(0.005)
     assert len(portal.received[0]["body"]["errors"]) == 1
+
+
+def test_steps_timed_elsewhere_are_recorded_and_a_failed_one_fails_the_run(
+    portal: Portal,
+) -> None:
+    with probe_sdk.Probe() as probe:
+        probe.record_step("node node-1", True, 812.4)
+        probe.record_step("node node-2", False, 120_000, "pod not Ready after 120 s")
+        probe.record_step("node node-3", False, 5)
+    body = portal.received[0]["body"]
+    assert body["ok"] is False
+    assert body["steps"] == [
+        {"name": "node node-1", "ok": True, "duration_ms": 812, "error": ""},
+        {
+            "name": "node node-2",
+            "ok": False,
+            "duration_ms": 120000,
+            "error": "pod not Ready after 120 s",
+        },
+        {"name": "node node-3", "ok": False, "duration_ms": 5, "error": "failed"},
+    ]
+    assert body["errors"] == [
+        "step node node-2 failed: pod not Ready after 120 s",
+        "step node node-3 failed: failed",
+    ]

@@ -1,0 +1,212 @@
+"""The quick start's demo: real built-in cases against real targets on this machine.
+
+A `local` cluster (local executor), cases that inspect the portal's own TLS
+endpoint and probe a local etcd (with TLS from the local CA), and a binding
+that runs them every 30 seconds and once right away. These rows belong to
+the demo: each set-up renders them for the current ports again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import transaction
+
+from apps.catalog.models import Case, CaseTemplate, RenderConfig
+from apps.catalog.services import SeedLine, catalog_seed_builtin
+from apps.clusters.models import Cluster, Executor
+from apps.core.local_tls import LocalPki
+from apps.runs.services import CreateResult
+from apps.scheduling.models import Binding
+from apps.scheduling.services import binding_fire_now
+
+CLUSTER = "local"
+BINDING = "local-demo"
+CASE_TIMEOUT_SECONDS = 30
+
+
+class LocalDemoError(Exception):
+    """The demo cannot be set up as asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    name: str
+    template: str
+    description: str
+    env: dict[str, str]
+    enabled: bool
+    why_disabled: str = ""
+
+
+def _host_port(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0]
+
+
+def local_demo_cases(*, pki: LocalPki, tls_port: int | None, etcd_url: str) -> list[DemoCase]:
+    """The demo's cases for these targets; those without a target are disabled."""
+    portal = f"127.0.0.1:{tls_port},localhost:{tls_port}" if tls_port else ""
+    etcd = _host_port(etcd_url) if etcd_url else ""
+    return [
+        DemoCase(
+            "local-portal-tls",
+            "certificate-inspection",
+            "The portal's own TLS endpoint (chain to the local CA, hostnames, days left) "
+            "and the local CA's expiry.",
+            {
+                "CERT_ENDPOINTS": portal,
+                "CERT_CA_FILE": str(pki.ca_cert),
+                "CERT_FILES": str(pki.ca_cert),
+            },
+            enabled=bool(tls_port),
+            why_disabled="the portal is not served over TLS (no --tls-port)",
+        ),
+        DemoCase(
+            "local-etcd",
+            "etcd-blackbox",
+            "put, get, range, txn and delete on the local etcd, over TLS with a client certificate.",
+            {
+                "ETCD_ENDPOINTS": etcd_url,
+                "ETCD_CACERT": str(pki.ca_cert),
+                "ETCD_CERT": str(pki.client_cert),
+                "ETCD_KEY": str(pki.client_key),
+                # A laptop's disk may take a while to fsync; still a real limit.
+                "ETCD_OP_THRESHOLD_MS": "1000",
+            },
+            enabled=bool(etcd_url),
+            why_disabled="no local etcd (no --etcd)",
+        ),
+        DemoCase(
+            "local-etcd-tls",
+            "certificate-inspection",
+            "The local etcd's TLS endpoint and the client certificate the portal uses for it.",
+            {
+                "CERT_ENDPOINTS": etcd,
+                "CERT_CA_FILE": str(pki.ca_cert),
+                "CERT_FILES": str(pki.client_cert),
+            },
+            enabled=bool(etcd_url),
+            why_disabled="no local etcd (no --etcd)",
+        ),
+    ]
+
+
+def _ensure_cluster() -> SeedLine:
+    cluster = Cluster.objects.filter(name=CLUSTER).first()
+    if cluster is None:
+        Cluster.objects.create(
+            name=CLUSTER,
+            display_name="This machine",
+            description="The quick start's targets on this host, probed by local processes.",
+            executor=Executor.LOCAL,
+            environment="local",
+        )
+        return SeedLine("cluster", CLUSTER, "created")
+    if cluster.executor != Executor.LOCAL:
+        raise LocalDemoError(
+            f"A cluster named '{CLUSTER}' exists with the {cluster.executor} executor; the demo "
+            f"needs it to use the local executor. Rename that cluster or change its executor."
+        )
+    return SeedLine("cluster", CLUSTER, "unchanged")
+
+
+def _ensure_case(demo: DemoCase) -> tuple[Case, SeedLine]:
+    template = CaseTemplate.objects.get(name=demo.template)
+    wanted = {
+        "template": template,
+        "description": demo.description,
+        "timeout_seconds": CASE_TIMEOUT_SECONDS,
+        "enabled": demo.enabled,
+    }
+    case = Case.objects.filter(name=demo.name).first()
+    note = "" if demo.enabled else f"disabled: {demo.why_disabled}"
+    if case is None:
+        case = Case(name=demo.name, **wanted)
+        case.full_clean()
+        case.save()
+        RenderConfig.objects.create(case=case, name=demo.name, env=demo.env)
+        return case, SeedLine("case", demo.name, "created", note)
+    render = RenderConfig.objects.filter(case=case).first()
+    changed = any(getattr(case, k) != v for k, v in wanted.items()) or (
+        render is None or render.env != demo.env
+    )
+    if not changed:
+        return case, SeedLine("case", demo.name, "unchanged", note)
+    for key, value in wanted.items():
+        setattr(case, key, value)
+    case.full_clean()
+    case.save()
+    RenderConfig.objects.update_or_create(
+        case=case, defaults={"name": demo.name, "env": demo.env, "args": None, "resources": None}
+    )
+    return case, SeedLine("case", demo.name, "updated", note)
+
+
+def _ensure_binding(cases: list[Case], interval_seconds: int) -> tuple[Binding, SeedLine]:
+    cluster = Cluster.objects.get(name=CLUSTER)
+    binding = Binding.objects.filter(name=BINDING).first()
+    action = "unchanged"
+    if binding is None:
+        binding = Binding(
+            name=BINDING,
+            description="The quick start's demo: local cases on the local cluster.",
+            interval_seconds=interval_seconds,
+        )
+        binding.full_clean()
+        binding.save()
+        action = "created"
+    elif binding.interval_seconds != interval_seconds or binding.cron:
+        binding.interval_seconds, binding.cron = interval_seconds, ""
+        binding.save()  # also moves its beat entry
+        action = "updated"
+    if set(binding.clusters.all()) != {cluster} or set(binding.cases.all()) != set(cases):
+        binding.clusters.set([cluster])
+        binding.cases.set(cases)
+        action = "updated" if action == "unchanged" else action
+    # The operator's choice to switch the demo off survives the next `make run`.
+    note = f"every {interval_seconds}s" if binding.enabled else "disabled; enable it in the admin"
+    return binding, SeedLine("binding", BINDING, action, note)
+
+
+@dataclass
+class LocalDemoResult:
+    catalog: list[SeedLine]  # what seeding the built-in catalog did
+    demo: list[SeedLine]  # the demo's own rows
+    fired: CreateResult
+
+
+@transaction.atomic
+def local_demo_setup(
+    *,
+    pki: LocalPki,
+    tls_port: int | None,
+    etcd_url: str = "",
+    interval_seconds: int = 30,
+    run_now: bool = True,
+) -> LocalDemoResult:
+    """Create or re-render the demo's rows; fire the binding once (after commit)."""
+    if not settings.KUBEPROBE_LOCAL_EXECUTOR_ENABLED:
+        raise LocalDemoError(
+            "The local demo runs cases with the local executor, which is disabled. "
+            "Set KUBEPROBE_LOCAL_EXECUTOR_ENABLED=true (trials only; the quick start does)."
+        )
+    if etcd_url and not etcd_url.startswith(("http://", "https://")):
+        raise LocalDemoError(f"--etcd must be an http(s):// URL, got '{etcd_url}'.")
+    if not pki.ca_cert.exists():
+        raise LocalDemoError(
+            f"No local CA at {pki.ca_cert}: run `manage.py local_tls` first (the quick start does)."
+        )
+    catalog = catalog_seed_builtin()
+    lines = [_ensure_cluster()]
+    cases = []
+    for demo in local_demo_cases(pki=pki, tls_port=tls_port, etcd_url=etcd_url):
+        case, line = _ensure_case(demo)
+        cases.append(case)
+        lines.append(line)
+    binding, line = _ensure_binding(cases, interval_seconds)
+    lines.append(line)
+    fired = CreateResult()
+    if run_now and binding.enabled:
+        fired = binding_fire_now(binding=binding)
+    return LocalDemoResult(catalog, lines, fired)

@@ -1,0 +1,39 @@
+"""Each built-in case documents its env in its module docstring, and the README repeats it."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from pathlib import Path
+
+import pytest
+
+import probe_sdk.cases
+
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+MODULES = sorted(m.name for m in pkgutil.iter_modules(probe_sdk.cases.__path__))
+CASES = [m for m in MODULES if not m.startswith("_")]
+
+
+def test_all_eight_cases_ship() -> None:
+    assert CASES == [
+        "canary",
+        "certificates",
+        "config_coverage",
+        "etcd",
+        "federation",
+        "lifecycle",
+        "nodes",
+        "vcluster",
+    ]
+
+
+@pytest.mark.parametrize("module", [*CASES, "_kube"])
+def test_env_table_is_in_the_docstring_and_the_readme(module: str) -> None:
+    doc = importlib.import_module(f"probe_sdk.cases.{module}").__doc__ or ""
+    rows = [line for line in doc.splitlines() if line.startswith("| `")]
+    assert rows, f"{module} has no env table"
+    missing = [row for row in rows if row not in README]
+    assert not missing, f"README lacks {module}'s rows: {missing}"
+    if module != "_kube":
+        assert f"`{module}`" in README
