@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -292,8 +292,6 @@ def header_map(value: Mapping[str, str]) -> Mapping[str, str]:
 
 
 def require_query_param(url: str, name: str) -> None:
-    from urllib.parse import parse_qs
-
     if not parse_qs(urlsplit(url).query).get(name):
         raise ValidationError(f"The webhook URL has no {name} parameter.")
 
