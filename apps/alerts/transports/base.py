@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -216,8 +216,8 @@ def _defaults(config_cls: type[serializers.Serializer]) -> dict[str, Any]:
 def make_test_message(*, portal_url: str = "", case: str = "kubeprobe-test") -> Message:
     """The message a channel's "send test" action sends through the real path."""
     now = datetime.now(UTC)
-    base = portal_url.rstrip("/") or "http://kubeprobe.invalid"
-    run_url = f"{base}/runs/test/"
+    # No run exists for a test: its links lead to the portal.
+    link = portal_url or "http://kubeprobe.invalid/"
     return Message(
         event="test",
         severity="info",
@@ -236,9 +236,9 @@ def make_test_message(*, portal_url: str = "", case: str = "kubeprobe-test") -> 
                 ).hexdigest(),
                 step="",
                 error="",
-                run_url=run_url,
-                log_url=f"{run_url}#log",
-                events_url=f"{run_url}#events",
+                run_url=link,
+                log_url=link,
+                events_url=link,
                 started_at=now,
             ),
         ),
@@ -292,8 +292,6 @@ def header_map(value: Mapping[str, str]) -> Mapping[str, str]:
 
 
 def require_query_param(url: str, name: str) -> None:
-    from urllib.parse import parse_qs
-
     if not parse_qs(urlsplit(url).query).get(name):
         raise ValidationError(f"The webhook URL has no {name} parameter.")
 

@@ -132,7 +132,12 @@ def check_errcode(
     """Raise for a 200 answer carrying ``{"errcode": N != 0, "errmsg": ...}`` (DingTalk, WeCom)."""
     answer = response.json()
     if not isinstance(answer, dict) or "errcode" not in answer:
-        return
+        # The robot API always answers JSON; anything else is not the robot (a proxy
+        # page, a wrong URL), and the message did not arrive.
+        raise PermanentError(
+            f"HTTP {response.status} from {http.redact_url(url)} without {vendor}'s errcode: "
+            f"{http.snippet(response.text, url, limit=120) or '(empty body)'}; is this a {vendor} robot URL?"
+        )
     try:
         code = int(answer["errcode"])
     except (TypeError, ValueError):

@@ -139,8 +139,12 @@ class FeishuTransport(Transport):
         body.update({"msg_type": "interactive", "card": card(message)})
         response = http.request("POST", url, json_body=body)
         answer = response.json()
-        if not isinstance(answer, dict):
-            return
+        if not isinstance(answer, dict) or not ({"code", "StatusCode"} & set(answer)):
+            # The bot API always answers JSON with a code; anything else is not the bot.
+            raise PermanentError(
+                f"HTTP {response.status} from {http.redact_url(url)} without Feishu's code: "
+                f"{http.snippet(response.text, url, limit=120) or '(empty body)'}; is this a Feishu bot URL?"
+            )
         try:
             code = int(answer.get("code", answer.get("StatusCode")) or 0)
         except (TypeError, ValueError):

@@ -263,3 +263,17 @@ def test_wecom_errcodes(receiver: Receiver, errcode: int, error: type[Exception]
     receiver.respond(200, {"errcode": errcode, "errmsg": "invalid webhook url, hint: [x]"})
     with pytest.raises(error, match=f"WeCom error {errcode} from .*key=••••"):
         transport("wecom", url=receiver.url("/cgi-bin/webhook/send?key=secretkey")).send(message())
+
+
+@pytest.mark.parametrize(
+    ("kind", "path"),
+    [
+        ("dingtalk", "/robot/send?access_token=t"),
+        ("wecom", "/cgi-bin/webhook/send?key=k"),
+        ("feishu", "/open-apis/bot/v2/hook/x"),
+    ],
+)
+def test_a_200_that_is_not_the_robot_is_permanent(receiver: Receiver, kind: str, path: str) -> None:
+    receiver.respond(200, "<html>Welcome to the proxy</html>")
+    with pytest.raises(PermanentError, match=r"HTTP 200 from .* without .*Welcome to the proxy"):
+        transport(kind, url=receiver.url(path)).send(message())
