@@ -189,7 +189,7 @@ class TimelineInline(admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["at", "kind", "text", "user"]
-    readonly_fields = fields
+    readonly_fields = ["at", "kind", "text", "user"]
     ordering = ["-at", "-id"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -363,7 +363,7 @@ class ChannelForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["kind"].choices = transports.choices()
+        self.fields["kind"].choices = transports.choices()  # type: ignore[attr-defined]
         if self.instance.pk and self.instance.config_json:
             stored = json.loads(self.instance.config_json)
             self.initial["config"] = transports.redact(stored, self.instance.kind)
@@ -418,17 +418,16 @@ class ChannelAdmin(admin.ModelAdmin):
     actions = [send_test, *enable_actions("channels")]
     readonly_fields = ["disabled_reason"]
 
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [
-            "name",
-            "kind",
-            "config",
-            "enabled",
-            "disabled_reason",
-            "severities",
-            "matchers",
-            "send_resolved",
-        ]
+    fields = [
+        "name",
+        "kind",
+        "config",
+        "enabled",
+        "disabled_reason",
+        "severities",
+        "matchers",
+        "send_resolved",
+    ]
 
     # ChannelForm.clean ran channel_save(commit=False) on the instance: it only needs saving.
 

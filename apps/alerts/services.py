@@ -583,7 +583,7 @@ def alerts_check_stale(*, now: datetime | None = None) -> int:
         alert = known.get((case_id, cluster_id))
         if alert and alert["state"] != AlertState.OK:
             continue
-        last = (alert or {}).get("last_finished_at") or since
+        last = (alert["last_finished_at"] if alert else None) or since
         if now - last > limit:
             result = alert_evaluate(
                 case_id=case_id, cluster_id=cluster_id, stale_for=now - last, now=now

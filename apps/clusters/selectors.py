@@ -44,7 +44,9 @@ def clusters_for_targets(
     return qs.order_by("name")
 
 
-def cluster_groups_of(*, cluster: Cluster, among: QuerySet[ClusterGroup] | None = None) -> list[ClusterGroup]:
+def cluster_groups_of(
+    *, cluster: Cluster, among: QuerySet[ClusterGroup] | None = None
+) -> list[ClusterGroup]:
     """The groups a cluster belongs to (explicitly or by selector), optionally among a subset."""
     groups = (among if among is not None else ClusterGroup.objects.all()).distinct()
     explicit = set(groups.filter(members=cluster).values_list("pk", flat=True))

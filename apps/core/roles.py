@@ -1,7 +1,7 @@
 """The three built-in roles, as Django groups.
 
 admin: every permission. operator: read everything, edit bindings, run probes
-by hand (and, later, acknowledge alerts). viewer: read only. Groups are kept
+by hand, acknowledge and resolve alerts, manage silences. viewer: read only. Groups are kept
 in step by a migration and after every `migrate`; permissions are only ever
 added, so local changes to a group survive.
 """
@@ -10,13 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-KUBEPROBE_APPS = ("clusters", "catalog", "scheduling", "runs")
+KUBEPROBE_APPS = ("clusters", "catalog", "scheduling", "runs", "alerts")
 OPERATOR_EXTRA = {
     "scheduling.add_binding",
     "scheduling.change_binding",
     "scheduling.delete_binding",
     "runs.run_probe",
     "scheduling.add_event",
+    "alerts.change_alert",  # acknowledge, resolve by hand
+    "alerts.add_silence",
+    "alerts.change_silence",
+    "alerts.delete_silence",
 }
 ROLE_NAMES = ("admin", "operator", "viewer")
 

@@ -232,3 +232,57 @@ def test_binding_changelist(admin_client_: Client) -> None:
     _assert_constant(admin_client_, "/admin/scheduling/binding/", lambda: make(SMALL, 300), SMALL)
     html = admin_client_.get("/admin/scheduling/binding/").content.decode()
     assert "every 60s" in html and "component_release:etcd" in html
+
+
+def test_alert_changelists_constant(admin_client_: Client) -> None:
+    from apps.alerts.models import Alert, AlertFlip, Notification
+    from apps.alerts.services import channel_save
+
+    template = CaseTemplate.objects.create(name="tpl", image="probe:1")
+    cases = Case.objects.bulk_create(
+        [Case(name=f"case-{i:03d}", template=template) for i in range(40)]
+    )
+    clusters = Cluster.objects.bulk_create(_clusters(0, 150))
+    pairs = itertools.product(cases, clusters)
+    channel = channel_save(name="hook", kind="webhook", config={"url": "http://127.0.0.1:9/x"})
+
+    def make(count: int) -> int:
+        alerts = Alert.objects.bulk_create(
+            [
+                Alert(
+                    case=case,
+                    cluster=cluster,
+                    state=("firing", "ok", "acknowledged")[i % 3],
+                    error="x" * 300,
+                )
+                for i, (case, cluster) in zip(range(count), pairs, strict=False)
+            ]
+        )
+        flips = AlertFlip.objects.bulk_create(
+            [
+                AlertFlip(
+                    alert=a, event="firing", old_state="ok", new_state="firing", severity="warning"
+                )
+                for a in alerts
+            ]
+        )
+        Notification.objects.bulk_create(
+            [
+                Notification(channel=channel, event="firing", severity="warning", title=f"t{f.pk}")
+                for f in flips
+            ]
+        )
+        return Alert.objects.count()
+
+    make(SMALL)
+    grow = iter([lambda: make(5000 - SMALL)])
+    _assert_constant(admin_client_, "/admin/alerts/alert/", next(grow), SMALL)
+    for url in (
+        "/admin/alerts/alertflip/",
+        "/admin/alerts/notification/",
+        "/admin/alerts/alert/?open=yes&severity__exact=warning",
+    ):
+        response, n, sql = count_queries(admin_client_, url)
+        assert response.status_code == 200, url
+        assert response.context["cl"].result_list, url
+        assert n <= MAX_QUERIES, "\n".join(sql)
