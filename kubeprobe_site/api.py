@@ -2,6 +2,7 @@
 
 from rest_framework.routers import DefaultRouter
 
+from apps.alerts.api.views import AlertRuleViewSet, AlertViewSet, ChannelViewSet, SilenceViewSet
 from apps.catalog.api.views import CaseSetViewSet, CaseTemplateViewSet, CaseViewSet
 from apps.clusters.api.views import ClusterGroupViewSet, ClusterViewSet
 from apps.runs.api.views import ProbeRunViewSet
@@ -19,3 +20,7 @@ router.register("case-sets", CaseSetViewSet)
 router.register("bindings", BindingViewSet)
 router.register("runs", ProbeRunViewSet)
 router.register("events", EventViewSet)
+router.register("alerts", AlertViewSet)
+router.register("silences", SilenceViewSet)
+router.register("alert-rules", AlertRuleViewSet)
+router.register("channels", ChannelViewSet)

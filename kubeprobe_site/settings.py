@@ -284,13 +284,15 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "KubeProbe API",
-    "DESCRIPTION": "Clusters, probe cases, bindings and probe runs.",
+    "DESCRIPTION": "Clusters, probe cases, bindings, probe runs and alerts.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",  # vendored: no CDN
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One enum for alert severities (severity, escalate_to, channel severities).
+    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "apps.alerts.models.Severity"},
 }
 
 LOGGING = {

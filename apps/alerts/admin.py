@@ -15,6 +15,7 @@ from django.utils.html import format_html
 
 from apps.alerts import delivery, services
 from apps.alerts.models import (
+    DEFAULT_RULE,
     PROBLEM_STATES,
     Alert,
     AlertFlip,
@@ -65,6 +66,23 @@ class AlertRuleAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None and obj.name == DEFAULT_RULE:
+            return ["name"]
+        return super().get_readonly_fields(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.name == DEFAULT_RULE:
+            return False  # services.alert_rule_delete refuses it too
+        return super().has_delete_permission(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AlertRule]) -> None:
+        for rule in queryset:
+            try:
+                services.alert_rule_delete(rule=rule)
+            except ValueError as exc:
+                self.message_user(request, f"{rule.name}: {exc}", messages.WARNING)
 
     @admin.display(description="applies to")
     def scope_display(self, rule: AlertRule) -> str:

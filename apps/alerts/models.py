@@ -44,6 +44,9 @@ class AlertState(models.TextChoices):
 PROBLEM_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED, AlertState.SILENCED)
 
 
+DEFAULT_RULE = "default"  # created by a migration; applies where no scoped rule does
+
+
 class AlertRule(TimeStampedModel):
     """When a (case, cluster) alerts. Scope: one of binding, case, cluster or group, or none
     (the default rule). The most specific enabled rule wins: binding, case, cluster, group,
@@ -155,6 +158,8 @@ class AlertRule(TimeStampedModel):
         scoped = [f for f in ("binding", "case", "cluster", "group") if getattr(self, f"{f}_id")]
         if len(scoped) > 1:
             errors[scoped[1]] = "A rule applies to one of binding, case, cluster or group."
+        elif scoped and self.name == DEFAULT_RULE:
+            errors[scoped[0]] = "The default rule applies everywhere; it has no scope."
         if self.success_rate_below is not None and not (self.window_runs or self.window_minutes):
             errors["window_runs"] = "A success-rate rule needs window_runs or window_minutes."
         if (self.window_runs or self.window_minutes) and self.success_rate_below is None:

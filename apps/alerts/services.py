@@ -20,12 +20,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework import serializers as drf_serializers
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from apps.alerts.evaluation import Judgement, RuleView, RunView, judge
 from apps.alerts.hints import hint_for
 from apps.alerts.matchers import Target, matches
 from apps.alerts.models import (
+    DEFAULT_RULE,
     PROBLEM_STATES,
     Alert,
     AlertFlip,
@@ -615,6 +617,42 @@ def silence_create(
     return silence
 
 
+def silence_update(*, silence: Silence, **fields: Any) -> Silence:
+    """Change a silence's matchers, window or comment (ValidationError names the field)."""
+    for field, value in fields.items():
+        setattr(silence, field, value)
+    silence.full_clean()
+    silence.save()
+    return silence
+
+
+def silence_expire(*, silence_id: int, now: datetime | None = None) -> Silence:
+    """End a silence now. One that has not started yet ends before it starts (its window
+    becomes empty, as Alertmanager does); alerts it kept quiet are released by the next
+    alerts_release_quiet sweep."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        silence = Silence.objects.select_for_update().get(pk=silence_id)
+        if silence.ends_at <= now:
+            raise ValueError(
+                f"silence {silence.pk} already ended at {silence.ends_at:%Y-%m-%d %H:%M} UTC"
+            )
+        silence.starts_at = min(silence.starts_at, now)
+        silence.ends_at = now
+        silence.save(update_fields=["starts_at", "ends_at", "updated_at"])
+        return silence
+
+
+def alert_rule_delete(*, rule: AlertRule) -> None:
+    """Delete a rule; the default rule stays, since pairs no other rule covers need it."""
+    if rule.name == DEFAULT_RULE:
+        raise ValueError(
+            "the default rule cannot be deleted: it covers every case and cluster no other "
+            "rule does; edit it, or disable it to stop alerting where no rule applies"
+        )
+    rule.delete()
+
+
 def channel_save(
     *,
     name: str,
@@ -635,11 +673,11 @@ def channel_save(
         stored = Channel.objects.filter(pk=channel.pk).values_list("kind", "config_json").first()
         if stored and stored[0] == kind and stored[1]:
             current = json.loads(Channel.objects.get(pk=channel.pk).config_json)
-    merged = {**current, **{k: v for k, v in config.items() if v != transports.MASK}}
+    merged = _merge_masked(current, config, kind)
     try:
         validated = transports.validate_config(kind, merged)
     except DRFValidationError as exc:
-        raise ValidationError({"config": [_flatten(exc.detail)]}) from None
+        raise ChannelConfigError(exc.detail) from None
     channel = channel or Channel()
     channel.name, channel.kind = name, kind
     channel.config_json = json.dumps(validated, default=str)
@@ -661,6 +699,91 @@ def channel_save(
     if commit:
         channel.save()
     return channel
+
+
+def channel_kinds() -> list[dict[str, Any]]:
+    """Every channel kind with its config fields (type, required, secret, default, help),
+    so a UI can render the form for it."""
+    from apps.alerts.transports import base as transports
+
+    kinds = []
+    for kind, label in transports.choices():
+        cls = transports.get(kind)
+        fields = []
+        for name, field in cls.Config().fields.items():
+            entry: dict[str, Any] = {
+                "name": name,
+                "type": _field_type(field),
+                "required": bool(field.required),
+                "secret": name in cls.secret_fields,
+                "help_text": str(field.help_text or ""),
+            }
+            if field.default is not drf_serializers.empty:
+                entry["default"] = field.get_default()
+            if isinstance(field, drf_serializers.ChoiceField):
+                entry["choices"] = list(field.choices)
+            fields.append(entry)
+        kinds.append({"kind": kind, "label": label, "fields": fields})
+    return kinds
+
+
+def _field_type(field: Any) -> str:
+    from apps.alerts.transports.base import HttpUrlField
+
+    # Subclasses first: a URL or email field is also a CharField.
+    for cls, name in (
+        (HttpUrlField, "url"),
+        (drf_serializers.EmailField, "email"),
+        (drf_serializers.ChoiceField, "choice"),
+        (drf_serializers.CharField, "string"),
+        (drf_serializers.BooleanField, "boolean"),
+        (drf_serializers.IntegerField, "integer"),
+        (drf_serializers.FloatField, "number"),
+        (drf_serializers.ListField, "list"),
+        (drf_serializers.DictField, "map"),
+    ):
+        if isinstance(field, cls):
+            return name
+    return "string"
+
+
+class ChannelConfigError(ValidationError):
+    """A bad channel kind or config. As a Django ValidationError it names `kind` or
+    `config` (sub-fields inside the message, for forms); `detail` keeps the transport's
+    nested errors ({"config": {"url": [...]}}) for the API."""
+
+    def __init__(self, detail: Any) -> None:
+        if isinstance(detail, dict) and "kind" in detail:
+            self.detail: dict[str, Any] = {"kind": detail["kind"]}
+        elif isinstance(detail, dict) and set(detail) == {"config"}:
+            self.detail = {"config": detail["config"]}
+        else:
+            self.detail = {"config": detail}
+        super().__init__({field: [_flatten(value)] for field, value in self.detail.items()})
+
+
+def _merge_masked(current: dict[str, Any], sent: Any, kind: str) -> Any:
+    """The config to validate: what was sent over what is stored. A value sent back as it
+    was shown (••••, a redacted URL, a header map with masked values) keeps the stored one,
+    so forms and PATCHes that echo a redacted config never overwrite a secret."""
+    from apps.alerts.transports import base as transports
+
+    if not isinstance(sent, dict):
+        return sent  # validate_config names it
+    shown = transports.redact(current, kind) if current else {}
+    merged = dict(current)
+    for name, value in sent.items():
+        if value == transports.MASK or (name in current and value == shown.get(name)):
+            continue
+        stored = current.get(name)
+        if isinstance(value, dict) and isinstance(stored, dict):
+            value = {
+                key: stored[key] if item == transports.MASK else item
+                for key, item in value.items()
+                if item != transports.MASK or key in stored
+            }
+        merged[name] = value
+    return merged
 
 
 def _flatten(detail: Any, prefix: str = "") -> str:

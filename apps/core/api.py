@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -76,3 +77,12 @@ def names_field(queryset: Any, **kwargs: Any) -> serializers.SlugRelatedField:
     return serializers.SlugRelatedField(
         many=True, slug_field="name", queryset=queryset, required=False, **kwargs
     )
+
+
+class Conflict(APIException):
+    """The request is valid but the object's state refuses it (409), e.g. acknowledging
+    an alert that is not firing."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The object's current state does not allow this."
+    default_code = "conflict"

@@ -10,3 +10,13 @@ class ModelPermissions(DjangoModelPermissions):
         "HEAD": ["%(app_label)s.view_%(model_name)s"],
         "OPTIONS": ["%(app_label)s.view_%(model_name)s"],
     }
+
+
+class ChangePermissions(ModelPermissions):
+    """For POST actions on an existing object (acknowledge, expire, send test): they
+    change it, so they need its `change` permission rather than `add`."""
+
+    perms_map = {
+        **ModelPermissions.perms_map,
+        "POST": ["%(app_label)s.change_%(model_name)s"],
+    }
