@@ -137,7 +137,9 @@ def test_alerts_are_read_only_even_for_admins(api: APIClient, alerts: dict[str, 
 
 def test_acknowledge_with_note_and_hours(api: APIClient, alerts: dict[str, Alert]) -> None:
     alert = alerts["firing"]
-    response = api.post(url(alert, "acknowledge"), {"note": "CNI restart", "hours": 2}, format="json")
+    response = api.post(
+        url(alert, "acknowledge"), {"note": "CNI restart", "hours": 2}, format="json"
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["state"] == "acknowledged"
@@ -256,7 +258,9 @@ def test_operator_and_admin_act(
     assert client.post(url(alerts["critical"], "resolve"), {}, format="json").status_code == 200
 
 
-def test_viewer_cannot_act(client_for: Callable[[str], APIClient], alerts: dict[str, Alert]) -> None:
+def test_viewer_cannot_act(
+    client_for: Callable[[str], APIClient], alerts: dict[str, Alert]
+) -> None:
     client = client_for("viewer")
     for action in ("acknowledge", "resolve"):
         response = client.post(url(alerts["firing"], action), {}, format="json")
@@ -292,9 +296,7 @@ def make_alerts(count: int, user: User) -> None:
     case = CaseFactory()
     rule = AlertRule.objects.get(name="default")
     start = Cluster.objects.count()
-    clusters = Cluster.objects.bulk_create(
-        Cluster(name=f"bulk-{start + i}") for i in range(count)
-    )
+    clusters = Cluster.objects.bulk_create(Cluster(name=f"bulk-{start + i}") for i in range(count))
     run = add_run(case, clusters[0], False)
     now = timezone.now()
     made = Alert.objects.bulk_create(
