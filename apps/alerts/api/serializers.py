@@ -256,7 +256,7 @@ class AlertRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
     }
 )
 class ChannelConfigField(serializers.JSONField):
-    def get_attribute(self, instance: Channel) -> Channel:
+    def get_attribute(self, instance: Channel) -> Channel:  # type: ignore[override]
         return instance
 
     def to_representation(self, channel: Channel) -> dict[str, Any]:  # type: ignore[override]
@@ -307,16 +307,17 @@ class ChannelFieldSerializer(serializers.Serializer):
     type = serializers.ChoiceField(
         choices=["url", "email", "choice", "string", "boolean", "integer", "number", "list", "map"]
     )
-    required = serializers.BooleanField()
+    # Declared fields are popped off the class, so these do not shadow Field's attributes.
+    required = serializers.BooleanField()  # type: ignore[assignment]
     secret = serializers.BooleanField(help_text="Shown as •••• once stored.")
-    help_text = serializers.CharField()
+    help_text = serializers.CharField()  # type: ignore[assignment]
     default = serializers.JSONField(required=False)
     choices = serializers.ListField(child=serializers.CharField(), required=False)
 
 
 class ChannelKindSerializer(serializers.Serializer):
     kind = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
     fields = ChannelFieldSerializer(many=True)  # type: ignore[assignment]
 
 

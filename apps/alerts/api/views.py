@@ -65,7 +65,7 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         return queryset
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         if self.action in ("list", "retrieve"):
             context["expand_timeline"] = "timeline" in self._expand()
         return context
