@@ -881,3 +881,40 @@ def test_paused_controllers_never_make_a_deployment_available(
     assert not apps.list_namespaced_replica_set(NS).items and not pods_of(core, "app=web")
     fake.controllers_paused = False
     wait_for(lambda: available(apps, "web"))
+
+
+def test_watches_on_custom_resources_and_deployments(
+    fake: FakeKube, api: client.ApiClient, apps: client.AppsV1Api
+) -> None:
+    rid = fake.register_kind("example.com/v1", "kubedefenders", "KubeDefender")
+    assert rid == "kubedefenders.example.com"
+    custom = client.CustomObjectsApi(api)
+    body = {"apiVersion": "example.com/v1", "kind": "KubeDefender", "metadata": {"name": "kd"}}
+    custom.create_namespaced_custom_object("example.com", "v1", NS, "kubedefenders", body)
+    w = watch.Watch()
+    seen = []
+    for event in w.stream(
+        custom.list_namespaced_custom_object,
+        "example.com",
+        "v1",
+        NS,
+        "kubedefenders",
+        timeout_seconds=5,
+    ):
+        seen.append((event["type"], event["object"]["metadata"]["name"]))
+        if len(seen) == 1:
+            custom.delete_namespaced_custom_object("example.com", "v1", NS, "kubedefenders", "kd")
+        else:
+            w.stop()
+    assert seen == [("ADDED", "kd"), ("DELETED", "kd")]
+    # A typed watch on Deployments sees the controller's status updates.
+    rv = apps.list_namespaced_deployment(NS).metadata.resource_version
+    apps.create_namespaced_deployment(NS, deployment("web", replicas=1))
+    w = watch.Watch()
+    for event in w.stream(
+        apps.list_namespaced_deployment, NS, resource_version=rv, timeout_seconds=10
+    ):
+        d = event["object"]
+        if d.status and (d.status.available_replicas or 0) == 1:
+            w.stop()
+    assert d.status.available_replicas == 1
