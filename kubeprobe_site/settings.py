@@ -183,6 +183,15 @@ CHANNEL_LAYERS = {
     }
 }
 
+# Shared by every process: small coordination keys (e.g. one pending alert delivery).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("KUBEPROBE_INSTALLATION", default="kubeprobe"),
+    }
+}
+
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -15,7 +15,14 @@ def evaluate_alert(case_id: int, cluster_id: int) -> None:
 @shared_task(name="apps.alerts.tasks.deliver_flips", acks_late=True, ignore_result=True)
 def deliver_flips() -> int:
     """Claim ready flips and send their notifications; racing copies share the work."""
-    return len(delivery.flips_deliver())
+    from django.core.cache import cache
+
+    cache.delete(services.DELIVERY_SCHEDULED)  # flips from now on schedule anew
+    count = len(delivery.flips_deliver())
+    later = delivery.next_ready_in()
+    if later is not None:
+        services.schedule_delivery(later)
+    return count
 
 
 @shared_task(name="apps.alerts.tasks.alerts_housekeeping", ignore_result=True)
