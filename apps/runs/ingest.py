@@ -4,12 +4,14 @@ A report is stored by an UPDATE that only matches the run if the token hash
 matches, the run is still active and its deadline (plus grace) has not passed;
 whoever matches first wins, so a result is never overwritten.
 
-Under load, each server process hands its reports to one writer thread that
-stores everything waiting in a single multi-row UPDATE ("group commit"): one
-round trip and one WAL flush for many reports. The request still waits for
-its row to be committed before answering 200, so an accepted report is a
-stored report. Inside an open transaction (tests, management commands) and on
-databases other than Postgres, the request stores its own row directly.
+Under load, the reports of one server process are grouped into a single
+multi-row UPDATE ("group commit"): one round trip, one WAL flush and one
+statement's overhead in Python and Postgres for many reports. The request
+threads take turns as the leader that stores a batch (see _GroupCommit); the
+request still waits for its row to be committed before answering 200, so an
+accepted report is a stored report. Inside an open transaction (tests,
+management commands) and on databases other than Postgres, the request
+stores its own row directly.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import json
 import logging
 import os
 import threading
+import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -36,6 +41,8 @@ MAX_BATCH = 200
 # Django wraps its own cursors' errors; the prepared statement raises psycopg's.
 DB_ERRORS = (DatabaseError, psycopg.Error)
 WAIT_SECONDS = 30.0
+# How long a leader waits at most for announced reports to join its batch.
+COLLECT_SECONDS = 0.005
 
 
 @dataclass
@@ -47,6 +54,7 @@ class Pending:
     done: threading.Event = field(default_factory=threading.Event)
     stored: tuple[int, int] | None = None  # (case_id, cluster_id) once stored
     error: Exception | None = None
+    lead: bool = False  # woken to lead the next batch
 
 
 _ACTIVE_SQL = ", ".join(f"'{state}'" for state in ACTIVE_STATES)
@@ -130,89 +138,192 @@ def _store_orm(item: Pending) -> tuple[int, int] | None:
     return (run.case_id, run.cluster_id) if updated else None
 
 
-class _Writer:
-    """One per process: stores queued reports in batches on its own connection."""
+def _flush(batch: list[Pending]) -> None:
+    """Store a batch on this thread's connection; each item gets `stored` or `error`."""
+    # No health check per batch (it costs a round trip): a dead connection
+    # shows up as an error here, and the fallback below reconnects.
+    try:
+        stored = _store_rows(batch)
+    except DB_ERRORS:
+        # A dead connection, or one report the database refuses: never let
+        # it fail the others. Reconnect and store them one by one.
+        connection.close()
+        for item in batch:
+            try:
+                item.stored = _store_rows([item]).get(item.run_id)
+            except DB_ERRORS as exc:
+                logger.warning(
+                    "storing the report of run %s failed: %s", item.run_id, type(exc).__name__
+                )
+                connection.close()
+                item.error = exc
+        return
+    for item in batch:
+        item.stored = stored.get(item.run_id)
+
+
+class _GroupCommit:
+    """Leader/follower group commit, one per process.
+
+    A report that finds nobody leading becomes the leader: it waits (briefly)
+    until the reports other request threads are validating have joined the
+    queue, then stores the whole queue in one statement on its own
+    connection and wakes the followers. Reports that arrive meanwhile queue
+    up; when the flush is done the oldest of them is woken to lead the next
+    one. No thread of its own: the request threads take turns, so a report
+    costs no extra hand-off, and the batch is as large as the concurrency.
+    """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.pid = os.getpid()
         self.cond = threading.Condition()
         self.queue: deque[Pending] = deque()
-        self.pid = 0
+        self.leading = False  # a thread is collecting or flushing a batch
+        self.arriving = 0  # announced reports not queued yet
 
-    def submit(self, item: Pending) -> tuple[int, int] | None:
+    def _check_fork(self) -> None:
+        # A forked child inherits the parent's state but none of its threads.
+        if self.pid != os.getpid():
+            self._reset()
+
+    def announce(self) -> None:
+        """A report is being validated in this process: the leader may wait for it."""
+        self._check_fork()
         with self.cond:
-            if self.pid != os.getpid():  # first use in this (possibly forked) process
-                self.pid = os.getpid()
-                self.queue.clear()
-                threading.Thread(target=self._run, name="report-writer", daemon=True).start()
+            self.arriving += 1
+
+    def withdraw(self) -> None:
+        """An announced report will not be queued (rejected before storing)."""
+        with self.cond:
+            self.arriving -= 1
+            if self.arriving == 0:
+                self.cond.notify_all()
+
+    def submit(self, item: Pending, announced: bool = False) -> tuple[int, int] | None:
+        self._check_fork()
+        with self.cond:
+            if announced:
+                self.arriving -= 1
             self.queue.append(item)
-            self.cond.notify()
-        if not item.done.wait(WAIT_SECONDS):
-            raise TimeoutError("the report writer did not answer in time")
+            if self.leading:
+                if self.arriving == 0:
+                    self.cond.notify_all()  # a collecting leader need not wait longer
+                lead = False
+            else:
+                self.leading = lead = True
+        while not lead:
+            if item.done.wait(WAIT_SECONDS):
+                if not item.lead:
+                    return self._result(item)
+                item.done.clear()
+                lead = True
+            else:
+                with self.cond:
+                    if not item.lead:
+                        if item in self.queue:  # never stored: safe to answer 503
+                            self.queue.remove(item)
+                        raise TimeoutError("the report was not stored in time")
+                    lead = True  # promoted just now
+        self._lead()
+        return self._result(item)
+
+    @staticmethod
+    def _result(item: Pending) -> tuple[int, int] | None:
         if item.error is not None:
             raise item.error
         return item.stored
 
-    def _take(self) -> list[Pending]:
-        # The connection follows CONN_MAX_AGE: closed after each batch when it
-        # is 0, otherwise once the writer has been idle that long.
-        max_age = settings.DATABASES["default"].get("CONN_MAX_AGE") or 0
+    def _lead(self) -> None:
         with self.cond:
-            while not self.queue:
-                if not self.cond.wait(timeout=max(1.0, max_age)):
-                    connection.close()
-            batch: list[Pending] = []
-            later: list[Pending] = []
-            ids: set[int] = set()
-            while self.queue and len(batch) < MAX_BATCH:
-                item = self.queue.popleft()
-                # Two reports for one run go to separate statements: the second must lose.
-                (later if item.run_id in ids else batch).append(item)
-                ids.add(item.run_id)
-            self.queue.extendleft(reversed(later))
-            return batch
-
-    def _run(self) -> None:
-        while True:
+            # Validation takes microseconds; the bound only matters if a thread stalls.
+            deadline = time.monotonic() + COLLECT_SECONDS
+            while self.arriving > 0 and len(self.queue) < MAX_BATCH:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.cond.wait(left):
+                    break
             batch = self._take()
-            try:
-                self._flush(batch)
-            finally:
-                if not settings.DATABASES["default"].get("CONN_MAX_AGE"):
-                    connection.close()
-                for item in batch:
-                    item.done.set()
-
-    def _flush(self, batch: list[Pending]) -> None:
-        # No health check per batch (it costs a round trip): a dead connection
-        # shows up as an error here, and the fallback below reconnects.
         try:
-            stored = _store_rows(batch)
-        except DB_ERRORS:
-            # A dead connection, or one report the database refuses: never let
-            # it fail the others. Reconnect and store them one by one.
-            connection.close()
+            _flush(batch)
+        except BaseException as exc:  # never leave followers waiting on a failed leader
             for item in batch:
-                try:
-                    item.stored = _store_rows([item]).get(item.run_id)
-                except DB_ERRORS as exc:
-                    logger.warning(
-                        "storing the report of run %s failed: %s", item.run_id, type(exc).__name__
-                    )
-                    connection.close()
-                    item.error = exc
-            return
-        for item in batch:
-            item.stored = stored.get(item.run_id)
+                if item.stored is None and item.error is None:
+                    item.error = exc if isinstance(exc, Exception) else RuntimeError("aborted")
+            raise
+        finally:
+            with self.cond:
+                if self.queue:
+                    nxt = self.queue[0]
+                    nxt.lead = True
+                    nxt.done.set()
+                else:
+                    self.leading = False
+            for item in batch:
+                item.lead = False
+                item.done.set()
+
+    def _take(self) -> list[Pending]:
+        batch: list[Pending] = []
+        later: list[Pending] = []
+        ids: set[int] = set()
+        while self.queue and len(batch) < MAX_BATCH:
+            item = self.queue.popleft()
+            # Two reports for one run go to separate statements: the second must lose.
+            (later if item.run_id in ids else batch).append(item)
+            ids.add(item.run_id)
+        self.queue.extendleft(reversed(later))
+        return batch
 
 
-_writer = _Writer()
+_group = _GroupCommit()
+
+
+def _batched() -> bool:
+    # Inside an open transaction (tests, management commands) another thread's
+    # connection could not see this transaction's rows: store directly.
+    return (
+        settings.KUBEPROBE_REPORT_BATCHING
+        and connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+    )
 
 
 def store(item: Pending) -> tuple[int, int] | None:
     """Store one report if the run accepts it; (case_id, cluster_id) when stored."""
+    announced = getattr(_local, "announced", False)
+    _local.announced = False
+    if _batched():
+        return _group.submit(item, announced=announced)
+    if announced:
+        _group.withdraw()
     if connection.vendor != "postgresql":
         return _store_orm(item)
-    if connection.in_atomic_block or not settings.KUBEPROBE_REPORT_BATCHING:
-        # The writer's connection could not see this transaction's rows.
-        return _store_rows([item]).get(item.run_id)
-    return _writer.submit(item)
+    return _store_rows([item]).get(item.run_id)
+
+
+_local = threading.local()
+
+
+@contextmanager
+def arriving() -> Iterator[None]:
+    """Announce a report to this process's group commit while it is being handled.
+
+    A leader collecting a batch waits (briefly) for announced reports, so the
+    earlier a report is announced, the fuller the batches under load. The WSGI
+    entry announces reports as they come in; run_report does too, for other
+    entry points (nested use does nothing). Ends when the report is queued, or
+    on leaving the block.
+    """
+    if getattr(_local, "announced", False) or not _batched():
+        yield
+        return
+    _group.announce()
+    _local.announced = True
+    try:
+        yield
+    finally:
+        if _local.announced:  # rejected before it was queued
+            _local.announced = False
+            _group.withdraw()
