@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,8 +30,10 @@ from datetime import datetime
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Q
+from psycopg.pq import DiagnosticField, ExecStatus
+from psycopg.pq.abc import PGconn, PGresult
 
 from apps.runs.models import ACTIVE_STATES, ProbeRun
 from apps.runs.reports import Report
@@ -45,13 +48,21 @@ WAIT_SECONDS = 30.0
 COLLECT_SECONDS = 0.005
 
 
-@dataclass
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+@dataclass(eq=False)  # compared by identity: two reports may carry the same values
 class Pending:
     run_id: int
     token_hash: str
     report: Report
     now: datetime
-    done: threading.Event = field(default_factory=threading.Event)
+    # Released once the report is stored, or to make its thread the next
+    # leader: a bare lock is the cheapest way to park a thread and wake it.
+    done: threading.Lock = field(default_factory=_held_lock)
     stored: tuple[int, int] | None = None  # (case_id, cluster_id) once stored
     error: Exception | None = None
     lead: bool = False  # woken to lead the next batch
@@ -67,14 +78,14 @@ SET state = v.state, ok = v.ok, errors = v.errors, steps = v.steps, metrics = v.
     finished_at = v.finished_at,
     duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (v.finished_at
         - COALESCE(r.dispatched_at, r.created_at))) * 1000)::bigint)
-FROM jsonb_to_recordset(%s::jsonb) AS v(
+FROM jsonb_to_recordset($1::jsonb) AS v(
     id bigint, token_hash text, state text, ok boolean, errors jsonb, steps jsonb,
     metrics jsonb, finished_at timestamptz)
-WHERE r.id = ANY(%s) AND r.id = v.id
+WHERE r.id = ANY($2::bigint[]) AND r.id = v.id
   AND r.token_hash = v.token_hash AND r.token_hash <> ''
   AND r.state IN ({_ACTIVE_SQL})
   AND r.deadline IS NOT NULL
-  AND r.deadline + make_interval(secs => %s) >= v.finished_at
+  AND r.deadline + make_interval(secs => $3::float8) >= v.finished_at
 RETURNING r.id, r.case_id, r.cluster_id
 """  # noqa: S608 (only constants are formatted in)
 
@@ -95,16 +106,47 @@ def _store_rows(items: list[Pending]) -> dict[int, tuple[int, int]]:
         for item in items
     ]
     params = [
-        json.dumps(rows),
-        [item.run_id for item in items],
-        settings.KUBEPROBE_REPORT_GRACE_SECONDS,
+        json.dumps(rows).encode(),
+        ("{" + ",".join(str(item.run_id) for item in items) + "}").encode(),
+        str(settings.KUBEPROBE_REPORT_GRACE_SECONDS).encode(),
     ]
     connection.ensure_connection()
-    # Server-side binding and a prepared statement: no quoting in Python and no
-    # planning per batch (Django's own cursors bind parameters client-side).
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_UPDATE_SQL, params, prepare=True)
-        return {run_id: (case_id, cluster_id) for run_id, case_id, cluster_id in cursor.fetchall()}
+    # A statement prepared once per connection, executed through libpq
+    # directly: psycopg's cursor machinery costs more Python time than the
+    # rest of a batch, and libpq waits for the answer without holding the GIL.
+    pgconn = connection.connection.pgconn
+    if pgconn not in _prepared:
+        _check(pgconn, pgconn.prepare(_STATEMENT, _UPDATE_SQL.encode()))
+        _prepared.add(pgconn)
+    result = pgconn.exec_prepared(_STATEMENT, params)
+    if result.error_field(DiagnosticField.SQLSTATE) == b"26000":  # dropped (DISCARD ALL)
+        _check(pgconn, pgconn.prepare(_STATEMENT, _UPDATE_SQL.encode()))
+        result = pgconn.exec_prepared(_STATEMENT, params)
+    _check(pgconn, result)
+    value = result.get_value
+    return {
+        int(value(i, 0) or 0): (int(value(i, 1) or 0), int(value(i, 2) or 0))
+        for i in range(result.ntuples)
+    }
+
+
+_STATEMENT = b"kubeprobe_store_reports"
+_prepared: weakref.WeakSet[PGconn] = weakref.WeakSet()
+
+
+def _check(pgconn: PGconn, result: PGresult) -> None:
+    """Raise psycopg's error for a failed libpq result (as a cursor would)."""
+    if result.status in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK):
+        return
+    message = (result.error_message or pgconn.error_message).decode(errors="replace").strip()
+    sqlstate = result.error_field(DiagnosticField.SQLSTATE)
+    error: type[psycopg.Error] = psycopg.OperationalError  # no SQLSTATE: the connection broke
+    if sqlstate:
+        try:
+            error = psycopg.errors.lookup(sqlstate.decode())
+        except KeyError:
+            error = psycopg.DatabaseError
+    raise error(message or "the database did not answer")
 
 
 def _store_orm(item: Pending) -> tuple[int, int] | None:
@@ -178,20 +220,13 @@ class _GroupCommit:
         self._reset()
 
     def _reset(self) -> None:
-        self.pid = os.getpid()
         self.cond = threading.Condition()
         self.queue: deque[Pending] = deque()
         self.leading = False  # a thread is collecting or flushing a batch
         self.arriving = 0  # announced reports not queued yet
 
-    def _check_fork(self) -> None:
-        # A forked child inherits the parent's state but none of its threads.
-        if self.pid != os.getpid():
-            self._reset()
-
     def announce(self) -> None:
-        """A report is being validated in this process: the leader may wait for it."""
-        self._check_fork()
+        """A report is on its way in this process: a collecting leader waits for it."""
         with self.cond:
             self.arriving += 1
 
@@ -200,33 +235,32 @@ class _GroupCommit:
         with self.cond:
             self.arriving -= 1
             if self.arriving == 0:
-                self.cond.notify_all()
+                self.cond.notify()
 
     def submit(self, item: Pending, announced: bool = False) -> tuple[int, int] | None:
-        self._check_fork()
         with self.cond:
             if announced:
                 self.arriving -= 1
             self.queue.append(item)
             if self.leading:
                 if self.arriving == 0:
-                    self.cond.notify_all()  # a collecting leader need not wait longer
+                    self.cond.notify()  # the collecting leader need not wait longer
                 lead = False
             else:
                 self.leading = lead = True
         while not lead:
-            if item.done.wait(WAIT_SECONDS):
+            if item.done.acquire(timeout=WAIT_SECONDS):
                 if not item.lead:
                     return self._result(item)
-                item.done.clear()
                 lead = True
-            else:
-                with self.cond:
-                    if not item.lead:
-                        if item in self.queue:  # never stored: safe to answer 503
-                            self.queue.remove(item)
-                        raise TimeoutError("the report was not stored in time")
-                    lead = True  # promoted just now
+                continue
+            with self.cond:
+                if not item.lead:
+                    if item in self.queue:  # never stored: safe to answer 503
+                        self.queue.remove(item)
+                    raise TimeoutError("the report was not stored in time")
+            item.done.acquire()  # promoted as the wait ran out: take that wake-up
+            lead = True
         self._lead()
         return self._result(item)
 
@@ -257,12 +291,12 @@ class _GroupCommit:
                 if self.queue:
                     nxt = self.queue[0]
                     nxt.lead = True
-                    nxt.done.set()
+                    nxt.done.release()
                 else:
                     self.leading = False
             for item in batch:
                 item.lead = False
-                item.done.set()
+                item.done.release()
 
     def _take(self) -> list[Pending]:
         batch: list[Pending] = []
@@ -278,15 +312,18 @@ class _GroupCommit:
 
 
 _group = _GroupCommit()
+# A forked child (gunicorn --preload) inherits the state but none of the threads.
+os.register_at_fork(after_in_child=_group._reset)
 
 
 def _batched() -> bool:
     # Inside an open transaction (tests, management commands) another thread's
     # connection could not see this transaction's rows: store directly.
+    conn = connections[DEFAULT_DB_ALIAS]  # one lookup of the thread's connection
     return (
         settings.KUBEPROBE_REPORT_BATCHING
-        and connection.vendor == "postgresql"
-        and not connection.in_atomic_block
+        and conn.vendor == "postgresql"
+        and not conn.in_atomic_block
     )
 
 
