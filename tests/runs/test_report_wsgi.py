@@ -85,7 +85,7 @@ def test_the_lean_chain_keeps_everything_but_what_reports_never_use() -> None:
     assert "django.middleware.clickjacking.XFrameOptionsMiddleware" in lean
     assert not set(lean) & wsgi.REPORT_SKIPS_MIDDLEWARE
     assert [m for m in settings.MIDDLEWARE if m in lean] == lean  # same order
-    assert settings.MIDDLEWARE != lean  # building the lean handler left the settings alone
+    assert lean != settings.MIDDLEWARE  # building the lean handler left the settings alone
 
 
 @pytest.mark.django_db(transaction=True)
