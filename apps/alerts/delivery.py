@@ -25,7 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ from apps.alerts.matchers import matches
 from apps.alerts.models import (
     Alert,
     AlertFlip,
+    AlertState,
     AlertTimeline,
     Channel,
     FlipEvent,
@@ -433,3 +434,58 @@ def notifications_retry_due(*, now: datetime | None = None) -> int:
     for notification_id in due + stuck_pending:
         notification_send(notification_id, now=now)
     return len(due) + len(stuck_pending)
+
+
+def notifications_resend(*, now: datetime | None = None) -> list[int]:
+    """Send still-firing alerts again to receivers that forget unrepeated alerts
+    (Alertmanager resolves an alert it has not heard of for a while)."""
+    now = now or timezone.now()
+    created: list[int] = []
+    for channel in Channel.objects.filter(enabled=True):
+        transport = transports.get(channel.kind)(json.loads(channel.config_json or "{}"))
+        interval = transport.resend_interval()
+        if not interval:
+            continue
+        last_sent = (
+            Notification.objects.filter(
+                channel=channel, flips__alert=OuterRef("pk"), status=NotificationStatus.SENT
+            )
+            .order_by("-created_at")
+            .values("created_at")[:1]
+        )
+        latest_firing = (
+            AlertFlip.objects.filter(alert=OuterRef("pk"), event=FlipEvent.FIRING)
+            .order_by("-created_at", "-id")
+            .values("pk")[:1]
+        )
+        due = (
+            Alert.objects.filter(
+                state__in=(AlertState.FIRING, AlertState.ACKNOWLEDGED),
+                flapping_since=None,
+                suppressed_by="",
+            )
+            .annotate(last_sent=Subquery(last_sent), flip_id=Subquery(latest_firing))
+            .filter(last_sent__lt=now - timedelta(seconds=interval), flip_id__isnull=False)
+            .values_list("case_id", "severity", "flip_id")
+        )
+        groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for case_id, severity, flip_id in due:
+            groups[(case_id, severity)].append(flip_id)
+        with transaction.atomic():
+            for (_, severity), flip_ids in groups.items():
+                flips = list(
+                    AlertFlip.objects.filter(pk__in=flip_ids).select_related(
+                        "alert__case", "alert__cluster"
+                    )
+                )
+                notification = Notification.objects.create(
+                    channel=channel,
+                    event=FlipEvent.FIRING,
+                    severity=severity,
+                    title=("(still firing) " + title_of(flips))[:500],
+                    created_at=now,
+                )
+                notification.flips.set(flips)
+                created.append(notification.pk)
+    notifications_send(created)
+    return created

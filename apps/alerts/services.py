@@ -38,6 +38,7 @@ from apps.alerts.models import (
     Silence,
     TimelineKind,
 )
+from apps.alerts.signals import pair_changed
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
 from apps.clusters.selectors import cluster_groups_of
@@ -97,7 +98,7 @@ def recent_runs(*, case_id: int, cluster_id: int, rule: RuleView, now: datetime)
     if rule.window_minutes:
         since = now - timedelta(minutes=rule.window_minutes)
         limit = max(limit, qs.filter(finished_at__gte=since).count())
-    fields = ("id", "state", "finished_at", "steps", "errors", "reason")
+    fields = ("id", "state", "finished_at", "steps", "errors", "reason", "duration_ms")
     return [RunView(**row) for row in qs.values(*fields)[: min(limit, MAX_WINDOW_RUNS)]]
 
 
@@ -167,6 +168,24 @@ def firing_dependency(*, rule: AlertRule, cluster_id: int) -> Alert | None:
 # ------------------------------------------------------------------ writes
 
 
+def _announce(alert: Alert) -> None:
+    """Tell listeners (dashboards) the pair changed, once the transaction commits."""
+    payload = {
+        "alert_id": alert.pk,
+        "case_id": alert.case_id,
+        "cluster_id": alert.cluster_id,
+        "state": alert.state,
+        "severity": alert.severity,
+        "latest_state": alert.latest_state,
+        "latest_run_id": alert.latest_run_id,
+    }
+
+    def send() -> None:
+        pair_changed.send_robust(sender=Alert, **payload)
+
+    transaction.on_commit(send)
+
+
 def _locked_alert(case_id: int, cluster_id: int) -> Alert:
     # Insert-if-missing without racing another worker, then lock the row.
     Alert.objects.bulk_create(
@@ -207,6 +226,7 @@ def _flip(
         text += " [not notified]"
     AlertTimeline.objects.create(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
     transaction.on_commit(schedule_delivery)
+    _announce(alert)
     return flip
 
 
@@ -276,15 +296,27 @@ def alert_evaluate(
             .first()
         )
         rule = rule_for(case=alert.case, cluster=alert.cluster, binding_id=latest_binding)
-        if rule is None:
+        if rule is None:  # nobody wants alerts here; the dashboards still want the result
+            rule_view = RuleView(consecutive_failures=1)
+            runs = recent_runs(case_id=case_id, cluster_id=cluster_id, rule=rule_view, now=now)
+            if runs:
+                alert.latest_run_id, alert.latest_state = runs[0].id, runs[0].state
+                alert.latest_duration_ms = runs[0].duration_ms
+                alert.last_finished_at = runs[0].finished_at or alert.last_finished_at
+                alert.save()
+                _announce(alert)
             return alert
         view = RuleView.of(rule)
         runs = recent_runs(case_id=case_id, cluster_id=cluster_id, rule=view, now=now)
-        if runs and runs[0].finished_at:
-            alert.last_finished_at = runs[0].finished_at
+        if runs:
+            newest = runs[0]
+            alert.latest_run_id, alert.latest_state = newest.id, newest.state
+            alert.latest_duration_ms = newest.duration_ms
+            alert.last_finished_at = newest.finished_at or alert.last_finished_at
         verdict = judge(view, runs, now, stale_for)
         _apply(alert, rule, verdict, now)
         alert.save()
+        _announce(alert)
         return alert
 
 

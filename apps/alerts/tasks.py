@@ -28,10 +28,12 @@ def deliver_flips() -> int:
 @shared_task(name="apps.alerts.tasks.alerts_housekeeping", ignore_result=True)
 def alerts_housekeeping() -> None:
     """Timed transitions: acknowledgement expiry, escalation, silences that ended,
-    dependencies that recovered, flapping that calmed down, probes gone stale, retries."""
+    dependencies that recovered, flapping that calmed down, probes gone stale, retries,
+    and re-sends to receivers that forget alerts they stop hearing about."""
     services.alerts_expire_acknowledgements()
     services.alerts_escalate()
     services.alerts_release_quiet()
     services.alerts_check_stale()
     delivery.flips_deliver()
     delivery.notifications_retry_due()
+    delivery.notifications_resend()
