@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "apps.scheduling",
     "apps.runs",
     "apps.alerts",
+    "apps.dashboard",
 ]
 
 MIDDLEWARE = [
