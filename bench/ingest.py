@@ -1,14 +1,17 @@
 """Report ingestion, end to end over real HTTP against the real stack.
 
 Starts the portal's production HTTP server (gunicorn, 2 processes x 8
-threads, see deploy/) on Postgres and Redis, creates N dispatched runs with known tokens, then drives
-50 concurrent keep-alive clients with wrk: first against /livez (a trivial
-view through the same middleware), then against the report endpoint, each run
-reporting once. Prints reports/s, p50/p99 latency, and ingestion's rate as a
-share of the trivial rate (target: at least 50%). Every 200 must be a stored
-run: the script checks the database afterwards.
+threads, see deploy/) on Postgres and Redis, creates N dispatched runs with
+known tokens, then drives 50 concurrent keep-alive clients with wrk, in
+rounds: first against /livez (a trivial view through the same middleware),
+then against the report endpoint, each run reporting once (every round has
+its own runs). Prints, per round and as the median of the rounds, reports/s,
+p50/p99 latency, and ingestion's rate as a share of the trivial rate
+(target: at least 50%). The machine is shared and noisy, so the two rates
+are compared within a round, phases alternate, and the median round counts.
+Every 200 must be a stored run: the script checks the database afterwards.
 
-    python bench/ingest.py [--seconds 15] [--connections 50] [--runs 60000]
+    python bench/ingest.py [--seconds 10] [--rounds 3] [--connections 50] [--runs 90000]
 
 Needs: wrk (apt-get install wrk), Postgres and Redis on 127.0.0.1.
 """
@@ -162,9 +165,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=int, default=15)
+    parser.add_argument("--seconds", type=int, default=10, help="per phase")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=60000)
+    parser.add_argument("--runs", type=int, default=90000)
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -205,6 +209,7 @@ def main() -> None:
         stderr=(tmp / "server.log").open("w"),
     )
     base = f"http://127.0.0.1:{PORT}"
+    rounds: list[tuple[dict[str, float], dict[str, float]]] = []
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -216,10 +221,20 @@ def main() -> None:
                     raise
                 time.sleep(0.2)
         wrk(base + "/livez", 3, opts.connections)  # warm-up
-        trivial = wrk(base + "/livez", opts.seconds, opts.connections)
         script = tmp / "report.lua"
         script.write_text(LUA)
-        ingest = wrk(base + "/", opts.seconds, opts.connections, script, [str(tokens), "2"])
+        # Each round reports runs of its own, so no report finds its run finished.
+        lines = tokens.read_text().splitlines(keepends=True)
+        share = len(lines) // opts.rounds
+        for n in range(opts.rounds):
+            part = tmp / f"tokens-{n}.txt"
+            part.write_text("".join(lines[n * share : (n + 1) * share]))
+            trivial = wrk(base + "/livez", opts.seconds, opts.connections)
+            ingest = wrk(base + "/", opts.seconds, opts.connections, script, [str(part), "2"])
+            if ingest["requests"] >= share:
+                # Past its runs the script would fall back to /livez: not a report rate.
+                sys.exit(f"round {n + 1} ran out of runs: use more than --runs {opts.runs}")
+            rounds.append((trivial, ingest))
     finally:
         server.terminate()
         try:
@@ -238,24 +253,30 @@ def main() -> None:
         .strip()
         .splitlines()[-1]
     )
-    reports = int(ingest["requests"] - ingest["non_2xx"])
-    ratio = ingest["rate"] / trivial["rate"]
+    reports = int(sum(i["requests"] - i["non_2xx"] for _, i in rounds))
+    non_2xx = int(sum(i["non_2xx"] for _, i in rounds))
     cpu = os.cpu_count()
     print(
         f"machine: {cpu} cores; server: gunicorn 2x8 gthread; clients: wrk, {opts.connections} connections"
     )
+    for n, (trivial, ingest) in enumerate(rounds, 1):
+        print(
+            f"round {n}: /livez {trivial['rate']:6.0f} req/s (p50 {trivial['p50_ms']:.1f} ms"
+            f" p99 {trivial['p99_ms']:.1f} ms) | reports {ingest['rate']:6.0f}/s"
+            f" (p50 {ingest['p50_ms']:.1f} ms p99 {ingest['p99_ms']:.1f} ms)"
+            f" | ratio {ingest['rate'] / trivial['rate']:.0%}"
+        )
+    trivial, ingest = sorted(rounds, key=lambda r: r[1]["rate"] / r[0]["rate"])[len(rounds) // 2]
     print(
-        f"trivial  /livez : {trivial['rate']:8.0f} req/s  p50 {trivial['p50_ms']:.1f} ms  p99 {trivial['p99_ms']:.1f} ms"
+        f"median round: /livez {trivial['rate']:.0f} req/s, reports {ingest['rate']:.0f}/s,"
+        f" p50 {ingest['p50_ms']:.1f} ms, p99 {ingest['p99_ms']:.1f} ms,"
+        f" ratio ingestion/trivial {ingest['rate'] / trivial['rate']:.0%} (target >= 50%)"
     )
-    print(
-        f"report ingestion: {ingest['rate']:8.0f} req/s  p50 {ingest['p50_ms']:.1f} ms  p99 {ingest['p99_ms']:.1f} ms"
-    )
-    print(f"ratio ingestion/trivial: {ratio:.0%} (target >= 50%)")
-    print(
-        f"reports answered 2xx: {reports}; runs stored as failed: {stored}; non-2xx: {int(ingest['non_2xx'])}"
-    )
+    print(f"reports answered 2xx: {reports}; runs stored as failed: {stored}; non-2xx: {non_2xx}")
     if int(stored) < reports:
         sys.exit("LOST DATA: fewer stored runs than accepted reports")
+    if non_2xx:
+        sys.exit("some reports were refused: their rate is not an ingestion rate")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,7 @@ INSTALLED_APPS = [
     "apps.scheduling",
     "apps.runs",
     "apps.alerts",
+    "apps.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -180,6 +181,15 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL]},
+    }
+}
+
+# Shared by every process: small coordination keys (e.g. one pending alert delivery).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env.str("KUBEPROBE_INSTALLATION", default="kubeprobe"),
     }
 }
 

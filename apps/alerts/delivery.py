@@ -19,12 +19,13 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone
 
@@ -32,6 +33,7 @@ from apps.alerts.matchers import matches
 from apps.alerts.models import (
     Alert,
     AlertFlip,
+    AlertState,
     AlertTimeline,
     Channel,
     FlipEvent,
@@ -39,19 +41,25 @@ from apps.alerts.models import (
     NotificationStatus,
     TimelineKind,
 )
-from apps.alerts.services import active_silence, target_of
+from apps.alerts.services import active_silences, silence_for, targets_of
 from apps.alerts.transports import base as transports
 
 logger = logging.getLogger(__name__)
 
+# Alertmanager's group_wait: once the oldest flip of a group (case, event, severity)
+# has waited long enough, the whole group goes, younger members included.
 _CLAIM_SQL = """
 UPDATE alerts_alertflip SET processed_at = %s
 WHERE id IN (
-    SELECT id FROM alerts_alertflip
-    WHERE processed_at IS NULL AND created_at <= %s
-    ORDER BY created_at, id
+    SELECT f.id FROM alerts_alertflip f JOIN alerts_alert a ON a.id = f.alert_id
+    WHERE f.processed_at IS NULL AND (a.case_id, f.event, f.severity) IN (
+        SELECT a2.case_id, f2.event, f2.severity
+        FROM alerts_alertflip f2 JOIN alerts_alert a2 ON a2.id = f2.alert_id
+        WHERE f2.processed_at IS NULL AND f2.created_at <= %s
+    )
+    ORDER BY f.created_at, f.id
     LIMIT %s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF f SKIP LOCKED
 )
 RETURNING id
 """
@@ -85,11 +93,12 @@ def fingerprint(case_id: int, cluster_id: int) -> str:
 def _claim(now: datetime) -> list[int]:
     ready = now - timedelta(seconds=settings.KUBEPROBE_ALERT_GROUP_WAIT_SECONDS)
     if connection.vendor != "postgresql":  # SQLite trials: one process, no SKIP LOCKED
-        ids = list(
-            AlertFlip.objects.filter(processed_at=None, created_at__lte=ready)
-            .order_by("created_at", "id")
-            .values_list("pk", flat=True)[:CLAIM_BATCH]
-        )
+        pending = AlertFlip.objects.filter(processed_at=None).order_by("created_at", "id")
+        key = ("alert__case_id", "event", "severity")
+        ready_groups = set(pending.filter(created_at__lte=ready).values_list(*key))
+        ids = [
+            pk for pk, *group in pending.values_list("pk", *key) if tuple(group) in ready_groups
+        ][:CLAIM_BATCH]
         AlertFlip.objects.filter(pk__in=ids, processed_at=None).update(processed_at=now)
         return ids
     with connection.cursor() as cursor:
@@ -119,24 +128,31 @@ def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int
             .order_by("created_at", "id")
         )
         channels = list(Channel.objects.filter(enabled=True))
+        targets = targets_of([(f.alert.case, f.alert.cluster) for f in flips])
+        silences = active_silences(now)
         groups: dict[tuple[int, str, str], list[tuple[AlertFlip, Any]]] = defaultdict(list)
+        quiet: list[AlertTimeline] = []
         for flip in flips:
             alert = flip.alert
-            target = target_of(alert.case, alert.cluster)
+            target = targets[(alert.case_id, alert.cluster_id)]
             silence = (
-                active_silence(target=target, now=now)
+                silence_for(target, silences)
                 if flip.event in (FlipEvent.FIRING, FlipEvent.ESCALATED)
                 else None
             )
             if silence is not None:  # silenced after the flip was written
-                AlertTimeline.objects.create(
-                    alert=alert,
-                    kind=TimelineKind.NOTE,
-                    text=f"{flip.event} not notified: silenced until {silence.ends_at:%Y-%m-%d %H:%M} UTC",
-                    at=now,
+                until = f"{silence.ends_at:%Y-%m-%d %H:%M} UTC"
+                quiet.append(
+                    AlertTimeline(
+                        alert=alert,
+                        kind=TimelineKind.NOTE,
+                        text=f"{flip.event} not notified: silenced until {until}",
+                        at=now,
+                    )
                 )
                 continue
             groups[(alert.case_id, flip.event, flip.severity)].append((flip, target))
+        AlertTimeline.objects.bulk_create(quiet)
         for (_, event, severity), members in groups.items():
             for channel in channels:
                 routed = [flip for flip, target in members if _routes(channel, flip, target)]
@@ -154,6 +170,21 @@ def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int
         if send and created:
             transaction.on_commit(lambda: notifications_send(created))
     return created
+
+
+def next_ready_in(now: datetime | None = None) -> float | None:
+    """Seconds until the oldest unclaimed flip is ready, or None when there is none."""
+    now = now or timezone.now()
+    oldest = (
+        AlertFlip.objects.filter(processed_at=None)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    if oldest is None:
+        return None
+    ready_at = oldest + timedelta(seconds=settings.KUBEPROBE_ALERT_GROUP_WAIT_SECONDS)
+    return max(0.0, (ready_at - now).total_seconds())
 
 
 # ------------------------------------------------------------------ messages
@@ -360,9 +391,24 @@ def _attempt(
     return status
 
 
+SEND_THREADS = 8
+
+
 def notifications_send(ids: list[int]) -> None:
-    for notification_id in ids:
-        notification_send(notification_id)
+    """Send after commit; a few at a time, since each mostly waits on a receiver."""
+    if len(ids) <= 1:
+        for notification_id in ids:
+            notification_send(notification_id)
+        return
+
+    def send(notification_id: int) -> None:
+        try:
+            notification_send(notification_id)
+        finally:
+            connection.close()  # each thread has its own connection
+
+    with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(ids))) as pool:
+        list(pool.map(send, ids))
 
 
 def notifications_retry_due(*, now: datetime | None = None) -> int:
@@ -388,3 +434,58 @@ def notifications_retry_due(*, now: datetime | None = None) -> int:
     for notification_id in due + stuck_pending:
         notification_send(notification_id, now=now)
     return len(due) + len(stuck_pending)
+
+
+def notifications_resend(*, now: datetime | None = None) -> list[int]:
+    """Send still-firing alerts again to receivers that forget unrepeated alerts
+    (Alertmanager resolves an alert it has not heard of for a while)."""
+    now = now or timezone.now()
+    created: list[int] = []
+    for channel in Channel.objects.filter(enabled=True):
+        transport = transports.get(channel.kind)(json.loads(channel.config_json or "{}"))
+        interval = transport.resend_interval()
+        if not interval:
+            continue
+        last_sent = (
+            Notification.objects.filter(
+                channel=channel, flips__alert=OuterRef("pk"), status=NotificationStatus.SENT
+            )
+            .order_by("-created_at")
+            .values("created_at")[:1]
+        )
+        latest_firing = (
+            AlertFlip.objects.filter(alert=OuterRef("pk"), event=FlipEvent.FIRING)
+            .order_by("-created_at", "-id")
+            .values("pk")[:1]
+        )
+        due = (
+            Alert.objects.filter(
+                state__in=(AlertState.FIRING, AlertState.ACKNOWLEDGED),
+                flapping_since=None,
+                suppressed_by="",
+            )
+            .annotate(last_sent=Subquery(last_sent), flip_id=Subquery(latest_firing))
+            .filter(last_sent__lt=now - timedelta(seconds=interval), flip_id__isnull=False)
+            .values_list("case_id", "severity", "flip_id")
+        )
+        groups: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for case_id, severity, flip_id in due:
+            groups[(case_id, severity)].append(flip_id)
+        with transaction.atomic():
+            for (_, severity), flip_ids in groups.items():
+                flips = list(
+                    AlertFlip.objects.filter(pk__in=flip_ids).select_related(
+                        "alert__case", "alert__cluster"
+                    )
+                )
+                notification = Notification.objects.create(
+                    channel=channel,
+                    event=FlipEvent.FIRING,
+                    severity=severity,
+                    title=("(still firing) " + title_of(flips))[:500],
+                    created_at=now,
+                )
+                notification.flips.set(flips)
+                created.append(notification.pk)
+    notifications_send(created)
+    return created

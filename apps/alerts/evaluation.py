@@ -24,6 +24,7 @@ class RunView:
     steps: list[dict[str, Any]]
     errors: list[str]
     reason: str
+    duration_ms: int | None = None
 
     @property
     def ok(self) -> bool:

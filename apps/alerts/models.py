@@ -210,6 +210,13 @@ class Alert(models.Model):
         ProbeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     firing_since = models.DateTimeField(null=True, blank=True)
+    # The newest finished run of the pair, whatever the alert state: dashboards read
+    # these instead of searching the runs table.
+    latest_run = models.ForeignKey(
+        ProbeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    latest_state = models.CharField(max_length=20, blank=True)
+    latest_duration_ms = models.PositiveIntegerField(null=True, blank=True)
     last_finished_at = models.DateTimeField(
         null=True, blank=True, help_text="When the newest finished run of this pair finished."
     )

@@ -40,6 +40,7 @@ from apps.alerts.models import (
     Silence,
     TimelineKind,
 )
+from apps.alerts.signals import pair_changed
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
 from apps.clusters.selectors import cluster_groups_of
@@ -99,26 +100,59 @@ def recent_runs(*, case_id: int, cluster_id: int, rule: RuleView, now: datetime)
     if rule.window_minutes:
         since = now - timedelta(minutes=rule.window_minutes)
         limit = max(limit, qs.filter(finished_at__gte=since).count())
-    fields = ("id", "state", "finished_at", "steps", "errors", "reason")
+    fields = ("id", "state", "finished_at", "steps", "errors", "reason", "duration_ms")
     return [RunView(**row) for row in qs.values(*fields)[: min(limit, MAX_WINDOW_RUNS)]]
 
 
+def targets_of(pairs: list[tuple[Case, Cluster]]) -> dict[tuple[int, int], Target]:
+    """What matchers see of many (case, cluster) pairs, in three queries whatever their number."""
+    from apps.catalog.models import CaseSetMembership
+    from apps.clusters.models import ClusterGroup
+
+    cluster_ids = {cluster.pk for _, cluster in pairs}
+    case_ids = {case.pk for case, _ in pairs}
+    groups: dict[int, set[str]] = {pk: set() for pk in cluster_ids}
+    for cluster_id, name in ClusterGroup.members.through.objects.filter(
+        cluster_id__in=cluster_ids
+    ).values_list("cluster_id", "clustergroup__name"):
+        groups[cluster_id].add(name)
+    selectors = list(ClusterGroup.objects.exclude(selector={}).values_list("name", "selector"))
+    case_sets: dict[int, set[str]] = {pk: set() for pk in case_ids}
+    for case_id, name in CaseSetMembership.objects.filter(case_id__in=case_ids).values_list(
+        "case_id", "case_set__name"
+    ):
+        case_sets[case_id].add(name)
+    out = {}
+    for case, cluster in pairs:
+        labels = dict(cluster.labels or {})
+        by_selector = {
+            name for name, sel in selectors if all(labels.get(k) == v for k, v in sel.items())
+        }
+        out[(case.pk, cluster.pk)] = Target(
+            cluster=cluster.name,
+            case=case.name,
+            groups=frozenset(groups[cluster.pk] | by_selector),
+            case_sets=frozenset(case_sets[case.pk]),
+            labels=labels,
+        )
+    return out
+
+
 def target_of(case: Case, cluster: Cluster) -> Target:
-    return Target(
-        cluster=cluster.name,
-        case=case.name,
-        groups=frozenset(g.name for g in cluster_groups_of(cluster=cluster)),
-        case_sets=frozenset(case.case_sets.values_list("name", flat=True)),
-        labels=dict(cluster.labels or {}),
-    )
+    return targets_of([(case, cluster)])[(case.pk, cluster.pk)]
+
+
+def active_silences(now: datetime | None = None) -> list[Silence]:
+    now = now or timezone.now()
+    return list(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).order_by("ends_at"))
+
+
+def silence_for(target: Target, silences: list[Silence]) -> Silence | None:
+    return next((s for s in silences if matches(s.matchers, target)), None)
 
 
 def active_silence(*, target: Target, now: datetime | None = None) -> Silence | None:
-    now = now or timezone.now()
-    for silence in Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).order_by("ends_at"):
-        if matches(silence.matchers, target):
-            return silence
-    return None
+    return silence_for(target, active_silences(now))
 
 
 def firing_dependency(*, rule: AlertRule, cluster_id: int) -> Alert | None:
@@ -134,6 +168,24 @@ def firing_dependency(*, rule: AlertRule, cluster_id: int) -> Alert | None:
 
 
 # ------------------------------------------------------------------ writes
+
+
+def _announce(alert: Alert) -> None:
+    """Tell listeners (dashboards) the pair changed, once the transaction commits."""
+    payload = {
+        "alert_id": alert.pk,
+        "case_id": alert.case_id,
+        "cluster_id": alert.cluster_id,
+        "state": alert.state,
+        "severity": alert.severity,
+        "latest_state": alert.latest_state,
+        "latest_run_id": alert.latest_run_id,
+    }
+
+    def send() -> None:
+        pair_changed.send_robust(sender=Alert, **payload)
+
+    transaction.on_commit(send)
 
 
 def _locked_alert(case_id: int, cluster_id: int) -> Alert:
@@ -175,15 +227,29 @@ def _flip(
     if not notify:
         text += " [not notified]"
     AlertTimeline.objects.create(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
-    transaction.on_commit(_schedule_delivery)
+    transaction.on_commit(schedule_delivery)
+    _announce(alert)
     return flip
 
 
-def _schedule_delivery() -> None:
+DELIVERY_SCHEDULED = "alerts:delivery-scheduled"
+
+
+def schedule_delivery(delay: float | None = None) -> None:
+    """Make sure one delivery runs when the oldest new flip is ready.
+
+    One pending task at a time (a Redis key): a storm of flips must not become a
+    storm of tasks. The task clears the key when it starts and schedules the next
+    one for whatever it left unclaimed.
+    """
+    from django.core.cache import cache
+
     from apps.alerts.tasks import deliver_flips
 
+    wait = settings.KUBEPROBE_ALERT_GROUP_WAIT_SECONDS if delay is None else delay
     try:
-        deliver_flips.apply_async(countdown=settings.KUBEPROBE_ALERT_GROUP_WAIT_SECONDS)
+        if cache.add(DELIVERY_SCHEDULED, 1, timeout=int(wait) + 30):
+            deliver_flips.apply_async(countdown=wait)
     except Exception:  # the periodic delivery picks the flip up; never fail the transition
         logger.warning("could not enqueue alert delivery; the periodic sweep will send it")
 
@@ -232,15 +298,27 @@ def alert_evaluate(
             .first()
         )
         rule = rule_for(case=alert.case, cluster=alert.cluster, binding_id=latest_binding)
-        if rule is None:
+        if rule is None:  # nobody wants alerts here; the dashboards still want the result
+            rule_view = RuleView(consecutive_failures=1)
+            runs = recent_runs(case_id=case_id, cluster_id=cluster_id, rule=rule_view, now=now)
+            if runs:
+                alert.latest_run_id, alert.latest_state = runs[0].id, runs[0].state
+                alert.latest_duration_ms = runs[0].duration_ms
+                alert.last_finished_at = runs[0].finished_at or alert.last_finished_at
+                alert.save()
+                _announce(alert)
             return alert
         view = RuleView.of(rule)
         runs = recent_runs(case_id=case_id, cluster_id=cluster_id, rule=view, now=now)
-        if runs and runs[0].finished_at:
-            alert.last_finished_at = runs[0].finished_at
+        if runs:
+            newest = runs[0]
+            alert.latest_run_id, alert.latest_state = newest.id, newest.state
+            alert.latest_duration_ms = newest.duration_ms
+            alert.last_finished_at = newest.finished_at or alert.last_finished_at
         verdict = judge(view, runs, now, stale_for)
         _apply(alert, rule, verdict, now)
         alert.save()
+        _announce(alert)
         return alert
 
 
@@ -254,8 +332,8 @@ def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> 
         alert.hint = hint_for(verdict.error, verdict.run.reason if verdict.run else "")
         alert.last_run_id = run_id
     if verdict.firing and old == AlertState.OK:
-        target = target_of(alert.case, alert.cluster)
-        silence = active_silence(target=target, now=now)
+        silences = active_silences(now)  # usually none: then the target is not needed
+        silence = silence_for(target_of(alert.case, alert.cluster), silences) if silences else None
         dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id)
         flapping = _flapping(alert, rule, now)
         alert.state = AlertState.SILENCED if silence else AlertState.FIRING

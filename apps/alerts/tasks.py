@@ -15,16 +15,25 @@ def evaluate_alert(case_id: int, cluster_id: int) -> None:
 @shared_task(name="apps.alerts.tasks.deliver_flips", acks_late=True, ignore_result=True)
 def deliver_flips() -> int:
     """Claim ready flips and send their notifications; racing copies share the work."""
-    return len(delivery.flips_deliver())
+    from django.core.cache import cache
+
+    cache.delete(services.DELIVERY_SCHEDULED)  # flips from now on schedule anew
+    count = len(delivery.flips_deliver())
+    later = delivery.next_ready_in()
+    if later is not None:
+        services.schedule_delivery(later)
+    return count
 
 
 @shared_task(name="apps.alerts.tasks.alerts_housekeeping", ignore_result=True)
 def alerts_housekeeping() -> None:
     """Timed transitions: acknowledgement expiry, escalation, silences that ended,
-    dependencies that recovered, flapping that calmed down, probes gone stale, retries."""
+    dependencies that recovered, flapping that calmed down, probes gone stale, retries,
+    and re-sends to receivers that forget alerts they stop hearing about."""
     services.alerts_expire_acknowledgements()
     services.alerts_escalate()
     services.alerts_release_quiet()
     services.alerts_check_stale()
     delivery.flips_deliver()
     delivery.notifications_retry_due()
+    delivery.notifications_resend()

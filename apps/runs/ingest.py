@@ -4,12 +4,14 @@ A report is stored by an UPDATE that only matches the run if the token hash
 matches, the run is still active and its deadline (plus grace) has not passed;
 whoever matches first wins, so a result is never overwritten.
 
-Under load, each server process hands its reports to one writer thread that
-stores everything waiting in a single multi-row UPDATE ("group commit"): one
-round trip and one WAL flush for many reports. The request still waits for
-its row to be committed before answering 200, so an accepted report is a
-stored report. Inside an open transaction (tests, management commands) and on
-databases other than Postgres, the request stores its own row directly.
+Under load, the reports of one server process are grouped into a single
+multi-row UPDATE ("group commit"): one round trip, one WAL flush and one
+statement's overhead in Python and Postgres for many reports. The request
+threads take turns as the leader that stores a batch (see _GroupCommit); the
+request still waits for its row to be committed before answering 200, so an
+accepted report is a stored report. Inside an open transaction (tests,
+management commands) and on databases other than Postgres, the request
+stores its own row directly.
 """
 
 from __future__ import annotations
@@ -18,14 +20,20 @@ import json
 import logging
 import os
 import threading
+import time
+import weakref
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Q
+from psycopg.pq import DiagnosticField, ExecStatus
+from psycopg.pq.abc import PGconn, PGresult
 
 from apps.runs.models import ACTIVE_STATES, ProbeRun
 from apps.runs.reports import Report
@@ -36,17 +44,28 @@ MAX_BATCH = 200
 # Django wraps its own cursors' errors; the prepared statement raises psycopg's.
 DB_ERRORS = (DatabaseError, psycopg.Error)
 WAIT_SECONDS = 30.0
+# How long a leader waits at most for announced reports to join its batch.
+COLLECT_SECONDS = 0.005
 
 
-@dataclass
+def _held_lock() -> threading.Lock:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
+@dataclass(eq=False)  # compared by identity: two reports may carry the same values
 class Pending:
     run_id: int
     token_hash: str
     report: Report
     now: datetime
-    done: threading.Event = field(default_factory=threading.Event)
+    # Released once the report is stored, or to make its thread the next
+    # leader: a bare lock is the cheapest way to park a thread and wake it.
+    done: threading.Lock = field(default_factory=_held_lock)
     stored: tuple[int, int] | None = None  # (case_id, cluster_id) once stored
     error: Exception | None = None
+    lead: bool = False  # woken to lead the next batch
 
 
 _ACTIVE_SQL = ", ".join(f"'{state}'" for state in ACTIVE_STATES)
@@ -59,14 +78,14 @@ SET state = v.state, ok = v.ok, errors = v.errors, steps = v.steps, metrics = v.
     finished_at = v.finished_at,
     duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (v.finished_at
         - COALESCE(r.dispatched_at, r.created_at))) * 1000)::bigint)
-FROM jsonb_to_recordset(%s::jsonb) AS v(
+FROM jsonb_to_recordset($1::jsonb) AS v(
     id bigint, token_hash text, state text, ok boolean, errors jsonb, steps jsonb,
     metrics jsonb, finished_at timestamptz)
-WHERE r.id = ANY(%s) AND r.id = v.id
+WHERE r.id = ANY($2::bigint[]) AND r.id = v.id
   AND r.token_hash = v.token_hash AND r.token_hash <> ''
   AND r.state IN ({_ACTIVE_SQL})
   AND r.deadline IS NOT NULL
-  AND r.deadline + make_interval(secs => %s) >= v.finished_at
+  AND r.deadline + make_interval(secs => $3::float8) >= v.finished_at
 RETURNING r.id, r.case_id, r.cluster_id
 """  # noqa: S608 (only constants are formatted in)
 
@@ -87,16 +106,47 @@ def _store_rows(items: list[Pending]) -> dict[int, tuple[int, int]]:
         for item in items
     ]
     params = [
-        json.dumps(rows),
-        [item.run_id for item in items],
-        settings.KUBEPROBE_REPORT_GRACE_SECONDS,
+        json.dumps(rows).encode(),
+        ("{" + ",".join(str(item.run_id) for item in items) + "}").encode(),
+        str(settings.KUBEPROBE_REPORT_GRACE_SECONDS).encode(),
     ]
     connection.ensure_connection()
-    # Server-side binding and a prepared statement: no quoting in Python and no
-    # planning per batch (Django's own cursors bind parameters client-side).
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(_UPDATE_SQL, params, prepare=True)
-        return {run_id: (case_id, cluster_id) for run_id, case_id, cluster_id in cursor.fetchall()}
+    # A statement prepared once per connection, executed through libpq
+    # directly: psycopg's cursor machinery costs more Python time than the
+    # rest of a batch, and libpq waits for the answer without holding the GIL.
+    pgconn = connection.connection.pgconn
+    if pgconn not in _prepared:
+        _check(pgconn, pgconn.prepare(_STATEMENT, _UPDATE_SQL.encode()))
+        _prepared.add(pgconn)
+    result = pgconn.exec_prepared(_STATEMENT, params)
+    if result.error_field(DiagnosticField.SQLSTATE) == b"26000":  # dropped (DISCARD ALL)
+        _check(pgconn, pgconn.prepare(_STATEMENT, _UPDATE_SQL.encode()))
+        result = pgconn.exec_prepared(_STATEMENT, params)
+    _check(pgconn, result)
+    value = result.get_value
+    return {
+        int(value(i, 0) or 0): (int(value(i, 1) or 0), int(value(i, 2) or 0))
+        for i in range(result.ntuples)
+    }
+
+
+_STATEMENT = b"kubeprobe_store_reports"
+_prepared: weakref.WeakSet[PGconn] = weakref.WeakSet()
+
+
+def _check(pgconn: PGconn, result: PGresult) -> None:
+    """Raise psycopg's error for a failed libpq result (as a cursor would)."""
+    if result.status in (ExecStatus.COMMAND_OK, ExecStatus.TUPLES_OK):
+        return
+    message = (result.error_message or pgconn.error_message).decode(errors="replace").strip()
+    sqlstate = result.error_field(DiagnosticField.SQLSTATE)
+    error: type[psycopg.Error] = psycopg.OperationalError  # no SQLSTATE: the connection broke
+    if sqlstate:
+        try:
+            error = psycopg.errors.lookup(sqlstate.decode())
+        except KeyError:
+            error = psycopg.DatabaseError
+    raise error(message or "the database did not answer")
 
 
 def _store_orm(item: Pending) -> tuple[int, int] | None:
@@ -130,89 +180,187 @@ def _store_orm(item: Pending) -> tuple[int, int] | None:
     return (run.case_id, run.cluster_id) if updated else None
 
 
-class _Writer:
-    """One per process: stores queued reports in batches on its own connection."""
+def _flush(batch: list[Pending]) -> None:
+    """Store a batch on this thread's connection; each item gets `stored` or `error`."""
+    # No health check per batch (it costs a round trip): a dead connection
+    # shows up as an error here, and the fallback below reconnects.
+    try:
+        stored = _store_rows(batch)
+    except DB_ERRORS:
+        # A dead connection, or one report the database refuses: never let
+        # it fail the others. Reconnect and store them one by one.
+        connection.close()
+        for item in batch:
+            try:
+                item.stored = _store_rows([item]).get(item.run_id)
+            except DB_ERRORS as exc:
+                logger.warning(
+                    "storing the report of run %s failed: %s", item.run_id, type(exc).__name__
+                )
+                connection.close()
+                item.error = exc
+        return
+    for item in batch:
+        item.stored = stored.get(item.run_id)
+
+
+class _GroupCommit:
+    """Leader/follower group commit, one per process.
+
+    A report that finds nobody leading becomes the leader: it waits (briefly)
+    until the reports other request threads are validating have joined the
+    queue, then stores the whole queue in one statement on its own
+    connection and wakes the followers. Reports that arrive meanwhile queue
+    up; when the flush is done the oldest of them is woken to lead the next
+    one. No thread of its own: the request threads take turns, so a report
+    costs no extra hand-off, and the batch is as large as the concurrency.
+    """
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self.cond = threading.Condition()
         self.queue: deque[Pending] = deque()
-        self.pid = 0
+        self.leading = False  # a thread is collecting or flushing a batch
+        self.arriving = 0  # announced reports not queued yet
 
-    def submit(self, item: Pending) -> tuple[int, int] | None:
+    def announce(self) -> None:
+        """A report is on its way in this process: a collecting leader waits for it."""
         with self.cond:
-            if self.pid != os.getpid():  # first use in this (possibly forked) process
-                self.pid = os.getpid()
-                self.queue.clear()
-                threading.Thread(target=self._run, name="report-writer", daemon=True).start()
+            self.arriving += 1
+
+    def withdraw(self) -> None:
+        """An announced report will not be queued (rejected before storing)."""
+        with self.cond:
+            self.arriving -= 1
+            if self.arriving == 0:
+                self.cond.notify()
+
+    def submit(self, item: Pending, announced: bool = False) -> tuple[int, int] | None:
+        with self.cond:
+            if announced:
+                self.arriving -= 1
             self.queue.append(item)
-            self.cond.notify()
-        if not item.done.wait(WAIT_SECONDS):
-            raise TimeoutError("the report writer did not answer in time")
+            if self.leading:
+                if self.arriving == 0:
+                    self.cond.notify()  # the collecting leader need not wait longer
+                lead = False
+            else:
+                self.leading = lead = True
+        while not lead:
+            if item.done.acquire(timeout=WAIT_SECONDS):
+                if not item.lead:
+                    return self._result(item)
+                lead = True
+                continue
+            with self.cond:
+                if not item.lead:
+                    if item in self.queue:  # never stored: safe to answer 503
+                        self.queue.remove(item)
+                    raise TimeoutError("the report was not stored in time")
+            item.done.acquire()  # promoted as the wait ran out: take that wake-up
+            lead = True
+        self._lead()
+        return self._result(item)
+
+    @staticmethod
+    def _result(item: Pending) -> tuple[int, int] | None:
         if item.error is not None:
             raise item.error
         return item.stored
 
-    def _take(self) -> list[Pending]:
-        # The connection follows CONN_MAX_AGE: closed after each batch when it
-        # is 0, otherwise once the writer has been idle that long.
-        max_age = settings.DATABASES["default"].get("CONN_MAX_AGE") or 0
+    def _lead(self) -> None:
         with self.cond:
-            while not self.queue:
-                if not self.cond.wait(timeout=max(1.0, max_age)):
-                    connection.close()
-            batch: list[Pending] = []
-            later: list[Pending] = []
-            ids: set[int] = set()
-            while self.queue and len(batch) < MAX_BATCH:
-                item = self.queue.popleft()
-                # Two reports for one run go to separate statements: the second must lose.
-                (later if item.run_id in ids else batch).append(item)
-                ids.add(item.run_id)
-            self.queue.extendleft(reversed(later))
-            return batch
-
-    def _run(self) -> None:
-        while True:
+            # Validation takes microseconds; the bound only matters if a thread stalls.
+            deadline = time.monotonic() + COLLECT_SECONDS
+            while self.arriving > 0 and len(self.queue) < MAX_BATCH:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.cond.wait(left):
+                    break
             batch = self._take()
-            try:
-                self._flush(batch)
-            finally:
-                if not settings.DATABASES["default"].get("CONN_MAX_AGE"):
-                    connection.close()
-                for item in batch:
-                    item.done.set()
-
-    def _flush(self, batch: list[Pending]) -> None:
-        # No health check per batch (it costs a round trip): a dead connection
-        # shows up as an error here, and the fallback below reconnects.
         try:
-            stored = _store_rows(batch)
-        except DB_ERRORS:
-            # A dead connection, or one report the database refuses: never let
-            # it fail the others. Reconnect and store them one by one.
-            connection.close()
+            _flush(batch)
+        except BaseException as exc:  # never leave followers waiting on a failed leader
             for item in batch:
-                try:
-                    item.stored = _store_rows([item]).get(item.run_id)
-                except DB_ERRORS as exc:
-                    logger.warning(
-                        "storing the report of run %s failed: %s", item.run_id, type(exc).__name__
-                    )
-                    connection.close()
-                    item.error = exc
-            return
-        for item in batch:
-            item.stored = stored.get(item.run_id)
+                if item.stored is None and item.error is None:
+                    item.error = exc if isinstance(exc, Exception) else RuntimeError("aborted")
+            raise
+        finally:
+            with self.cond:
+                if self.queue:
+                    nxt = self.queue[0]
+                    nxt.lead = True
+                    nxt.done.release()
+                else:
+                    self.leading = False
+            for item in batch:
+                item.lead = False
+                item.done.release()
+
+    def _take(self) -> list[Pending]:
+        batch: list[Pending] = []
+        later: list[Pending] = []
+        ids: set[int] = set()
+        while self.queue and len(batch) < MAX_BATCH:
+            item = self.queue.popleft()
+            # Two reports for one run go to separate statements: the second must lose.
+            (later if item.run_id in ids else batch).append(item)
+            ids.add(item.run_id)
+        self.queue.extendleft(reversed(later))
+        return batch
 
 
-_writer = _Writer()
+_group = _GroupCommit()
+# A forked child (gunicorn --preload) inherits the state but none of the threads.
+os.register_at_fork(after_in_child=_group._reset)
+
+
+def _batched() -> bool:
+    # Inside an open transaction (tests, management commands) another thread's
+    # connection could not see this transaction's rows: store directly.
+    conn = connections[DEFAULT_DB_ALIAS]  # one lookup of the thread's connection
+    return (
+        settings.KUBEPROBE_REPORT_BATCHING
+        and conn.vendor == "postgresql"
+        and not conn.in_atomic_block
+    )
 
 
 def store(item: Pending) -> tuple[int, int] | None:
     """Store one report if the run accepts it; (case_id, cluster_id) when stored."""
+    announced = getattr(_local, "announced", False)
+    _local.announced = False
+    if _batched():
+        return _group.submit(item, announced=announced)
+    if announced:
+        _group.withdraw()
     if connection.vendor != "postgresql":
         return _store_orm(item)
-    if connection.in_atomic_block or not settings.KUBEPROBE_REPORT_BATCHING:
-        # The writer's connection could not see this transaction's rows.
-        return _store_rows([item]).get(item.run_id)
-    return _writer.submit(item)
+    return _store_rows([item]).get(item.run_id)
+
+
+_local = threading.local()
+
+
+@contextmanager
+def arriving() -> Iterator[None]:
+    """Announce a report to this process's group commit while it is being handled.
+
+    A leader collecting a batch waits (briefly) for announced reports, so the
+    earlier a report is announced, the fuller the batches under load. The WSGI
+    entry announces reports as they come in; run_report does too, for other
+    entry points (nested use does nothing). Ends when the report is queued, or
+    on leaving the block.
+    """
+    if getattr(_local, "announced", False) or not _batched():
+        yield
+        return
+    _group.announce()
+    _local.announced = True
+    try:
+        yield
+    finally:
+        if _local.announced:  # rejected before it was queued
+            _local.announced = False
+            _group.withdraw()

@@ -414,21 +414,21 @@ def run_report(*, run_id: int, token: str, body: bytes) -> str:
     """
     if len(body) > settings.KUBEPROBE_MAX_REPORT_BYTES:
         raise ReportRejected(413, {"detail": "report body is over 256 KiB"})
-    try:
-        report = reports.validate(reports.parse_json(body))
-    except reports.InvalidReport as exc:
-        raise ReportRejected(400, exc.errors) from exc
-    now = timezone.now()
-    try:
-        stored = ingest.store(
-            ingest.Pending(
-                run_id=run_id, token_hash=hash_token(token) if token else "", report=report, now=now
-            )
+    with ingest.arriving():
+        try:
+            report = reports.validate(reports.parse_json(body))
+        except reports.InvalidReport as exc:
+            raise ReportRejected(400, exc.errors) from exc
+        now = timezone.now()
+        item = ingest.Pending(
+            run_id=run_id, token_hash=hash_token(token) if token else "", report=report, now=now
         )
-    except (TimeoutError, *ingest.DB_ERRORS) as exc:
-        raise ReportRejected(
-            503, {"detail": f"the report could not be stored now, retry: {type(exc).__name__}"}
-        ) from exc
+        try:
+            stored = ingest.store(item)
+        except (TimeoutError, *ingest.DB_ERRORS) as exc:
+            raise ReportRejected(
+                503, {"detail": f"the report could not be stored now, retry: {type(exc).__name__}"}
+            ) from exc
     if stored is None:
         raise _why_not_stored(run_id, token, now)
     state = RunState.SUCCEEDED if report.ok else RunState.FAILED

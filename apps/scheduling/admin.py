@@ -28,6 +28,7 @@ class BindingAdminForm(forms.ModelForm):
             "interval_seconds",
             "cron",
             "event_triggers",
+            "upgrade_silence_minutes",
         ]
 
     def clean(self) -> dict[str, Any]:
@@ -82,7 +83,18 @@ class BindingAdmin(RunNowMixin, admin.ModelAdmin):
         (None, {"fields": ["name", "description", "enabled"]}),
         ("Targets", {"fields": ["clusters", "groups"]}),
         ("Subjects", {"fields": ["cases", "case_sets"]}),
-        ("Triggers", {"fields": ["interval_seconds", "cron", "event_triggers", "periodic_task"]}),
+        (
+            "Triggers",
+            {
+                "fields": [
+                    "interval_seconds",
+                    "cron",
+                    "event_triggers",
+                    "upgrade_silence_minutes",
+                    "periodic_task",
+                ]
+            },
+        ),
         ("Activity", {"fields": ["last_fired_at", "skipped_count"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
     ]

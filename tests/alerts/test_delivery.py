@@ -319,3 +319,34 @@ def test_racing_workers_deliver_every_notification_exactly_once(receiver: Receiv
     assert sorted(seen) == sorted((c.name, k.name) for c in cases for k in clusters)
     assert len(seen) == len(set(seen))  # nobody twice
     assert set(Notification.objects.values_list("status", flat=True)) == {NotificationStatus.SENT}
+
+
+def test_still_firing_alerts_are_sent_again_to_alertmanager(
+    rule: AlertRule, receiver: Receiver
+) -> None:
+    services.channel_save(
+        name="am",
+        kind="alertmanager",
+        config={"url": receiver.url(""), "resend_interval_seconds": 60},
+    )
+    case = CaseFactory(name="pod-lifecycle")
+    fail(case, ClusterFactory(name="prod-1"))
+    resolved_later = ClusterFactory(name="prod-2")
+    fail(case, resolved_later)
+    send_all(deliver())
+    assert [r.path for r in receiver.requests] == ["/api/v2/alerts"]
+    start = Notification.objects.get().created_at
+    add_run(case, resolved_later, True)
+    services.alert_evaluate(case_id=case.pk, cluster_id=resolved_later.pk)
+    send_all(deliver())  # the resolve
+    sent = len(receiver.requests)
+    with time_machine.travel(start + timedelta(seconds=59), tick=False):
+        assert delivery.notifications_resend() == []
+    with time_machine.travel(start + timedelta(seconds=61), tick=False):
+        assert len(delivery.notifications_resend()) == 1
+        assert delivery.notifications_resend() == []  # just sent
+    again = receiver.requests[sent:]
+    assert len(again) == 1
+    clusters = {a["labels"]["cluster"] for a in again[0].json()}
+    assert clusters == {"prod-1"}  # the resolved one is not repeated
+    assert Notification.objects.filter(title__startswith="(still firing)").count() == 1

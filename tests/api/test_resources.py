@@ -298,6 +298,7 @@ def test_binding_create_with_everything(api: APIClient) -> None:
         "case_sets": ["s"],
         "interval_seconds": 300,
         "event_triggers": [{"kind": "component_release", "component": "etcd"}],
+        "upgrade_silence_minutes": 45,
     }
 
     response = api.post("/api/v1/bindings/", payload, format="json")

@@ -384,6 +384,24 @@ def test_deployment_whose_pods_cannot_pull_fails_available_with_the_pod_reason(
     assert leftovers(fake_kube, "pods", "deployments", "replicasets") == []
 
 
+def test_statefulset_stuck_on_its_first_pod_names_that_pod(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    env = kube_env(
+        fake_kube,
+        tmp_path,
+        LIFECYCLE_KIND="statefulset",
+        PROBE_IMAGE="fake/createerror",
+        WAIT_TIMEOUT_SECONDS="3",
+    )
+    _, body = run_case("lifecycle", env)
+    ready = steps(body)["ready"]
+    assert ready["ok"] is False
+    assert "-0: " in ready["error"]  # ordinal 0 blocks the rest (OrderedReady)
+    assert "CreateContainerConfigError" in ready["error"]
+    assert leftovers(fake_kube, "pods", "statefulsets", "services") == []
+
+
 def test_deployment_never_available_when_controllers_stop(
     fake_kube: FakeKube, tmp_path: Path
 ) -> None:

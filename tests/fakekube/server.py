@@ -45,6 +45,8 @@ from tests.fakekube.util import (
 
 K8S_VERBS = {"POST": {"create"}, "PUT": {"update"}, "PATCH": {"patch"}, "DELETE": {"delete"}}
 SCALABLE = {"deployments", "statefulsets", "replicasets"}
+# Built-in kinds whose DELETE answers the object, not a Status (custom ones all do).
+RETURN_DELETED = {"pods", "services", "serviceaccounts", "persistentvolumeclaims", "resourcequotas"}
 
 
 class FakeKube(Controllers):
@@ -924,7 +926,7 @@ class FakeKube(Controllers):
                     options.setdefault(key, value)
             with self.lock:
                 obj, gone = self._delete(kind, namespace, name, options)
-            if gone and kind.builtin and kind.rid != "pods":
+            if gone and kind.builtin and kind.rid not in RETURN_DELETED:
                 self._send(h, 200, success_body(kind, obj))
             else:
                 self._send(h, 200, out(obj))

@@ -106,7 +106,7 @@ def test_one_report_the_database_refuses_does_not_fail_its_batch() -> None:
             now=now,
         ),
     ]
-    ingest._Writer()._flush(batch)
+    ingest._flush(batch)
     assert batch[0].stored and batch[2].stored
     assert batch[1].error is not None and batch[1].stored is None
     assert ProbeRun.objects.get(pk=good.pk).state == RunState.SUCCEEDED
@@ -117,11 +117,10 @@ def test_one_report_the_database_refuses_does_not_fail_its_batch() -> None:
 def test_writer_recovers_from_a_killed_connection(settings) -> None:  # type: ignore[no-untyped-def]
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 60
     first, second = running(2)
-    writer = ingest._Writer()
     item = ingest.Pending(
         run_id=first.pk, token_hash=hash_token(TOKEN), report=Report(ok=True), now=timezone.now()
     )
-    writer._flush([item])
+    ingest._flush([item])
     assert item.stored
     with connection.cursor() as cursor:  # kill the writer's backend (same thread here)
         cursor.execute("SELECT pg_backend_pid()")
@@ -139,7 +138,7 @@ def test_writer_recovers_from_a_killed_connection(settings) -> None:  # type: ig
     item = ingest.Pending(
         run_id=second.pk, token_hash=hash_token(TOKEN), report=Report(ok=True), now=timezone.now()
     )
-    writer._flush([item])
+    ingest._flush([item])
     assert item.stored and item.error is None
     connection.close()
 

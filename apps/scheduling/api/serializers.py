@@ -54,6 +54,7 @@ class BindingSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "interval_seconds",
             "cron",
             "event_triggers",
+            "upgrade_silence_minutes",
             "enabled",
             "schedule",
             "skipped_count",
