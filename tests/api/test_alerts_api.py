@@ -67,6 +67,7 @@ def test_list_shows_names_and_the_last_run(api: APIClient, alerts: dict[str, Ale
     assert row["last_run_url"] == f"http://testserver/api/v1/runs/{run_id}"
     assert api.get(row["last_run_url"]).json()["id"] == run_id
     assert row["firing_since"] and row["changed_at"]
+    assert row["latest_run"] == run_id and row["latest_state"] == "failed"
     assert row["escalated"] is False and row["flapping"] is False
     assert row["suppressed_by"] == "" and row["ack_by"] is None and row["ack_until"] is None
     assert "timeline" not in row

@@ -81,6 +81,9 @@ class AlertSerializer(serializers.ModelSerializer):
         read_only=True, help_text="Id of the run that last changed what the alert says."
     )
     last_run_url = serializers.SerializerMethodField()
+    latest_run: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
+        read_only=True, help_text="Id of the newest finished run of the pair, whatever the state."
+    )
     flapping = serializers.SerializerMethodField()
     ack_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="username", read_only=True
@@ -105,6 +108,9 @@ class AlertSerializer(serializers.ModelSerializer):
             "last_run",
             "last_run_url",
             "firing_since",
+            "latest_run",
+            "latest_state",
+            "latest_duration_ms",
             "last_finished_at",
             "changed_at",
             "escalated",
