@@ -97,7 +97,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             getattr(settings, "KUBEPROBE_LIVE_FLUSH_SECONDS", DEFAULT_FLUSH_SECONDS)
         )
         self.refresh_seconds = float(
-            getattr(settings, "KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS", DEFAULT_ACCESS_REFRESH_SECONDS)
+            getattr(
+                settings, "KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS", DEFAULT_ACCESS_REFRESH_SECONDS
+            )
         )
         user = self.scope.get("user")
         await self.accept()

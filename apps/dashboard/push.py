@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 OVERVIEW_GROUP = "live.overview"
 
 # A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
-SCOPE_RE = re.compile(r"^(?:(?P<plain>overview|alerts)|(?P<kind>cluster|case|run):(?P<id>[0-9]{1,18}))$")
+SCOPE_RE = re.compile(
+    r"^(?:(?P<plain>overview|alerts)|(?P<kind>cluster|case|run):(?P<id>[0-9]{1,18}))$"
+)
 
 PayloadKind = Literal["cell", "run", "cells", "subscribed", "error"]
 
@@ -102,9 +104,7 @@ def parse_scope(scope: object) -> tuple[str, int | None] | None:
 def scope_group(kind: str, object_id: int | None) -> str:
     if kind in ("overview", "alerts"):
         return OVERVIEW_GROUP
-    return {"cluster": cluster_group, "case": case_group, "run": run_group}[kind](
-        object_id or 0
-    )
+    return {"cluster": cluster_group, "case": case_group, "run": run_group}[kind](object_id or 0)
 
 
 def cell_groups(*, case_id: int, cluster_id: int) -> list[str]:

@@ -341,9 +341,7 @@ def test_a_user_removed_meanwhile_is_disconnected(superuser: User, settings: Any
     async def scenario() -> None:
         communicator = await connect(superuser)
         assert (await subscribe(communicator, "overview"))["type"] == "subscribed"
-        await database_sync_to_async(User.objects.filter(pk=superuser.pk).update)(
-            is_active=False
-        )
+        await database_sync_to_async(User.objects.filter(pk=superuser.pk).update)(is_active=False)
         await sync_to_async(send_pair_changed)(alert)
         assert await communicator.receive_output(timeout=2) == {
             "type": "websocket.close",
