@@ -9,7 +9,7 @@ pace, each on its own (case, cluster) pair, and measures for every (update,
 client) the time from the report's 200 to the cell arriving at that client
 with alert state "firing". Prints p50/p95/p99/max; the target is p99 < 500 ms.
 
-    python bench/live_push.py [--clients 100] [--updates 300] [--rate 20]
+    python bench/live_push.py [--clients 100] [--updates 300] [--rate 10]
 
 Needs: Postgres and Redis on 127.0.0.1; aiohttp (a dev dependency).
 """
@@ -213,7 +213,7 @@ def main() -> None:
     )
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--updates", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=20.0, help="failing reports per second")
+    parser.add_argument("--rate", type=float, default=10.0, help="failing reports per second")
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kubeprobe-live-bench-"))
     queue = f"kubeprobe-live-bench-{os.getpid()}"
@@ -264,7 +264,7 @@ def main() -> None:
             "-c",
             "2",
             "--loglevel",
-            "WARNING",
+            os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
             "--without-gossip",
             "--without-mingle",
         ],

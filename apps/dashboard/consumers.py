@@ -22,6 +22,7 @@ import importlib.util
 import json
 import logging
 import random
+import weakref
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -39,6 +40,21 @@ MAX_SCOPES = 16
 MAX_FRAME_BYTES = 4096
 DEFAULT_FLUSH_SECONDS = 0.25
 DEFAULT_ACCESS_REFRESH_SECONDS = 30.0
+# Group joins and leaves each borrow a Redis connection from the layer's pool
+# (100 at most); a hundred pages reconnecting together after a restart would
+# exhaust it. Bounded per event loop, they queue instead of failing.
+GROUP_OP_CONCURRENCY = 16
+_group_op_limits: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _group_op_limit() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    limit = _group_op_limits.get(loop)
+    if limit is None:
+        limit = _group_op_limits[loop] = asyncio.Semaphore(GROUP_OP_CONCURRENCY)
+    return limit
 
 
 def visible_cluster_ids(user: Any) -> set[int] | None:
@@ -117,7 +133,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if self.flush_task is not None and not self.flush_task.done():
             self.flush_task.cancel()
         for group in set(self.scopes.values()):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            async with _group_op_limit():
+                await self.channel_layer.group_discard(group, self.channel_name)
 
     # --------------------------------------------------------- from the page
 
@@ -171,7 +188,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         assert isinstance(scope, str)
         group = push.scope_group(kind, object_id)
         if group not in self.scopes.values():
-            await self.channel_layer.group_add(group, self.channel_name)
+            async with _group_op_limit():
+                await self.channel_layer.group_add(group, self.channel_name)
         self.scopes[scope] = group
         await self.send_json(push.payload("subscribed", scope=scope))
 

@@ -14,17 +14,20 @@ browser heals on its next resync.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import re
+import threading
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
 
 OVERVIEW_GROUP = "live.overview"
+SEND_TIMEOUT_SECONDS = 5.0
 
 # A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
 SCOPE_RE = re.compile(
@@ -115,19 +118,54 @@ def cell_groups(*, case_id: int, cluster_id: int) -> list[str]:
 
 
 async def _send_all(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    import asyncio
-
     layer = get_channel_layer()
     if layer is None:
         return
-    # One event loop and one round of concurrent sends per push: each
-    # async_to_sync call from a worker thread pays for a fresh loop and connection.
     await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+
+
+class _PushLoop:
+    """One event loop thread per process that sends every push.
+
+    async_to_sync from a worker thread would start a new loop per call, and
+    the Redis layer keeps its connections per loop: every push would open
+    fresh connections (~10 ms here, more to a remote Redis over TLS). A
+    long-lived loop keeps them. Started lazily and again after a fork
+    (Celery's prefork children).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="kubeprobe-live-push", daemon=True
+                ).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        future = asyncio.run_coroutine_threadsafe(_send_all(messages), self.loop())
+        try:
+            # Wait, so a worker never piles up unsent pushes; bounded, so a
+            # stuck Redis cannot hold the worker.
+            future.result(timeout=SEND_TIMEOUT_SECONDS)
+        except BaseException:
+            future.cancel()
+            raise
+
+
+_push_loop = _PushLoop()
 
 
 def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
     try:
-        async_to_sync(_send_all)(messages)
+        _push_loop.send(messages)
     except Exception:  # a push never breaks the worker; pages heal on resync
         logger.warning("live push to %s failed", [g for g, _ in messages], exc_info=True)
 
