@@ -1,15 +1,17 @@
 """Live push latency: from a failing report accepted to its cell at 100 open dashboards.
 
-Starts the real stack on Postgres and Redis: daphne (ASGI: the report API and
-the websockets in one process, as deployed) and a Celery worker on a queue of
-its own (alert evaluation, which announces pair_changed and so pushes the cell).
+Starts the real stack on Postgres and Redis as deployed (README, "Running it
+in production"): daphne (ASGI) for the websockets, gunicorn for the report API
+(``--http daphne`` serves both from daphne, as the quick start does), and a
+Celery worker on a queue of its own (alert evaluation, which announces
+pair_changed and so pushes the cell).
 Opens --clients websocket clients logged in as a viewer (a session cookie),
 each subscribed to the overview. Then it sends failing reports at a steady
 pace, each on its own (case, cluster) pair, and measures for every (update,
 client) the time from the report's 200 to the cell arriving at that client
 with alert state "firing". Prints p50/p95/p99/max; the target is p99 < 500 ms.
 
-    python bench/live_push.py [--clients 100] [--updates 300] [--rate 10]
+    python bench/live_push.py [--clients 100] [--updates 300] [--rate 10] [--http gunicorn]
 
 Needs: Postgres and Redis on 127.0.0.1; aiohttp (a dev dependency).
 """
@@ -34,7 +36,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_live")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-PORT = int(os.environ.get("BENCH_PORT", "8767"))
+PORT = int(os.environ.get("BENCH_PORT", "8767"))  # daphne; gunicorn on PORT + 1
 WARMUP = 10  # pairs reported before the clock starts: the worker's first tasks are slow
 BODY = json.dumps(
     {
@@ -131,9 +133,7 @@ class Dashboard:
         self.arrived: dict[tuple[int, int], float] = {}
         self.frames = 0
 
-    async def run(
-        self, session: aiohttp.ClientSession, cookie: str, ready: asyncio.Event
-    ) -> None:
+    async def run(self, session: aiohttp.ClientSession, cookie: str, ready: asyncio.Event) -> None:
         async with session.ws_connect(
             f"ws://127.0.0.1:{PORT}/ws/live/",
             headers={"Origin": f"http://127.0.0.1:{PORT}", "Cookie": f"sessionid={cookie}"},
@@ -156,7 +156,7 @@ class Dashboard:
 
 
 async def drive(
-    opts: argparse.Namespace, cookie: str, pairs: list[list[str]]
+    opts: argparse.Namespace, cookie: str, pairs: list[list[str]], http_port: int
 ) -> tuple[dict[tuple[int, int], float], list[Dashboard]]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -170,7 +170,7 @@ async def drive(
 
         async def report(run_id: str, token: str) -> None:
             async with session.post(
-                f"http://127.0.0.1:{PORT}/api/v1/runs/{run_id}/report",
+                f"http://127.0.0.1:{http_port}/api/v1/runs/{run_id}/report",
                 data=BODY,
                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             ) as answer:
@@ -214,6 +214,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--updates", type=int, default=300)
     parser.add_argument("--rate", type=float, default=10.0, help="failing reports per second")
+    parser.add_argument("--http", choices=("gunicorn", "daphne"), default="gunicorn")
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kubeprobe-live-bench-"))
     queue = f"kubeprobe-live-bench-{os.getpid()}"
@@ -234,7 +235,33 @@ def main() -> None:
     print(f"preparing {total} dispatched runs in {DB} ...", flush=True)
     cookie = prepare(env, total, runs_file)
     pairs = [line.split() for line in runs_file.read_text().splitlines()]
-    logs = (tmp / "server.log").open("w"), (tmp / "worker.log").open("w")
+    logs = [(tmp / name).open("w") for name in ("server.log", "worker.log", "http.log")]
+    http_port = PORT
+    processes = []
+    if opts.http == "gunicorn":
+        http_port = PORT + 1
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "kubeprobe_site.wsgi:application",
+                    "-b",
+                    f"127.0.0.1:{http_port}",
+                    "-w",
+                    "2",
+                    "--threads",
+                    "4",
+                    "-k",
+                    "gthread",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=logs[2],
+            )
+        )
     server = subprocess.Popen(
         [
             sys.executable,
@@ -273,26 +300,32 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
         stderr=logs[1],
     )
+    processes += [server, worker]
     try:
         wait_http(f"http://127.0.0.1:{PORT}/livez", 30)
+        wait_http(f"http://127.0.0.1:{http_port}/livez", 30)
         time.sleep(3)  # let the worker connect to the broker before the clock starts
-        sent, dashboards = asyncio.run(drive(opts, cookie, pairs))
+        sent, dashboards = asyncio.run(drive(opts, cookie, pairs, http_port))
     finally:
-        for process in (server, worker):
+        for process in processes:
             process.terminate()
-        for process in (server, worker):
+        for process in processes:
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 process.kill()
     latencies = [
-        (d.arrived[key] - t) * 1000 for d in dashboards for key, t in sent.items() if key in d.arrived
+        (d.arrived[key] - t) * 1000
+        for d in dashboards
+        for key, t in sent.items()
+        if key in d.arrived
     ]
     expected = len(sent) * len(dashboards)
     frames = sum(d.frames for d in dashboards) / max(1, len(dashboards))
     print(
-        f"machine: {os.cpu_count()} cores; daphne (1 process), celery worker -c 2, "
-        "Postgres + Redis local"
+        f"machine: {os.cpu_count()} cores; websockets: daphne (1 process); reports: "
+        f"{'gunicorn 2x4' if opts.http == 'gunicorn' else 'the same daphne'}; "
+        "celery worker -c 2; Postgres + Redis local"
     )
     print(
         f"dashboards: {len(dashboards)}; failing reports: {len(sent)} at {opts.rate:g}/s; "
