@@ -102,7 +102,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.user_id: int | None = None
         self.scopes: dict[str, str] = {}  # scope -> group
-        self.run_clusters: dict[int, int] = {}  # run id -> its cluster, for run events
         self.pending: dict[tuple[int, int], dict[str, Any]] = {}
         self.visible: set[int] | None = set()
         self.visible_until = 0.0
@@ -124,8 +123,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self._close(CLOSE_UNAUTHENTICATED)
             return
         self.user_id = user.pk
-        if not await self._refresh_access(force=True):
-            return
+        await self._refresh_access(force=True)  # closes the socket if the user is gone
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
@@ -195,8 +193,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             if not exists or (cluster_id is not None and not self._may_see(cluster_id)):
                 await self._error(f"no {kind} {object_id} that you may see", scope=scope)
                 return
-            if kind == "run" and cluster_id is not None:
-                self.run_clusters[object_id] = cluster_id
         assert isinstance(scope, str)
         group = push.scope_group(kind, object_id)
         if group not in self.scopes.values():
