@@ -168,8 +168,12 @@ async def drive(
         ]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
 
+        # A connection per report: gunicorn closes idle keep-alive connections
+        # after 2 s, and a POST on one it just closed fails without a retry.
+        posting = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True))
+
         async def report(run_id: str, token: str) -> None:
-            async with session.post(
+            async with posting.post(
                 f"http://127.0.0.1:{http_port}/api/v1/runs/{run_id}/report",
                 data=BODY,
                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
@@ -201,6 +205,7 @@ async def drive(
             len(d.arrived.keys() & sent.keys()) < len(sent) for d in dashboards
         ):
             await asyncio.sleep(0.05)
+        await posting.close()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
