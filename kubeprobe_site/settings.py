@@ -88,6 +88,12 @@ KUBEPROBE_ALERT_GROUP_WAIT_SECONDS = env.float("KUBEPROBE_ALERT_GROUP_WAIT_SECON
 KUBEPROBE_NOTIFY_MAX_ATTEMPTS = env.int("KUBEPROBE_NOTIFY_MAX_ATTEMPTS", default=8)
 KUBEPROBE_NOTIFY_LEASE_SECONDS = env.int("KUBEPROBE_NOTIFY_LEASE_SECONDS", default=120)
 KUBEPROBE_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEPROBE_NOTIFY_TIMEOUT_SECONDS", default=10.0)
+# Live dashboards: each page gets at most one batch of cell updates per interval,
+# and re-reads which clusters its user may see this often.
+KUBEPROBE_LIVE_FLUSH_SECONDS = env.float("KUBEPROBE_LIVE_FLUSH_SECONDS", default=0.25)
+KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS = env.float(
+    "KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS", default=30.0
+)
 
 
 def _package_version() -> str:
@@ -180,7 +186,13 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            # Messages waiting for one server process (all its sockets share a
+            # queue). The default, 100, drops updates when a thousand runs
+            # finish together; live consumers only buffer, so the queue drains fast.
+            "capacity": env.int("KUBEPROBE_CHANNEL_CAPACITY", default=5000),
+        },
     }
 }
 

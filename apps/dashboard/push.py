@@ -1,0 +1,215 @@
+"""Live updates: group names, the one typed-payload helper, and the pushes.
+
+Every message that travels to a dashboard is built by ``payload()``: the
+events sent to Channels groups (``live.cell``, ``live.run``; each maps to one
+consumer method, paperless-ngx style) and the frames the consumer sends to the
+browser (``cells``, ``run``, ``subscribed``, ``error``). Group names are built
+here only, so they always match ``^[a-zA-Z0-9._-]+$`` and stay under 100
+characters.
+
+Pushes come from signal receivers in Celery workers (see receivers.py). A
+push must never break its caller: a failure is logged and dropped, and the
+browser heals on its next resync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+OVERVIEW_GROUP = "live.overview"
+SEND_TIMEOUT_SECONDS = 5.0
+
+# A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
+SCOPE_RE = re.compile(
+    r"^(?:(?P<plain>overview|alerts)|(?P<kind>cluster|case|run):(?P<id>[0-9]{1,18}))$"
+)
+
+PayloadKind = Literal["cell", "run", "cells", "subscribed", "error"]
+
+# kind -> (required fields, optional fields). An optional field given as None is
+# left out: a push that does not know it (the alert state of a run that is only
+# dispatched) leaves it out, and the page keeps what it shows.
+_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    # group events (type "live.<kind>")
+    "cell": (
+        frozenset({"case_id", "cluster_id", "run_state", "run_id"}),
+        frozenset({"alert_state", "severity"}),
+    ),
+    "run": (frozenset({"run_id", "state", "cluster_id"}), frozenset({"case_id"})),
+    # browser frames (type "<kind>")
+    "cells": (frozenset({"cells"}), frozenset()),
+    "subscribed": (frozenset({"scope"}), frozenset()),
+    "error": (frozenset({"detail"}), frozenset({"scope"})),
+}
+_GROUP_EVENTS = frozenset({"cell", "run"})
+_BROWSER_RUN_FIELDS = ("run_id", "state")
+
+
+def payload(kind: PayloadKind, /, for_browser: bool = False, **fields: Any) -> dict[str, Any]:
+    """Build one typed message; the only place any live message is made.
+
+    Group events get ``type: live.<kind>`` (the consumer method ``live_<kind>``
+    handles it); browser frames get ``type: <kind>``. ``run`` exists in both
+    forms: ``for_browser=True`` keeps only run_id and state.
+    """
+    if kind not in _FIELDS:
+        raise ValueError(f"unknown live message kind {kind!r}")
+    required, optional = _FIELDS[kind]
+    data = {k: v for k, v in fields.items() if v is not None or k in required}
+    missing = required - data.keys()
+    unknown = data.keys() - required - optional
+    if missing or unknown:
+        raise ValueError(f"{kind}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+    if kind == "run" and for_browser:
+        return {"type": "run", **{k: data[k] for k in _BROWSER_RUN_FIELDS}}
+    if kind in _GROUP_EVENTS and not for_browser:
+        return {"type": f"live.{kind}", **data}
+    return {"type": kind, **data}
+
+
+# ------------------------------------------------------------------ groups
+
+
+def cluster_group(cluster_id: int) -> str:
+    return f"live.cluster.{int(cluster_id)}"
+
+
+def case_group(case_id: int) -> str:
+    return f"live.case.{int(case_id)}"
+
+
+def run_group(run_id: int) -> str:
+    return f"live.run.{int(run_id)}"
+
+
+def parse_scope(scope: object) -> tuple[str, int | None] | None:
+    """``"cluster:3"`` -> ``("cluster", 3)``, ``"overview"`` -> ``("overview", None)``; else None."""
+    if not isinstance(scope, str):
+        return None
+    match = SCOPE_RE.match(scope)
+    if match is None:
+        return None
+    if match["plain"]:
+        return match["plain"], None
+    return match["kind"], int(match["id"])
+
+
+def scope_group(kind: str, object_id: int | None) -> str:
+    if kind in ("overview", "alerts"):
+        return OVERVIEW_GROUP
+    return {"cluster": cluster_group, "case": case_group, "run": run_group}[kind](object_id or 0)
+
+
+def cell_groups(*, case_id: int, cluster_id: int) -> list[str]:
+    return [OVERVIEW_GROUP, cluster_group(cluster_id), case_group(case_id)]
+
+
+# ------------------------------------------------------------------ pushes
+
+
+async def _send_all(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+
+
+class _PushLoop:
+    """One event loop thread per process that sends every push.
+
+    async_to_sync from a worker thread would start a new loop per call, and
+    the Redis layer keeps its connections per loop: every push would open
+    fresh connections (~10 ms here, more to a remote Redis over TLS). A
+    long-lived loop keeps them. Started lazily and again after a fork
+    (Celery's prefork children).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="kubeprobe-live-push", daemon=True
+                ).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+    def send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        future = asyncio.run_coroutine_threadsafe(_send_all(messages), self.loop())
+        try:
+            # Wait, so a worker never piles up unsent pushes; bounded, so a
+            # stuck Redis cannot hold the worker.
+            future.result(timeout=SEND_TIMEOUT_SECONDS)
+        except BaseException:
+            future.cancel()
+            raise
+
+
+_push_loop = _PushLoop()
+
+
+def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    try:
+        _push_loop.send(messages)
+    except Exception:  # a push never breaks the worker; pages heal on resync
+        logger.warning("live push to %s failed", [g for g, _ in messages], exc_info=True)
+
+
+def push_pair(
+    *,
+    case_id: int,
+    cluster_id: int,
+    state: str,
+    severity: str,
+    latest_state: str | None,
+    latest_run_id: int | None,
+) -> None:
+    """A (case, cluster) pair was re-judged: its cell to every page showing it, and its run."""
+    cell = payload(
+        "cell",
+        case_id=case_id,
+        cluster_id=cluster_id,
+        run_state=str(latest_state or "none"),
+        alert_state=str(state),
+        severity=str(severity),
+        run_id=latest_run_id,
+    )
+    messages = [(group, cell) for group in cell_groups(case_id=case_id, cluster_id=cluster_id)]
+    if latest_run_id and latest_state:
+        run = payload(
+            "run",
+            run_id=latest_run_id,
+            state=str(latest_state),
+            cluster_id=cluster_id,
+            case_id=case_id,
+        )
+        messages.append((run_group(latest_run_id), run))
+    _send(messages)
+
+
+def push_run_state(*, run_id: int, case_id: int, cluster_id: int, state: str) -> None:
+    """A run was dispatched or started: its cell (alert state unchanged) and its run page."""
+    cell = payload("cell", case_id=case_id, cluster_id=cluster_id, run_state=state, run_id=run_id)
+    messages = [(group, cell) for group in cell_groups(case_id=case_id, cluster_id=cluster_id)]
+    messages.append(
+        (
+            run_group(run_id),
+            payload("run", run_id=run_id, state=state, cluster_id=cluster_id, case_id=case_id),
+        )
+    )
+    _send(messages)

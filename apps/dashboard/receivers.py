@@ -1,0 +1,50 @@
+"""Dashboards listen to alerting and the run loop and push what changed.
+
+Final run states are not pushed from run_state_changed: that signal fires in
+the report request thread (the ingestion hot path), and every finished run
+reaches dashboards anyway through pair_changed, sent by the worker that
+re-judged the pair. Dispatched and running are sent by workers: pushed here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.dispatch import receiver
+
+from apps.alerts.signals import pair_changed
+from apps.dashboard import push
+from apps.runs.models import RunState
+from apps.runs.signals import run_state_changed
+
+LIVE_RUN_STATES = frozenset({RunState.DISPATCHED, RunState.RUNNING})
+
+
+@receiver(pair_changed, dispatch_uid="dashboard.push_pair")
+def push_pair_changed(
+    sender: Any,
+    case_id: int,
+    cluster_id: int,
+    state: str,
+    severity: str,
+    latest_state: str | None = None,
+    latest_run_id: int | None = None,
+    **kwargs: Any,
+) -> None:
+    push.push_pair(
+        case_id=case_id,
+        cluster_id=cluster_id,
+        state=state,
+        severity=severity,
+        latest_state=latest_state,
+        latest_run_id=latest_run_id,
+    )
+
+
+@receiver(run_state_changed, dispatch_uid="dashboard.push_run_state")
+def push_run_state_changed(
+    sender: Any, run_id: int, case_id: int, cluster_id: int, state: str, **kwargs: Any
+) -> None:
+    if state not in LIVE_RUN_STATES:
+        return
+    push.push_run_state(run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=str(state))

@@ -1,0 +1,248 @@
+/* KubeProbe live updates: subscribe to the page's scope over ws/live/ and patch
+ * what changed. Protocol: apps/dashboard/consumers.py.
+ *
+ * - <body data-live-scope="overview|alerts|cluster:<id>|case:<id>|run:<id>">
+ * - matrix cells <td id="c-<case>-<cluster>" class="cell run-<state> alert-<state>"
+ *   data-severity data-run><a href="/dashboard/runs/<id>/"></a></td>; cells not on
+ *   the page are ignored (the overview may be filtered)
+ * - counters <span data-counter="firing-critical|firing-warning|firing-info">
+ * - run page <div id="run-detail">, refetched from ?fragment=1
+ * - <span id="live-status"> shows connecting / live / reconnecting / signed out
+ *
+ * Updates are applied in one requestAnimationFrame per batch; after every
+ * (re)connection the page re-syncs from /dashboard/state.json, so nothing is
+ * lost while the socket was down and no reload is needed.
+ */
+(function () {
+  "use strict";
+
+  var body = document.body;
+  var scope = body && body.dataset.liveScope;
+  if (!scope || !("WebSocket" in window)) return;
+
+  var MIN_DELAY = 1000;
+  var MAX_DELAY = 30000;
+  var PING_EVERY = 25000;
+  var CLOSE_UNAUTHENTICATED = 4401;
+  var CLOSE_FORBIDDEN = 4403;
+
+  var runMatch = /^run:(\d+)$/.exec(scope);
+  var runId = runMatch ? Number(runMatch[1]) : null;
+  var pending = new Map(); // "case-cluster" -> merged cell, until the next frame
+  var frameRequested = false;
+  var socket = null;
+  var delay = MIN_DELAY;
+  var reconnectTimer = null;
+  var pingTimer = null;
+  var stopped = false;
+
+  // ------------------------------------------------------------ status
+
+  function setStatus(state, text) {
+    var el = document.getElementById("live-status");
+    if (!el) return;
+    el.dataset.state = state;
+    el.textContent = text || state;
+    el.className = el.className.replace(/\blive-status-\S+/g, "").trim() + " live-status-" + state.replace(/\s+/g, "-");
+  }
+
+  // ------------------------------------------------------------ cells
+
+  function queueCells(cells) {
+    for (var i = 0; i < cells.length; i++) {
+      var cell = cells[i];
+      var key = cell.case_id + "-" + cell.cluster_id;
+      var earlier = pending.get(key);
+      // Field by field, as the server does: a "running" update carries no
+      // alert state and must not erase one still waiting to be drawn.
+      pending.set(key, earlier ? Object.assign(earlier, cell) : Object.assign({}, cell));
+    }
+    if (!frameRequested) {
+      frameRequested = true;
+      window.requestAnimationFrame(flushCells);
+    }
+  }
+
+  function flushCells() {
+    frameRequested = false;
+    var changed = false;
+    pending.forEach(function (cell) {
+      if (patchCell(cell)) changed = true;
+    });
+    pending.clear();
+    if (changed) recount();
+  }
+
+  function replacePrefixed(classes, prefix, value) {
+    var out = classes.filter(function (c) { return c.indexOf(prefix) !== 0; });
+    out.push(prefix + value);
+    return out;
+  }
+
+  function patchCell(cell) {
+    var td = document.getElementById("c-" + cell.case_id + "-" + cell.cluster_id);
+    if (!td) return false;
+    var classes = td.className.split(/\s+/).filter(Boolean);
+    if (cell.run_state != null) classes = replacePrefixed(classes, "run-", cell.run_state || "none");
+    // Absent alert_state (a run dispatched or started): keep the alert class shown.
+    if (cell.alert_state != null) classes = replacePrefixed(classes, "alert-", cell.alert_state || "ok");
+    var className = classes.join(" ");
+    var changed = false;
+    if (td.className !== className) { td.className = className; changed = true; }
+    if (cell.severity != null && td.dataset.severity !== cell.severity) {
+      td.dataset.severity = cell.severity;
+      changed = true;
+    }
+    if ("run_id" in cell) {
+      var run = cell.run_id == null ? "" : String(cell.run_id);
+      if (td.dataset.run !== run) { td.dataset.run = run; changed = true; }
+      var link = td.querySelector("a");
+      if (link) {
+        if (run) {
+          var href = "/dashboard/runs/" + run + "/";
+          if (link.getAttribute("href") !== href) link.setAttribute("href", href);
+        } else {
+          link.removeAttribute("href");
+        }
+        var alert = /(?:^|\s)alert-(\S+)/.exec(td.className);
+        var title = (run ? "run " + run + ": " : "") + (cell.run_state || "none") +
+          (alert ? ", alert " + alert[1] : "");
+        if (link.title !== title) link.title = title;
+      }
+    }
+    return changed;
+  }
+
+  function recount() {
+    var counters = document.querySelectorAll("[data-counter]");
+    if (!counters.length) return;
+    var counts = {};
+    var firing = document.querySelectorAll("td.cell.alert-firing");
+    for (var i = 0; i < firing.length; i++) {
+      var key = "firing-" + (firing[i].dataset.severity || "");
+      counts[key] = (counts[key] || 0) + 1;
+    }
+    for (var j = 0; j < counters.length; j++) {
+      var value = String(counts[counters[j].dataset.counter] || 0);
+      if (counters[j].textContent !== value) counters[j].textContent = value;
+    }
+  }
+
+  // ------------------------------------------------------------ run page
+
+  var fragmentBusy = false;
+  var fragmentAgain = false;
+
+  function refetchRun() {
+    var detail = document.getElementById("run-detail");
+    if (!detail || runId == null) return;
+    if (fragmentBusy) { fragmentAgain = true; return; } // one fetch at a time, then once more
+    fragmentBusy = true;
+    fetch("/dashboard/runs/" + runId + "/?fragment=1", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { detail.innerHTML = html; })
+      .catch(function (e) { console.warn("live: run fragment", e); })
+      .then(function () {
+        fragmentBusy = false;
+        if (fragmentAgain) { fragmentAgain = false; refetchRun(); }
+      });
+  }
+
+  // ------------------------------------------------------------ resync
+
+  function resync() {
+    if (runId != null) { refetchRun(); return; }
+    var query = window.location.search.replace(/^\?/, "");
+    var url = "/dashboard/state.json?scope=" + encodeURIComponent(scope) + (query ? "&" + query : "");
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
+      .then(function (state) { queueCells(state.cells || []); })
+      .catch(function (e) { console.warn("live: resync", e); });
+  }
+
+  // ------------------------------------------------------------ socket
+
+  function onMessage(event) {
+    var msg;
+    try { msg = JSON.parse(event.data); } catch (e) { return; }
+    switch (msg.type) {
+      case "cells":
+        queueCells(msg.cells || []);
+        break;
+      case "run":
+        if (msg.run_id === runId) refetchRun();
+        break;
+      case "subscribed":
+        delay = MIN_DELAY;
+        setStatus("live");
+        // Also on the first connection: changes between rendering the page and
+        // subscribing would otherwise stay unseen until the cell changes again.
+        resync();
+        break;
+      case "error":
+        console.warn("live:", msg.detail);
+        break;
+    }
+  }
+
+  function connect() {
+    reconnectTimer = null;
+    var proto = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(proto + window.location.host + "/ws/live/");
+    socket.onopen = function () {
+      socket.send(JSON.stringify({ type: "subscribe", scope: scope }));
+      clearInterval(pingTimer);
+      pingTimer = setInterval(function () {
+        if (socket && socket.readyState === WebSocket.OPEN) socket.send('{"type":"ping"}');
+      }, PING_EVERY);
+    };
+    socket.onmessage = onMessage;
+    socket.onclose = function (event) {
+      clearInterval(pingTimer);
+      socket = null;
+      if (stopped) return;
+      if (event.code === CLOSE_UNAUTHENTICATED || event.code === CLOSE_FORBIDDEN) {
+        setStatus("signed out", "signed out: reload to log in");
+        return; // retrying cannot help until the user logs in again
+      }
+      scheduleReconnect();
+    };
+  }
+
+  function scheduleReconnect() {
+    if (reconnectTimer) return;
+    setStatus("reconnecting");
+    // Full jitter: a server restart must not bring every page back at the same instant.
+    var wait = Math.min(MAX_DELAY, delay) * (0.5 + Math.random() * 0.5);
+    delay = Math.min(MAX_DELAY, delay * 2);
+    reconnectTimer = setTimeout(connect, wait);
+  }
+
+  // Back online or back in view: reconnect now instead of waiting out the backoff.
+  function reconnectSoon() {
+    if (socket || stopped || !reconnectTimer) return;
+    clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    delay = MIN_DELAY;
+    connect();
+  }
+  window.addEventListener("online", reconnectSoon);
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") reconnectSoon();
+  });
+  window.addEventListener("pagehide", function () {
+    stopped = true;
+    clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    if (socket) socket.close(1000);
+  });
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return; // restored from the back/forward cache: live again
+    stopped = false;
+    delay = MIN_DELAY;
+    if (!socket) connect();
+  });
+
+  setStatus("connecting");
+  connect();
+})();
