@@ -31,9 +31,7 @@ def viewable_groups(user: Any) -> list[ClusterGroup] | None:
         return None
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return []
-    return list(
-        ClusterGroup.objects.filter(viewer_groups__user=user).distinct().order_by("name")
-    )
+    return list(ClusterGroup.objects.filter(viewer_groups__user=user).distinct().order_by("name"))
 
 
 def _condition(groups: list[ClusterGroup]) -> Q:

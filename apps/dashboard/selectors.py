@@ -151,13 +151,17 @@ def _scope(user: Any, filters: Filters, *, case: Case | None, cluster: Cluster |
     )
     clusters = access.clusters_of_groups(viewable)
     # A cluster's own page shows it even while disabled; lists show enabled clusters.
-    clusters = clusters.filter(pk=cluster.pk) if cluster is not None else clusters.filter(enabled=True)
+    clusters = (
+        clusters.filter(pk=cluster.pk) if cluster is not None else clusters.filter(enabled=True)
+    )
     if filters.region:
         clusters = clusters.filter(region=filters.region)
     if filters.environment:
         clusters = clusters.filter(environment=filters.environment)
     if filters.q:
-        clusters = clusters.filter(Q(name__icontains=filters.q) | Q(display_name__icontains=filters.q))
+        clusters = clusters.filter(
+            Q(name__icontains=filters.q) | Q(display_name__icontains=filters.q)
+        )
     if filters.group:
         chosen = next((g for g in groups if g.name == filters.group), None)
         clusters = (
@@ -248,7 +252,10 @@ def _options(user_clusters: QuerySet[Cluster], groups: list[ClusterGroup]) -> Fi
     regions: set[str] = set()
     environments: set[str] = set()
     for region, environment in (
-        user_clusters.filter(enabled=True).order_by().values_list("region", "environment").distinct()
+        user_clusters.filter(enabled=True)
+        .order_by()
+        .values_list("region", "environment")
+        .distinct()
     ):
         regions.add(region)
         environments.add(environment)
@@ -352,7 +359,9 @@ def pair_stats(
     now = now or timezone.now()
     since = now - WINDOWS[-1][1]
     finished = runs.filter(created_at__gte=since, state__in=FINISHED_STATES).order_by()
-    out: dict[int, dict[str, WindowStats]] = defaultdict(lambda: {w: WindowStats() for w, _ in WINDOWS})
+    out: dict[int, dict[str, WindowStats]] = defaultdict(
+        lambda: {w: WindowStats() for w, _ in WINDOWS}
+    )
     if connection.vendor == "postgresql":
         aggregates: dict[str, Any] = {}
         for name, span in WINDOWS:
@@ -536,9 +545,7 @@ class CasePage:
     options: FilterOptions
 
 
-def case_page(
-    *, user: Any, case: Case, filters: Filters, now: datetime | None = None
-) -> CasePage:
+def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None = None) -> CasePage:
     """One case across the clusters the user may see (those with a result for it)."""
     now = now or timezone.now()
     scope = _scope(user, filters, case=case, cluster=None)

@@ -7,7 +7,6 @@ with every name escaped once and the few cell variants built once.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -59,12 +58,11 @@ def cell_html(cell: Cell | None, case_id: int, cluster_id: int, run_prefix: str)
             'data-severity="" data-run=""></td>'
         )
     cls, severity, title, symbol = _variant(cell.run_state, cell.alert_state, cell.severity)
-    if cell.run_id:
-        inner = f'<a href="{run_prefix}{cell.run_id}/" title="{title}">{symbol}</a>'
-        run = cell.run_id
+    run = cell.run_id or ""
+    if run:
+        inner = f'<a href="{run_prefix}{run}/" title="{title}">{symbol}</a>'
     else:
         inner = f'<span title="{title}">{symbol}</span>' if symbol else ""
-        run = ""
     return (
         f'<td id="c-{case_id}-{cluster_id}" class="{cls}" data-severity="{severity}" '
         f'data-run="{run}">{inner}</td>'
@@ -87,7 +85,7 @@ def _rows_html(matrix: Matrix, out: list[str]) -> None:
     for section in matrix.sections:
         out.append(
             f'<tbody class="section"><tr class="section-head"><th colspan="{width}" scope="rowgroup">'
-            f"{escape(section.title)} <small>{len(section.rows)} cluster{"" if len(section.rows) == 1 else "s"}</small></th></tr>"
+            f"{escape(section.title)} <small>{len(section.rows)} cluster{'' if len(section.rows) == 1 else 's'}</small></th></tr>"
         )
         for row in section.rows:
             name = escape(row.name)
@@ -154,8 +152,3 @@ def run_symbol(state: str) -> str:
 @register.filter
 def words(value: str) -> str:
     return RUN_WORDS.get(value or "", value or "")
-
-
-@register.simple_tag
-def counters_total(counters: dict[str, int], keys: Iterable[str] = ()) -> int:
-    return sum(counters.values())
