@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.alerts import services as alert_services
@@ -43,7 +44,10 @@ def _query(request: HttpRequest) -> str:
     return request.GET.urlencode()
 
 
+# The matrix is megabytes of very repetitive HTML: gzip makes it ~7% for ~40 ms (Django
+# adds random bytes against BREACH).
 @dashboard_view
+@gzip_page
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     form, filters = FilterForm.parse(request.GET)
@@ -87,6 +91,7 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @dashboard_view
+@gzip_page
 @require_GET
 def case_detail(request: HttpRequest, name: str) -> HttpResponse:
     case = get_object_or_404(Case, name=name)
@@ -241,6 +246,7 @@ def _errors(form: Any) -> str:
 
 
 @dashboard_view
+@gzip_page
 @require_GET
 def state_json(request: HttpRequest) -> HttpResponse:
     """Cells of a page, for the live script's resync: ?scope=overview|cluster:<id>|case:<id>."""
