@@ -21,6 +21,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.alerts import services as alert_services
+from apps.alerts.models import AlertState
 from apps.catalog.models import Case
 from apps.dashboard import selectors
 from apps.dashboard.forms import AcknowledgeForm, FilterForm, SilenceForm
@@ -234,10 +235,11 @@ def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, f"Not silenced: {'; '.join(exc.messages)}")
     else:
-        messages.success(
-            request,
-            f"Silenced {alert.case} on {alert.cluster} until {ends_at:%Y-%m-%d %H:%M} UTC.",
-        )
+        text = f"Silenced {alert.case} on {alert.cluster} until {ends_at:%Y-%m-%d %H:%M} UTC."
+        if alert.state == AlertState.FIRING:
+            # Alerting applies silences when a pair starts firing, not to one already firing.
+            text += " It applies when this pair next fires; acknowledge to quiet it now."
+        messages.success(request, text)
     return _back(request)
 
 

@@ -14,8 +14,9 @@ from django import template
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
 
-from apps.dashboard.selectors import Cell, Matrix, WindowStats
+from apps.dashboard.selectors import WINDOWS, Cell, Matrix, PairLine, WindowStats
 
 register = template.Library()
 
@@ -152,3 +153,52 @@ def run_symbol(state: str) -> str:
 @register.filter
 def words(value: str) -> str:
     return RUN_WORDS.get(value or "", value or "")
+
+
+def _stats_html(stats: dict[str, WindowStats]) -> str:
+    out = []
+    for window, _ in WINDOWS:
+        s = stats.get(window) or WindowStats()
+        rate_ = s.success_rate
+        degraded = " degraded" if rate_ is not None and rate_ < 100 else ""
+        out.append(
+            f'<td class="num{degraded}" title="{s.succeeded} of {s.runs} runs">{rate(s)}</td>'
+            f'<td class="num">{ms(s.p50_ms)}</td><td class="num">{ms(s.p95_ms)}</td>'
+        )
+    return "".join(out)
+
+
+@register.simple_tag
+def stats_rows(lines: list[PairLine], link: str) -> SafeString:
+    """Rows of the cluster page (link="case") or the case page (link="cluster").
+
+    The case page may list thousands of clusters: joined here, like the matrix.
+    """
+    run_prefix = _url_prefix("dashboard:run")
+    other_prefix = _url_prefix(f"dashboard:{link}")
+    out = []
+    for line in lines:
+        name = escape(line.other_name)
+        alert = line.alert
+        if link == "case":  # cluster page: when the pair last finished
+            when = alert.last_finished_at if alert else None
+            third = (
+                f'<time datetime="{when.isoformat()}">{timesince(when)} ago</time>' if when else "—"
+            )
+        else:  # case page: the failing step
+            third = f"step {escape(alert.step)}" if alert and alert.step else "—"
+        if alert is not None and alert.state != "ok":
+            state, severity = escape(alert.state), escape(alert.severity)
+            title = escape(alert.error[:300]) if alert.error else ""
+            badge = (
+                f'<span class="badge st-{state} sev-{severity}" title="{title}">'
+                f"{state} · {severity}</span>"
+            )
+        else:
+            badge = "ok"
+        out.append(
+            f'<tr><th scope="row"><a href="{other_prefix}{name}/">{name}</a></th>'
+            f"{cell_html(line.cell, line.cell.case_id, line.cell.cluster_id, run_prefix)}"
+            f"<td>{third}</td>{_stats_html(line.stats)}<td>{badge}</td></tr>"
+        )
+    return mark_safe("".join(out))  # noqa: S308 - built from escaped parts
