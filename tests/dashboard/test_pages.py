@@ -396,3 +396,38 @@ def test_disabled_clusters_and_cases_leave_the_overview(
     assert "prod-a2" not in html and f'id="c-{pods.pk}-' not in html
     set_alert(etcd, world.a2, None)
     assert login(make_user("viewer", "v2")).get("/dashboard/clusters/prod-a2/").status_code == 200
+
+
+def test_live_script_missing_from_the_manifest_does_not_break_pages(
+    login: Login, make_user: Callable[..., User], world: World
+) -> None:
+    from unittest import mock
+
+    from apps.dashboard.templatetags import dashboard as tags
+
+    with mock.patch.object(tags, "static", side_effect=ValueError("Missing manifest entry")):
+        assert tags.optional_static("dashboard/live.js") == "/static/dashboard/live.js"
+    assert login(make_user("viewer")).get("/dashboard/").status_code == 200
+
+
+def test_cluster_group_admin_edits_viewer_groups(
+    login: Login, make_user: Callable[..., User], world: World
+) -> None:
+    from django.contrib.auth.models import Group
+
+    client = login(make_user("admin"))
+    html = client.get(f"/admin/clusters/clustergroup/{world.team_a.pk}/change/").content.decode()
+    assert 'name="viewer_groups"' in html
+    oncall = Group.objects.create(name="team-a-oncall")
+    response = client.post(
+        f"/admin/clusters/clustergroup/{world.team_a.pk}/change/",
+        {
+            "name": "team-a",
+            "description": "",
+            "members": [world.a1.pk, world.a2.pk],
+            "selector": "{}",
+            "viewer_groups": [oncall.pk],
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert list(world.team_a.viewer_groups.all()) == [oncall]

@@ -11,6 +11,8 @@ from functools import lru_cache
 from typing import Any
 
 from django import template
+from django.conf import settings
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -119,6 +121,16 @@ def matrix_body(matrix: Matrix) -> SafeString:
     out: list[str] = []
     _rows_html(matrix, out)
     return mark_safe("".join(out))  # noqa: S308 - built from escaped parts
+
+
+@register.simple_tag
+def optional_static(path: str) -> str:
+    """{% static %} that tolerates a file missing from the manifest (live.js ships separately):
+    the page still renders, the browser gets a 404 for that one script."""
+    try:
+        return static(path)
+    except ValueError:
+        return f"{settings.STATIC_URL}{path}"
 
 
 @register.filter
