@@ -26,7 +26,7 @@ RUN_SYMBOLS = {
     "succeeded": "✓",
     "failed": "✗",
     "error": "!",
-    "timed_out": "⏱",
+    "timed_out": "◔",
     "running": "…",
     "dispatched": "…",
     "pending": "…",
