@@ -174,6 +174,7 @@ class ClusterGroupAdmin(admin.ModelAdmin):
     list_display = ["name", "member_count", "selector", "updated_at"]
     search_fields = ["name", "description"]
     autocomplete_fields = ["members"]
+    filter_horizontal = ["viewer_groups"]
     readonly_fields = ["resolved_clusters", "created_at", "updated_at"]
     list_per_page = 100
 

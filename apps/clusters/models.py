@@ -109,6 +109,15 @@ class ClusterGroup(TimeStampedModel):
         validators=[validate_labels],
         help_text='Label selector, e.g. {"env": "prod", "region": "eu"}.',
     )
+    # Dashboards: users without the global clusters.view_cluster permission see the
+    # clusters of the groups that name one of their auth groups here.
+    viewer_groups = models.ManyToManyField(
+        "auth.Group",
+        blank=True,
+        related_name="viewable_cluster_groups",
+        help_text="Users in these groups see this group's clusters on the dashboards "
+        "(users with the 'view cluster' permission see every cluster).",
+    )
 
     class Meta:
         ordering = ["name"]

@@ -1,0 +1,216 @@
+"""Matrix cells and small formatting helpers for the dashboard templates.
+
+The overview holds up to tens of thousands of cells: Django's template engine
+spends ~20 µs per variable, so the matrix body is joined here in plain Python,
+with every name escaped once and the few cell variants built once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from django import template
+from django.conf import settings
+from django.templatetags.static import static
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
+
+from apps.dashboard.selectors import WINDOWS, Cell, Matrix, PairLine, WindowStats
+
+register = template.Library()
+
+RUN_SYMBOLS = {
+    "succeeded": "✓",
+    "failed": "✗",
+    "error": "!",
+    "timed_out": "◔",
+    "running": "…",
+    "dispatched": "…",
+    "pending": "…",
+}
+RUN_WORDS = {"timed_out": "timed out", "": "no result yet"}
+
+
+def _url_prefix(name: str) -> str:
+    # Reverse once per page, not once per cell: "/dashboard/runs/0/" → "/dashboard/runs/".
+    return reverse(name, args=["0"])[: -len("0/")]
+
+
+@lru_cache(maxsize=256)
+def _variant(run_state: str, alert_state: str, severity: str) -> tuple[str, str, str, str]:
+    """(class, escaped severity, title, symbol) of one cell kind; there are only a few."""
+    run = run_state or "none"
+    alert = alert_state or "ok"
+    words = RUN_WORDS.get(run_state, run_state)
+    title = words if alert == "ok" else f"{words}; alert {alert} ({severity})"
+    return (
+        escape(f"cell run-{run} alert-{alert}"),
+        escape(severity),
+        escape(title),
+        RUN_SYMBOLS.get(run_state, "·" if alert != "ok" else ""),
+    )
+
+
+def cell_html(cell: Cell | None, case_id: int, cluster_id: int, run_prefix: str) -> str:
+    if cell is None:
+        return (
+            f'<td id="c-{case_id}-{cluster_id}" class="cell run-none alert-ok" '
+            'data-severity="" data-run=""></td>'
+        )
+    cls, severity, title, symbol = _variant(cell.run_state, cell.alert_state, cell.severity)
+    run = cell.run_id or ""
+    if run:
+        inner = f'<a href="{run_prefix}{run}/" title="{title}">{symbol}</a>'
+    else:
+        inner = f'<span title="{title}">{symbol}</span>' if symbol else ""
+    return (
+        f'<td id="c-{case_id}-{cluster_id}" class="{cls}" data-severity="{severity}" '
+        f'data-run="{run}">{inner}</td>'
+    )
+
+
+@register.simple_tag
+def matrix_cell(cell: Cell) -> SafeString:
+    """One cell of the cluster and case pages (same markup as the overview's)."""
+    return mark_safe(  # noqa: S308 - built from escaped parts
+        cell_html(cell, cell.case_id, cell.cluster_id, _url_prefix("dashboard:run"))
+    )
+
+
+def _rows_html(matrix: Matrix, out: list[str]) -> None:
+    run_prefix = _url_prefix("dashboard:run")
+    cluster_prefix = _url_prefix("dashboard:cluster")
+    case_ids = [case_id for case_id, _ in matrix.cases]
+    width = len(case_ids) + 1
+    for section in matrix.sections:
+        out.append(
+            f'<tbody class="section"><tr class="section-head"><th colspan="{width}" scope="rowgroup">'
+            f"{escape(section.title)} <small>{len(section.rows)} cluster{'' if len(section.rows) == 1 else 's'}</small></th></tr>"
+        )
+        for row in section.rows:
+            name = escape(row.name)
+            title = escape(
+                " · ".join(
+                    part
+                    for part in (
+                        row.display_name,
+                        row.environment,
+                        row.region,
+                        ("also in " + ", ".join(row.also_in)) if row.also_in else "",
+                    )
+                    if part
+                )
+            )
+            out.append(
+                f'<tr data-cluster="{row.cluster_id}"><th scope="row" class="cluster">'
+                f'<a href="{cluster_prefix}{name}/" title="{title}">{name}</a></th>'
+            )
+            cells = row.cells
+            for case_id in case_ids:
+                out.append(cell_html(cells.get(case_id), case_id, row.cluster_id, run_prefix))
+            out.append("</tr>")
+        out.append("</tbody>")
+
+
+@register.simple_tag
+def matrix_body(matrix: Matrix) -> SafeString:
+    """Every <tbody> of the overview matrix, one per section."""
+    out: list[str] = []
+    _rows_html(matrix, out)
+    return mark_safe("".join(out))  # noqa: S308 - built from escaped parts
+
+
+@register.simple_tag
+def optional_static(path: str) -> str:
+    """{% static %} that tolerates a file missing from the manifest (live.js ships separately):
+    the page still renders, the browser gets a 404 for that one script."""
+    try:
+        return static(path)
+    except ValueError:
+        return f"{settings.STATIC_URL}{path}"
+
+
+@register.filter
+def ms(value: float | None) -> str:
+    """A duration for people: 840 ms, 12.3 s, 4.1 min."""
+    if value is None:
+        return "—"
+    if value < 1000:
+        return f"{value:.0f} ms"
+    if value < 60_000:
+        return f"{value / 1000:.1f} s"
+    return f"{value / 60_000:.1f} min"
+
+
+@register.filter
+def rate(stats: WindowStats | None) -> str:
+    if stats is None or stats.success_rate is None:
+        return "—"
+    return f"{stats.success_rate:.1f}%"
+
+
+@register.filter
+def get(mapping: dict[Any, Any] | None, key: Any) -> Any:
+    return (mapping or {}).get(key)
+
+
+@register.filter
+def run_symbol(state: str) -> str:
+    return RUN_SYMBOLS.get(state or "", "")
+
+
+@register.filter
+def words(value: str) -> str:
+    return RUN_WORDS.get(value or "", value or "")
+
+
+def _stats_html(stats: dict[str, WindowStats]) -> str:
+    out = []
+    for window, _ in WINDOWS:
+        s = stats.get(window) or WindowStats()
+        rate_ = s.success_rate
+        degraded = " degraded" if rate_ is not None and rate_ < 100 else ""
+        out.append(
+            f'<td class="num{degraded}" title="{s.succeeded} of {s.runs} runs">{rate(s)}</td>'
+            f'<td class="num">{ms(s.p50_ms)}</td><td class="num">{ms(s.p95_ms)}</td>'
+        )
+    return "".join(out)
+
+
+@register.simple_tag
+def stats_rows(lines: list[PairLine], link: str) -> SafeString:
+    """Rows of the cluster page (link="case") or the case page (link="cluster").
+
+    The case page may list thousands of clusters: joined here, like the matrix.
+    """
+    run_prefix = _url_prefix("dashboard:run")
+    other_prefix = _url_prefix(f"dashboard:{link}")
+    out = []
+    for line in lines:
+        name = escape(line.other_name)
+        alert = line.alert
+        if link == "case":  # cluster page: when the pair last finished
+            when = alert.last_finished_at if alert else None
+            third = (
+                f'<time datetime="{when.isoformat()}">{timesince(when)} ago</time>' if when else "—"
+            )
+        else:  # case page: the failing step
+            third = f"step {escape(alert.step)}" if alert and alert.step else "—"
+        if alert is not None and alert.state != "ok":
+            state, severity = escape(alert.state), escape(alert.severity)
+            title = escape(alert.error[:300]) if alert.error else ""
+            badge = (
+                f'<span class="badge st-{state} sev-{severity}" title="{title}">'
+                f"{state} · {severity}</span>"
+            )
+        else:
+            badge = "ok"
+        out.append(
+            f'<tr><th scope="row"><a href="{other_prefix}{name}/">{name}</a></th>'
+            f"{cell_html(line.cell, line.cell.case_id, line.cell.cluster_id, run_prefix)}"
+            f"<td>{third}</td>{_stats_html(line.stats)}<td>{badge}</td></tr>"
+        )
+    return mark_safe("".join(out))  # noqa: S308 - built from escaped parts

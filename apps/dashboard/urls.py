@@ -1,0 +1,17 @@
+from django.urls import path
+
+from apps.dashboard import views
+
+app_name = "dashboard"
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    path("state.json", views.state_json, name="state"),
+    path("clusters/<str:name>/", views.cluster_detail, name="cluster"),
+    path("cases/<str:name>/", views.case_detail, name="case"),
+    path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("runs/<int:run_id>/run-again/", views.run_again, name="run-again"),
+    path("alerts/", views.alerts, name="alerts"),
+    path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert-acknowledge"),
+    path("alerts/<int:alert_id>/silence/", views.alert_silence, name="alert-silence"),
+]

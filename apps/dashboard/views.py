@@ -1,0 +1,273 @@
+"""Dashboard pages: thin views over apps/dashboard/selectors.py and the existing services.
+
+Pages of clusters, runs and alerts the user may not see answer 404 (not 403),
+so their names do not leak; actions the user's role may not take answer 403.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.gzip import gzip_page
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.alerts import services as alert_services
+from apps.alerts.models import AlertState
+from apps.catalog.models import Case
+from apps.dashboard import selectors
+from apps.dashboard.forms import AcknowledgeForm, FilterForm, SilenceForm
+from apps.runs.models import Trigger
+from apps.runs.services import manual_key, runs_create
+
+LOGIN_URL = "admin:login"
+RUN_PERMISSION = "runs.run_probe"
+ACK_PERMISSION = "alerts.change_alert"
+SILENCE_PERMISSION = "alerts.add_silence"
+
+View = Callable[..., HttpResponse]
+
+
+def dashboard_view(view: View) -> View:
+    """Login required: anonymous users go to the admin login with ?next=."""
+    return login_required(view, login_url=LOGIN_URL)
+
+
+def _query(request: HttpRequest) -> str:
+    return request.GET.urlencode()
+
+
+# The matrix is megabytes of very repetitive HTML: gzip makes it ~7% for ~40 ms (Django
+# adds random bytes against BREACH).
+@dashboard_view
+@gzip_page
+@require_GET
+def overview(request: HttpRequest) -> HttpResponse:
+    form, filters = FilterForm.parse(request.GET)
+    matrix = selectors.matrix_overview(user=request.user, filters=filters)
+    return render(
+        request,
+        "dashboard/overview.html",
+        {
+            "live_scope": "overview",
+            "form": form,
+            "filters": filters,
+            "matrix": matrix,
+            "options": matrix.options,
+            "counters": matrix.counters,
+            "query": _query(request),
+        },
+    )
+
+
+@dashboard_view
+@require_GET
+def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
+    cluster = selectors.visible_cluster(user=request.user, name=name)
+    if cluster is None:
+        raise Http404("No such cluster.")
+    form, filters = FilterForm.parse(request.GET)
+    page = selectors.cluster_page(cluster=cluster, filters=filters)
+    return render(
+        request,
+        "dashboard/cluster.html",
+        {
+            "live_scope": f"cluster:{cluster.pk}",
+            "form": form,
+            "page": page,
+            "cluster": cluster,
+            "counters": page.counters,
+            "windows": [w for w, _ in selectors.WINDOWS],
+            "case_sets": selectors.filter_options(user=request.user).case_sets,
+        },
+    )
+
+
+@dashboard_view
+@gzip_page
+@require_GET
+def case_detail(request: HttpRequest, name: str) -> HttpResponse:
+    case = get_object_or_404(Case, name=name)
+    form, filters = FilterForm.parse(request.GET)
+    page = selectors.case_page(user=request.user, case=case, filters=filters)
+    return render(
+        request,
+        "dashboard/case.html",
+        {
+            "live_scope": f"case:{case.pk}",
+            "form": form,
+            "page": page,
+            "case": case,
+            "options": page.options,
+            "counters": page.counters,
+            "windows": [w for w, _ in selectors.WINDOWS],
+        },
+    )
+
+
+def _run_context(request: HttpRequest, page: selectors.RunPage) -> dict[str, Any]:
+    return {
+        "live_scope": f"run:{page.run.pk}",
+        "page": page,
+        "run": page.run,
+        "alert": page.alert,
+        "can_run": request.user.has_perm(RUN_PERMISSION),
+    }
+
+
+@dashboard_view
+@require_GET
+def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    page = selectors.run_page(user=request.user, run_id=run_id)
+    if page is None:
+        raise Http404("No such run.")
+    context = _run_context(request, page)
+    if request.GET.get("fragment") == "1":
+        # The live script swaps this into <div id="run-detail"> when the run changes.
+        return render(request, "dashboard/_run_detail.html", context)
+    return render(request, "dashboard/run.html", context)
+
+
+@dashboard_view
+@require_POST
+def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
+    page = selectors.run_page(user=request.user, run_id=run_id)
+    if page is None:
+        raise Http404("No such run.")
+    if not request.user.has_perm(RUN_PERMISSION):
+        raise PermissionDenied("Running probes by hand needs the runs.run_probe permission.")
+    run = page.run
+    # As the admin's "Run again": one manual run of the same case on the same cluster.
+    result = runs_create(
+        pairs=[(run.case, run.cluster)],
+        trigger=Trigger.MANUAL,
+        key=manual_key(),
+        requested_by_id=request.user.pk,
+    )
+    if result.created:
+        messages.success(request, f"Started run {result.created[0]}.")
+        return redirect("dashboard:run", run_id=result.created[0])
+    messages.warning(
+        request, "Not started: the previous run of this case on this cluster is still active."
+    )
+    return redirect("dashboard:run", run_id=run.pk)
+
+
+@dashboard_view
+@require_GET
+def alerts(request: HttpRequest) -> HttpResponse:
+    page = selectors.alerts_page(user=request.user)
+    return render(
+        request,
+        "dashboard/alerts.html",
+        {
+            "live_scope": "alerts",
+            "page": page,
+            "counters": page.counters,
+            "can_ack": request.user.has_perm(ACK_PERMISSION),
+            "can_silence": request.user.has_perm(SILENCE_PERMISSION),
+            "ack_form": AcknowledgeForm(),
+            "silence_form": SilenceForm(),
+        },
+    )
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    return redirect(reverse("dashboard:alerts"))
+
+
+@dashboard_view
+@require_POST
+def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert = selectors.visible_alert(user=request.user, alert_id=alert_id)
+    if alert is None:
+        raise Http404("No such alert.")
+    if not request.user.has_perm(ACK_PERMISSION):
+        raise PermissionDenied("Acknowledging alerts needs the alerts.change_alert permission.")
+    form = AcknowledgeForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Not acknowledged: {_errors(form)}")
+        return _back(request)
+    hours = form.cleaned_data.get("hours")
+    until = timezone.now() + timedelta(hours=hours) if hours else None
+    try:
+        alert_services.alert_acknowledge(
+            alert_id=alert.pk, user=request.user, note=form.cleaned_data["note"], until=until
+        )
+    except ValueError as exc:
+        messages.error(request, f"Not acknowledged: {exc}")
+    else:
+        messages.success(request, f"Acknowledged {alert.case} on {alert.cluster}.")
+    return _back(request)
+
+
+@dashboard_view
+@require_POST
+def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert = selectors.visible_alert(user=request.user, alert_id=alert_id)
+    if alert is None:
+        raise Http404("No such alert.")
+    if not request.user.has_perm(SILENCE_PERMISSION):
+        raise PermissionDenied("Silencing needs the alerts.add_silence permission.")
+    form = SilenceForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Not silenced: {_errors(form)}")
+        return _back(request)
+    ends_at = timezone.now() + timedelta(hours=form.cleaned_data["hours"])
+    try:
+        alert_services.silence_create(
+            matchers=[
+                {"name": "cluster", "value": alert.cluster.name},
+                {"name": "case", "value": alert.case.name},
+            ],
+            ends_at=ends_at,
+            comment=form.cleaned_data["comment"],
+            user=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, f"Not silenced: {'; '.join(exc.messages)}")
+    else:
+        text = f"Silenced {alert.case} on {alert.cluster} until {ends_at:%Y-%m-%d %H:%M} UTC."
+        if alert.state == AlertState.FIRING:
+            # Alerting applies silences when a pair starts firing, not to one already firing.
+            text += " It applies when this pair next fires; acknowledge to quiet it now."
+        messages.success(request, text)
+    return _back(request)
+
+
+def _errors(form: Any) -> str:
+    return "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items())
+
+
+@dashboard_view
+@gzip_page
+@require_GET
+def state_json(request: HttpRequest) -> HttpResponse:
+    """Cells of a page, for the live script's resync: ?scope=overview|cluster:<id>|case:<id>."""
+    scope = request.GET.get("scope", "overview")
+    kind, _, raw_id = scope.partition(":")
+    _, filters = FilterForm.parse(request.GET)
+    case = cluster = None
+    if kind == "overview" and not raw_id:
+        pass
+    elif kind in ("cluster", "case") and raw_id.isdigit():
+        if kind == "cluster":
+            cluster = selectors.visible_cluster_by_id(user=request.user, cluster_id=int(raw_id))
+            if cluster is None:
+                raise Http404("No such cluster.")
+        else:
+            case = get_object_or_404(Case, pk=int(raw_id))
+    else:
+        return JsonResponse(
+            {"error": "scope must be overview, cluster:<id> or case:<id>"}, status=400
+        )
+    cells = selectors.matrix_cells(user=request.user, filters=filters, case=case, cluster=cluster)
+    return JsonResponse({"scope": scope, "cells": [c.as_json() for c in cells]})

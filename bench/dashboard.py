@@ -1,0 +1,215 @@
+"""The overview dashboard with 2,000 clusters x 20 cases (40,000 cells), rendered server-side.
+
+Creates a bench database on Postgres (dropped and migrated first), 2,000
+clusters in 8 regions and 10 cluster groups (label selectors and explicit
+members), 20 cases, one finished run and one Alert row per (case, cluster)
+with a few percent failing, firing, acknowledged and silenced. Then renders
+/dashboard/ through Django's full request path (test client: middleware,
+session, auth, permissions, template) as a user of the viewer role, several
+times per variant, and prints median and max render time, the query count and
+the page size (gzipped, as browsers ask for it, and plain). Target: under 1 s.
+
+    python bench/dashboard.py [--clusters 2000] [--cases 20] [--repeat 7] [--keep]
+
+Needs Postgres on 127.0.0.1 (BENCH_PG, BENCH_DATABASE) and Redis (sessions do not use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_dashboard")
+PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+
+
+def setup_django() -> None:
+    os.environ["DATABASE_URL"] = f"{PG}/{DB}"
+    os.environ.setdefault(
+        "SECRET_KEY", "bench-secret-key-not-for-production-0123456789abcdefghijklmnop"
+    )
+    os.environ.setdefault(
+        "KUBEPROBE_ENCRYPTION_KEY", "kTl4gWAX8Qp4NUS7vjUWRFDiRZPp6fz0mPnuV3Gq-dE="
+    )
+    os.environ["ALLOWED_HOSTS"] = "testserver,127.0.0.1,localhost"
+    os.environ["KUBEPROBE_STATIC_MANIFEST"] = "false"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubeprobe_site.settings")
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+
+
+def prepare(clusters: int, cases: int) -> None:
+    subprocess.run(
+        [
+            "psql",
+            PG + "/postgres",
+            "-q",
+            "-c",
+            f"DROP DATABASE IF EXISTS {DB}",
+            "-c",
+            f"CREATE DATABASE {DB}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    from django.utils import timezone
+
+    from apps.alerts.models import Alert
+    from apps.catalog.models import Case, CaseSet, CaseSetMembership, CaseTemplate
+    from apps.clusters.models import Cluster, ClusterGroup, Executor
+    from apps.runs.models import ProbeRun
+
+    now = timezone.now()
+    regions = [f"region-{i}" for i in range(8)]
+    envs = ["prod", "staging", "dev"]
+    cluster_rows = Cluster.objects.bulk_create(
+        [
+            Cluster(
+                name=f"k8s-{regions[i % 8]}-{i:05d}",
+                display_name=f"Cluster {i}",
+                executor=Executor.LOCAL,
+                region=regions[i % 8],
+                environment=envs[i % 3],
+                labels={"team": f"team-{i % 10}", "tier": envs[i % 3]},
+            )
+            for i in range(clusters)
+        ],
+        batch_size=2000,
+    )
+    groups = ClusterGroup.objects.bulk_create(
+        [ClusterGroup(name=f"team-{g}", selector={"team": f"team-{g}"}) for g in range(10)]
+        + [ClusterGroup(name="canary")]
+    )
+    groups[-1].members.add(*cluster_rows[:100])
+    template = CaseTemplate.objects.create(name="bench", image="x")
+    case_rows = Case.objects.bulk_create(
+        [Case(name=f"probe-case-{i:02d}", template=template) for i in range(cases)]
+    )
+    core = CaseSet.objects.create(name="core")
+    CaseSetMembership.objects.bulk_create(
+        [CaseSetMembership(case_set=core, case=c) for c in case_rows[:5]]
+    )
+    pairs = [(case, cluster) for cluster in cluster_rows for case in case_rows]
+
+    def state_of(i: int) -> tuple[str, str]:
+        if i % 97 == 0:
+            return "failed", "firing"
+        if i % 89 == 0:
+            return "timed_out", "acknowledged"
+        if i % 83 == 0:
+            return "error", "silenced"
+        if i % 211 == 0:
+            return "running", "ok"
+        return "succeeded", "ok"
+
+    runs = ProbeRun.objects.bulk_create(
+        [
+            ProbeRun(
+                case=case,
+                cluster=cluster,
+                trigger="schedule",
+                state=state_of(i)[0],
+                finished_at=now,
+                duration_ms=100 + i % 900,
+                steps=[{"name": "create", "ok": True, "duration_ms": 20}],
+            )
+            for i, (case, cluster) in enumerate(pairs)
+        ],
+        batch_size=5000,
+    )
+    Alert.objects.bulk_create(
+        [
+            Alert(
+                case=case,
+                cluster=cluster,
+                latest_run=run,
+                latest_state=state_of(i)[0],
+                state=state_of(i)[1],
+                severity=("warning", "critical", "info")[i % 3],
+                last_finished_at=now,
+            )
+            for i, ((case, cluster), run) in enumerate(zip(pairs, runs, strict=True))
+        ],
+        batch_size=5000,
+    )
+    subprocess.run(["psql", f"{PG}/{DB}", "-q", "-c", "VACUUM ANALYZE"], check=True)
+
+
+def measure(repeat: int) -> None:
+    from django.contrib.auth.models import Group, User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    user, created = User.objects.get_or_create(username="bench-viewer", is_staff=True)
+    if created:
+        user.groups.add(Group.objects.get(name="viewer"))
+    plain = Client()
+    plain.force_login(user)
+    zipped = Client(headers={"accept-encoding": "gzip, deflate, br"})  # as browsers ask
+    zipped.force_login(user)
+    variants = [
+        ("/dashboard/", "all 40,000 cells, rows by region"),
+        ("/dashboard/?group_by=group", "rows by cluster group"),
+        ("/dashboard/?state=failing", "only rows with a red cell"),
+        ("/dashboard/?case_set=core&region=region-1", "filtered"),
+        ("/dashboard/state.json?scope=overview", "resync snapshot (JSON)"),
+        ("/dashboard/cases/probe-case-00/", "case page, 2,000 clusters"),
+        ("/dashboard/clusters/k8s-region-0-00000/", "cluster page"),
+    ]
+    print(
+        f"{'variant':58} {'median':>7} {'max':>7} {'gzip median':>11} {'gzip max':>8} "
+        f"{'queries':>7} {'size':>7} {'gzipped':>7}"
+    )
+    for url, what in variants:
+        row = []
+        for client in (plain, zipped):
+            client.get(url)  # warm: caches, connection
+            times = []
+            for _ in range(repeat):
+                start = time.perf_counter()
+                response = client.get(url)
+                times.append(time.perf_counter() - start)
+                assert response.status_code == 200, response.status_code
+            row.append((statistics.median(times) * 1000, max(times) * 1000, response))
+        with CaptureQueriesContext(connection) as ctx:
+            plain.get(url)
+        (p_med, p_max, p_resp), (z_med, z_max, z_resp) = row
+        print(
+            f"{url + '  (' + what + ')':58.58} {p_med:5.0f}ms {p_max:5.0f}ms {z_med:9.0f}ms "
+            f"{z_max:6.0f}ms {len(ctx.captured_queries):7d} {len(p_resp.content) / 1e6:5.2f}MB "
+            f"{len(z_resp.content) / 1e6:5.2f}MB"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clusters", type=int, default=2000)
+    parser.add_argument("--cases", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--reuse", action="store_true", help="keep the existing bench database")
+    args = parser.parse_args()
+    setup_django()
+    if not args.reuse:
+        start = time.perf_counter()
+        prepare(args.clusters, args.cases)
+        print(
+            f"prepared {args.clusters} clusters x {args.cases} cases in {time.perf_counter() - start:.1f}s"
+        )
+    measure(args.repeat)
+
+
+if __name__ == "__main__":
+    main()
