@@ -692,7 +692,49 @@ def silence_create(
     )
     silence.full_clean()
     silence.save()
+    if silence.is_active:
+        transaction.on_commit(lambda: alerts_apply_silences())
     return silence
+
+
+def alerts_apply_silences(*, now: datetime | None = None) -> int:
+    """Firing alerts that an active silence matches become silenced: recorded, not notified.
+    (Alerts that start firing under a silence are silenced at once; this catches silences
+    made, or starting, while an alert already fires.)"""
+    now = now or timezone.now()
+    silences = active_silences(now)
+    if not silences:
+        return 0
+    firing = list(Alert.objects.filter(state=AlertState.FIRING).select_related("case", "cluster"))
+    targets = targets_of([(a.case, a.cluster) for a in firing])
+    count = 0
+    for candidate in firing:
+        silence = silence_for(targets[(candidate.case_id, candidate.cluster_id)], silences)
+        if silence is None:
+            continue
+        with transaction.atomic():
+            alert = (
+                Alert.objects.select_for_update(of=("self",))
+                .select_related("case", "cluster")
+                .filter(pk=candidate.pk, state=AlertState.FIRING)
+                .first()
+            )
+            if alert is None:
+                continue
+            alert.state = AlertState.SILENCED
+            alert.changed_at = now
+            until = f"{silence.ends_at:%Y-%m-%d %H:%M} UTC"
+            _flip(
+                alert,
+                event=FlipEvent.SILENCED,
+                old=AlertState.FIRING,
+                notify=False,
+                note=f"silenced until {until} ({silence.comment or silence})",
+                now=now,
+            )
+            alert.save()
+            count += 1
+    return count
 
 
 def silence_update(*, silence: Silence, **fields: Any) -> Silence:

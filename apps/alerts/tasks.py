@@ -32,6 +32,7 @@ def alerts_housekeeping() -> None:
     and re-sends to receivers that forget alerts they stop hearing about."""
     services.alerts_expire_acknowledgements()
     services.alerts_escalate()
+    services.alerts_apply_silences()
     services.alerts_release_quiet()
     services.alerts_check_stale()
     delivery.flips_deliver()

@@ -18,7 +18,6 @@ connection and refreshed every ``KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS``.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import random
@@ -31,7 +30,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from apps.dashboard import push
+from apps.dashboard import access, push
 
 logger = logging.getLogger(__name__)
 
@@ -58,26 +57,12 @@ def _group_op_limit() -> asyncio.Semaphore:
     return limit
 
 
-def visible_cluster_ids(user: Any) -> set[int] | None:
-    """The clusters ``user`` may see (None = all), by the pages' access rule."""
-    # The pages' access rule lives in apps/dashboard/access.py. Until that module
-    # is present, fail closed: only users allowed every cluster get cells.
-    if importlib.util.find_spec("apps.dashboard.access") is None:
-        if user.is_superuser or user.has_perm("clusters.view_cluster"):
-            return None
-        return set()
-    from apps.dashboard import access  # type: ignore[attr-defined,unused-ignore]
-
-    result: set[int] | None = access.visible_cluster_ids(user)
-    return result
-
-
 def _load_access(user_id: int) -> tuple[bool, set[int] | None]:
     """(still allowed to connect, visible clusters), read fresh: permissions change."""
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         return False, set()
-    return True, visible_cluster_ids(user)
+    return True, access.visible_cluster_ids(user)
 
 
 def _scope_target(kind: str, object_id: int) -> tuple[bool, int | None]:

@@ -21,7 +21,6 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.alerts import services as alert_services
-from apps.alerts.models import AlertState
 from apps.catalog.models import Case
 from apps.dashboard import selectors
 from apps.dashboard.forms import AcknowledgeForm, FilterForm, SilenceForm
@@ -236,9 +235,6 @@ def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
         messages.error(request, f"Not silenced: {'; '.join(exc.messages)}")
     else:
         text = f"Silenced {alert.case} on {alert.cluster} until {ends_at:%Y-%m-%d %H:%M} UTC."
-        if alert.state == AlertState.FIRING:
-            # Alerting applies silences when a pair starts firing, not to one already firing.
-            text += " It applies when this pair next fires; acknowledge to quiet it now."
         messages.success(request, text)
     return _back(request)
 

@@ -96,21 +96,38 @@
     if ("run_id" in cell) {
       var run = cell.run_id == null ? "" : String(cell.run_id);
       if (td.dataset.run !== run) { td.dataset.run = run; changed = true; }
-      var link = td.querySelector("a");
-      if (link) {
-        if (run) {
-          var href = "/dashboard/runs/" + run + "/";
-          if (link.getAttribute("href") !== href) link.setAttribute("href", href);
-        } else {
-          link.removeAttribute("href");
-        }
-        var alert = /(?:^|\s)alert-(\S+)/.exec(td.className);
-        var title = (run ? "run " + run + ": " : "") + (cell.run_state || "none") +
-          (alert ? ", alert " + alert[1] : "");
-        if (link.title !== title) link.title = title;
-      }
     }
+    if (changed) drawInside(td);
     return changed;
+  }
+
+  // The same symbol and title as the server draws (apps/dashboard/templatetags/dashboard.py),
+  // so a patched cell looks exactly like a freshly rendered one.
+  var RUN_SYMBOLS = {
+    succeeded: "\u2713", failed: "\u2717", error: "!", timed_out: "\u25d4",
+    running: "\u2026", dispatched: "\u2026", pending: "\u2026"
+  };
+  var RUN_WORDS = { timed_out: "timed out", none: "no result yet" };
+
+  function drawInside(td) {
+    var runState = (/(?:^|\s)run-(\S+)/.exec(td.className) || [null, "none"])[1];
+    var alertState = (/(?:^|\s)alert-(\S+)/.exec(td.className) || [null, "ok"])[1];
+    var words = RUN_WORDS[runState] || runState;
+    var title = alertState === "ok" ? words :
+      words + "; alert " + alertState + " (" + (td.dataset.severity || "") + ")";
+    var symbol = RUN_SYMBOLS[runState] || (alertState !== "ok" ? "\u00b7" : "");
+    var run = td.dataset.run;
+    var inner = td.firstElementChild;
+    var tag = run ? "A" : (symbol ? "SPAN" : null);
+    if (!tag) { td.textContent = ""; return; }
+    if (!inner || inner.tagName !== tag) {
+      inner = document.createElement(tag);
+      td.textContent = "";
+      td.appendChild(inner);
+    }
+    if (run) inner.setAttribute("href", "/dashboard/runs/" + run + "/");
+    inner.title = title;
+    inner.textContent = symbol;
   }
 
   function recount() {

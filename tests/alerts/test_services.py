@@ -472,3 +472,21 @@ def test_every_evaluation_records_the_latest_result_and_announces_it(
     )
     assert heard and heard[-1]["latest_state"] == "succeeded"
     assert heard[-1]["case_id"] == case.pk and heard[-1]["cluster_id"] == cluster.pk
+
+
+def test_a_silence_made_while_an_alert_fires_quiets_it_until_it_ends(
+    report: Callable[..., Alert], django_capture_on_commit_callbacks: Any
+) -> None:
+    report(False)
+    alert = report(False)
+    assert alert.state == AlertState.FIRING
+    ends = timezone.now() + timedelta(minutes=20)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.silence_create(matchers=[{"name": "cluster", "value": "prod-1"}], ends_at=ends)
+    alert.refresh_from_db()
+    assert alert.state == AlertState.SILENCED
+    assert flips(alert)[-1] == ("silenced", "silenced", False)
+    with time_machine.travel(ends, tick=False):
+        assert services.alerts_release_quiet() == 1
+    alert.refresh_from_db()
+    assert alert.state == AlertState.FIRING and flips(alert)[-1] == ("firing", "firing", True)

@@ -72,7 +72,16 @@ def server() -> Iterator[str]:
     }
     log = (Path(os.environ.get("TMPDIR", "/tmp")) / f"kubeprobe-browser-{port}.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kubeprobe_site.asgi:application"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "kubeprobe_site.asgi:application",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -108,7 +117,12 @@ def browser() -> Iterator[Any]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1600,1000"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1000",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
@@ -236,6 +250,8 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     cell_id = f"c-{run.case_id}-{run.cluster_id}"
     cell = browser.find_element(By.ID, cell_id)
     assert "run-succeeded" in cell.get_attribute("class")
+    warnings = browser.find_element(By.CSS_SELECTOR, "[data-counter=firing-warning]")
+    assert warnings.text == "2"
     # Wait until the page's socket is subscribed, then mark the page: a reload would lose the mark.
     WebDriverWait(browser, 20).until(
         lambda d: d.find_element(By.ID, "live-status").get_attribute("data-state") == "live"
@@ -249,6 +265,10 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     )
     cell = browser.find_element(By.ID, cell_id)
     assert "alert-firing" in cell.get_attribute("class")
+    link = cell.find_element(By.TAG_NAME, "a")
+    assert link.text == "✗" and link.get_attribute("title") == "failed; alert firing (warning)"
+    assert link.get_attribute("href").endswith(f"/dashboard/runs/{run.pk}/")
+    assert warnings.text == "3"  # the counter follows the cells
     assert browser.execute_script("return window.kubeprobeNoReload === true;")
     screenshot(browser, "overview")
 

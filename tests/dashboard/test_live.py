@@ -18,7 +18,6 @@ from django.test import Client
 
 from apps.alerts.models import Alert
 from apps.alerts.signals import pair_changed
-from apps.clusters.models import ClusterGroup
 from apps.dashboard import consumers, push
 from apps.runs.models import ProbeRun
 from apps.runs.signals import run_state_changed
@@ -110,7 +109,7 @@ def superuser(db: None) -> User:
 
 
 @pytest.fixture
-def limited(db: None, monkeypatch: pytest.MonkeyPatch) -> tuple[User, int, int]:
+def limited(db: None) -> tuple[User, int, int]:
     """A user whose auth group may view one cluster group (cluster A), not cluster B."""
     cluster_a, cluster_b = ClusterFactory(name="a"), ClusterFactory(name="b")
     team = Group.objects.create(name="team-a")
@@ -118,15 +117,7 @@ def limited(db: None, monkeypatch: pytest.MonkeyPatch) -> tuple[User, int, int]:
     user.groups.add(team)
     group_a = ClusterGroupFactory(name="group-a")
     group_a.members.add(cluster_a)
-    if hasattr(ClusterGroup, "viewer_groups"):  # the pages' access rule is there: use it
-        group_a.viewer_groups.add(team)
-    else:
-        real = consumers.visible_cluster_ids
-        monkeypatch.setattr(
-            consumers,
-            "visible_cluster_ids",
-            lambda u: {cluster_a.pk} if u.pk == user.pk else real(u),
-        )
+    group_a.viewer_groups.add(team)  # the pages' access rule, as the consumer applies it
     return user, cluster_a.pk, cluster_b.pk
 
 
