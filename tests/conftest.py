@@ -32,7 +32,7 @@ def _own_celery_queue() -> Iterator[None]:
 
 @pytest.fixture
 def fake_kube() -> Iterator[FakeKube]:
-    """A fake Kubernetes API server on 127.0.0.1 (see tests/fakekube.py)."""
+    """A fake Kubernetes API server on 127.0.0.1 (see tests/fakekube/)."""
     from apps.clusters.k8s import clear_client_cache
 
     server = FakeKube()

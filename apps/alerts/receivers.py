@@ -10,6 +10,7 @@ from typing import Any
 from django.dispatch import receiver
 
 from apps.alerts import services
+from apps.alerts.handoff import hand_off
 from apps.runs.signals import run_finished
 from apps.scheduling.models import Binding, Event
 from apps.scheduling.signals import event_recorded
@@ -19,14 +20,8 @@ logger = logging.getLogger(__name__)
 
 @receiver(run_finished, dispatch_uid="alerts.evaluate_on_run_finished")
 def evaluate_on_run_finished(sender: Any, case_id: int, cluster_id: int, **kwargs: Any) -> None:
-    from apps.alerts.tasks import evaluate_alert
-
-    try:
-        evaluate_alert.delay(case_id, cluster_id)
-    except Exception:  # the broker is down: the next run of this pair re-judges it
-        logger.warning(
-            "could not enqueue alert evaluation for case %s cluster %s", case_id, cluster_id
-        )
+    # Runs in the report's request thread: only note the pair (see handoff.py).
+    hand_off(case_id, cluster_id)
 
 
 @receiver(event_recorded, dispatch_uid="alerts.silence_upgrades")

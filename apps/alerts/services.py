@@ -236,20 +236,27 @@ DELIVERY_SCHEDULED = "alerts:delivery-scheduled"
 
 
 def schedule_delivery(delay: float | None = None) -> None:
-    """Make sure one delivery runs when the oldest new flip is ready.
+    """Make sure a delivery runs when the oldest new flip is ready.
 
-    One pending task at a time (a Redis key): a storm of flips must not become a
-    storm of tasks. The task clears the key when it starts and schedules the next
+    The earliest pending delivery time is kept in Redis: a storm of flips must not
+    become a storm of tasks, but a flip that is ready sooner than the pending task
+    gets its own. The task clears the key when it starts and schedules the next
     one for whatever it left unclaimed.
     """
+    import time
+
     from django.core.cache import cache
 
     from apps.alerts.tasks import deliver_flips
 
     wait = settings.KUBEPROBE_ALERT_GROUP_WAIT_SECONDS if delay is None else delay
+    due = time.time() + wait
     try:
-        if cache.add(DELIVERY_SCHEDULED, 1, timeout=int(wait) + 30):
-            deliver_flips.apply_async(countdown=wait)
+        pending = cache.get(DELIVERY_SCHEDULED)
+        if pending is not None and pending <= due + 0.05:
+            return  # an earlier (or as early) delivery will claim this flip
+        cache.set(DELIVERY_SCHEDULED, due, timeout=int(wait) + 30)
+        deliver_flips.apply_async(countdown=wait)
     except Exception:  # the periodic delivery picks the flip up; never fail the transition
         logger.warning("could not enqueue alert delivery; the periodic sweep will send it")
 

@@ -7,9 +7,11 @@ from celery import shared_task
 from apps.alerts import delivery, services
 
 
-@shared_task(name="apps.alerts.tasks.evaluate_alert", acks_late=True, ignore_result=True)
-def evaluate_alert(case_id: int, cluster_id: int) -> None:
-    services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)
+@shared_task(name="apps.alerts.tasks.evaluate_alerts", acks_late=True, ignore_result=True)
+def evaluate_alerts(pairs: list[tuple[int, int]]) -> None:
+    """Re-judge many (case, cluster) pairs: what the report path hands off in bulk."""
+    for case_id, cluster_id in pairs:
+        services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)
 
 
 @shared_task(name="apps.alerts.tasks.deliver_flips", acks_late=True, ignore_result=True)

@@ -228,3 +228,17 @@ def test_silence_form_names_bad_matchers(client: Client, make_user: Callable[...
     assert ok.status_code == 302, form_errors(ok)
     silence = Silence.objects.get()
     assert silence.created_by is not None and silence.is_active
+
+
+def test_alert_list_filters_by_cluster_and_case_with_open_alerts(
+    client: Client, make_user: Callable[..., Any]
+) -> None:
+    alerts = firing_alerts(3)
+    logged_in(client, make_user, "viewer")
+    page = client.get("/admin/alerts/alert/")
+    html = page.content.decode()
+    assert "cluster (with open alerts)" in html and "prod-1 (1)" in html
+    filtered = client.get("/admin/alerts/alert/?cluster=prod-1")
+    assert [a.cluster.name for a in filtered.context["cl"].result_list] == ["prod-1"]
+    by_case = client.get(f"/admin/alerts/alert/?case={alerts[0].case.name}&open=yes")
+    assert len(by_case.context["cl"].result_list) == 3
