@@ -90,7 +90,7 @@ KUBEPROBE_NOTIFY_LEASE_SECONDS = env.int("KUBEPROBE_NOTIFY_LEASE_SECONDS", defau
 KUBEPROBE_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEPROBE_NOTIFY_TIMEOUT_SECONDS", default=10.0)
 # Live dashboards: each page gets at most one batch of cell updates per interval,
 # and re-reads which clusters its user may see this often.
-KUBEPROBE_LIVE_FLUSH_SECONDS = env.float("KUBEPROBE_LIVE_FLUSH_SECONDS", default=0.25)
+KUBEPROBE_LIVE_FLUSH_SECONDS = env.float("KUBEPROBE_LIVE_FLUSH_SECONDS", default=0.2)
 KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS = env.float(
     "KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS", default=30.0
 )
