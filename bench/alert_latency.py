@@ -19,38 +19,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _stack import (
+    bench_env,
+    celery_worker,
+    django_shell,
+    failing_runs_code,
+    fresh_database,
+    gunicorn,
+    percentile,
+    post_failing_report,
+    processes,
+    wait_http,
+)
+
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_alerts")
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("BENCH_PORT", "8766"))
-BODY = json.dumps(
-    {
-        "ok": False,
-        "errors": ["step ready failed: Failed to create pod sandbox: rpc error"],
-        "steps": [
-            {"name": "create", "ok": True, "duration_ms": 40},
-            {
-                "name": "ready",
-                "ok": False,
-                "duration_ms": 900,
-                "error": "Failed to create pod sandbox",
-            },
-        ],
-        "metrics": {},
-    }
-).encode()
 
 
 class Receiver:
@@ -83,74 +75,13 @@ class Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def run(args: list[str], env: dict[str, str]) -> str:
-    return subprocess.run(
-        args, check=True, capture_output=True, text=True, env=env, cwd=ROOT
-    ).stdout
-
-
 def prepare(env: dict[str, str], alerts: int, hook: str, out: Path) -> None:
-    run(
-        [
-            "psql",
-            PG + "/postgres",
-            "-q",
-            "-c",
-            f"DROP DATABASE IF EXISTS {DB}",
-            "-c",
-            f"CREATE DATABASE {DB}",
-        ],
-        env,
+    fresh_database(env, DB)
+    channel = (
+        "from apps.alerts.services import channel_save\n"
+        f'channel_save(name="bench-hook", kind="webhook", config={{"url": {hook!r}}})\n'
     )
-    run([sys.executable, "manage.py", "migrate", "-v", "0"], env)
-    code = f"""
-import hashlib, json, secrets
-from datetime import timedelta
-from django.utils import timezone
-from apps.alerts.models import AlertRule
-from apps.alerts.services import channel_save
-from apps.catalog.models import Case, CaseTemplate
-from apps.clusters.models import Cluster
-from apps.runs.models import ProbeRun
-AlertRule.objects.filter(name="default").update(consecutive_failures=1)
-channel_save(name="bench-hook", kind="webhook", config={{"url": {hook!r}}})
-template = CaseTemplate.objects.create(name="bench", image="x")
-cases = [Case.objects.create(name=f"case-{{i}}", template=template) for i in range(10)]
-clusters = Cluster.objects.bulk_create(
-    [Cluster(name=f"cluster-{{i:04d}}", executor="local") for i in range({alerts} // 10 + 1)]
-)
-now = timezone.now()
-rows, tokens = [], []
-for i in range({alerts}):
-    token = secrets.token_urlsafe(24)
-    tokens.append(token)
-    rows.append(ProbeRun(case=cases[i % 10], cluster=clusters[i // 10], trigger="manual",
-        state="running", dispatched_at=now, deadline=now + timedelta(hours=1),
-        token_hash=hashlib.sha256(token.encode()).hexdigest(), idempotency_key=f"bench:{{i}}"))
-ProbeRun.objects.bulk_create(rows)
-by_key = dict(ProbeRun.objects.values_list("idempotency_key", "id"))
-with open({str(out)!r}, "w") as f:
-    for i, token in enumerate(tokens):
-        f.write(f"{{by_key[f'bench:{{i}}']}} {{token}} case-{{i % 10}} cluster-{{i // 10:04d}}\\n")
-"""
-    run([sys.executable, "manage.py", "shell", "-c", code], env)
-
-
-def wait_http(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+    django_shell(env, failing_runs_code(alerts, out) + channel)
 
 
 def main() -> None:
@@ -162,96 +93,28 @@ def main() -> None:
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kubeprobe-alert-bench-"))
     queue = f"kubeprobe-alert-bench-{os.getpid()}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{PG}/{DB}",
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/13"),
-        "SECRET_KEY": "bench-" + secrets.token_hex(30),
-        "KUBEPROBE_ENCRYPTION_KEY": "kTl4gWAX8Qp4NUS7vjUWRFDiRZPp6fz0mPnuV3Gq-dE=",
-        "KUBEPROBE_STATIC_MANIFEST": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_CONN_MAX_AGE": "60",
-    }
+    env = bench_env(DB, 13, queue)
     receiver = Receiver()
     runs_file = tmp / "runs.txt"
     print(f"preparing {opts.alerts} dispatched runs in {DB} ...", flush=True)
     prepare(env, opts.alerts, receiver.url, runs_file)
     runs = [line.split() for line in runs_file.read_text().splitlines()]
-    logs = (tmp / "server.log").open("w"), (tmp / "worker.log").open("w")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "kubeprobe_site.wsgi:application",
-            "-b",
-            f"127.0.0.1:{PORT}",
-            "-w",
-            "2",
-            "--threads",
-            "4",
-            "-k",
-            "gthread",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=logs[0],
-    )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "kubeprobe_site",
-            "worker",
-            "-Q",
-            queue,
-            "-c",
-            "2",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=logs[1],
-    )
     sent: dict[tuple[str, str], float] = {}
-    try:
-        wait_http(f"http://127.0.0.1:{PORT}/livez", 30)
+    base = f"http://127.0.0.1:{PORT}"
+    with processes(env, tmp, server=gunicorn(PORT), worker=celery_worker(queue)):
+        wait_http(base + "/livez", 30)
         time.sleep(3)  # let the worker connect to the broker before the clock starts
         interval = 1.0 / opts.rate
         start = time.monotonic()
-        for index, (run_id, token, case, cluster) in enumerate(runs):
+        for index, (run_id, token, _, _, case, cluster) in enumerate(runs):
             pause = start + index * interval - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
-            request = urllib.request.Request(
-                f"http://127.0.0.1:{PORT}/api/v1/runs/{run_id}/report",
-                data=BODY,
-                method="POST",
-                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-            )
-            with urllib.request.urlopen(request, timeout=10) as answer:
-                assert answer.status == 200
+            post_failing_report(base, run_id, token)
             sent[(case, cluster)] = time.monotonic()
         deadline = time.monotonic() + 30
         while len(receiver.arrived) < len(sent) and time.monotonic() < deadline:
             time.sleep(0.05)  # the bench waits for stragglers; nothing is synchronised on this
-    finally:
-        for process in (server, worker):
-            process.terminate()
-        for process in (server, worker):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
     latencies = [(receiver.arrived[k] - t) * 1000 for k, t in sent.items() if k in receiver.arrived]
     missing = len(sent) - len(latencies)
     print(

@@ -22,11 +22,10 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from _stack import PG, ROOT, run
+
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_dashboard")
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 
 
 def setup_django() -> None:
@@ -47,21 +46,11 @@ def setup_django() -> None:
 
 
 def prepare(clusters: int, cases: int) -> None:
-    subprocess.run(
-        [
-            "psql",
-            PG + "/postgres",
-            "-q",
-            "-c",
-            f"DROP DATABASE IF EXISTS {DB}",
-            "-c",
-            f"CREATE DATABASE {DB}",
-        ],
-        check=True,
-        capture_output=True,
-    )
     from django.core.management import call_command
 
+    # Django is set up in this process: drop and create the database, then migrate here.
+    drop, create = f"DROP DATABASE IF EXISTS {DB}", f"CREATE DATABASE {DB}"
+    run(["psql", PG + "/postgres", "-q", "-c", drop, "-c", create], dict(os.environ))
     call_command("migrate", verbosity=0)
 
     from django.utils import timezone

@@ -30,6 +30,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from _stack import fresh_database
+
 ROOT = Path(__file__).resolve().parents[1]
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench")
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
@@ -92,16 +94,7 @@ def manage(env: dict[str, str], *args: str) -> str:
 
 
 def prepare(env: dict[str, str], runs: int, tokens_file: Path) -> None:
-    sh(
-        "psql",
-        PG + "/postgres",
-        "-q",
-        "-c",
-        f"DROP DATABASE IF EXISTS {DB}",
-        "-c",
-        f"CREATE DATABASE {DB}",
-    )
-    manage(env, "migrate", "-v", "0")
+    fresh_database(env, DB)
     tokens = [secrets.token_urlsafe(32) for _ in range(runs)]
     code = f"""
 import hashlib

@@ -22,108 +22,45 @@ import argparse
 import asyncio
 import json
 import os
-import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
+from _stack import (
+    FAILING_REPORT,
+    bench_env,
+    celery_worker,
+    daphne,
+    django_shell,
+    failing_runs_code,
+    fresh_database,
+    gunicorn,
+    percentile,
+    processes,
+    wait_http,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_live")
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
 PORT = int(os.environ.get("BENCH_PORT", "8767"))  # daphne; gunicorn on PORT + 1
 WARMUP = 10  # pairs reported before the clock starts: the worker's first tasks are slow
-BODY = json.dumps(
-    {
-        "ok": False,
-        "errors": ["step ready failed: Failed to create pod sandbox"],
-        "steps": [{"name": "ready", "ok": False, "duration_ms": 900, "error": "sandbox"}],
-        "metrics": {},
-    }
-).encode()
-
-
-def run(args: list[str], env: dict[str, str]) -> str:
-    return subprocess.run(
-        args, check=True, capture_output=True, text=True, env=env, cwd=ROOT
-    ).stdout
 
 
 def prepare(env: dict[str, str], pairs: int, out: Path) -> str:
     """Fresh database, one dispatched run per pair, a viewer; returns its session key."""
-    run(
-        [
-            "psql",
-            PG + "/postgres",
-            "-q",
-            "-c",
-            f"DROP DATABASE IF EXISTS {DB}",
-            "-c",
-            f"CREATE DATABASE {DB}",
-        ],
-        env,
-    )
-    run([sys.executable, "manage.py", "migrate", "-v", "0"], env)
-    code = f"""
-import hashlib, secrets
-from datetime import timedelta
+    fresh_database(env, DB)
+    viewer = """
 from django.contrib.auth.models import Group, User
 from django.test import Client
-from django.utils import timezone
-from apps.alerts.models import AlertRule
-from apps.catalog.models import Case, CaseTemplate
-from apps.clusters.models import Cluster
-from apps.runs.models import ProbeRun
-AlertRule.objects.filter(name="default").update(consecutive_failures=1)
-template = CaseTemplate.objects.create(name="bench", image="x")
-cases = [Case.objects.create(name=f"case-{{i}}", template=template) for i in range(10)]
-clusters = Cluster.objects.bulk_create(
-    [Cluster(name=f"cluster-{{i:04d}}", executor="local") for i in range({pairs} // 10 + 1)]
-)
-now = timezone.now()
-rows, tokens = [], []
-for i in range({pairs}):
-    token = secrets.token_urlsafe(24)
-    tokens.append(token)
-    rows.append(ProbeRun(case=cases[i % 10], cluster=clusters[i // 10], trigger="manual",
-        state="running", dispatched_at=now, deadline=now + timedelta(hours=1),
-        token_hash=hashlib.sha256(token.encode()).hexdigest(), idempotency_key=f"bench:{{i}}"))
-ProbeRun.objects.bulk_create(rows)
-by_key = {{k: (i, c, k2) for i, k, c, k2 in
-    ProbeRun.objects.values_list("id", "idempotency_key", "case_id", "cluster_id")}}
-with open({str(out)!r}, "w") as f:
-    for i, token in enumerate(tokens):
-        run_id, case_id, cluster_id = by_key[f"bench:{{i}}"]
-        f.write(f"{{run_id}} {{token}} {{case_id}} {{cluster_id}}\\n")
 user = User.objects.create_user("bench-viewer", password=secrets.token_urlsafe(16), is_staff=True)
 user.groups.add(Group.objects.get(name="viewer"))
 client = Client()
 client.force_login(user)
 print(client.cookies["sessionid"].value)
 """
-    return run([sys.executable, "manage.py", "shell", "-c", code], env).strip().splitlines()[-1]
-
-
-def wait_http(url: str, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+    return django_shell(env, failing_runs_code(pairs, out) + viewer).strip().splitlines()[-1]
 
 
 class Dashboard:
@@ -175,7 +112,7 @@ async def drive(
         async def report(run_id: str, token: str) -> None:
             async with posting.post(
                 f"http://127.0.0.1:{http_port}/api/v1/runs/{run_id}/report",
-                data=BODY,
+                data=FAILING_REPORT,
                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
             ) as answer:
                 assert answer.status == 200, (answer.status, await answer.text())
@@ -193,7 +130,7 @@ async def drive(
         interval = 1.0 / opts.rate
         start = time.monotonic()
         posts = []
-        for index, (run_id, token, case_id, cluster_id) in enumerate(pairs[WARMUP:]):
+        for index, (run_id, token, case_id, cluster_id, *_) in enumerate(pairs[WARMUP:]):
             pause = start + index * interval - time.monotonic()
             if pause > 0:
                 await asyncio.sleep(pause)
@@ -223,102 +160,21 @@ def main() -> None:
     opts = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="kubeprobe-live-bench-"))
     queue = f"kubeprobe-live-bench-{os.getpid()}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{PG}/{DB}",
-        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/12"),
-        "SECRET_KEY": "bench-" + secrets.token_hex(30),
-        "KUBEPROBE_ENCRYPTION_KEY": "kTl4gWAX8Qp4NUS7vjUWRFDiRZPp6fz0mPnuV3Gq-dE=",
-        "KUBEPROBE_STATIC_MANIFEST": "false",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "CELERY_TASK_DEFAULT_QUEUE": queue,
-        "LOG_LEVEL": "WARNING",
-        "DATABASE_CONN_MAX_AGE": "60",
-    }
+    env = bench_env(DB, 12, queue)
     runs_file = tmp / "runs.txt"
     total = opts.updates + WARMUP
     print(f"preparing {total} dispatched runs in {DB} ...", flush=True)
     cookie = prepare(env, total, runs_file)
     pairs = [line.split() for line in runs_file.read_text().splitlines()]
-    logs = [(tmp / name).open("w") for name in ("server.log", "worker.log", "http.log")]
-    http_port = PORT
-    processes = []
+    http_port = PORT + 1 if opts.http == "gunicorn" else PORT
+    commands = {"server": daphne(PORT), "worker": celery_worker(queue)}
     if opts.http == "gunicorn":
-        http_port = PORT + 1
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "kubeprobe_site.wsgi:application",
-                    "-b",
-                    f"127.0.0.1:{http_port}",
-                    "-w",
-                    "2",
-                    "--threads",
-                    "4",
-                    "-k",
-                    "gthread",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=logs[2],
-            )
-        )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(PORT),
-            "kubeprobe_site.asgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=logs[0],
-    )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "kubeprobe_site",
-            "worker",
-            "-Q",
-            queue,
-            "-c",
-            "2",
-            "--loglevel",
-            os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
-            "--without-gossip",
-            "--without-mingle",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=logs[1],
-    )
-    processes += [server, worker]
-    try:
+        commands["http"] = gunicorn(http_port)
+    with processes(env, tmp, **commands):
         wait_http(f"http://127.0.0.1:{PORT}/livez", 30)
         wait_http(f"http://127.0.0.1:{http_port}/livez", 30)
         time.sleep(3)  # let the worker connect to the broker before the clock starts
         sent, dashboards = asyncio.run(drive(opts, cookie, pairs, http_port))
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
     latencies = [
         (d.arrived[key] - t) * 1000
         for d in dashboards
