@@ -7,4 +7,11 @@ class AlertsConfig(AppConfig):
     verbose_name = "Alerts"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
+
         from apps.alerts import receivers  # noqa: F401 (connects the signal receivers)
+        from apps.alerts.defaults import ensure_default_rule_post_migrate
+
+        post_migrate.connect(
+            ensure_default_rule_post_migrate, sender=self, dispatch_uid="kubeprobe-default-rule"
+        )

@@ -319,7 +319,32 @@ def notification_send(notification_id: int, *, now: datetime | None = None) -> s
     notification = _claim_notification(notification_id, now or timezone.now())
     if notification is None:
         return None
+    if _superseded(notification):
+        # A late retry must not undo what receivers already heard (a "firing" retried
+        # after the "resolved" would reopen a PagerDuty incident for good).
+        Notification.objects.filter(pk=notification.pk).update(
+            status=NotificationStatus.SKIPPED,
+            error="superseded: a newer notification of its alerts was already sent",
+            next_attempt_at=None,
+        )
+        return NotificationStatus.SKIPPED
     return _attempt(notification, lambda: message_of(notification), retry=True)
+
+
+def _superseded(notification: Notification) -> bool:
+    """Every alert it covers already had a newer notification sent on the same channel."""
+    mine = set(notification.flips.values_list("alert_id", flat=True))
+    if not mine:
+        return False
+    newer = set(
+        Notification.objects.filter(
+            channel_id=notification.channel_id,
+            pk__gt=notification.pk,
+            status=NotificationStatus.SENT,
+            flips__alert_id__in=mine,
+        ).values_list("flips__alert_id", flat=True)
+    )
+    return mine <= newer
 
 
 def channel_send_test(*, channel_id: int) -> Notification:
@@ -395,20 +420,30 @@ SEND_THREADS = 8
 
 
 def notifications_send(ids: list[int]) -> None:
-    """Send after commit; a few at a time, since each mostly waits on a receiver."""
-    if len(ids) <= 1:
-        for notification_id in ids:
-            notification_send(notification_id)
+    """Send after commit: channels in parallel (each mostly waits on a receiver), but
+    one channel's notifications in the order they were made, so a receiver never hears
+    a "resolved" before the "firing" it ends."""
+    by_channel: dict[int, list[int]] = defaultdict(list)
+    for notification_id, channel_id in (
+        Notification.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "channel_id")
+    ):
+        by_channel[channel_id].append(notification_id)
+    queues = list(by_channel.values())
+    if len(queues) <= 1:
+        for queue in queues:
+            for notification_id in queue:
+                notification_send(notification_id)
         return
 
-    def send(notification_id: int) -> None:
+    def send(queue: list[int]) -> None:
         try:
-            notification_send(notification_id)
+            for notification_id in queue:
+                notification_send(notification_id)
         finally:
             connection.close()  # each thread has its own connection
 
-    with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(ids))) as pool:
-        list(pool.map(send, ids))
+    with ThreadPoolExecutor(max_workers=min(SEND_THREADS, len(queues))) as pool:
+        list(pool.map(send, queues))
 
 
 def notifications_retry_due(*, now: datetime | None = None) -> int:

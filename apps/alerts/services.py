@@ -295,9 +295,12 @@ def alert_evaluate(
     now: datetime | None = None,
 ) -> Alert | None:
     """Re-judge one (case, cluster) from its recent runs; record and flip what changed."""
-    now = now or timezone.now()
+    given = now
     with transaction.atomic():
         alert = _locked_alert(case_id, cluster_id)
+        # After the lock: a worker that waited for it must not date its flip earlier
+        # than the flip it waited behind.
+        now = given or timezone.now()
         latest_binding = (
             ProbeRun.objects.filter(case_id=case_id, cluster_id=cluster_id)
             .order_by("-created_at", "-id")
@@ -312,8 +315,10 @@ def alert_evaluate(
                 alert.latest_run_id, alert.latest_state = runs[0].id, runs[0].state
                 alert.latest_duration_ms = runs[0].duration_ms
                 alert.last_finished_at = runs[0].finished_at or alert.last_finished_at
-                alert.save()
-                _announce(alert)
+            if alert.state in PROBLEM_STATES:  # its rule was disabled or deleted
+                _resolve(alert, None, now, note="no enabled rule applies any more")
+            alert.save()
+            _announce(alert)
             return alert
         view = RuleView.of(rule)
         runs = recent_runs(case_id=case_id, cluster_id=cluster_id, rule=view, now=now)
@@ -376,6 +381,21 @@ def _was_notified(alert: Alert) -> bool:
         .first()
     )
     return bool(last)
+
+
+def _last_said(alert: Alert) -> str | None:
+    """The last firing/resolved/flapping event receivers were told about, if any."""
+    last: str | None = (
+        AlertFlip.objects.filter(
+            alert=alert,
+            notify=True,
+            event__in=(FlipEvent.FIRING, FlipEvent.RESOLVED, FlipEvent.FLAPPING),
+        )
+        .order_by("-created_at", "-id")
+        .values_list("event", flat=True)
+        .first()
+    )
+    return last
 
 
 def _resolve(
@@ -507,6 +527,7 @@ def alerts_escalate(*, now: datetime | None = None) -> int:
         state=AlertState.FIRING,
         escalated=False,
         rule__escalate_after_minutes__isnull=False,
+        rule__enabled=True,
         firing_since__isnull=False,
     ).select_related("rule")
     for candidate in candidates:
@@ -552,9 +573,10 @@ def alerts_release_quiet(*, now: datetime | None = None) -> int:
             alert = (
                 Alert.objects.select_for_update(of=("self",))
                 .select_related("case", "cluster", "rule")
-                .get(pk=candidate.pk)
+                .filter(pk=candidate.pk)
+                .first()
             )
-            if _release_one(alert, now):
+            if alert is not None and _release_one(alert, now):
                 count += 1
     return count
 
@@ -571,22 +593,25 @@ def _release_one(alert: Alert, now: datetime) -> bool:
         if recent > threshold // 2:
             return False
         alert.flapping_since = None
-        if alert.state in PROBLEM_STATES and not _was_notified(alert):
-            _flip(
-                alert,
-                event=FlipEvent.FIRING,
-                old=alert.state,
-                notify=True,
-                note="stable again, still failing",
-                now=now,
-            )
-        elif alert.state == AlertState.OK and _was_notified(alert):
+        # Tell receivers the state it settled in: resolved if they last heard firing or
+        # flapping (a trigger for some), firing unless they already heard exactly that.
+        said = _last_said(alert)
+        if alert.state == AlertState.OK and said in (FlipEvent.FIRING, FlipEvent.FLAPPING):
             _flip(
                 alert,
                 event=FlipEvent.RESOLVED,
                 old=alert.state,
                 notify=True,
                 note="stable again, healthy",
+                now=now,
+            )
+        elif alert.state == AlertState.FIRING and said != FlipEvent.FIRING:
+            _flip(
+                alert,
+                event=FlipEvent.FIRING,
+                old=alert.state,
+                notify=not alert.suppressed_by,
+                note="stable again, still failing",
                 now=now,
             )
         alert.save()
@@ -647,8 +672,9 @@ def alerts_check_stale(*, now: datetime | None = None) -> int:
         period = schedule_period(binding, now)
         if period is None:
             continue
+        clusters = binding_clusters(binding=binding)  # once per binding, not per case
         for case in binding_cases(binding=binding):
-            for cluster in binding_clusters(binding=binding):
+            for cluster in clusters:
                 rule = rule_for(case=case, cluster=cluster, binding_id=binding.pk)
                 if rule is None or rule.stale_factor is None:
                     continue

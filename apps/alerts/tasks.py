@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
 from celery import shared_task
 
 from apps.alerts import delivery, services
+
+logger = logging.getLogger(__name__)
+
+
+def _guarded(what: str, step: Callable[[], Any]) -> None:
+    # One failing pair or step must not cost the others their turn.
+    try:
+        step()
+    except Exception:
+        logger.exception("alerting: %s failed", what)
 
 
 @shared_task(name="apps.alerts.tasks.evaluate_alerts", acks_late=True, ignore_result=True)
 def evaluate_alerts(pairs: list[tuple[int, int]]) -> None:
     """Re-judge many (case, cluster) pairs: what the report path hands off in bulk."""
     for case_id, cluster_id in pairs:
-        services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)
+        _guarded(
+            f"judging case {case_id} on cluster {cluster_id}",
+            partial(services.alert_evaluate, case_id=case_id, cluster_id=cluster_id),
+        )
 
 
 @shared_task(name="apps.alerts.tasks.deliver_flips", acks_late=True, ignore_result=True)
@@ -32,11 +50,15 @@ def alerts_housekeeping() -> None:
     """Timed transitions: acknowledgement expiry, escalation, silences that ended,
     dependencies that recovered, flapping that calmed down, probes gone stale, retries,
     and re-sends to receivers that forget alerts they stop hearing about."""
-    services.alerts_expire_acknowledgements()
-    services.alerts_escalate()
-    services.alerts_apply_silences()
-    services.alerts_release_quiet()
-    services.alerts_check_stale()
-    delivery.flips_deliver()
-    delivery.notifications_retry_due()
-    delivery.notifications_resend()
+    steps: list[tuple[str, Callable[[], Any]]] = [
+        ("acknowledgement expiry", services.alerts_expire_acknowledgements),
+        ("escalation", services.alerts_escalate),
+        ("silences", services.alerts_apply_silences),
+        ("quiet alerts", services.alerts_release_quiet),
+        ("stale probes", services.alerts_check_stale),
+        ("delivery", delivery.flips_deliver),
+        ("retries", delivery.notifications_retry_due),
+        ("re-sends", delivery.notifications_resend),
+    ]
+    for what, step in steps:
+        _guarded(what, step)

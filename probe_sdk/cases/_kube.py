@@ -381,8 +381,9 @@ def run_pod_lifecycle(probe: Probe, kube: Kube, ns: str, prefix: str = "") -> No
     created = False
     try:
         with step("create"):
-            kube.create(path(ns, "pods"), pod_manifest(name, "pod-lifecycle"))
+            # Marked first: a create that timed out may still have made the pod.
             created = True
+            kube.create(path(ns, "pods"), pod_manifest(name, "pod-lifecycle"))
         with step("scheduled"):
             wait_for(
                 "pod %s scheduled" % name, pod_reached(lambda p: pod_condition(p, "PodScheduled"))

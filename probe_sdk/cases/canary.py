@@ -100,10 +100,11 @@ def main() -> None:
         }
         try:
             with step("deploy"):
-                kube.create(_kube.path(ns, "services"), service)
+                # Noted before each create: one that timed out may still exist.
                 created.append(service_path)
-                kube.create(_kube.path(ns, "deployments", api_version="apps/v1"), deployment)
+                kube.create(_kube.path(ns, "services"), service)
                 created.append(deployment_path)
+                kube.create(_kube.path(ns, "deployments", api_version="apps/v1"), deployment)
             with step("ready"):
                 wait_rolled_out(kube, ns, "deployment", name, replicas)
             with step("endpoints"):

@@ -82,7 +82,9 @@ def found_value(obj: Any, path: str) -> Any:
 
 def matches(found: Any, expected: str) -> bool:
     try:
-        if json.loads(expected) == found:
+        wanted = json.loads(expected)
+        # In Python 1 == True: a boolean field must not pass for a number, or back.
+        if wanted == found and isinstance(wanted, bool) == isinstance(found, bool):
             return True
     except ValueError:
         pass

@@ -140,9 +140,8 @@ def main() -> None:
         created = False
         try:
             with probe.step("create federated object", threshold_ms=_kube.threshold("create")):
-                kube_path = _kube.path(ns, plural, api_version=version)
-                host.create(kube_path, body)
-                created = True
+                created = True  # first: a create that timed out may still have made it
+                host.create(_kube.path(ns, plural, api_version=version), body)
             missing = await_members(probe, members, "propagated to", carries_token, deadline)
             with probe.step("delete federated object", threshold_ms=_kube.threshold("delete")):
                 host.delete(fed_path)

@@ -163,14 +163,15 @@ def run_workload(probe: Probe, kube: Kube, ns: str, kind: str, replicas: int) ->
 
     try:
         with step("create"):
+            # Each path is noted before its create: one that timed out may still exist.
             if kind == "deployment":
                 body = deployment_manifest(name, replicas)
             else:
                 service, body = statefulset_manifests(name, replicas)
-                kube.create(_kube.path(ns, "services"), service)
                 created.append(_kube.path(ns, "services", name))
-            kube.create(_kube.path(ns, plural, api_version="apps/v1"), body)
+                kube.create(_kube.path(ns, "services"), service)
             created.append(object_path)
+            kube.create(_kube.path(ns, plural, api_version="apps/v1"), body)
         with step("available" if kind == "deployment" else "ready"):
             wait_rolled_out(kube, ns, kind, name, replicas)
         with step("update"):

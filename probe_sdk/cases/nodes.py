@@ -107,7 +107,27 @@ class NodeRun:
             else:
                 continue
             del self.in_flight[node]
+            self.delete(name)
+
+    def delete(self, name: str) -> bool:
+        try:
             self.kube.delete(_kube.path(self.ns, "pods", name))
+            return True
+        except _kube.KubeError:
+            return False  # the sweep at the end tries again by label
+
+    def sweep(self) -> None:
+        """Delete whatever pods of this run are left (a failed delete, or a create that
+        timed out after the API server stored the pod), by label, and check."""
+        selector = "kubeprobe.io/node-run=%s" % self.run_label
+        with _kube.cleanup_step(self.probe, "cleanup"):
+            left = [
+                p["metadata"]["name"]
+                for p in self.kube.items(_kube.path(self.ns, "pods"), selector)
+            ]
+            undeleted = [name for name in left if not self.delete(name)]
+            if undeleted:
+                raise RuntimeError("could not delete pods %s" % ", ".join(undeleted))
 
     def run(self, nodes: List[str]) -> None:
         queue = list(nodes)
@@ -119,8 +139,9 @@ class NodeRun:
                     self.poll()
                     time.sleep(_kube.POLL_SECONDS)
         finally:
-            for name, _ in self.in_flight.values():
-                self.kube.delete(_kube.path(self.ns, "pods", name))
+            for name, _ in list(self.in_flight.values()):
+                self.delete(name)
+            self.sweep()
 
 
 def main() -> None:

@@ -167,14 +167,24 @@
 
   // ------------------------------------------------------------ resync
 
+  // Cells pushed while a snapshot is in flight: the snapshot may have been read before
+  // they happened, so they are applied again on top of it.
+  var pushedDuringResync = null;
+
   function resync() {
     if (runId != null) { refetchRun(); return; }
+    if (!document.querySelector("td.cell")) return;  // no matrix on this page (alerts)
     var query = window.location.search.replace(/^\?/, "");
     var url = "/dashboard/state.json?scope=" + encodeURIComponent(scope) + (query ? "&" + query : "");
+    pushedDuringResync = [];
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { return r.ok ? r.json() : Promise.reject(r.status); })
-      .then(function (state) { queueCells(state.cells || []); })
-      .catch(function (e) { console.warn("live: resync", e); });
+      .then(function (state) {
+        queueCells(state.cells || []);
+        queueCells(pushedDuringResync || []);
+      })
+      .catch(function (e) { console.warn("live: resync", e); })
+      .then(function () { pushedDuringResync = null; });
   }
 
   // ------------------------------------------------------------ socket
@@ -185,6 +195,7 @@
     switch (msg.type) {
       case "cells":
         queueCells(msg.cells || []);
+        if (pushedDuringResync) pushedDuringResync.push.apply(pushedDuringResync, msg.cells || []);
         break;
       case "run":
         if (msg.run_id === runId) refetchRun();

@@ -350,3 +350,24 @@ def test_still_firing_alerts_are_sent_again_to_alertmanager(
     clusters = {a["labels"]["cluster"] for a in again[0].json()}
     assert clusters == {"prod-1"}  # the resolved one is not repeated
     assert Notification.objects.filter(title__startswith="(still firing)").count() == 1
+
+
+def test_a_firing_retried_after_its_resolve_is_not_sent(
+    rule: AlertRule, webhook: Channel, receiver: Receiver
+) -> None:
+    case, cluster = CaseFactory(), ClusterFactory(name="prod-1")
+    fail(case, cluster)
+    receiver.respond(503)
+    [firing] = deliver()
+    assert send_all([firing]) == ["retrying"]
+    receiver.respond(200)
+    add_run(case, cluster, True)
+    services.alert_evaluate(case_id=case.pk, cluster_id=cluster.pk)
+    [resolved] = deliver(seconds_later=10)
+    assert send_all([resolved]) == ["sent"]
+    notification = Notification.objects.get(pk=firing)
+    with time_machine.travel(notification.next_attempt_at, tick=False):
+        delivery.notifications_retry_due()
+    notification.refresh_from_db()
+    assert notification.status == "skipped" and "superseded" in notification.error
+    assert [r.json()["event"] for r in receiver.requests[1:]] == ["resolved"]

@@ -51,3 +51,18 @@ def test_handed_off_pairs_are_judged(settings: Any) -> None:
         assert alert.latest_state == "failed"
     finally:
         app.conf.task_always_eager = False
+
+
+def test_one_failing_pair_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    from apps.alerts import services
+
+    judged: list[tuple[int, int]] = []
+
+    def evaluate(*, case_id: int, cluster_id: int) -> None:
+        if case_id == 2:
+            raise RuntimeError("deadlock detected")
+        judged.append((case_id, cluster_id))
+
+    monkeypatch.setattr(services, "alert_evaluate", evaluate)
+    evaluate_alerts([(1, 1), (2, 2), (3, 3)])
+    assert judged == [(1, 1), (3, 3)]

@@ -490,3 +490,38 @@ def test_a_silence_made_while_an_alert_fires_quiets_it_until_it_ends(
         assert services.alerts_release_quiet() == 1
     alert.refresh_from_db()
     assert alert.state == AlertState.FIRING and flips(alert)[-1] == ("firing", "firing", True)
+
+
+def test_flapping_that_settles_healthy_says_resolved(
+    pair: tuple[Any, Any], report: Callable[..., Alert]
+) -> None:
+    case, _ = pair
+    AlertRule.objects.create(name="flappy", case=case, consecutive_failures=1, flap_threshold=3)
+    start = timezone.now()
+    with time_machine.travel(start, tick=False):
+        for ok in (False, True, False, True, False, True):
+            alert = report(ok)
+    assert alert.state == AlertState.OK and alert.flapping_since is not None
+    with time_machine.travel(start + timedelta(minutes=61), tick=False):
+        assert services.alerts_release_quiet() == 1
+    assert flips(alert)[-1] == ("resolved", "ok", True)
+    assert last_flip(alert).note == "stable again, healthy"
+
+
+def test_disabling_the_rule_resolves_what_it_fired(report: Callable[..., Alert]) -> None:
+    report(False)
+    alert = report(False)
+    assert alert.state == AlertState.FIRING
+    AlertRule.objects.filter(name="default").update(enabled=False)
+    alert = report(False)
+    assert alert.state == AlertState.OK
+    assert last_flip(alert).note == "no enabled rule applies any more"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_default_rule_comes_back_after_a_flush() -> None:
+    from django.core.management import call_command
+
+    call_command("flush", interactive=False, verbosity=0)
+    rule = AlertRule.objects.get(name="default")
+    assert (rule.consecutive_failures, rule.stale_factor) == (2, 3.0)

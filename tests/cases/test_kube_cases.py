@@ -112,7 +112,8 @@ def test_refused_creation_fails_the_create_step_with_the_api_answer(
     create = steps(body)["create"]
     assert create["ok"] is False
     assert "HTTP 403: pods is forbidden" in create["error"]
-    assert "cleanup" not in steps(body)  # nothing was created
+    # A refused create may still have stored the pod (a lost answer): cleanup runs anyway.
+    assert steps(body)["cleanup"]["ok"] is True
 
 
 def test_slow_step_fails_with_the_measured_time(fake_kube: FakeKube, tmp_path: Path) -> None:
@@ -485,6 +486,7 @@ def test_every_ready_schedulable_node_gets_a_pinned_pod(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
         assert body["ok"] is True, body["errors"]
         assert sorted(s["name"] for s in body["steps"]) == [
+            "cleanup",
             "list nodes",
             "node node-1",
             "node node-2",
@@ -637,3 +639,23 @@ def test_federation_without_the_crd_fails_creation_with_the_api_answer(
         assert create["ok"] is False and "HTTP 404" in create["error"]
     finally:
         member.stop()
+
+
+def test_a_pod_stored_although_its_create_answer_was_lost_is_still_deleted(
+    fake_kube: FakeKube, tmp_path: Path
+) -> None:
+    fake_kube.lose_next_answer("POST", "pods", 504)
+    _, body = run_case("lifecycle", kube_env(fake_kube, tmp_path))
+    assert "HTTP 504" in steps(body)["create"]["error"]
+    assert steps(body)["cleanup"]["ok"] is True
+    assert leftovers(fake_kube, "pods") == []
+
+
+def test_coverage_does_not_take_a_number_for_a_boolean(fake_kube: FakeKube, tmp_path: Path) -> None:
+    backup_cronjob(fake_kube)
+    env = kube_env(fake_kube, tmp_path, **COVERAGE, COVERAGE_EXPECT=".spec.suspend=0")
+    _, body = run_case("config_coverage", env)
+    assert body["ok"] is False
+    assert steps(body)["check .spec.suspend"]["error"].endswith(
+        "drift: .spec.suspend is false, expected 0"
+    )
