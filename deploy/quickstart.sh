@@ -98,7 +98,7 @@ fi
 PIDS+=("$!")
 
 echo
-echo "KubeProbe admin: http://127.0.0.1:${PORT}/admin/ (also https://127.0.0.1:${TLS_PORT}/, CA var/tls/ca.crt)"
+echo "KubeProbe dashboards: http://127.0.0.1:${PORT}/   admin: http://127.0.0.1:${PORT}/admin/ (also https://127.0.0.1:${TLS_PORT}/, CA var/tls/ca.crt)"
 echo "API: http://127.0.0.1:${PORT}/api/v1/   Logs: var/log/   (Ctrl-C stops)"
 echo "The demo's first runs finish within seconds: admin → Probe runs (cluster local)."
 # In the background and waited for, so a TERM to this script stops everything at once.
