@@ -362,11 +362,14 @@ def _store(run: ProbeRun, report: reports.Report, now: datetime) -> None:
 
 
 def _finished_signals(run_id: int, case_id: int, cluster_id: int, state: str, ok: bool) -> None:
+    """Tell alerting and dashboards, after commit; a failing receiver is logged, not raised
+    (it must not turn a stored report into an error answer)."""
+
     def send() -> None:
-        run_state_changed.send(
+        run_state_changed.send_robust(
             sender=ProbeRun, run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=state
         )
-        run_finished.send(
+        run_finished.send_robust(
             sender=ProbeRun,
             run_id=run_id,
             case_id=case_id,
@@ -375,9 +378,12 @@ def _finished_signals(run_id: int, case_id: int, cluster_id: int, state: str, ok
             ok=ok,
         )
 
-    # After commit: at once in autocommit, later inside an outer atomic block.
-    # A failing receiver must not turn a stored report into an error answer.
-    transaction.on_commit(send, robust=True)
+    # In autocommit the report is committed already: send at once (on_commit
+    # would too, but first opens this thread's connection to ask about autocommit).
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(send)
+    else:
+        send()
 
 
 def _why_not_stored(run_id: int, token: str, now: datetime) -> ReportRejected:

@@ -1,4 +1,4 @@
-"""The production WSGI entry: reports take the lean middleware chain, with the same answers."""
+"""The production WSGI entry: plain reports skip Django's handler, with the same answers."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
+from django.test import override_settings
 from django.utils import timezone
 
+from apps.runs import services
+from apps.runs.api.endpoint import ReportEndpoint
 from apps.runs.models import ProbeRun, RunState
 from apps.runs.services import hash_token
 from kubeprobe_site import wsgi
@@ -69,23 +73,39 @@ def runs(count: int, **changes: Any) -> list[int]:
 
 
 def same_answer(make_request: Any) -> tuple[str, Any, bytes]:
-    """The answer of the full chain and of the production entry (lean chain) to one request."""
+    """The answer of Django's handler and of the production entry to one request."""
     full = make_request(WSGIHandler())
-    lean = make_request(wsgi.application)
-    assert lean == full
-    return lean
+    fast = make_request(wsgi.application)
+    assert fast == full
+    return fast
 
 
-def test_the_lean_chain_keeps_everything_but_what_reports_never_use() -> None:
-    from django.conf import settings
+def no_django(environ: dict[str, Any], start_response: Any) -> Any:
+    raise AssertionError(f"Django's handler was asked for {environ['PATH_INFO']}")
 
-    lean = wsgi.lean_middleware(settings.MIDDLEWARE)
-    assert "django.middleware.security.SecurityMiddleware" in lean
-    assert "django.middleware.common.CommonMiddleware" in lean
-    assert "django.middleware.clickjacking.XFrameOptionsMiddleware" in lean
-    assert not set(lean) & wsgi.REPORT_SKIPS_MIDDLEWARE
-    assert [m for m in settings.MIDDLEWARE if m in lean] == lean  # same order
-    assert lean != settings.MIDDLEWARE  # building the lean handler left the settings alone
+
+def test_the_fast_path_stands_in_for_the_project_middleware_only() -> None:
+    assert ReportEndpoint(no_django).enabled
+    gzip = "django.middleware.gzip.GZipMiddleware"
+    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, gzip]):
+        assert not ReportEndpoint(no_django).enabled  # unknown middleware: Django answers
+    with override_settings(PREPEND_WWW=True):
+        assert not ReportEndpoint(no_django).enabled
+
+
+@pytest.mark.django_db(transaction=True)
+def test_plain_reports_never_reach_djangos_handler() -> None:
+    run, kh = runs(2)
+    ProbeRun.objects.filter(pk=kh).update(token_hash=hash_token("kh-fast"))
+    app = ReportEndpoint(no_django)
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+    assert call(app, "POST", f"/api/v1/runs/{run}/report", GOOD, **auth)[0] == "200 OK"
+    assert call(app, "POST", f"/api/v1/runs/{run}/report", GOOD, **auth)[0] == "409 Conflict"
+    khpath = "/api/v1/kuberhealthy/check"
+    assert call(app, "POST", khpath, GOOD, HTTP_KH_RUN_UUID="kh-fast")[0] == "200 OK"
+    assert ProbeRun.objects.get(pk=run).state == ProbeRun.objects.get(pk=kh).state == "failed"
+    with pytest.raises(AssertionError, match="handler was asked"):  # Django refuses bad hosts
+        call(app, "POST", f"/api/v1/runs/{run}/report", GOOD, **auth, HTTP_HOST="evil.example")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -93,10 +113,10 @@ def test_stored_reports_answer_the_same() -> None:
     first, second = runs(2)
     headers = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
     full = call(WSGIHandler(), "POST", f"/api/v1/runs/{first}/report", GOOD, **headers)
-    lean = call(wsgi.application, "POST", f"/api/v1/runs/{second}/report", GOOD, **headers)
-    assert full[0] == lean[0] == "200 OK"
-    assert full[1] == lean[1]
-    assert json.loads(lean[2]) == {"id": second, "state": "failed"}
+    fast = call(wsgi.application, "POST", f"/api/v1/runs/{second}/report", GOOD, **headers)
+    assert full[0] == fast[0] == "200 OK"
+    assert full[1] == fast[1]
+    assert json.loads(fast[2]) == {"id": second, "state": "failed"}
     assert ProbeRun.objects.get(pk=second).state == RunState.FAILED
 
 
@@ -150,8 +170,8 @@ def test_kuberhealthy_reports_answer_the_same() -> None:
     body = b'{"OK": false, "Errors": ["down"]}'
     path = "/api/v1/kuberhealthy/check"
     full = call(WSGIHandler(), "POST", path, body, HTTP_KH_RUN_UUID="kh-1")
-    lean = call(wsgi.application, "POST", path, body, HTTP_KH_RUN_UUID="kh-2")
-    assert full == lean and lean[0] == "200 OK"
+    fast = call(wsgi.application, "POST", path, body, HTTP_KH_RUN_UUID="kh-2")
+    assert full == fast and fast[0] == "200 OK"
     assert ProbeRun.objects.get(pk=second).state == RunState.FAILED
     for extra in ({"HTTP_KH_RUN_UUID": "kh-1"}, {}, {"CONTENT_TYPE": "text/plain"}):
         answer = same_answer(lambda app, extra=extra: call(app, "POST", path, body, **extra))
@@ -164,3 +184,81 @@ def test_other_paths_take_the_full_chain() -> None:
     status, headers, _ = call(wsgi.application, "GET", "/admin/login/")
     assert status == "200 OK"
     assert any(name == "Set-Cookie" and "csrftoken" in value for name, value in headers)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("scheme", "extra", "status"),
+    [
+        ("https", {}, "200"),  # with HSTS
+        ("http", {}, "301"),  # redirected to HTTPS, nothing stored
+        ("http", {"HTTP_X_FORWARDED_PROTO": "https"}, "200"),  # TLS ended at the proxy
+        ("http", {"HTTP_X_FORWARDED_PROTO": "http"}, "301"),
+    ],
+)
+def test_https_settings_answer_the_same(scheme: str, extra: dict[str, str], status: str) -> None:
+    first, second = runs(2)
+    https = {
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 3600,
+        "SECURE_HSTS_PRELOAD": True,
+        "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+        "SECURE_REFERRER_POLICY": "no-referrer, strict-origin",
+        "X_FRAME_OPTIONS": "SAMEORIGIN",
+    }
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}", "wsgi.url_scheme": scheme, **extra}
+    with override_settings(**https):
+        app = wsgi.make_application()
+        full = call(WSGIHandler(), "POST", f"/api/v1/runs/{first}/report", GOOD, **headers)
+        fast = call(app, "POST", f"/api/v1/runs/{second}/report", GOOD, **headers)
+    assert full[0][:3] == fast[0][:3] == status
+    # Same headers (a redirect names its own run).
+    assert full[1] == [(k, v.replace(f"/{second}/", f"/{first}/")) for k, v in fast[1]]
+    if status == "200":
+        assert ("Strict-Transport-Security", "max-age=3600; preload") in fast[1]
+        assert ("Referrer-Policy", "no-referrer,strict-origin") in fast[1]
+        assert ProbeRun.objects.get(pk=second).state == RunState.FAILED
+    else:
+        assert ProbeRun.objects.get(pk=second).state == RunState.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refusals_are_logged_as_django_logs_them(caplog: pytest.LogCaptureFixture) -> None:
+    [finished] = runs(1, state=RunState.SUCCEEDED)
+    path = f"/api/v1/runs/{finished}/report"
+    logged = []
+    for app in (WSGIHandler(), wsgi.application):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="django.request"):
+            call(app, "POST", path, GOOD, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+        logged.append([(r.levelname, r.getMessage(), r.status_code) for r in caplog.records])
+    assert logged[0] == logged[1] == [("WARNING", f"Conflict: {path}", 409)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unexpected_error_is_a_logged_500(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    [run] = runs(1)
+
+    def broken(**kwargs: Any) -> str:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(services, "run_report", broken)
+    path = f"/api/v1/runs/{run}/report"
+    with caplog.at_level("ERROR", logger="django.request"):
+        status, _, _ = call(wsgi.application, "POST", path, GOOD, HTTP_AUTHORIZATION="Bearer x")
+    assert status.startswith("500")
+    [record] = caplog.records
+    assert record.exc_info and "disk on fire" in str(record.exc_info[1])
+
+
+@pytest.mark.django_db
+def test_made_up_hosts_stay_refused_and_bounded() -> None:
+    app = ReportEndpoint(WSGIHandler())
+    for i in range(app.MAX_ORIGINS + 10):
+        status, _, _ = call(app, "POST", "/api/v1/runs/1/report", GOOD, HTTP_HOST=f"h{i}.evil")
+        assert status.startswith("400")
+    assert len(app.origins) <= app.MAX_ORIGINS
+    # A remembered verdict is still a refusal.
+    assert call(app, "POST", "/api/v1/runs/1/report", GOOD, HTTP_HOST="h1030.evil")[0][:3] == "400"

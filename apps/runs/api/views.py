@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -14,11 +13,10 @@ from apps.catalog.models import Case
 from apps.clusters.models import Cluster
 from apps.clusters.selectors import cluster_group_resolve
 from apps.runs import services
+from apps.runs.api import endpoint
 from apps.runs.api.serializers import ProbeRunSerializer, ReportSerializer, RunRequestSerializer
 from apps.runs.filters import ProbeRunFilter
 from apps.runs.models import ProbeRun
-
-MAX_RUN_ID = 2**63 - 1  # bigint
 
 
 class CanRunProbes(permissions.BasePermission):
@@ -82,15 +80,6 @@ class ProbeRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         )
 
 
-def _read_body(request: HttpRequest) -> bytes:
-    """The body, refusing (413) anything over the report limit before reading it whole."""
-    limit = settings.KUBEPROBE_MAX_REPORT_BYTES
-    declared = request.META.get("CONTENT_LENGTH") or "0"
-    if declared.isdigit() and int(declared) > limit:
-        raise services.ReportRejected(413, {"detail": "report body is over 256 KiB"})
-    return request.read(limit + 1)
-
-
 class _PlainPost(APIView):
     """An APIView for the schema only: requests skip DRF's request wrapping,
     authentication and content negotiation, which this hot path does not need."""
@@ -129,18 +118,7 @@ class RunReportView(_PlainPost):
         auth=[],
     )
     def post(self, request: HttpRequest, run_id: int) -> HttpResponse:
-        if run_id > MAX_RUN_ID:
-            return JsonResponse({"detail": f"no run {run_id}"}, status=404)
-        scheme, _, token = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer":
-            token = ""
-        try:
-            state = services.run_report(
-                run_id=run_id, token=token.strip(), body=_read_body(request)
-            )
-        except services.ReportRejected as exc:
-            return JsonResponse(exc.detail, status=exc.status, safe=False)
-        return JsonResponse({"id": run_id, "state": state})
+        return endpoint.run_report_answer(run_id, request.META, request.read).response()
 
 
 class KuberhealthyReportView(_PlainPost):
@@ -162,12 +140,4 @@ class KuberhealthyReportView(_PlainPost):
         auth=[],
     )
     def post(self, request: HttpRequest) -> HttpResponse:
-        if not request.META.get("CONTENT_TYPE", "").startswith("application/json"):
-            return HttpResponse(status=415)
-        try:
-            services.run_report_kuberhealthy(
-                run_uuid=request.META.get("HTTP_KH_RUN_UUID", ""), body=_read_body(request)
-            )
-        except services.ReportRejected as exc:
-            return HttpResponse(str(exc.detail), status=exc.status, content_type="text/plain")
-        return HttpResponse(status=200)
+        return endpoint.kuberhealthy_answer(request.META, request.read).response()
