@@ -3,12 +3,14 @@
 Starts the portal's production HTTP server (gunicorn, 2 processes x 8
 threads, see deploy/) on Postgres and Redis, creates N dispatched runs with
 known tokens, then drives 50 concurrent keep-alive clients with wrk, in
-rounds: first against /livez (a trivial view through the same middleware),
-then against the report endpoint, each run reporting once (every round has
-its own runs). Prints, per round and as the median of the rounds, reports/s,
-p50/p99 latency, and ingestion's rate as a share of the trivial rate
-(target: at least 50%). The machine is shared and noisy, so the two rates
-are compared within a round, phases alternate, and the median round counts.
+rounds: first against /livez (a trivial view, through Django as every
+non-report request), then against the report endpoint, each run reporting
+once (every round has its own runs). Prints, per round and as the median of
+the rounds, reports/s, p50/p99 latency, and ingestion's rate as a share of
+the trivial rate (target: at least 50%), and the CPU time per request the
+server and Postgres spent in each phase (read from /proc; less moved by
+noise than rates). The machine is shared and noisy, so the two rates are
+compared within a round, phases alternate, and the median round counts.
 Every 200 must be a stored run: the script checks the database afterwards.
 
     python bench/ingest.py [--seconds 10] [--rounds 3] [--connections 50] [--runs 90000]
@@ -28,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from _stack import fresh_database
@@ -153,6 +156,38 @@ def wrk(
     return result
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:  # fields after the command name: utime and stime are the 12th and 13th
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_usage(server: int) -> tuple[float, float]:
+    """CPU seconds used so far by the server (master and workers) and by Postgres."""
+    children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+    postgres = [
+        int(p.parent.name)
+        for p in Path("/proc").glob("[0-9]*/comm")
+        if p.exists() and p.read_text().strip() == "postgres"
+    ]
+    return _cpu_seconds([server, *map(int, children)]), _cpu_seconds(postgres)
+
+
+def measured(server: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """A wrk phase, with the CPU milliseconds per request it cost the server and Postgres."""
+    before = cpu_usage(server)
+    result = run()
+    after = cpu_usage(server)
+    result["server_ms"] = (after[0] - before[0]) * 1000 / result["requests"]
+    result["postgres_ms"] = (after[1] - before[1]) * 1000 / result["requests"]
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -221,8 +256,15 @@ def main() -> None:
         for n in range(opts.rounds):
             part = tmp / f"tokens-{n}.txt"
             part.write_text("".join(lines[n * share : (n + 1) * share]))
-            trivial = wrk(base + "/livez", opts.seconds, opts.connections)
-            ingest = wrk(base + "/", opts.seconds, opts.connections, script, [str(part), "2"])
+            trivial = measured(
+                server.pid, lambda: wrk(base + "/livez", opts.seconds, opts.connections)
+            )
+            ingest = measured(
+                server.pid,
+                lambda part=part: wrk(
+                    base + "/", opts.seconds, opts.connections, script, [str(part), "2"]
+                ),
+            )
             if ingest["requests"] >= share:
                 # Past its runs the script would fall back to /livez: not a report rate.
                 sys.exit(f"round {n + 1} ran out of runs: use more than --runs {opts.runs}")
@@ -257,6 +299,8 @@ def main() -> None:
             f" p99 {trivial['p99_ms']:.1f} ms) | reports {ingest['rate']:6.0f}/s"
             f" (p50 {ingest['p50_ms']:.1f} ms p99 {ingest['p99_ms']:.1f} ms)"
             f" | ratio {ingest['rate'] / trivial['rate']:.0%}"
+            f" | CPU per request: /livez {trivial['server_ms']:.2f} ms,"
+            f" report {ingest['server_ms']:.2f} ms + Postgres {ingest['postgres_ms']:.2f} ms"
         )
     trivial, ingest = sorted(rounds, key=lambda r: r[1]["rate"] / r[0]["rate"])[len(rounds) // 2]
     print(

@@ -187,3 +187,23 @@ def test_the_statement_is_prepared_again_after_the_session_dropped_it() -> None:
     assert ingest._store_rows([pending(second)]) != {}
     assert ProbeRun.objects.filter(state=RunState.SUCCEEDED).count() == 2
     connection.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_statement_is_planned_once_not_on_every_execution() -> None:
+    ids = running_runs(12)
+    for start in range(0, 12, 2):  # past Postgres' five custom plans before it may switch
+        assert len(ingest._store_rows([pending(i) for i in ids[start : start + 2]])) == 2
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %s",
+            [ingest._STATEMENT.decode()],
+        )
+        generic, custom = cursor.fetchone()
+        cursor.execute("DISCARD ALL")  # the session setting goes too: it is set again
+    assert (generic, custom) == (6, 0)
+    assert len(ingest._store_rows([pending(ids[0])])) == 0  # stored already; still answers
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_generic_plan",)
+    connection.close()
