@@ -170,12 +170,25 @@ def _cpu_seconds(pids: list[int]) -> float:
 def cpu_usage(server: int) -> tuple[float, float]:
     """CPU seconds used so far by the server (master and workers) and by Postgres."""
     children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
-    postgres = [
-        int(p.parent.name)
-        for p in Path("/proc").glob("[0-9]*/comm")
-        if p.exists() and p.read_text().strip() == "postgres"
-    ]
-    return _cpu_seconds([server, *map(int, children)]), _cpu_seconds(postgres)
+    return _cpu_seconds([server, *map(int, children)]), _cpu_seconds(_postgres_pids())
+
+
+def _postgres_pids() -> list[int]:
+    """Postgres' own processes (WAL writer, checkpointer...) and the bench database's
+    backends; not other databases' backends (the machine may be shared)."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (proc / "comm").read_text().strip() != "postgres":
+                continue
+            title = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        # A backend's title: "postgres: user database host(port) state".
+        backend = "(" in title or "[local]" in title
+        if not backend or f" {DB} " in title:
+            pids.append(int(proc.name))
+    return pids
 
 
 def measured(server: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:

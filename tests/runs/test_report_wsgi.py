@@ -72,6 +72,13 @@ def runs(count: int, **changes: Any) -> list[int]:
     return ids
 
 
+def headers_of(answer: tuple[str, Any, bytes], run: int, as_run: int) -> list[tuple[str, str]]:
+    """An answer's headers as if it named `as_run` (Location, Content-Length), checked."""
+    _, headers, body = answer
+    assert dict(headers).get("Content-Length", "0") == str(len(body))
+    return [(k, v.replace(f"/{run}/", f"/{as_run}/")) for k, v in headers if k != "Content-Length"]
+
+
 def same_answer(make_request: Any) -> tuple[str, Any, bytes]:
     """The answer of Django's handler and of the production entry to one request."""
     full = make_request(WSGIHandler())
@@ -115,7 +122,7 @@ def test_stored_reports_answer_the_same() -> None:
     full = call(WSGIHandler(), "POST", f"/api/v1/runs/{first}/report", GOOD, **headers)
     fast = call(wsgi.application, "POST", f"/api/v1/runs/{second}/report", GOOD, **headers)
     assert full[0] == fast[0] == "200 OK"
-    assert full[1] == fast[1]
+    assert headers_of(full, first, first) == headers_of(fast, second, first)
     assert json.loads(fast[2]) == {"id": second, "state": "failed"}
     assert ProbeRun.objects.get(pk=second).state == RunState.FAILED
 
@@ -135,6 +142,8 @@ def test_stored_reports_answer_the_same() -> None:
         ("GET", "405"),
         ("bad host", "400"),
         ("no slash route", "404"),
+        ("run id past bigint", "404"),
+        ("run id past int()", "404"),
     ],
 )
 def test_refused_reports_answer_the_same(name: str, status: str) -> None:
@@ -155,6 +164,8 @@ def test_refused_reports_answer_the_same(name: str, status: str) -> None:
         "GET": ("GET", url, b"", auth),
         "bad host": ("POST", url, GOOD, {**auth, "HTTP_HOST": "evil.example"}),
         "no slash route": ("POST", "/api/v1/runs/x/report", GOOD, auth),
+        "run id past bigint": ("POST", f"/api/v1/runs/{2**63}/report", GOOD, auth),
+        "run id past int()": ("POST", f"/api/v1/runs/{'9' * 5000}/report", GOOD, auth),
     }
     method, path, body, extra = cases[name]
     answer = same_answer(lambda app: call(app, method, path, body, **extra))
@@ -212,8 +223,7 @@ def test_https_settings_answer_the_same(scheme: str, extra: dict[str, str], stat
         full = call(WSGIHandler(), "POST", f"/api/v1/runs/{first}/report", GOOD, **headers)
         fast = call(app, "POST", f"/api/v1/runs/{second}/report", GOOD, **headers)
     assert full[0][:3] == fast[0][:3] == status
-    # Same headers (a redirect names its own run).
-    assert full[1] == [(k, v.replace(f"/{second}/", f"/{first}/")) for k, v in fast[1]]
+    assert headers_of(full, first, first) == headers_of(fast, second, first)
     if status == "200":
         assert ("Strict-Transport-Security", "max-age=3600; preload") in fast[1]
         assert ("Referrer-Policy", "no-referrer,strict-origin") in fast[1]
@@ -236,7 +246,7 @@ def test_refusals_are_logged_as_django_logs_them(caplog: pytest.LogCaptureFixtur
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_unexpected_error_is_a_logged_500(
+def test_an_unexpected_error_is_the_same_logged_500(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     [run] = runs(1)
@@ -247,10 +257,33 @@ def test_an_unexpected_error_is_a_logged_500(
     monkeypatch.setattr(services, "run_report", broken)
     path = f"/api/v1/runs/{run}/report"
     with caplog.at_level("ERROR", logger="django.request"):
-        status, _, _ = call(wsgi.application, "POST", path, GOOD, HTTP_AUTHORIZATION="Bearer x")
-    assert status.startswith("500")
-    [record] = caplog.records
-    assert record.exc_info and "disk on fire" in str(record.exc_info[1])
+        answer = same_answer(lambda app: call(app, "POST", path, GOOD))
+    assert answer[0] == "500 Internal Server Error"
+    assert len(caplog.records) == 2  # once per handler, with the traceback
+    assert all("disk on fire" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_proxy_header_decides_per_request_whether_a_report_came_over_https() -> None:
+    ids = runs(3)
+    proxy = {
+        "SECURE_SSL_REDIRECT": True,
+        "SECURE_HSTS_SECONDS": 60,
+        "SECURE_PROXY_SSL_HEADER": ("HTTP_X_FORWARDED_PROTO", "https"),
+    }
+    with override_settings(**proxy):
+        app = ReportEndpoint(no_django)  # one endpoint: its memo sees every variant
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}"}
+    over_tls = {**auth, "HTTP_X_FORWARDED_PROTO": "https"}
+    with override_settings(**proxy):
+        answer = call(app, "POST", f"/api/v1/runs/{ids[0]}/report", GOOD, **over_tls)
+        assert answer[0] == "200 OK"
+        assert ("Strict-Transport-Security", "max-age=60") in answer[1]
+        for plain in (auth, {**auth, "HTTP_X_FORWARDED_PROTO": "http"}):
+            with pytest.raises(AssertionError, match="handler was asked"):  # Django redirects
+                call(app, "POST", f"/api/v1/runs/{ids[1]}/report", GOOD, **plain)
+        assert call(app, "POST", f"/api/v1/runs/{ids[2]}/report", GOOD, **over_tls)[0] == "200 OK"
+    assert ProbeRun.objects.get(pk=ids[1]).state == RunState.RUNNING
 
 
 @pytest.mark.django_db

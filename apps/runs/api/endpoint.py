@@ -40,6 +40,7 @@ from apps.runs import ingest, services
 logger = logging.getLogger(__name__)
 
 MAX_RUN_ID = 2**63 - 1  # bigint
+MAX_RUN_ID_DIGITS = len(str(MAX_RUN_ID))
 JSON = "application/json"
 TEXT = "text/plain"
 
@@ -167,6 +168,8 @@ class ReportEndpoint:
             lean == MIRRORED_MIDDLEWARE
             and not settings.PREPEND_WWW
             and not settings.DISALLOWED_USER_AGENTS
+            # Django would wrap the views in a transaction.
+            and not any(db.get("ATOMIC_REQUESTS") for db in settings.DATABASES.values())
         )
         self.headers = {secure: _middleware_headers(secure) for secure in (False, True)}
         proxy = settings.SECURE_PROXY_SSL_HEADER
@@ -192,7 +195,7 @@ class ReportEndpoint:
             return self.origins[key]
         except KeyError:
             pass
-        request = WSGIRequest(environ)
+        request = WSGIRequest(dict(environ))  # it rewrites PATH_INFO; Django may need it as is
         try:
             request.get_host()
         except DisallowedHost:
@@ -212,6 +215,8 @@ class ReportEndpoint:
         run = RUN_REPORT_PATH.fullmatch(path)
         if run is None and path != KUBERHEALTHY_PATH:
             return self.django_app(environ, start_response)
+        if run is not None and len(run.group(1)) > MAX_RUN_ID_DIGITS:
+            return self.django_app(environ, start_response)  # 404, as Django finds no run
         secure = self._origin(environ)
         if secure is None:
             return self.django_app(environ, start_response)
@@ -220,6 +225,9 @@ class ReportEndpoint:
         except ValueError:
             length = 0  # as Django reads it
         read = LimitedStream(environ["wsgi.input"], length).read
+        # What Django's request_started and request_finished signals do for us:
+        # drop connections past CONN_MAX_AGE or broken.
+        close_old_connections()
         try:
             if run is not None:
                 # Announced from the start, so a batch being collected waits for it.
@@ -227,21 +235,23 @@ class ReportEndpoint:
                     answer = run_report_answer(int(run.group(1)), environ, read)
             else:
                 answer = kuberhealthy_answer(environ, read)
-        except Exception as exc:  # as Django would: log it, answer 500
+        except Exception as exc:  # as Django does: log it with its traceback, answer 500
             response = response_for_exception(WSGIRequest(environ), exc)
-            start_response(
-                f"{response.status_code} {response.reason_phrase}", list(response.items())
-            )
-            return [response.content]
+            answer = Answer(response.status_code, response["Content-Type"], response.content)
+        else:
+            if answer.status >= 400:
+                request = WSGIRequest(environ)
+                log_response(
+                    "%s: %s",
+                    HTTPStatus(answer.status).phrase,
+                    request.path,
+                    response=answer.response(),
+                    request=request,
+                )
         finally:
-            close_old_connections()  # what Django's request_finished signal does for us
-        phrase = HTTPStatus(answer.status).phrase
-        if answer.status >= 400:
-            log_response(
-                "%s: %s", phrase, path, response=answer.response(), request=WSGIRequest(environ)
-            )
+            close_old_connections()
         start_response(
-            f"{answer.status} {phrase}",
+            f"{answer.status} {HTTPStatus(answer.status).phrase}",
             [
                 ("Content-Type", answer.content_type),
                 ("Content-Length", str(len(answer.body))),
