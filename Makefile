@@ -1,7 +1,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint fmt bench
+.PHONY: install run test lint fmt bench services kube-build kube-up
 
 install: $(VENV)/.installed
 
@@ -10,6 +10,18 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
+
+## Install (if missing) and start PostgreSQL and Redis on 127.0.0.1: a new machine's first command
+services:
+	bash deploy/dev/services
+
+## Build the local Kubernetes control plane into ~/.cache/kubeprobe (once; cached after)
+kube-build:
+	bash deploy/dev/kube-build
+
+## Run a local Kubernetes control plane (etcd, apiserver, controllers, scheduler, kwok) until Ctrl-C
+kube-up: install kube-build
+	mkdir -p var/kube && $(PY) deploy/dev/kube_local.py up --nodes $(or $(NODES),3) --kubeconfig $(or $(KUBECONFIG_OUT),var/kube/admin.kubeconfig)
 
 ## Set everything up and run the portal on http://127.0.0.1:8000/
 run: install

@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
 from tests.fakekube import FakeKube
+from tests.kube import kube, kube_ns  # noqa: F401  (fixtures: the real control plane)
 
 
 @pytest.fixture(scope="session")

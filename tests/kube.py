@@ -1,0 +1,45 @@
+"""The real Kubernetes control plane in the tests (deploy/dev/kube_local.py).
+
+One cluster per pytest process, started the first time a test asks for it:
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with
+three fake nodes (the last one tainted). Each test works in its own namespace
+(`kube_ns`). The binaries come from `deploy/dev/kube-build`; `.ci/run` builds
+them before the tests.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from kube_local import FAULT_IMAGE_PREFIX, FAULT_KEY, KubeError, LocalKube
+
+from apps.runs.executors.base import dns_label
+
+__all__ = ["FAULT_IMAGE_PREFIX", "FAULT_KEY", "LocalKube", "fault_image"]
+
+
+def fault_image(fault: str) -> str:
+    """An image name that makes kwok play the fault (image-pull, crash, oom, evicted, not-ready)."""
+    return f"{FAULT_IMAGE_PREFIX}{fault}"
+
+
+@pytest.fixture(scope="session")
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKube]:
+    cluster = LocalKube(tmp_path_factory.mktemp("kube"), nodes=3)
+    try:
+        cluster.start()
+    except KubeError as exc:
+        pytest.fail(f"the local Kubernetes control plane did not start: {exc}", pytrace=False)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def kube_ns(kube: LocalKube, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (in the background) after it."""
+    name = f"{dns_label(request.node.name, 40)}-{uuid.uuid4().hex[:6]}"
+    kube.create_namespace(name)
+    yield name
+    kube.request("DELETE", f"/api/v1/namespaces/{name}")
