@@ -4,8 +4,9 @@ Set KUBEPROBE_E2E_KUBECONFIG to a kubeconfig file (its current context is
 used) and run `pytest -m e2e tests/e2e`. Probe pods are created in
 KUBEPROBE_E2E_NAMESPACE (default kubeprobe-e2e, created if missing); images
 come from KUBEPROBE_E2E_IMAGE (default busybox:1.36). Without the variable
-these tests are skipped: no real API server can run in CI here, where the
-same code paths are tested against tests/fakekube.py.
+these tests are skipped; in CI the same code paths are tested against the
+local control plane that the suite starts (tests/kube.py), whose pods are
+played by kwok, so this suite is where real images really run.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Set KUBEPROBE_E2E_KUBECONFIG (and optionally KUBEPROBE_E2E_NAMESPACE, which
 must exist, and KUBEPROBE_E2E_PAUSE_IMAGE) and run `pytest -m e2e tests/e2e`.
 The cases run as processes on this machine with that kubeconfig, as they
 would in a probe pod, and report to a stand-in portal. Skipped otherwise: in
-CI the same cases run against tests/fakekube.py.
+CI the same cases run against the local control plane (tests/kube.py).
 """
 
 from __future__ import annotations
