@@ -130,7 +130,10 @@ def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int
         channels = list(Channel.objects.filter(enabled=True))
         targets = targets_of([(f.alert.case, f.alert.cluster) for f in flips])
         silences = active_silences(now)
-        groups: dict[tuple[int, str, str], list[tuple[AlertFlip, Any]]] = defaultdict(list)
+        # A group never holds one alert twice: when delivery fell behind, an alert's
+        # second firing (a new episode) goes in a later message, after its recovery.
+        groups: dict[tuple[int, str, str, int], list[tuple[AlertFlip, Any]]] = defaultdict(list)
+        episodes: dict[tuple[int, str], int] = defaultdict(int)
         quiet: list[AlertTimeline] = []
         for flip in flips:
             alert = flip.alert
@@ -151,9 +154,11 @@ def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int
                     )
                 )
                 continue
-            groups[(alert.case_id, flip.event, flip.severity)].append((flip, target))
+            episode = episodes[(alert.pk, flip.event)]
+            episodes[(alert.pk, flip.event)] += 1
+            groups[(alert.case_id, flip.event, flip.severity, episode)].append((flip, target))
         AlertTimeline.objects.bulk_create(quiet)
-        for (_, event, severity), members in groups.items():
+        for (_, event, severity, _episode), members in groups.items():
             for channel in channels:
                 routed = [flip for flip, target in members if _routes(channel, flip, target)]
                 if not routed:
@@ -257,6 +262,13 @@ def message_of(notification: Notification) -> transports.Message:
         for f in flips
     )
     notes = [n for n in dict.fromkeys(f.note for f in flips) if n]
+    fired = _undelivered_firings(notification)
+    if fired:
+        notes.append(
+            f"fired {', '.join(f'{t:%Y-%m-%d %H:%M:%S}' for t in fired)} UTC, "
+            f"recovered {first.created_at:%Y-%m-%d %H:%M:%S} UTC "
+            "(the failure notice could not be delivered to this channel)"
+        )
     if first.event == FlipEvent.FIRING:
         dependents = _dependents_note(flips)
         if dependents:
@@ -316,9 +328,24 @@ def backoff(attempts: int) -> timedelta:
 
 def notification_send(notification_id: int, *, now: datetime | None = None) -> str | None:
     """Send one notification if it is due and nobody else is sending it; its new status."""
-    notification = _claim_notification(notification_id, now or timezone.now())
+    now = now or timezone.now()
+    notification = _claim_notification(notification_id, now)
     if notification is None:
         return None
+    ahead = _unsent_before(notification)
+    if ahead is not None:
+        # A receiver must hear a failure before the recovery that ends it: wait for
+        # the older message of the same alerts (retrying while the channel is down).
+        Notification.objects.filter(pk=notification.pk).update(
+            status=(
+                NotificationStatus.RETRYING
+                if notification.attempts > 1
+                else NotificationStatus.PENDING
+            ),
+            attempts=F("attempts") - 1,
+            next_attempt_at=max(ahead.next_attempt_at or now, now) + timedelta(seconds=1),
+        )
+        return NotificationStatus.PENDING
     if _superseded(notification):
         # A late retry must not undo what receivers already heard (a "firing" retried
         # after the "resolved" would reopen a PagerDuty incident for good).
@@ -329,6 +356,43 @@ def notification_send(notification_id: int, *, now: datetime | None = None) -> s
         )
         return NotificationStatus.SKIPPED
     return _attempt(notification, lambda: message_of(notification), retry=True)
+
+
+def _unsent_before(notification: Notification) -> Notification | None:
+    """An older notification on the same channel, about some of the same alerts,
+    that is still to be sent (or being sent by another worker)."""
+    return (
+        Notification.objects.filter(
+            channel_id=notification.channel_id,
+            pk__lt=notification.pk,
+            status__in=[
+                NotificationStatus.PENDING,
+                NotificationStatus.RETRYING,
+                NotificationStatus.SENDING,
+            ],
+            flips__alert_id__in=notification.flips.values("alert_id"),
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+def _undelivered_firings(notification: Notification) -> list[datetime]:
+    """When this recovery's failures fired, for those whose notice this channel never
+    delivered (it failed for good): the recovery message then says both."""
+    if notification.event != FlipEvent.RESOLVED:
+        return []
+    return sorted(
+        set(
+            AlertFlip.objects.filter(
+                event=FlipEvent.FIRING,
+                alert_id__in=notification.flips.values("alert_id"),
+                notifications__channel_id=notification.channel_id,
+                notifications__status=NotificationStatus.FAILED,
+                notifications__pk__lt=notification.pk,
+            ).values_list("created_at", flat=True)
+        )
+    )
 
 
 def _superseded(notification: Notification) -> bool:
@@ -457,7 +521,9 @@ def notifications_retry_due(*, now: datetime | None = None) -> int:
                 NotificationStatus.SENDING,
             ],
             next_attempt_at__lte=now,
-        ).values_list("pk", flat=True)[:500]
+        )
+        .order_by("pk")  # oldest first: a recovery may be waiting behind its failure
+        .values_list("pk", flat=True)[:500]
     )
     stuck_pending = list(
         Notification.objects.filter(

@@ -352,7 +352,7 @@ def test_still_firing_alerts_are_sent_again_to_alertmanager(
     assert Notification.objects.filter(title__startswith="(still firing)").count() == 1
 
 
-def test_a_firing_retried_after_its_resolve_is_not_sent(
+def test_a_channel_down_for_the_whole_incident_hears_the_failure_before_the_recovery(
     rule: AlertRule, webhook: Channel, receiver: Receiver
 ) -> None:
     case, cluster = CaseFactory(), ClusterFactory(name="prod-1")
@@ -360,14 +360,58 @@ def test_a_firing_retried_after_its_resolve_is_not_sent(
     receiver.respond(503)
     [firing] = deliver()
     assert send_all([firing]) == ["retrying"]
+    add_run(case, cluster, True)
+    services.alert_evaluate(case_id=case.pk, cluster_id=cluster.pk)
+    [resolved] = deliver(seconds_later=10)
+    # Still down, and the recovery waits behind the failure it ends: nothing new is tried.
+    assert send_all([resolved]) == ["pending"]
+    assert len(receiver.requests) == 1
+    first_retry = Notification.objects.get(pk=firing).next_attempt_at
+    assert Notification.objects.get(pk=resolved).next_attempt_at > first_retry
+    receiver.respond(200)  # the channel comes back
+    later = Notification.objects.get(pk=resolved).next_attempt_at
+    with time_machine.travel(later, tick=False):
+        delivery.notifications_retry_due()
+    assert [r.json()["event"] for r in receiver.requests[1:]] == ["firing", "resolved"]
+    assert Notification.objects.get(pk=resolved).attempts == 1  # waiting cost no attempt
+
+
+def test_a_recovery_whose_failure_notice_was_lost_says_both(
+    rule: AlertRule, webhook: Channel, receiver: Receiver, settings: Any
+) -> None:
+    settings.KUBEPROBE_NOTIFY_MAX_ATTEMPTS = 1
+    case, cluster = CaseFactory(), ClusterFactory(name="prod-1")
+    fail(case, cluster)
+    receiver.respond(503)
+    [firing] = deliver()
+    assert send_all([firing]) == ["failed"]
     receiver.respond(200)
     add_run(case, cluster, True)
     services.alert_evaluate(case_id=case.pk, cluster_id=cluster.pk)
     [resolved] = deliver(seconds_later=10)
     assert send_all([resolved]) == ["sent"]
-    notification = Notification.objects.get(pk=firing)
-    with time_machine.travel(notification.next_attempt_at, tick=False):
-        delivery.notifications_retry_due()
-    notification.refresh_from_db()
-    assert notification.status == "skipped" and "superseded" in notification.error
-    assert [r.json()["event"] for r in receiver.requests[1:]] == ["resolved"]
+    body = receiver.last.json()
+    assert body["event"] == "resolved"
+    fired_at = AlertFlip.objects.get(notifications=firing).created_at
+    assert f"fired {fired_at:%Y-%m-%d %H:%M:%S} UTC, recovered" in body["text"]
+
+
+def test_episodes_delivered_late_stay_separate_and_list_each_cluster_once(
+    rule: AlertRule, webhook: Channel, receiver: Receiver
+) -> None:
+    case, cluster = CaseFactory(name="pod-lifecycle"), ClusterFactory(name="fi-local")
+    other = ClusterFactory(name="fi-other")
+    for ok in (False, True, False, True):
+        add_run(case, cluster, ok, error="boom")
+        services.alert_evaluate(case_id=case.pk, cluster_id=cluster.pk)
+    fail(case, other)
+    send_all(deliver(seconds_later=30))  # delivery fell behind: everything claimed at once
+    sent = [
+        (r.json()["event"], [i["cluster"] for i in r.json()["items"]]) for r in receiver.requests
+    ]
+    assert sent == [
+        ("firing", ["fi-local", "fi-other"]),
+        ("resolved", ["fi-local"]),
+        ("firing", ["fi-local"]),
+        ("resolved", ["fi-local"]),
+    ]
