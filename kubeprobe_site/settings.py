@@ -214,6 +214,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+KUBEPROBE_API_CHECK_INTERVAL_SECONDS = env.float(
+    "KUBEPROBE_API_CHECK_INTERVAL_SECONDS", default=300.0
+)
 # Housekeeping of the run loop; beat copies these into its database schedule.
 CELERY_BEAT_SCHEDULE = {
     "kubeprobe-reap-runs": {
@@ -240,6 +243,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.runs.tasks.purge_runs",
         "schedule": 3600.0,
         "options": {"expires": 3600},
+    },
+    # Each cluster's /version and /readyz, shown in the admin and the API.
+    "kubeprobe-check-cluster-apis": {
+        "task": "apps.clusters.tasks.check_cluster_apis",
+        "schedule": KUBEPROBE_API_CHECK_INTERVAL_SECONDS,
+        "options": {"expires": KUBEPROBE_API_CHECK_INTERVAL_SECONDS},
     },
 }
 

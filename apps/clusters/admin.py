@@ -1,20 +1,56 @@
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 
-from apps.clusters.models import Cluster, ClusterGroup
-from apps.clusters.selectors import cluster_group_resolve
+from apps.clusters.models import ApiStatus, Cluster, ClusterGroup
+from apps.clusters.selectors import cluster_group_resolve, clusters_with_api
+from apps.clusters.services import cluster_check_api
+from apps.clusters.tasks import check_cluster_api
 from apps.core.admin_utils import WriteOnlyTextarea, enable_actions
 from apps.runs.executors.local import DISABLED_MESSAGE
 from apps.scheduling.admin_actions import RunNowMixin, run_now_action
 from apps.scheduling.services import runs_now
+
+# "Check API now" asks up to this many clusters while the page waits (each bounded
+# by its own timeout); a larger selection is checked by the workers.
+CHECK_NOW_LIMIT = 5
+
+
+@admin.action(description="Check API now: /version and /readyz", permissions=["run"])
+def check_api_now(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Cluster]
+) -> None:
+    clusters = list(clusters_with_api(queryset=queryset).order_by("name"))
+    skipped = queryset.count() - len(clusters)
+    if skipped:
+        modeladmin.message_user(
+            request, f"Skipped {skipped} cluster(s) without a kubeconfig.", messages.WARNING
+        )
+    if len(clusters) > CHECK_NOW_LIMIT:
+        for cluster in clusters:
+            transaction.on_commit(partial(check_cluster_api.delay, cluster.pk))
+        modeladmin.message_user(
+            request,
+            f"Queued API checks of {len(clusters)} clusters; reload the page to see them.",
+            messages.SUCCESS,
+        )
+        return
+    for cluster in clusters:
+        check = cluster_check_api(cluster=cluster)
+        text = f"{cluster.name}: {ApiStatus(check.status).label}"
+        text += f", {check.version}" if check.version else ""
+        text += f": {check.error}" if check.error else ""
+        level = messages.SUCCESS if check.status == ApiStatus.OK else messages.WARNING
+        modeladmin.message_user(request, text, level)
 
 
 class ClusterAdminForm(forms.ModelForm):
@@ -80,17 +116,28 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
         "executor",
         "enabled",
         "kubeconfig_status",
+        "api_status",
+        "api_version",
         "updated_at",
     ]
-    list_filter = ["enabled", "executor", "environment", "region"]
+    list_filter = ["enabled", "executor", "api_status", "api_version", "environment", "region"]
     search_fields = ["name", "display_name", "description"]
     list_per_page = 100
     show_full_result_count = False
     actions = [
         *enable_actions("clusters"),
         run_now_action("clusters", lambda qs, user: runs_now(clusters=qs, requested_by_id=user)),
+        check_api_now,
     ]
-    readonly_fields = ["kubeconfig_status", "created_at", "updated_at"]
+    readonly_fields = [
+        "kubeconfig_status",
+        "api_status",
+        "api_version",
+        "api_checked_at",
+        "api_error",
+        "created_at",
+        "updated_at",
+    ]
     fieldsets = [
         (
             None,
@@ -110,6 +157,7 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
             "Access",
             {"fields": ["executor", "kubeconfig", "clear_kubeconfig", "context", "namespace"]},
         ),
+        ("API server", {"fields": ["api_status", "api_version", "api_checked_at", "api_error"]}),
         ("API client", {"fields": ["api_qps", "api_timeout_seconds"], "classes": ["collapse"]}),
         ("Change events", {"fields": ["watch_namespaces"], "classes": ["collapse"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),

@@ -6,7 +6,7 @@ import django_filters
 from django.db.models import QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
-from apps.clusters.models import Cluster, ClusterGroup, Executor
+from apps.clusters.models import ApiStatus, Cluster, ClusterGroup, Executor
 from apps.clusters.selectors import cluster_group_resolve
 
 
@@ -16,12 +16,22 @@ class ClusterFilter(django_filters.FilterSet):
     environment = django_filters.CharFilter()
     executor = django_filters.ChoiceFilter(choices=Executor.choices)
     enabled = django_filters.BooleanFilter()
+    api_status = django_filters.ChoiceFilter(choices=[c for c in ApiStatus.choices if c[0]])
+    api_version = django_filters.CharFilter()
     label = django_filters.CharFilter(method="filter_label", label="Label key=value")
     group = django_filters.CharFilter(method="filter_group", label="Cluster group name")
 
     class Meta:
         model = Cluster
-        fields = ["name", "region", "environment", "executor", "enabled"]
+        fields = [
+            "name",
+            "region",
+            "environment",
+            "executor",
+            "enabled",
+            "api_status",
+            "api_version",
+        ]
 
     def filter_label(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
         key, sep, val = value.partition("=")

@@ -28,6 +28,10 @@ TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 class ClusterUnreachable(Exception):
     """The cluster's API did not answer (refused, timed out, DNS, TLS)."""
 
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message  # the root cause alone, e.g. "... Connection refused"
+
 
 class RateLimiter:
     """Token bucket: `qps` requests per second with bursts of `burst`."""
@@ -75,14 +79,39 @@ class ClusterClient:
         except ApiException:
             raise
         except (Urllib3Error, OSError) as exc:
+            reason = _root_cause(exc)
             raise ClusterUnreachable(
-                f"Kubernetes API of cluster '{self.cluster_name}' is unreachable: {_root_cause(exc)}"
+                f"Kubernetes API of cluster '{self.cluster_name}' is unreachable: {reason}", reason
             ) from exc
 
     def call_json(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         """Like call(), returning the raw JSON document (no model objects)."""
         response = self.call(method, *args, _preload_content=False, **kwargs)
         return json.loads(response.data)
+
+    def get_path(self, path: str) -> tuple[int, bytes]:
+        """GET a non-resource path (/version, /readyz) through call(): (status, body), any status.
+
+        A TLS failure, which the client raises as an ApiException without a status,
+        is raised as ClusterUnreachable like any other failure to connect.
+        """
+        request = self.api_client.param_serialize(
+            method="GET",
+            resource_path=path,
+            header_params={"Accept": "application/json, text/plain"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.call(self.api_client.call_api, *request)
+        except ApiException as exc:
+            if exc.status:
+                raise
+            reason = " ".join(str(exc.reason or exc).split())
+            raise ClusterUnreachable(
+                f"Kubernetes API of cluster '{self.cluster_name}' is unreachable: {reason}", reason
+            ) from exc
+        response.read()
+        return response.status, response.data or b""
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -24,6 +24,17 @@ class Executor(models.TextChoices):
     LOCAL = "local", "Local (subprocess on the worker host)"
 
 
+class ApiStatus(models.TextChoices):
+    """What the cluster's API server answered to the last check (/version, /readyz)."""
+
+    NOT_CHECKED = "", "not checked"
+    OK = "ok", "ok"
+    NOT_READY = "not-ready", "not ready"
+    UNREACHABLE = "unreachable", "unreachable"
+    UNAUTHORIZED = "unauthorized", "unauthorized"
+    ERROR = "error", "error"
+
+
 class Cluster(TimeStampedModel):
     name = models.SlugField(
         max_length=63, unique=True, help_text="Unique id used in URLs, API and CLI."
@@ -62,6 +73,26 @@ class Cluster(TimeStampedModel):
         help_text="Namespaces whose Deployments, DaemonSets and StatefulSets `watch_clusters` turns into events.",
     )
     enabled = models.BooleanField(default=True, db_index=True)
+    # Written only by cluster_check_api (apps/clusters/services.py), never by forms.
+    api_version = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="gitVersion from the API server's /version at the last check that reached it.",
+    )
+    api_status = models.CharField(
+        max_length=16,
+        choices=ApiStatus.choices,
+        default=ApiStatus.NOT_CHECKED,
+        blank=True,
+        editable=False,
+        db_index=True,
+        help_text="The last check of /version and /readyz.",
+    )
+    api_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    api_error = models.CharField(
+        max_length=300, blank=True, editable=False, help_text="Why the last check was not ok."
+    )
 
     class Meta:
         ordering = ["name"]

@@ -57,3 +57,9 @@ def cluster_groups_of(
         if group.pk in explicit
         or (group.selector and all(labels.get(k) == v for k, v in group.selector.items()))
     ]
+
+
+def clusters_with_api(*, queryset: QuerySet[Cluster] | None = None) -> QuerySet[Cluster]:
+    """Clusters that have a Kubernetes API to check: those with a kubeconfig."""
+    base = Cluster.objects.all() if queryset is None else queryset
+    return base.exclude(kubeconfig_fingerprint="")

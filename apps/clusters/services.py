@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
+from kubernetes.client.exceptions import ApiException
 
 from apps.clusters import kubeconfig as kc
-from apps.clusters.models import Cluster, Executor
+from apps.clusters.k8s import ClusterUnreachable, cluster_client
+from apps.clusters.models import ApiStatus, Cluster, Executor
+
+API_ERROR_CHARS = 300
 
 
 @dataclass
@@ -59,3 +66,78 @@ def clusters_import_kubeconfig(
         cluster.save()
         results.append(ImportResult(cluster=cluster, created=created))
     return results
+
+
+@dataclass(frozen=True)
+class ApiCheck:
+    status: str
+    version: str
+    error: str
+    checked_at: datetime
+
+
+def _answer_error(path: str, status: int, body: bytes) -> str:
+    """One line from an API server's answer: its Status message, or the failing
+    checks of /readyz ("[-]etcd failed: reason withheld")."""
+    text = body.decode(errors="replace")
+    try:
+        message = str(json.loads(text).get("message") or "")
+    except (ValueError, AttributeError):
+        failed = [line.strip() for line in text.splitlines() if line.startswith("[-]")]
+        message = "; ".join(failed) or " ".join(text.split())
+    return f"GET {path}: HTTP {status}: {message}"[:API_ERROR_CHARS]
+
+
+def _judge(path: str, status: int, body: bytes) -> tuple[str, str]:
+    if status in (401, 403):
+        return ApiStatus.UNAUTHORIZED, _answer_error(path, status, body)
+    if path == "/readyz":
+        return ApiStatus.NOT_READY, _answer_error(path, status, body)
+    return ApiStatus.ERROR, _answer_error(path, status, body)
+
+
+def cluster_check_api(*, cluster: Cluster) -> ApiCheck:
+    """Ask the cluster's API server for /version and /readyz; store the answer.
+
+    Both requests go through the cluster's client, so its QPS limit and timeout
+    hold. Both paths are open to every authenticated user (RBAC's
+    system:public-info-viewer), so any working credential passes; a rejected
+    one is `unauthorized`. The version is kept from the last check that got one.
+    Stored with one UPDATE that leaves updated_at alone: a check is not an edit.
+    """
+    version, error = cluster.api_version, ""
+    state: str = ApiStatus.OK
+    try:
+        client = cluster_client(cluster)
+    except Exception as exc:  # kubeconfig the client cannot use (exec plugin, bad key...)
+        state, error = ApiStatus.ERROR, f"cannot use the kubeconfig: {exc}"
+    else:
+        try:
+            status, body = client.get_path("/version")
+            if status == 200:
+                try:
+                    version = str(json.loads(body)["gitVersion"])[:64]
+                except (ValueError, KeyError, TypeError):
+                    state, error = ApiStatus.ERROR, "GET /version: not a Kubernetes version answer"
+                else:
+                    status, body = client.get_path("/readyz")
+                    if status != 200:
+                        state, error = _judge("/readyz", status, body)
+            else:
+                state, error = _judge("/version", status, body)
+        except ClusterUnreachable as exc:
+            state, error = ApiStatus.UNREACHABLE, exc.reason
+        except ApiException as exc:
+            state, error = ApiStatus.ERROR, f"HTTP {exc.status}: {exc.reason}"
+    check = ApiCheck(
+        status=state, version=version, error=error[:API_ERROR_CHARS], checked_at=timezone.now()
+    )
+    Cluster.objects.filter(pk=cluster.pk).update(
+        api_status=check.status,
+        api_version=check.version,
+        api_error=check.error,
+        api_checked_at=check.checked_at,
+    )
+    cluster.api_status, cluster.api_version = check.status, check.version
+    cluster.api_error, cluster.api_checked_at = check.error, check.checked_at
+    return check

@@ -249,6 +249,10 @@ def wait_for(
         try:
             done, state = check()
         except KubeError as exc:
+            if exc.status in (401, 403):
+                # A rejected token or a missing RBAC verb does not heal by waiting:
+                # fail now with the API's answer instead of after the whole timeout.
+                raise
             done, state = False, str(exc)
         if done:
             return state

@@ -50,10 +50,23 @@ class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "api_timeout_seconds",
             "watch_namespaces",
             "enabled",
+            "api_status",
+            "api_version",
+            "api_checked_at",
+            "api_error",
             "created_at",
             "updated_at",
         ]
-        read_only_fields = ["kubeconfig_fingerprint", "created_at", "updated_at"]
+        # The api_* fields are written only by the API check (cluster_check_api).
+        read_only_fields = [
+            "kubeconfig_fingerprint",
+            "api_status",
+            "api_version",
+            "api_checked_at",
+            "api_error",
+            "created_at",
+            "updated_at",
+        ]
 
 
 class ClusterGroupSerializer(ModelCleanMixin, serializers.ModelSerializer):

@@ -22,7 +22,16 @@ class ClusterViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
     lookup_field = "name"
     filterset_class = ClusterFilter
     search_fields = ["name", "display_name", "description"]
-    ordering_fields = ["name", "region", "environment", "created_at", "updated_at"]
+    ordering_fields = [
+        "name",
+        "region",
+        "environment",
+        "api_status",
+        "api_version",
+        "api_checked_at",
+        "created_at",
+        "updated_at",
+    ]
 
 
 class ResolvedClustersSerializer(serializers.Serializer):

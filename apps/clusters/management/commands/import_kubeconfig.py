@@ -6,13 +6,15 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.clusters.services import clusters_import_kubeconfig
+from apps.clusters.models import ApiStatus
+from apps.clusters.services import cluster_check_api, clusters_import_kubeconfig
 
 
 class Command(BaseCommand):
     help = (
         "Create or update clusters from a kubeconfig file: the current context by default, "
-        "the named --context(s), or --all-contexts. Cluster names are slugs of context names."
+        "the named --context(s), or --all-contexts. Cluster names are slugs of context names. "
+        "Each imported cluster's API server is then asked for /version and /readyz."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -21,6 +23,9 @@ class Command(BaseCommand):
         group.add_argument("--context", action="append", dest="contexts", help="May be repeated.")
         group.add_argument("--all-contexts", action="store_true")
         parser.add_argument("--namespace", help="Namespace for probe pods (default: kubeprobe).")
+        parser.add_argument(
+            "--no-check", action="store_true", help="Do not contact the API servers."
+        )
 
     def handle(
         self,
@@ -29,6 +34,7 @@ class Command(BaseCommand):
         contexts: list[str] | None,
         all_contexts: bool,
         namespace: str | None,
+        no_check: bool = False,
         **options: Any,
     ) -> None:
         if not path.is_file():
@@ -49,3 +55,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"{verb} cluster {result.cluster.name} (context {result.cluster.context})"
             )
+        if no_check:
+            return
+        # After the import committed: a slow or broken API server never undoes it.
+        for result in results:
+            check = cluster_check_api(cluster=result.cluster)
+            line = f"  {result.cluster.name}: API {ApiStatus(check.status).label}"
+            line += f", {check.version}" if check.version else ""
+            line += f": {check.error}" if check.error else ""
+            self.stdout.write(line)
