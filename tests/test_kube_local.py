@@ -23,7 +23,11 @@ def api_for(kubeconfig: str) -> client.ApiClient:
 def pod(name: str, image: str = "registry.k8s.io/pause:3.10", **spec: Any) -> dict[str, Any]:
     return {
         "metadata": {"name": name},
-        "spec": {"restartPolicy": "Never", "containers": [{"name": "probe", "image": image}], **spec},
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "probe", "image": image}],
+            **spec,
+        },
     }
 
 
