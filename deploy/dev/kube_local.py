@@ -491,6 +491,11 @@ class LocalKube:
     binaries: Path | None = None
     name: str = "local"
     verbose: bool = False
+    # What runs besides etcd and kube-apiserver. A lighter cluster (e.g. a second API
+    # server standing in for a virtual or member cluster) leaves some out; without
+    # kwok it has no nodes, without the controller-manager the namespaces' default
+    # service accounts are created here (see wait_namespace_ready).
+    components: tuple[str, ...] = ("kube-controller-manager", "kube-scheduler", "kwok")
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -530,9 +535,7 @@ class LocalKube:
 
     def start(self) -> LocalKube:
         missing = [
-            t
-            for t in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
-            if not (self.bin / t).exists()
+            t for t in ("etcd", "kube-apiserver", *self.components) if not (self.bin / t).exists()
         ]
         if missing:
             raise KubeError(
@@ -545,10 +548,14 @@ class LocalKube:
             self._pki()
             self._start_etcd()
             self._start_apiserver()
-            self._start("kube-controller-manager", self._controller_manager_args())
-            self._start("kube-scheduler", self._scheduler_args())
-            self._start_kwok()
-            self._create_nodes()
+            for component in ("kube-controller-manager", "kube-scheduler"):
+                if component in self.components:
+                    self.start_component(component)
+            if "kwok" in self.components:
+                self._start_kwok()
+                self._create_nodes()
+                if "kube-controller-manager" not in self.components:
+                    self._lift_not_ready_taints()
             self.wait_ready()
         except BaseException:
             self.stop()
@@ -703,6 +710,18 @@ class LocalKube:
             "--v=1",
         ]
 
+    def start_component(self, name: str) -> None:
+        """Start kube-controller-manager or kube-scheduler (again, after stop_component)."""
+        args = {
+            "kube-controller-manager": self._controller_manager_args,
+            "kube-scheduler": self._scheduler_args,
+        }[name]()
+        self._start(name, args)
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component, e.g. to show what a cluster without its controllers does."""
+        self._stop_one(name)
+
     def _scheduler_args(self) -> list[str]:
         return [
             f"--kubeconfig={self.scheduler_kubeconfig}",
@@ -775,6 +794,20 @@ class LocalKube:
             )
             self.add_node(name, {"topology.kubernetes.io/zone": zone}, taints)
 
+    def _lift_not_ready_taints(self) -> None:
+        """The API server taints new nodes not-ready; the node lifecycle controller (in the
+        controller-manager) lifts that once they are Ready. Without it, lift it here."""
+        for node in self.api("GET", "/api/v1/nodes")["items"]:
+            taints = node["spec"].get("taints") or []
+            kept = [t for t in taints if t["key"] != "node.kubernetes.io/not-ready"]
+            if kept != taints:
+                self.api(
+                    "PATCH",
+                    f"/api/v1/nodes/{node['metadata']['name']}",
+                    {"spec": {"taints": kept}},
+                    content_type="application/merge-patch+json",
+                )
+
     def wait_ready(self, timeout: float = 120) -> None:
         def nodes_ready() -> bool:
             for proc in self.procs:
@@ -790,7 +823,8 @@ class LocalKube:
             ]
             return len(ready) >= self.nodes
 
-        wait_until(nodes_ready, f"{self.nodes} kwok nodes to be Ready", timeout=timeout)
+        if "kwok" in self.components:
+            wait_until(nodes_ready, f"{self.nodes} kwok nodes to be Ready", timeout=timeout)
         self.wait_namespace_ready("default", timeout=timeout)
 
     def stop(self) -> None:
@@ -891,6 +925,12 @@ class LocalKube:
 
     def wait_namespace_ready(self, name: str, timeout: float = 60) -> None:
         """Pods need the namespace's `default` service account, made by a controller."""
+        if "kube-controller-manager" not in self.components:
+            self.request(  # no controller will: a 409 (already there) is fine
+                "POST",
+                f"/api/v1/namespaces/{name}/serviceaccounts",
+                {"metadata": {"name": "default"}},
+            )
 
         def has_sa() -> bool:
             status, _ = self.request("GET", f"/api/v1/namespaces/{name}/serviceaccounts/default")

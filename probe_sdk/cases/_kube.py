@@ -60,7 +60,8 @@ def _explain(exc: ApiException) -> str:
         body = json.loads(exc.body or "{}")
         message = body.get("message") or exc.reason
     except (TypeError, ValueError):
-        message = (str(exc.body or "") or exc.reason or "")[:300]
+        # Not a Status: e.g. the plain "404 page not found\n" of an API group not served.
+        message = (str(exc.body or "").strip() or exc.reason or "")[:300]
     return "HTTP %s: %s" % (exc.status, message)
 
 

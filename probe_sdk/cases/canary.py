@@ -1,9 +1,9 @@
 """Canary release probe: deploy an app behind a Service, roll out a new version, scale up and down.
 
 Does what a release platform does to a cluster and checks, after every step,
-that the Deployment is rolled out and that the Service's endpoints are
-exactly the ready pods of the app (so traffic would reach the new version
-and only ready pods). The Deployment and Service are deleted at the end,
+that the Deployment is rolled out and that the Service's endpoints (its
+EndpointSlices) are exactly the ready pods of the app (so traffic would reach
+the new version and only ready pods). The Deployment and Service are deleted at the end,
 also after a failed step.
 
 Steps: deploy, ready, endpoints, rollout, endpoints after rollout, scale up,
@@ -42,24 +42,32 @@ def ready_pod_ips(kube: Kube, ns: str, app: str) -> List[str]:
     )
 
 
-def endpoint_ips(endpoints: Dict[str, Any]) -> Tuple[List[str], List[str]]:
+def slice_ips(slices: List[Dict[str, Any]]) -> Tuple[List[str], List[str]]:
+    """(ready, not ready) addresses over a Service's EndpointSlices."""
     ready: List[str] = []
     not_ready: List[str] = []
-    for subset in endpoints.get("subsets") or []:
-        ready += [a.get("ip", "") for a in subset.get("addresses") or []]
-        not_ready += [a.get("ip", "") for a in subset.get("notReadyAddresses") or []]
+    for item in slices:
+        for endpoint in item.get("endpoints") or []:
+            # The API: an unset `ready` is unknown, which consumers take as ready.
+            is_ready = (endpoint.get("conditions") or {}).get("ready") is not False
+            (ready if is_ready else not_ready).extend(endpoint.get("addresses") or [])
     return sorted(ready), sorted(not_ready)
 
 
 def wait_endpoints(kube: Kube, ns: str, name: str, expected: int) -> None:
-    """The Service routes to exactly the app's ready pods, and there are `expected` of them."""
-    endpoints_path = _kube.path(ns, "endpoints", name)
+    """The Service routes to exactly the app's ready pods, and there are `expected` of them.
+
+    Read from the Service's EndpointSlices, which kube-proxy and other data planes
+    program from; the v1 Endpoints API is deprecated since Kubernetes 1.33 (the
+    API server answers it with a deprecation warning) and may not be kept up.
+    """
+    slices_path = _kube.path(ns, "endpointslices", api_version="discovery.k8s.io/v1")
 
     def check() -> Tuple[bool, str]:
-        endpoints = kube.get(endpoints_path)
-        if endpoints is None:
-            return False, "the Service has no Endpoints object"
-        ready, not_ready = endpoint_ips(endpoints)
+        slices = kube.items(slices_path, "kubernetes.io/service-name=%s" % name)
+        if not slices:
+            return False, "the Service has no EndpointSlice"
+        ready, not_ready = slice_ips(slices)
         pods = ready_pod_ips(kube, ns, name)
         state = "endpoints %s (not ready %s), ready pods %s" % (ready, not_ready, pods)
         return len(ready) == expected and ready == pods, state

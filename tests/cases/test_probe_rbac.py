@@ -67,7 +67,8 @@ NEEDS: dict[str, set[Grant]] = {
         "services:create,delete apps/statefulsets:create,get,patch,delete pods:list events:list"
     ),
     "canary-nginx": grants(
-        "services:create,get,delete apps/deployments:create,get,patch,delete endpoints:get "
+        "services:create,get,delete apps/deployments:create,get,patch,delete "
+        "discovery.k8s.io/endpointslices:list "
         "pods:list events:list"
     ),
     "node-probe-all": grants("nodes:list pods:create,list,delete events:list"),
@@ -468,7 +469,7 @@ REMOVED = [
     ("pod-lifecycle", "", "pods", "create", "create"),
     ("deployment-lifecycle", "apps", "deployments", "patch", "update"),
     ("statefulset-lifecycle", "", "services", "create", "create"),
-    ("canary-nginx", "", "endpoints", "get", "endpoints"),
+    ("canary-nginx", "discovery.k8s.io", "endpointslices", "list", "endpoints"),
     ("node-probe-all", "", "nodes", "list", "list nodes"),
     ("etcd-backup-coverage", "batch", "cronjobs", "get", "get cronjobs kube-system/etcd-backup"),
     ("vcluster-link", "", "pods", "delete", "vc-a: delete"),
