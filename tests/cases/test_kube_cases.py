@@ -213,7 +213,7 @@ def test_pod_that_cannot_pull_fails_running_with_the_reason_and_is_deleted(
 ) -> None:
     image = fault_image("image-pull")
     env = case_env(
-        kube.kubeconfig(), kube_ns, tmp_path, PROBE_IMAGE=image, WAIT_TIMEOUT_SECONDS="2"
+        kube.kubeconfig(), kube_ns, tmp_path, PROBE_IMAGE=image, WAIT_TIMEOUT_SECONDS="8"
     )
     result, body = run_case("lifecycle", env)
     assert result.returncode != 0
@@ -819,7 +819,7 @@ def test_canary_new_version_that_cannot_start_fails_the_rollout(
         tmp_path,
         CANARY_IMAGE="example/app:1",
         CANARY_NEW_IMAGE=fault_image("image-pull"),
-        WAIT_TIMEOUT_SECONDS="3",
+        WAIT_TIMEOUT_SECONDS="10",
     )
     _, body = run_case("canary", env)
     by_name = steps(body)
@@ -978,7 +978,7 @@ def broken_node(kube: LocalKube, kube_ns: str) -> Iterator[str]:
 def test_a_broken_node_is_named_with_its_reason(
     kube: LocalKube, kube_ns: str, broken_node: str, tmp_path: Path
 ) -> None:
-    env = case_env(kube.kubeconfig(), kube_ns, tmp_path, WAIT_TIMEOUT_SECONDS="3")
+    env = case_env(kube.kubeconfig(), kube_ns, tmp_path, WAIT_TIMEOUT_SECONDS="10")
     _, body = run_case("nodes", env)
     by_name = steps(body)
     assert body["ok"] is False
