@@ -21,7 +21,7 @@ __all__ = ["FAULT_IMAGE_PREFIX", "FAULT_KEY", "LocalKube", "fault_image"]
 
 
 def fault_image(fault: str) -> str:
-    """An image name that makes kwok play the fault (image-pull, crash, oom, evicted, not-ready)."""
+    """An image name that makes kwok play the fault (image-pull, config-error, crash, oom, evicted, not-ready)."""
     return f"{FAULT_IMAGE_PREFIX}{fault}"
 
 

@@ -503,13 +503,23 @@ def _diagnose(
         diagnostics.setdefault("phase", status.phase)
         if status.reason:
             diagnostics["status_reason"] = status.reason
+    # Best effort, each part on its own: the run still closes, and a part that
+    # failed (no RBAC for events or pods/log, the node's kubelet unreachable)
+    # says why instead of hiding the other.
     try:
         diagnostics["events"] = executor.events(cluster, run)
+    except Exception as exc:
+        diagnostics["events_error"] = _error_text(exc)
+    log_tail = ""
+    try:
         log_tail = executor.logs(cluster, run, LOG_TAIL_LINES)
-    except Exception as exc:  # diagnostics are best effort; the run still closes
-        diagnostics["diagnostics_error"] = f"{type(exc).__name__}: {exc}"
-        log_tail = ""
+    except Exception as exc:
+        diagnostics["log_error"] = _error_text(exc)
     return diagnostics, log_tail
+
+
+def _error_text(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ExecutorError) else f"{type(exc).__name__}: {exc}"
 
 
 def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapResult:
@@ -651,9 +661,16 @@ def runs_cleanup(
             get_executor(run.cluster.executor).cleanup(run.cluster, run)
         except Exception as exc:  # one unreachable cluster must not stop the rest
             logger.warning("cleanup of run %s on %s failed: %s", run.pk, run.cluster.name, exc)
-            ProbeRun.objects.filter(pk=run.pk).update(keep_until=now + CLEANUP_RETRY)
+            # Kept on the run, so the admin shows why its pod is still there.
+            ProbeRun.objects.filter(pk=run.pk).update(
+                keep_until=now + CLEANUP_RETRY,
+                diagnostics={**run.diagnostics, "cleanup_error": _error_text(exc)},
+            )
             continue
-        ProbeRun.objects.filter(pk=run.pk).update(cleaned_at=now, keep_until=None)
+        done: dict[str, Any] = {"cleaned_at": now, "keep_until": None}
+        if "cleanup_error" in run.diagnostics:  # an earlier attempt failed; this one did not
+            done["diagnostics"] = {k: v for k, v in run.diagnostics.items() if k != "cleanup_error"}
+        ProbeRun.objects.filter(pk=run.pk).update(**done)
         cleaned += 1
     return cleaned
 

@@ -282,6 +282,21 @@ FAULTS: dict[str, dict[str, Any]] = {
             "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 42Mi.",
         },
     },
+    # The kubelet cannot build the container: its env names a Secret that does not exist.
+    "config-error": {
+        "status": _POD_HEAD
+        + "      phase: Pending\n"
+        + _CONTAINERS_WAITING.format(
+            restarts=0,
+            reason="CreateContainerConfigError",
+            message='"secret \\"probe-creds\\" not found"',
+        ),
+        "event": {
+            "type": "Warning",
+            "reason": "Failed",
+            "message": 'Error: secret "probe-creds" not found',
+        },
+    },
     # Starts but its readiness probe never passes.
     "not-ready": {"status": _POD_HEAD + "      phase: Running\n" + _CONTAINERS_RUNNING},
 }

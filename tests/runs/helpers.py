@@ -7,10 +7,36 @@ from apps.clusters.models import Cluster, Executor
 from apps.runs.models import ProbeRun
 from apps.runs.services import runs_create
 from tests.factories import CaseFactory, CaseTemplateFactory, ClusterFactory, RenderConfigFactory
+from tests.kube import LocalKube
 
 
-def kube_cluster(fake: Any, **kwargs: Any) -> Cluster:
-    return ClusterFactory(kubeconfig=fake.kubeconfig(), executor=Executor.KUBERNETES, **kwargs)
+def kube_cluster(
+    kube: LocalKube, namespace: str | None = None, kubeconfig: str | None = None, **kwargs: Any
+) -> Cluster:
+    """A kubernetes-executor cluster on the local control plane (tests/kube.py).
+
+    It talks to the API as cluster admin unless `kubeconfig` is given (a service
+    account's, a fault proxy's); probe pods go to `namespace` (the model's
+    default when left out).
+    """
+    if namespace is not None:
+        kwargs["namespace"] = namespace
+    return ClusterFactory(
+        kubeconfig=kubeconfig or kube.kubeconfig(), executor=Executor.KUBERNETES, **kwargs
+    )
+
+
+def pod_of(kube: LocalKube, run: ProbeRun) -> dict[str, Any]:
+    """The run's pod as the API server stores it (after defaulting and admission)."""
+    run = ProbeRun.objects.select_related("cluster").get(pk=run.pk)
+    return kube.api("GET", f"/api/v1/namespaces/{run.cluster.namespace}/pods/{run.pod_name}")
+
+
+def pod_names(kube: LocalKube, namespace: str, selector: str = "") -> set[str]:
+    """Names of the pods in a namespace (optionally matching a label selector)."""
+    query = f"?labelSelector={selector}" if selector else ""
+    items = kube.api("GET", f"/api/v1/namespaces/{namespace}/pods{query}")["items"]
+    return {p["metadata"]["name"] for p in items}
 
 
 def make_case(

@@ -23,8 +23,9 @@ from apps.runs import services
 from apps.runs.models import ProbeRun, RunState
 from apps.scheduling.services import binding_fire_schedule
 from tests.factories import BindingFactory, CaseFactory, ClusterFactory
-from tests.fakekube import FakeKube
-from tests.runs.helpers import env_of, kube_cluster, make_case, make_run
+from tests.kube import LocalKube
+from tests.kubeproxy import FaultProxy
+from tests.runs.helpers import env_of, kube_cluster, make_case, make_run, pod_names, pod_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,6 +51,20 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
     return results
 
 
+def post_report(base: str, run_id: int, token: str, body: dict[str, Any]) -> int:
+    request = urllib.request.Request(
+        f"{base}/api/v1/runs/{run_id}/report",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 def test_duplicate_beat_ticks_racing_create_each_run_once() -> None:
     clusters = [ClusterFactory(executor=Executor.LOCAL, kubeconfig="") for _ in range(20)]
     cases = [CaseFactory() for _ in range(5)]
@@ -67,8 +82,11 @@ def test_duplicate_beat_ticks_racing_create_each_run_once() -> None:
     )
 
 
-def test_two_workers_dispatching_the_same_run_launch_one_pod(fake_kube: FakeKube) -> None:
-    run = make_run(make_case(), kube_cluster(fake_kube))
+def test_two_workers_dispatching_the_same_run_launch_one_pod(
+    kube: LocalKube, kube_ns: str, fault_proxy: FaultProxy
+) -> None:
+    cluster = kube_cluster(kube, namespace=kube_ns, kubeconfig=fault_proxy.kubeconfig())
+    run = make_run(make_case(), cluster)
     results = race(
         lambda: services.run_dispatch(run_id=run.pk), lambda: services.run_dispatch(run_id=run.pk)
     )
@@ -76,34 +94,23 @@ def test_two_workers_dispatching_the_same_run_launch_one_pod(fake_kube: FakeKube
         "launched",
         "not pending",
     ]
-    assert [r[:2] for r in fake_kube.requests if r[0] == "POST"] == [
-        ("POST", "/api/v1/namespaces/kubeprobe/pods")
+    assert [r for r in fault_proxy.requests if r[0] == "POST"] == [
+        ("POST", f"/api/v1/namespaces/{kube_ns}/pods", 201)
     ]
+    assert pod_names(kube, kube_ns) == {ProbeRun.objects.get(pk=run.pk).pod_name}
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.RUNNING
 
 
 def test_racing_reports_store_the_first_and_refuse_the_second(
-    fake_kube: FakeKube, live_server
+    kube: LocalKube, kube_ns: str, live_server
 ) -> None:  # type: ignore[no-untyped-def]
-    run = make_run(make_case(), kube_cluster(fake_kube))
+    run = make_run(make_case(), kube_cluster(kube, namespace=kube_ns))
     services.run_dispatch(run_id=run.pk)
-    token = env_of(fake_kube.get("pods", "kubeprobe", ProbeRun.objects.get(pk=run.pk).pod_name))[
-        "KUBEPROBE_TOKEN"
-    ]
+    token = env_of(pod_of(kube, run))["KUBEPROBE_TOKEN"]
 
     def report(ok: bool) -> int:
         body = {"ok": ok, "errors": [] if ok else ["boom"]}
-        request = urllib.request.Request(
-            f"{live_server.url}/api/v1/runs/{run.pk}/report",
-            data=json.dumps(body).encode(),
-            method="POST",
-            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status
-        except urllib.error.HTTPError as exc:
-            return exc.code
+        return post_report(live_server.url, run.pk, token, body)
 
     results = race(lambda: report(True), lambda: report(False))
     assert sorted(results) == [200, 409]
@@ -114,18 +121,26 @@ def test_racing_reports_store_the_first_and_refuse_the_second(
 
 
 def test_reaper_and_report_racing_finish_the_run_once(
-    fake_kube: FakeKube, live_server, settings
+    kube: LocalKube, kube_ns: str, live_server, settings
 ) -> None:  # type: ignore[no-untyped-def]
-    cluster = kube_cluster(fake_kube)
+    cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(timeout=1), cluster)
     services.run_dispatch(run_id=run.pk)
+    token = env_of(pod_of(kube, run))["KUBEPROBE_TOKEN"]
+    # Past its deadline but within the grace: a report is still taken, and a
+    # reaper that thinks it is later closes the run as timed out.
     ProbeRun.objects.filter(pk=run.pk).update(
-        deadline=timezone.now() - timedelta(seconds=settings.KUBEPROBE_REPORT_GRACE_SECONDS - 1)
+        deadline=timezone.now() - timedelta(seconds=settings.KUBEPROBE_REPORT_GRACE_SECONDS - 5)
     )
     later = timezone.now() + timedelta(seconds=5)
-    results = race(
+    report, *reaped = race(
+        lambda: post_report(live_server.url, run.pk, token, {"ok": True}),
         lambda: services.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out,
         lambda: services.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out,
     )
-    assert sorted(results) == [0, 1]
-    assert ProbeRun.objects.get(pk=run.pk).state == RunState.TIMED_OUT
+    finished = ProbeRun.objects.get(pk=run.pk)
+    if report == 200:
+        assert sorted(reaped) == [0, 0] and finished.state == RunState.SUCCEEDED
+    else:
+        assert report == 409 and sorted(reaped) == [0, 1], (report, reaped)
+        assert finished.state == RunState.TIMED_OUT

@@ -16,8 +16,10 @@ from apps.runs.models import ProbeRun, RunState
 from apps.runs.reports import Report
 from apps.runs.services import hash_token, run_token
 from tests.factories import ClusterFactory, make_kubeconfig
-from tests.fakekube import FakeKube
-from tests.runs.helpers import env_of, kube_cluster, make_case, make_run
+from tests.kube import LocalKube
+from tests.kubeproxy import FaultProxy
+from tests.runs.helpers import env_of, kube_cluster, make_case, make_run, pod_names, pod_of
+from tests.utils import wait_for
 
 TOKEN = "tok-" + "y" * 30
 
@@ -144,13 +146,25 @@ def test_writer_recovers_from_a_killed_connection(settings) -> None:  # type: ig
 
 
 @pytest.mark.django_db
-def test_a_retry_after_a_lost_answer_adopts_the_pod_with_a_valid_token(fake_kube: FakeKube) -> None:
-    run = make_run(make_case(), kube_cluster(fake_kube))
-    fake_kube.lose_next_answer("POST", "pods", 504)
-    with pytest.raises(TransientExecutorError):
+def test_a_retry_after_a_lost_answer_adopts_the_pod_with_a_valid_token(
+    kube: LocalKube, kube_ns: str, fault_proxy: FaultProxy
+) -> None:
+    cluster = kube_cluster(kube, namespace=kube_ns, kubeconfig=fault_proxy.kubeconfig())
+    run = make_run(make_case(), cluster)
+    # The API server creates the pod; its answer is lost on the way back.
+    fault_proxy.lose_next_answer("POST", "/pods", 504)
+    with pytest.raises(TransientExecutorError, match="HTTP 504"):
         services.run_dispatch(run_id=run.pk)
-    assert services.run_dispatch(run_id=run.pk) == "launched"  # 409: the pod is there
-    [pod] = fake_kube.list("pods")
+    assert ProbeRun.objects.get(pk=run.pk).state == RunState.PENDING
+    assert len(pod_names(kube, kube_ns)) == 1  # it is there all the same
+    assert services.run_dispatch(run_id=run.pk) == "launched"  # 409: the pod is adopted
+    assert ProbeRun.objects.get(pk=run.pk).state == RunState.RUNNING
+    assert [(m, status) for m, _, status in fault_proxy.requests if m == "POST"] == [
+        ("POST", 504),
+        ("POST", 409),
+    ]
+    pod = pod_of(kube, run)
+    assert pod_names(kube, kube_ns) == {pod["metadata"]["name"]}
     token = env_of(pod)["KUBEPROBE_TOKEN"]
     assert token == run_token(run_id=run.pk)
     response = APIClient().post(
@@ -197,8 +211,8 @@ def test_overdue_runs_close_even_when_polling_breaks(monkeypatch, settings) -> N
 
 
 @pytest.mark.django_db
-def test_a_run_still_being_launched_is_not_called_gone(fake_kube: FakeKube, settings) -> None:  # type: ignore[no-untyped-def]
-    cluster = kube_cluster(fake_kube)
+def test_a_run_still_being_launched_is_not_called_gone(kube: LocalKube, kube_ns: str) -> None:
+    cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(), cluster)
     ProbeRun.objects.filter(pk=run.pk).update(
         state=RunState.DISPATCHED,
@@ -206,14 +220,22 @@ def test_a_run_still_being_launched_is_not_called_gone(fake_kube: FakeKube, sett
         deadline=timezone.now() + timedelta(minutes=5),
         token_hash="h",
     )
-    services.runs_reap_cluster(cluster_id=cluster.pk)  # no pod yet: its create is in flight
+    result = services.runs_reap_cluster(
+        cluster_id=cluster.pk
+    )  # no pod yet: its create is in flight
+    assert (result.failed_early, result.timed_out) == (0, 0)
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.DISPATCHED
+    # Once launched (the create answered), a pod that is gone does end the run.
+    ProbeRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
+    assert services.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
+    closed = ProbeRun.objects.get(pk=run.pk)
+    assert closed.state == RunState.ERROR and closed.reason == "the pod is gone"
 
 
 @pytest.mark.django_db
-def test_kept_failures_make_way_for_newer_ones(fake_kube: FakeKube, settings) -> None:  # type: ignore[no-untyped-def]
+def test_kept_failures_make_way_for_newer_ones(kube: LocalKube, kube_ns: str, settings) -> None:  # type: ignore[no-untyped-def]
     settings.KUBEPROBE_KEEP_FAILED_PODS = 1
-    cluster = kube_cluster(fake_kube)
+    cluster = kube_cluster(kube, namespace=kube_ns)
     case = make_case()
     first = make_run(case, cluster, key="keep-1")
     services.run_dispatch(run_id=first.pk)
@@ -224,11 +246,11 @@ def test_kept_failures_make_way_for_newer_ones(fake_kube: FakeKube, settings) ->
     services.run_finish(run=ProbeRun.objects.get(pk=second.pk), state=RunState.FAILED, errors=["y"])
     recheck = timezone.now() + services.KEEP_RECHECK + timedelta(seconds=1)
     assert services.runs_cleanup(now=recheck) == 1  # the older one goes at its recheck
-    assert [p["metadata"]["name"] for p in fake_kube.list("pods")] == [
-        ProbeRun.objects.get(pk=second.pk).pod_name
-    ]
+    newest = ProbeRun.objects.get(pk=second.pk).pod_name
+    wait_for(lambda: pod_names(kube, kube_ns) == {newest}, timeout=30, what="the older pod to go")
     # The orphan sweep leaves the kept one alone.
     assert services.cluster_sweep_orphans(cluster=cluster) == 0
+    assert pod_names(kube, kube_ns) == {newest}
 
 
 @pytest.mark.django_db
@@ -241,4 +263,9 @@ def test_failed_cleanups_are_retried_later_not_at_the_head_of_the_queue() -> Non
         state=RunState.SUCCEEDED, finished_at=timezone.now(), pod_name="kp-x-1"
     )
     assert services.runs_cleanup() == 0
-    assert ProbeRun.objects.get(pk=run.pk).keep_until > timezone.now() + timedelta(minutes=4)
+    failed = ProbeRun.objects.get(pk=run.pk)
+    assert failed.keep_until > timezone.now() + timedelta(minutes=4)
+    assert (
+        f"Kubernetes API of cluster '{cluster.name}' is unreachable"
+        in (failed.diagnostics["cleanup_error"])
+    )

@@ -29,14 +29,15 @@ if TYPE_CHECKING:
     from apps.runs.models import ProbeRun
 
 MANAGED_BY = "app.kubernetes.io/managed-by=kubeprobe"
+INSTALLATION_LABEL = "kubeprobe.io/installation"
+RUN_LABEL = "kubeprobe.io/run-id"
 
 
 def managed_selector() -> str:
     """This portal's probe pods only (see KUBEPROBE_INSTALLATION)."""
-    return f"{MANAGED_BY},kubeprobe.io/installation={dns_label(settings.KUBEPROBE_INSTALLATION)}"
+    return f"{MANAGED_BY},{INSTALLATION_LABEL}={dns_label(settings.KUBEPROBE_INSTALLATION)}"
 
 
-RUN_LABEL = "kubeprobe.io/run-id"
 CONTAINER = "probe"
 # Waiting reasons after which the container will not start by itself in time.
 FATAL_WAITING = {
@@ -147,6 +148,29 @@ def pod_status(pod: dict[str, Any] | None) -> RunStatus:
     return RunStatus("pending", reason=reason, details=details)
 
 
+def _event_time(event: dict[str, Any]) -> str:
+    """When the event last happened.
+
+    Events written through events.k8s.io (the scheduler's FailedScheduling)
+    have no lastTimestamp: their time is eventTime, or series.lastObservedTime
+    once repeated.
+    """
+    series = event.get("series") or {}
+    return str(
+        series.get("lastObservedTime")
+        or event.get("lastTimestamp")
+        or event.get("eventTime")
+        or event.get("firstTimestamp")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+
+
+def _event_count(event: dict[str, Any]) -> int:
+    series = event.get("series") or {}
+    return int(series.get("count") or event.get("count") or 1)
+
+
 def _api_error(exc: ApiException, doing: str) -> ExecutorError:
     message = f"{doing}: HTTP {exc.status}: {api_error_message(exc)}"
     if exc.status in TRANSIENT_STATUS:
@@ -185,7 +209,26 @@ class KubernetesExecutor(Executor):
             cause = exc.__cause__
             if not (isinstance(cause, ApiException) and cause.status == 409):
                 raise
+            self._adopt(cluster, spec)
         return spec.name
+
+    def _adopt(self, cluster: Cluster, spec: LaunchSpec) -> None:
+        """Take over the pod an earlier attempt of this run created, and no other.
+
+        Pod names are `kp-<case>-<run id>`: another portal sharing the namespace
+        (KUBEPROBE_INSTALLATION) can hold the same name for its own run, whose
+        pod carries its token, not ours; adopting it would leave ours never launched.
+        """
+        pod = self._call(
+            cluster, "read the existing pod", "read_namespaced_pod", spec.name, spec.namespace
+        )
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        for key in (INSTALLATION_LABEL, RUN_LABEL):
+            if labels.get(key) != spec.labels.get(key):
+                raise ExecutorError(
+                    f"create pod: pod {spec.namespace}/{spec.name} already exists and is not"
+                    f" this run's ({key}={labels.get(key, '')!r}, expected {spec.labels.get(key)!r})"
+                )
 
     def _pods(self, cluster: Cluster) -> list[dict[str, Any]]:
         data = self._call(
@@ -216,32 +259,38 @@ class KubernetesExecutor(Executor):
                 tail_lines=tail_lines,
                 _preload_content=False,
             )
-        except (ApiException, ClusterUnreachable):
-            return ""  # no log yet (container never started) or pod gone
+        except ClusterUnreachable as exc:
+            raise ExecutorError(str(exc)) from exc
+        except ApiException as exc:
+            if exc.status in (400, 404):
+                return ""  # no log yet (container waiting, no node) or the pod is gone
+            # Anything else (RBAC without pods/log, the node's kubelet unreachable)
+            # is worth naming in the run's diagnostics rather than an empty tail.
+            raise _api_error(exc, "read pod log") from exc
         return str(response.data.decode(errors="replace"))
 
     def events(self, cluster: Cluster, run: ProbeRun) -> list[dict[str, Any]]:
-        try:
-            data = self._call(
-                cluster,
-                "list events",
-                "list_namespaced_event",
-                cluster.namespace,
-                field_selector=f"involvedObject.name={run.pod_name}",
-            )
-        except ExecutorError:
-            return []
+        data = self._call(
+            cluster,
+            "list events",
+            "list_namespaced_event",
+            cluster.namespace,
+            field_selector=f"involvedObject.name={run.pod_name}",
+        )
         events = [
             {
                 "type": e.get("type", ""),
                 "reason": e.get("reason", ""),
                 "message": e.get("message", ""),
-                "count": e.get("count", 1),
-                "time": e.get("lastTimestamp") or e.get("eventTime") or "",
+                "count": _event_count(e),
+                "time": _event_time(e),
             }
             for e in data.get("items") or []
         ]
-        return sorted(events, key=lambda e: e["time"])[-20:]
+        # Second-precision times (kubelet, kwok) and microsecond ones (scheduler)
+        # do not compare as strings: order by the second, then the API's order
+        # (event names end in their creation time).
+        return sorted(events, key=lambda e: e["time"][:19])[-20:]
 
     def cleanup(self, cluster: Cluster, run: ProbeRun) -> None:
         if not run.pod_name:
