@@ -187,7 +187,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 gives up a read after 5 s, the very time channels_redis blocks
+            # waiting for a message: an idle socket then fails under load. Reads wait longer.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
             # Messages waiting for one server process (all its sockets share a
             # queue). The default, 100, drops updates when a thousand runs
             # finish together; live consumers only buffer, so the queue drains fast.

@@ -67,3 +67,13 @@ def test_missing_encryption_key_is_a_clear_error(tmp_path: Path) -> None:
     result = manage(env, "check")
     assert result.returncode != 0
     assert "KUBEPROBE_ENCRYPTION_KEY is not set" in result.stderr
+
+
+def test_channel_layer_reads_outlast_its_blocking_wait_for_messages() -> None:
+    from channels.layers import get_channel_layer
+    from channels_redis.utils import create_pool
+
+    layer = get_channel_layer()
+    pool = create_pool(layer.hosts[0])
+    # BZPOPMIN blocks brpop_timeout seconds; a shorter socket timeout fails idle receives.
+    assert pool.connection_kwargs["socket_timeout"] > layer.brpop_timeout
