@@ -760,6 +760,10 @@ class LocalKube:
                 f"--kubeconfig={self.kwok_kubeconfig}",
                 f"--config={config}",
                 "--manage-all-nodes=true",
+                # Without node leases the node lifecycle controller hears from a node only
+                # through its status (kwok's heartbeat comes every ~10 min), so every 50 s
+                # it marks all nodes Unknown and all their pods NotReady for good.
+                "--node-lease-duration-seconds=40",
                 f"--cidr={POD_CIDR}",
                 # Nodes' addresses stay on this machine: anything that dials a "kubelet" hits loopback.
                 "--node-ip=127.0.0.1",

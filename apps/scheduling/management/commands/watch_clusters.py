@@ -40,22 +40,24 @@ class Command(BaseCommand):
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        running: dict[int, tuple[tuple[object, ...], threading.Event]] = {}
+        running: dict[int, tuple[tuple[object, ...], ClusterWatcher]] = {}
         while not stop.is_set():
             qs = Cluster.objects.filter(enabled=True, executor=Executor.KUBERNETES)
             if clusters:
                 qs = qs.filter(name__in=clusters)
             wanted = {c.pk: c for c in qs}
-            for pk, (config, cluster_stop) in list(running.items()):
+            for pk, (config, watcher) in list(running.items()):
                 if pk not in wanted or _config(wanted[pk]) != config:
-                    cluster_stop.set()
+                    # Closed, not just told to stop: an idle stream would keep the
+                    # old watcher's threads and connections for up to its timeout.
+                    watcher.close()
                     del running[pk]
             for pk, cluster in wanted.items():
                 if pk not in running:
-                    cluster_stop = threading.Event()
-                    ClusterWatcher(cluster, cluster_stop).start()
-                    running[pk] = (_config(cluster), cluster_stop)
+                    watcher = ClusterWatcher(cluster, threading.Event())
+                    watcher.start()
+                    running[pk] = (_config(cluster), watcher)
                     self.stdout.write(f"watching {cluster.name}")
             stop.wait(refresh)
-        for _, cluster_stop in running.values():
-            cluster_stop.set()
+        for _, watcher in running.values():
+            watcher.close()
