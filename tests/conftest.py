@@ -7,7 +7,6 @@ import pytest
 from django.contrib.auth.models import Group, User
 from rest_framework.test import APIClient
 
-from tests.fakekube import FakeKube
 from tests.kube import kube, kube_ns  # noqa: F401  (fixtures: the real control plane)
 
 
@@ -29,17 +28,6 @@ def _own_celery_queue() -> Iterator[None]:
     app.conf.task_default_queue = f"kubeprobe-test-{os.getpid()}"
     yield
     app.control.purge()
-
-
-@pytest.fixture
-def fake_kube() -> Iterator[FakeKube]:
-    """A fake Kubernetes API server on 127.0.0.1 (see tests/fakekube/)."""
-    from apps.clusters.k8s import clear_client_cache
-
-    server = FakeKube()
-    yield server
-    server.stop()
-    clear_client_cache()
 
 
 @pytest.fixture
