@@ -796,6 +796,13 @@ class LocalKube:
             },
             "spec": {"taints": taints or []},
             "status": {
+                # Both address kinds from the start: kwok's node-initialize Stage,
+                # when it runs again (a node that went NotReady), writes an empty
+                # address list over a node that lacks one of them.
+                "addresses": [
+                    {"type": "InternalIP", "address": "127.0.0.1"},
+                    {"type": "Hostname", "address": name},
+                ],
                 "allocatable": {"cpu": "4", "memory": "16Gi", "pods": "110"},
                 "capacity": {"cpu": "4", "memory": "16Gi", "pods": "110"},
                 "nodeInfo": {"kubeletVersion": "v1.37.2", "kubeProxyVersion": "v1.37.2"},

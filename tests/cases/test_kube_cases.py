@@ -221,7 +221,7 @@ def test_pod_that_cannot_pull_fails_running_with_the_reason_and_is_deleted(
     assert steps(body)["scheduled"]["ok"] is True
     failed = steps(body)["running"]
     assert failed["ok"] is False
-    assert "not reached after 2 s; last seen: phase Pending" in failed["error"]
+    assert "not reached after 8 s; last seen: phase Pending" in failed["error"]
     assert f'ImagePullBackOff Back-off pulling image "{image}"' in failed["error"]
     assert "events: Failed: Failed to pull image" in failed["error"]  # the kubelet's event
     assert steps(body)["cleanup"]["ok"] is True

@@ -58,12 +58,8 @@ class GroupListener:
 
     def __init__(self, groups: list[str]) -> None:
         self.messages: list[dict[str, Any]] = []
-        # A layer of its own (the process-wide one may be bound to another loop),
-        # with a read timeout above channels_redis's 5 s BZPOPMIN: at redis-py's
-        # default, also 5 s, an idle receive fails with "Timeout reading" on a busy machine.
-        config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-        hosts = [{"address": host, "socket_timeout": 30} for host in config["hosts"]]
-        self.layer = RedisChannelLayer(**{**config, "hosts": hosts})
+        # A layer of its own: the process-wide one may be bound to another loop.
+        self.layer = RedisChannelLayer(**settings.CHANNEL_LAYERS["default"]["CONFIG"])
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         subscribed = asyncio.run_coroutine_threadsafe(self._subscribe(groups), self.loop)
