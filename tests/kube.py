@@ -9,6 +9,7 @@ them before the tests.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -26,12 +27,27 @@ def fault_image(fault: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKube]:
+def kube(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[LocalKube]:
     cluster = LocalKube(tmp_path_factory.mktemp("kube"), nodes=3)
+    started = time.monotonic()
     try:
         cluster.start()
     except KubeError as exc:
         pytest.fail(f"the local Kubernetes control plane did not start: {exc}", pytrace=False)
+    # Said in the test log, so a CI log shows which control plane the tests ran against.
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        _, version = cluster.request("GET", "/version")
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(
+                f"\nkube: Kubernetes {version['gitVersion']} control plane up in "
+                f"{time.monotonic() - started:.1f} s at {cluster.server} (etcd, kube-apiserver, "
+                f"kube-controller-manager, kube-scheduler, kwok with {cluster.nodes} nodes; "
+                f"logs in {cluster.logs})"
+            )
     yield cluster
     cluster.stop()
 
