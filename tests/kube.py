@@ -9,9 +9,12 @@ them before the tests.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kube_local import FAULT_IMAGE_PREFIX, FAULT_KEY, KubeError, LocalKube
@@ -28,9 +31,12 @@ def fault_image(fault: str) -> str:
 
 @pytest.fixture(scope="session")
 def kube(
-    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+    pytestconfig: pytest.Config,
 ) -> Iterator[LocalKube]:
-    cluster = LocalKube(tmp_path_factory.mktemp("kube"), nodes=3)
+    # Not under pytest's temporary folders: another pytest process starting on this
+    # machine prunes older ones, which would pull the running cluster's files away.
+    workdir = Path(tempfile.mkdtemp(prefix="kubeprobe-test-kube-"))
+    cluster = LocalKube(workdir, nodes=3)
     started = time.monotonic()
     try:
         cluster.start()
@@ -50,6 +56,7 @@ def kube(
             )
     yield cluster
     cluster.stop()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -23,412 +23,44 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
-import ipaddress
 import json
 import os
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from kube_api import AdminApi, KubeError, kubeconfig_yaml, wait_until
+from kube_pki import Pki, pem_key
+from kube_stages import FAULT_IMAGE_PREFIX, FAULT_KEY, FAULTS, kwok_stages
+
+__all__ = [
+    "FAULTS",
+    "FAULT_IMAGE_PREFIX",
+    "FAULT_KEY",
+    "KubeError",
+    "LocalKube",
+    "Pki",
+    "kubeconfig_yaml",
+    "wait_until",
+]
 
 HERE = Path(__file__).resolve().parent
-FAULT_KEY = "kubeprobe.dev/fault"
-FAULT_IMAGE_PREFIX = "fault.kubeprobe.dev/"
 TAINT_KEY = "kubeprobe.dev/tainted"
 SERVICE_CIDR = "10.96.0.0/16"
 # Pod IPs are only data here (nothing connects to them); Endpoints refuse loopback ones.
 POD_CIDR = "10.244.0.1/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
-
-
-class KubeError(Exception):
-    """The local control plane could not start or answered an error."""
-
-
-# --------------------------------------------------------------------------- pki
-
-
-def _name(cn: str, org: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
-    if org:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
-    return x509.Name(attrs)
-
-
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-@dataclass
-class Pki:
-    """A throwaway CA and the certificates one local cluster needs."""
-
-    directory: Path
-    ca_key: ec.EllipticCurvePrivateKey = field(init=False)
-    ca_cert: x509.Certificate = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        self.ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(_name("kubeprobe-local-kube-ca"))
-            .issuer_name(_name("kubeprobe-local-kube-ca"))
-            .public_key(self.ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self.ca_key, hashes.SHA256())
-        )
-        self.write("ca.crt", self.ca_cert.public_bytes(serialization.Encoding.PEM))
-
-    def write(self, name: str, data: bytes) -> Path:
-        path = self.directory / name
-        path.write_bytes(data)
-        path.chmod(0o600)
-        return path
-
-    def issue(
-        self, name: str, cn: str, org: str | None = None, hosts: Iterable[str] = ()
-    ) -> tuple[Path, Path]:
-        """A leaf certificate: a server one when `hosts` is given, else a client one."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn, org))
-            .issuer_name(self.ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        )
-        hosts = list(hosts)
-        if hosts:
-            sans: list[x509.GeneralName] = []
-            for host in hosts:
-                try:
-                    sans.append(x509.IPAddress(ipaddress.ip_address(host)))
-                except ValueError:
-                    sans.append(x509.DNSName(host))
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            usage = [ExtendedKeyUsageOID.SERVER_AUTH]
-        else:
-            usage = [ExtendedKeyUsageOID.CLIENT_AUTH]
-        cert = builder.add_extension(x509.ExtendedKeyUsage(usage), critical=False).sign(
-            self.ca_key, hashes.SHA256()
-        )
-        return (
-            self.write(f"{name}.crt", cert.public_bytes(serialization.Encoding.PEM)),
-            self.write(f"{name}.key", _pem_key(key)),
-        )
-
-
-# ----------------------------------------------------------------------- stages
-
-# Each fault: what kwok writes into the pod's status (a Go template over the pod).
-_CONTAINERS_WAITING = """
-      containerStatuses:
-      {{{{ range .spec.containers }}}}
-      - image: {{{{ .image | Quote }}}}
-        name: {{{{ .name | Quote }}}}
-        ready: false
-        restartCount: {restarts}
-        started: false
-        state:
-          waiting:
-            reason: {reason}
-            message: {message}
-      {{{{ end }}}}
-"""
-_CONTAINERS_TERMINATED = """
-      containerStatuses:
-      {{{{ range .spec.containers }}}}
-      - image: {{{{ .image | Quote }}}}
-        name: {{{{ .name | Quote }}}}
-        ready: false
-        restartCount: 0
-        started: false
-        state:
-          terminated:
-            exitCode: {code}
-            reason: {reason}
-            message: {message}
-            startedAt: {{{{ $now | Quote }}}}
-            finishedAt: {{{{ $now | Quote }}}}
-      {{{{ end }}}}
-"""
-_CONTAINERS_RUNNING = """
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: false
-        restartCount: 0
-        started: true
-        state:
-          running:
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-"""
-_POD_HEAD = """{{ $now := Now }}
-      hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
-      startTime: {{ $now | Quote }}
-      conditions:
-      - type: Initialized
-        status: "True"
-        lastTransitionTime: {{ $now | Quote }}
-      - type: Ready
-        status: "False"
-        lastTransitionTime: {{ $now | Quote }}
-      - type: ContainersReady
-        status: "False"
-        lastTransitionTime: {{ $now | Quote }}
-"""
-_IMAGE_MESSAGE = '{{ printf "Back-off pulling image %q" .image | Quote }}'
-
-FAULTS: dict[str, dict[str, Any]] = {
-    # The registry refuses the image: waiting ImagePullBackOff, as a kubelet shows it.
-    "image-pull": {
-        "status": _POD_HEAD
-        + "      phase: Pending\n"
-        + _CONTAINERS_WAITING.format(restarts=0, reason="ImagePullBackOff", message=_IMAGE_MESSAGE),
-        "event": {
-            "type": "Warning",
-            "reason": "Failed",
-            "message": "Failed to pull image: rpc error: code = NotFound desc = failed to pull and unpack image: not found",
-        },
-    },
-    # The process exits non-zero (restartPolicy Never: the pod fails).
-    "crash": {
-        "status": _POD_HEAD
-        + "      phase: Failed\n"
-        + _CONTAINERS_TERMINATED.format(code=1, reason="Error", message='""'),
-        "restart_policy": ["Never", "OnFailure"],
-    },
-    # The same crash under a Deployment (restartPolicy Always): CrashLoopBackOff.
-    "crash-loop": {
-        "status": _POD_HEAD
-        + "      phase: Running\n"
-        + _CONTAINERS_WAITING.format(
-            restarts=3,
-            reason="CrashLoopBackOff",
-            message='"back-off 40s restarting failed container"',
-        ),
-        "fault": "crash",
-        "restart_policy": ["Always"],
-        "event": {
-            "type": "Warning",
-            "reason": "BackOff",
-            "message": "Back-off restarting failed container",
-        },
-    },
-    # Over its memory limit: the kernel kills it, exit 137.
-    "oom": {
-        "status": _POD_HEAD
-        + "      phase: Failed\n"
-        + _CONTAINERS_TERMINATED.format(code=137, reason="OOMKilled", message='""'),
-    },
-    # The node ran short of memory and the kubelet evicted the pod.
-    "evicted": {
-        "status": _POD_HEAD
-        + "      phase: Failed\n"
-        + '      reason: Evicted\n      message: "The node was low on resource: memory. Threshold quantity: 100Mi, available: 42Mi. "\n'
-        + _CONTAINERS_TERMINATED.format(
-            code=137,
-            reason="ContainerStatusUnknown",
-            message='"The container could not be located when the pod was terminated"',
-        ),
-        "event": {
-            "type": "Warning",
-            "reason": "Evicted",
-            "message": "The node was low on resource: memory. Threshold quantity: 100Mi, available: 42Mi.",
-        },
-    },
-    # The kubelet cannot build the container: its env names a Secret that does not exist.
-    "config-error": {
-        "status": _POD_HEAD
-        + "      phase: Pending\n"
-        + _CONTAINERS_WAITING.format(
-            restarts=0,
-            reason="CreateContainerConfigError",
-            message='"secret \\"probe-creds\\" not found"',
-        ),
-        "event": {
-            "type": "Warning",
-            "reason": "Failed",
-            "message": 'Error: secret "probe-creds" not found',
-        },
-    },
-    # Starts but its readiness probe never passes.
-    "not-ready": {"status": _POD_HEAD + "      phase: Running\n" + _CONTAINERS_RUNNING},
-}
-
-
-def _fault_selectors(fault: str) -> list[list[dict[str, Any]]]:
-    """Two ways to ask for a fault: the pod's annotation, or its first image."""
-    return [
-        [{"key": f'.metadata.annotations["{FAULT_KEY}"]', "operator": "In", "values": [fault]}],
-        [
-            {
-                "key": ".spec.containers.[0].image",
-                "operator": "In",
-                "values": [f"{FAULT_IMAGE_PREFIX}{fault}"],
-            }
-        ],
-    ]
-
-
-def _no_fault() -> list[dict[str, Any]]:
-    images = sorted(
-        {f"{FAULT_IMAGE_PREFIX}{spec.get('fault', name)}" for name, spec in FAULTS.items()}
-    )
-    return [
-        {"key": f'.metadata.annotations["{FAULT_KEY}"]', "operator": "DoesNotExist"},
-        {"key": ".spec.containers.[0].image", "operator": "NotIn", "values": images},
-    ]
-
-
-def fault_stages() -> list[dict[str, Any]]:
-    stages = []
-    for name, spec in FAULTS.items():
-        fault = spec.get("fault", name)
-        for i, selector in enumerate(_fault_selectors(fault)):
-            expressions = [
-                *selector,
-                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
-                {"key": ".spec.nodeName", "operator": "Exists"},
-                {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
-            ]
-            if "restart_policy" in spec:
-                expressions.append(
-                    {
-                        "key": ".spec.restartPolicy",
-                        "operator": "In",
-                        "values": spec["restart_policy"],
-                    }
-                )
-            next_: dict[str, Any] = {"statusTemplate": spec["status"]}
-            if "event" in spec:
-                next_["event"] = spec["event"]
-            stages.append(
-                {
-                    "apiVersion": "kwok.x-k8s.io/v1alpha1",
-                    "kind": "Stage",
-                    "metadata": {"name": f"kubeprobe-fault-{name}-{i}"},
-                    "spec": {
-                        "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
-                        "selector": {"matchExpressions": expressions},
-                        "next": next_,
-                    },
-                }
-            )
-    stages.append(
-        {
-            "apiVersion": "kwok.x-k8s.io/v1alpha1",
-            "kind": "Stage",
-            "metadata": {"name": "kubeprobe-fault-node-not-ready"},
-            "spec": {
-                "resourceRef": {"apiGroup": "v1", "kind": "Node"},
-                "selector": {
-                    "matchExpressions": [
-                        {
-                            "key": f'.metadata.labels["{FAULT_KEY}"]',
-                            "operator": "In",
-                            "values": ["not-ready"],
-                        },
-                        {
-                            "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
-                            "operator": "NotIn",
-                            "values": ["False"],
-                        },
-                    ]
-                },
-                "next": {
-                    "statusTemplate": """{{ $now := Now }}
-      phase: Running
-      conditions:
-      {{ range NodeConditions }}
-      - lastHeartbeatTime: {{ $now | Quote }}
-        lastTransitionTime: {{ $now | Quote }}
-        type: {{ .type | Quote }}
-      {{ if eq .type "Ready" }}
-        status: "False"
-        reason: KubeletNotReady
-        message: "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady"
-      {{ else }}
-        status: {{ .status | Quote }}
-        reason: {{ .reason | Quote }}
-        message: {{ .message | Quote }}
-      {{ end }}
-      {{ end }}
-""",
-                    "event": {
-                        "type": "Normal",
-                        "reason": "NodeNotReady",
-                        "message": "Node is not ready",
-                    },
-                },
-            },
-        }
-    )
-    return stages
-
-
-def kwok_stages(stage_dir: Path) -> list[dict[str, Any]]:
-    """kwok's own default Stages (copied by kube-build), kept off faulted objects, plus ours."""
-    import yaml
-
-    stages = []
-    for path in sorted(stage_dir.glob("*.yaml")):
-        stage = yaml.safe_load(path.read_text())
-        expressions = stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", [])
-        kind = stage["spec"]["resourceRef"]["kind"]
-        if kind == "Pod" and not stage["spec"]["next"].get("delete"):
-            expressions.extend(_no_fault())
-        elif kind == "Node":
-            expressions.append(
-                {"key": f'.metadata.labels["{FAULT_KEY}"]', "operator": "DoesNotExist"}
-            )
-        stages.append(stage)
-    return stages + fault_stages()
 
 
 # -------------------------------------------------------------------- processes
@@ -438,23 +70,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll `check` until it returns something truthy; raise KubeError naming `what`."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-        except (OSError, KubeError, urllib.error.URLError) as exc:
-            last = exc
-        time.sleep(0.2)
-    raise KubeError(
-        f"timed out after {timeout:.0f}s waiting for {what}" + (f": {last}" if last else "")
-    )
 
 
 def bin_dir() -> Path:
@@ -467,29 +82,6 @@ def bin_dir() -> Path:
     return Path(out.stdout.strip())
 
 
-def kubeconfig_yaml(server: str, ca: Path, user: dict[str, str], name: str = "local") -> str:
-    """A kubeconfig with everything inline (data, not file paths), as users paste them."""
-    return json.dumps(
-        {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [
-                {
-                    "name": name,
-                    "cluster": {
-                        "server": server,
-                        "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode(),
-                    },
-                }
-            ],
-            "users": [{"name": name, "user": user}],
-            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-            "current-context": name,
-        },
-        indent=2,
-    )
-
-
 def _cert_user(cert: Path, key: Path) -> dict[str, str]:
     return {
         "client-certificate-data": base64.b64encode(cert.read_bytes()).decode(),
@@ -498,7 +90,7 @@ def _cert_user(cert: Path, key: Path) -> dict[str, str]:
 
 
 @dataclass
-class LocalKube:
+class LocalKube(AdminApi):
     """One local cluster. `start()` brings everything up; `stop()` ends what it started."""
 
     workdir: Path
@@ -601,7 +193,7 @@ class LocalKube:
             "apiserver-kubelet-client", "kube-apiserver-kubelet-client", "kubeadm:cluster-admins"
         )
         sa_key = ec.generate_private_key(ec.SECP256R1())
-        self.sa_key = self.pki.write("sa.key", _pem_key(sa_key))
+        self.sa_key = self.pki.write("sa.key", pem_key(sa_key))
         self.sa_pub = self.pki.write(
             "sa.pub",
             sa_key.public_key().public_bytes(
@@ -872,85 +464,6 @@ class LocalKube:
         except ProcessLookupError:
             pass
 
-    # ---- API
-
-    def _ssl(self) -> ssl.SSLContext:
-        context = ssl.create_default_context(cafile=str(self.ca_path))
-        context.load_cert_chain(*map(str, self.admin_cert))
-        return context
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        raw: bool = False,
-        content_type: str = "application/json",
-    ) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            self.server + path, data=data, method=method, headers={"Content-Type": content_type}
-        )
-        try:
-            with urllib.request.urlopen(req, context=self._ssl(), timeout=30) as response:
-                payload = response.read()
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            payload = exc.read()
-            status = exc.code
-        if raw:
-            return status, payload
-        return status, json.loads(payload) if payload else None
-
-    def api(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        *,
-        ok: Iterable[int] = (200, 201, 202),
-        content_type: str = "application/json",
-    ) -> Any:
-        """Call the API as cluster admin; raise KubeError on an unexpected status."""
-        status, payload = self.request(method, path, body, content_type=content_type)
-        if status not in ok:
-            message = payload.get("message") if isinstance(payload, dict) else payload
-            raise KubeError(f"{method} {path}: HTTP {status}: {message}")
-        return payload
-
-    def apply(self, manifest: dict[str, Any], namespace: str | None = None) -> Any:
-        """Server-side apply of one object (as `kubectl apply --server-side` would)."""
-        api_version, kind = manifest["apiVersion"], manifest["kind"]
-        meta = manifest["metadata"]
-        plural, namespaced = self.plural(api_version, kind)
-        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-        ns = meta.get("namespace") or namespace
-        if namespaced:
-            if not ns:
-                raise KubeError(f"{kind} {meta['name']} needs a namespace")
-            path = f"{base}/namespaces/{ns}/{plural}/{meta['name']}"
-        else:
-            path = f"{base}/{plural}/{meta['name']}"
-        return self.api(
-            "PATCH",
-            path + "?fieldManager=kubeprobe-tests&force=true",
-            manifest,
-            content_type="application/apply-patch+yaml",
-        )
-
-    def plural(self, api_version: str, kind: str) -> tuple[str, bool]:
-        """(plural resource name, namespaced) of a kind, from API discovery."""
-        base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-        for resource in self.api("GET", base)["resources"]:
-            if resource["kind"] == kind and "/" not in resource["name"]:
-                return resource["name"], bool(resource["namespaced"])
-        raise KubeError(f"{api_version} {kind} is not served")
-
-    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
-        self.api("POST", "/api/v1/namespaces", {"metadata": {"name": name, "labels": labels or {}}})
-        self.wait_namespace_ready(name)
-
     def wait_namespace_ready(self, name: str, timeout: float = 60) -> None:
         """Pods need the namespace's `default` service account, made by a controller."""
         if "kube-controller-manager" not in self.components:
@@ -965,82 +478,6 @@ class LocalKube:
             return status == 200
 
         wait_until(has_sa, f"the default service account in namespace {name}", timeout=timeout)
-
-    def service_account_kubeconfig(
-        self,
-        namespace: str,
-        name: str,
-        rules: list[dict[str, Any]] | None = None,
-        *,
-        cluster_rules: list[dict[str, Any]] | None = None,
-        expiration_seconds: int = 86400,
-    ) -> str:
-        """Create a service account (with a Role/ClusterRole of `rules` bound to it) and a kubeconfig with its token."""
-        status, _ = self.request(
-            "POST", f"/api/v1/namespaces/{namespace}/serviceaccounts", {"metadata": {"name": name}}
-        )
-        if status not in (201, 409):
-            raise KubeError(f"create service account {namespace}/{name}: HTTP {status}")
-        subject = [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]
-        if rules is not None:
-            self.apply(
-                {
-                    "apiVersion": "rbac.authorization.k8s.io/v1",
-                    "kind": "Role",
-                    "metadata": {"name": name, "namespace": namespace},
-                    "rules": rules,
-                }
-            )
-            self.apply(
-                {
-                    "apiVersion": "rbac.authorization.k8s.io/v1",
-                    "kind": "RoleBinding",
-                    "metadata": {"name": name, "namespace": namespace},
-                    "roleRef": {
-                        "apiGroup": "rbac.authorization.k8s.io",
-                        "kind": "Role",
-                        "name": name,
-                    },
-                    "subjects": subject,
-                }
-            )
-        if cluster_rules is not None:
-            cluster_name = f"{namespace}-{name}"
-            self.apply(
-                {
-                    "apiVersion": "rbac.authorization.k8s.io/v1",
-                    "kind": "ClusterRole",
-                    "metadata": {"name": cluster_name},
-                    "rules": cluster_rules,
-                }
-            )
-            self.apply(
-                {
-                    "apiVersion": "rbac.authorization.k8s.io/v1",
-                    "kind": "ClusterRoleBinding",
-                    "metadata": {"name": cluster_name},
-                    "roleRef": {
-                        "apiGroup": "rbac.authorization.k8s.io",
-                        "kind": "ClusterRole",
-                        "name": cluster_name,
-                    },
-                    "subjects": subject,
-                }
-            )
-        return self.token_kubeconfig(namespace, name, expiration_seconds)
-
-    def token_kubeconfig(self, namespace: str, name: str, expiration_seconds: int = 86400) -> str:
-        """A kubeconfig carrying a fresh token (TokenRequest API) of an existing service account."""
-        token = self.api(
-            "POST",
-            f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token",
-            {
-                "apiVersion": "authentication.k8s.io/v1",
-                "kind": "TokenRequest",
-                "spec": {"expirationSeconds": expiration_seconds},
-            },
-        )["status"]["token"]
-        return kubeconfig_yaml(self.server, self.ca_path, {"token": token}, self.name)
 
 
 # --------------------------------------------------------------------------- CLI
