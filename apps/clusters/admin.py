@@ -45,7 +45,7 @@ def check_api_now(
         )
         return
     for cluster in clusters:
-        check = cluster_check_api(cluster=cluster)
+        check = cluster_check_api(cluster=cluster, force=True)
         text = f"{cluster.name}: {ApiStatus(check.status).label}"
         text += f", {check.version}" if check.version else ""
         text += f": {check.error}" if check.error else ""
