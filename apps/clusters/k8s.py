@@ -22,6 +22,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from apps.clusters import breaker
 from apps.clusters.models import Cluster
@@ -162,7 +163,7 @@ class ClusterClient:
             self.breaker_view = breaker.CLOSED
 
     def _unreachable(self, reason: str, cut: bool) -> ClusterUnreachable:
-        if cut:  # a shortened timeout proves nothing about the cluster: not counted
+        if cut:  # a timeout the budget shortened proves nothing about the cluster: not counted
             return BudgetSpent(
                 f"the time budget for cluster '{self.cluster_name}' ran out: {reason}", reason
             )
@@ -189,11 +190,11 @@ class ClusterClient:
             if not exc.status:
                 # The client raises TLS failures as an ApiException without a status.
                 reason = " ".join(str(exc.reason or exc).split())
-                raise self._unreachable(reason, cut) from exc
+                raise self._unreachable(reason, cut and _timed_out(exc)) from exc
             self._answered()  # 4xx/5xx: the API server is there
             raise
         except (Urllib3Error, OSError) as exc:
-            raise self._unreachable(_root_cause(exc), cut) from exc
+            raise self._unreachable(_root_cause(exc), cut and _timed_out(exc)) from exc
         self._answered()
         return result
 
@@ -216,6 +217,18 @@ class ClusterClient:
         response = self.call(self.api_client.call_api, *request)
         response.read()
         return response.status, response.data or b""
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a failure was a timeout (and not a refusal, reset or TLS error)."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # chains are short; this bounds a cyclic one
+        if not isinstance(seen, BaseException):
+            return False
+        if isinstance(seen, (TimeoutError, Urllib3Timeout)):
+            return True
+        seen = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def _root_cause(exc: BaseException) -> str:
