@@ -97,7 +97,7 @@ def test_the_dashboards_say_since_when_with_flat_queries(
     client.get("/dashboard/")  # warm per-process caches
     with_one, html = _get(client, "/dashboard/")
     assert html.count("unreachable since") == 1
-    row = html[html.index('data-cluster="%d"' % broken.pk) :].split("</tr>")[0]
+    row = html[html.index(f'data-cluster="{broken.pk}"') :].split("</tr>")[0]
     assert "unreachable since" in row and broken.breaker_last_error[:40] in row
     Cluster.objects.filter(name__startswith="ok-").update(
         breaker_open_since=broken.breaker_open_since, breaker_last_error="Connection refused"
