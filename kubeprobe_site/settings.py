@@ -83,6 +83,13 @@ KUBEPROBE_KEEP_FAILED_PODS = env.int("KUBEPROBE_KEEP_FAILED_PODS", default=3)
 KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS", default=3600)
 KUBEPROBE_RUN_RETENTION_DAYS = env.int("KUBEPROBE_RUN_RETENTION_DAYS", default=30)
 KUBEPROBE_DISPATCH_MAX_RETRIES = env.int("KUBEPROBE_DISPATCH_MAX_RETRIES", default=5)
+# Circuit breaker per cluster: after this many consecutive failures to reach its
+# API server the cluster is unreachable; its calls fail at once, and one call per
+# interval tries again (apps/clusters/breaker.py).
+KUBEPROBE_BREAKER_FAILURES = env.int("KUBEPROBE_BREAKER_FAILURES", default=3)
+KUBEPROBE_BREAKER_PROBE_SECONDS = env.float("KUBEPROBE_BREAKER_PROBE_SECONDS", default=30.0)
+# Cleanup and the orphan sweep spend at most this long on one cluster per pass.
+KUBEPROBE_CLEANUP_BUDGET_SECONDS = env.float("KUBEPROBE_CLEANUP_BUDGET_SECONDS", default=10.0)
 # Alerting: flips of one case wait this long to be grouped into one message.
 KUBEPROBE_ALERT_GROUP_WAIT_SECONDS = env.float("KUBEPROBE_ALERT_GROUP_WAIT_SECONDS", default=1.0)
 KUBEPROBE_NOTIFY_MAX_ATTEMPTS = env.int("KUBEPROBE_NOTIFY_MAX_ATTEMPTS", default=8)

@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from apps.clusters.models import ApiStatus, Cluster, ClusterGroup
@@ -45,12 +46,27 @@ def check_api_now(
         )
         return
     for cluster in clusters:
-        check = cluster_check_api(cluster=cluster)
+        check = cluster_check_api(cluster=cluster, force=True)
         text = f"{cluster.name}: {ApiStatus(check.status).label}"
         text += f", {check.version}" if check.version else ""
         text += f": {check.error}" if check.error else ""
         level = messages.SUCCESS if check.status == ApiStatus.OK else messages.WARNING
         modeladmin.message_user(request, text, level)
+
+
+class BreakerFilter(admin.SimpleListFilter):
+    title = "reachable"
+    parameter_name = "breaker"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [("open", "unreachable (breaker open)"), ("closed", "reachable")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> QuerySet[Cluster]:
+        if self.value() == "open":
+            return queryset.filter(breaker_open_since__isnull=False)
+        if self.value() == "closed":
+            return queryset.filter(breaker_open_since__isnull=True)
+        return queryset
 
 
 class ClusterAdminForm(forms.ModelForm):
@@ -118,9 +134,18 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
         "kubeconfig_status",
         "api_status",
         "api_version",
+        "reachability",
         "updated_at",
     ]
-    list_filter = ["enabled", "executor", "api_status", "api_version", "environment", "region"]
+    list_filter = [
+        "enabled",
+        "executor",
+        BreakerFilter,
+        "api_status",
+        "api_version",
+        "environment",
+        "region",
+    ]
     search_fields = ["name", "display_name", "description"]
     list_per_page = 100
     show_full_result_count = False
@@ -135,6 +160,10 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
         "api_version",
         "api_checked_at",
         "api_error",
+        "breaker_open_since",
+        "breaker_failures",
+        "breaker_next_probe_at",
+        "breaker_last_error",
         "created_at",
         "updated_at",
     ]
@@ -158,6 +187,20 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
             {"fields": ["executor", "kubeconfig", "clear_kubeconfig", "context", "namespace"]},
         ),
         ("API server", {"fields": ["api_status", "api_version", "api_checked_at", "api_error"]}),
+        (
+            "Circuit breaker",
+            {
+                "fields": [
+                    "breaker_open_since",
+                    "breaker_failures",
+                    "breaker_next_probe_at",
+                    "breaker_last_error",
+                ],
+                "description": "Unreachable since: the cluster's runs end at once as errors "
+                "without calling its API; one call per interval tries again and closes it "
+                "when the API answers. 'Check API now' always asks.",
+            },
+        ),
         ("API client", {"fields": ["api_qps", "api_timeout_seconds"], "classes": ["collapse"]}),
         ("Change events", {"fields": ["watch_namespaces"], "classes": ["collapse"]}),
         ("History", {"fields": ["created_at", "updated_at"]}),
@@ -209,6 +252,17 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Cluster]:
         # Pages never show the secret; the change form loads it only to keep it.
         return super().get_queryset(request).defer("kubeconfig")
+
+    @admin.display(description="reachable", ordering="breaker_open_since")
+    def reachability(self, obj: Cluster) -> str:
+        if obj.breaker_open_since is None:
+            return "yes"
+        since = timezone.localtime(obj.breaker_open_since)
+        return format_html(
+            '<span title="{}">unreachable since {}</span>',
+            obj.breaker_last_error,
+            f"{since:%Y-%m-%d %H:%M:%S}",
+        )
 
     @admin.display(description="kubeconfig", ordering="kubeconfig_fingerprint")
     def kubeconfig_status(self, obj: Cluster) -> str:

@@ -18,6 +18,12 @@ class ClusterFilter(django_filters.FilterSet):
     enabled = django_filters.BooleanFilter()
     api_status = django_filters.ChoiceFilter(choices=[c for c in ApiStatus.choices if c[0]])
     api_version = django_filters.CharFilter()
+    unreachable = django_filters.BooleanFilter(
+        field_name="breaker_open_since",
+        lookup_expr="isnull",
+        exclude=True,
+        label="Circuit breaker open (the cluster is unreachable)",
+    )
     label = django_filters.CharFilter(method="filter_label", label="Label key=value")
     group = django_filters.CharFilter(method="filter_group", label="Cluster group name")
 

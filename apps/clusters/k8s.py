@@ -10,15 +10,21 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from django.utils import timezone
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
+from apps.clusters import breaker
 from apps.clusters.models import Cluster
 
 # Answers worth retrying: throttling and server-side trouble.
@@ -31,6 +37,46 @@ class ClusterUnreachable(Exception):
     def __init__(self, message: str, reason: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message  # the root cause alone, e.g. "... Connection refused"
+
+
+class BreakerOpen(ClusterUnreachable):
+    """The cluster's circuit breaker is open: the call was not made (apps/clusters/breaker.py)."""
+
+    def __init__(self, state: breaker.BreakerState) -> None:
+        message = breaker.breaker_message(state)
+        super().__init__(message, message)
+        self.state = state
+
+
+class BudgetSpent(ClusterUnreachable):
+    """The caller's time budget for this cluster ran out (call_deadline); not the cluster's fault."""
+
+
+# A deadline (time.monotonic()) that calls must finish by, set by call_deadline().
+_deadline: ContextVar[float | None] = ContextVar("kubeprobe_call_deadline", default=None)
+# Set by force_calls(): let calls through an open breaker (an operator's explicit check).
+_forced: ContextVar[bool] = ContextVar("kubeprobe_breaker_forced", default=False)
+
+
+@contextmanager
+def call_deadline(deadline: float) -> Iterator[None]:
+    """Calls inside finish by `deadline` (time.monotonic()): their timeout is cut
+    to what is left, and none starts once it has passed (BudgetSpent)."""
+    token = _deadline.set(deadline)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+@contextmanager
+def force_calls() -> Iterator[None]:
+    """Calls inside go to the API server even if the cluster's breaker is open."""
+    token = _forced.set(True)
+    try:
+        yield
+    finally:
+        _forced.reset(token)
 
 
 class RateLimiter:
@@ -60,6 +106,10 @@ class ClusterClient:
     api_client: k8s.ApiClient
     timeout: tuple[float, float]
     limiter: RateLimiter
+    cluster_id: int | None = None  # None: no breaker (a client for an unsaved cluster)
+    # What this process knows of the cluster's breaker: from the cluster rows it
+    # was handed (observe) and from its own calls. The database decides the probe.
+    breaker_view: breaker.BreakerState = field(default_factory=breaker.BreakerState)
     core: k8s.CoreV1Api = field(init=False)
     apps: k8s.AppsV1Api = field(init=False)
 
@@ -67,22 +117,86 @@ class ClusterClient:
         self.core = k8s.CoreV1Api(self.api_client)
         self.apps = k8s.AppsV1Api(self.api_client)
 
-    def call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call an API method with the cluster's rate limit and timeout.
+    def observe(self, state: breaker.BreakerState) -> None:
+        """Learn the breaker from a freshly loaded cluster row.
 
-        Raises ClusterUnreachable for network failures; ApiException passes through.
+        A row may be older than what this client saw itself (a cleanup pass
+        loads its runs' clusters up front). An open row is taken as it is: if
+        it is stale, the probe claim finds the database's later time and costs a
+        query, never a connection. A closed row does not end an open view: that
+        view ends at its probe time, when the database is asked.
         """
+        mine = self.breaker_view
+        if state.is_open or (not mine.is_open and state.failures > mine.failures):
+            self.breaker_view = state
+
+    def _admit(self) -> None:
+        """Raise BreakerOpen unless this call may go to the API server."""
+        state = self.breaker_view
+        if not state.is_open or _forced.get() or self.cluster_id is None:
+            return
+        now = timezone.now()
+        if state.next_probe_at is not None and state.next_probe_at > now:
+            raise BreakerOpen(state)
+        if breaker.breaker_claim_probe(self.cluster_id, now):
+            return  # this call is the half-open attempt
+        # Another caller has the attempt, or the breaker closed meanwhile.
+        self.breaker_view = breaker.breaker_read(self.cluster_id)
+        if self.breaker_view.is_open:
+            raise BreakerOpen(self.breaker_view)
+
+    def _timeout(self) -> tuple[tuple[float, float], bool]:
+        """The request timeout within the caller's deadline, and whether it was cut."""
+        deadline = _deadline.get()
+        if deadline is None:
+            return self.timeout, False
+        left = deadline - time.monotonic()
+        if left <= 0.05:
+            raise BudgetSpent(f"the time budget for cluster '{self.cluster_name}' is spent")
+        connect, read = self.timeout
+        return (min(connect, left), min(read, left)), left < read
+
+    def _answered(self) -> None:
+        if not self.breaker_view.clean:
+            if self.cluster_id is not None:
+                breaker.breaker_record_success(self.cluster_id)
+            self.breaker_view = breaker.CLOSED
+
+    def _unreachable(self, reason: str, cut: bool) -> ClusterUnreachable:
+        if cut:  # a timeout the budget shortened proves nothing about the cluster: not counted
+            return BudgetSpent(
+                f"the time budget for cluster '{self.cluster_name}' ran out: {reason}", reason
+            )
+        if self.cluster_id is not None:
+            self.breaker_view = breaker.breaker_record_failure(self.cluster_id, reason)
+        return ClusterUnreachable(
+            f"Kubernetes API of cluster '{self.cluster_name}' is unreachable: {reason}", reason
+        )
+
+    def call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call an API method with the cluster's breaker, rate limit and timeout.
+
+        Raises ClusterUnreachable for network failures (counted by the breaker),
+        BreakerOpen without calling while the breaker is open, BudgetSpent when
+        the caller's deadline is reached; ApiException (an answer) passes through.
+        """
+        self._admit()
+        timeout, cut = self._timeout()
         self.limiter.acquire()
-        kwargs.setdefault("_request_timeout", self.timeout)
+        kwargs.setdefault("_request_timeout", timeout)
         try:
-            return method(*args, **kwargs)
-        except ApiException:
+            result = method(*args, **kwargs)
+        except ApiException as exc:
+            if not exc.status:
+                # The client raises TLS failures as an ApiException without a status.
+                reason = " ".join(str(exc.reason or exc).split())
+                raise self._unreachable(reason, cut and _timed_out(exc)) from exc
+            self._answered()  # 4xx/5xx: the API server is there
             raise
         except (Urllib3Error, OSError) as exc:
-            reason = _root_cause(exc)
-            raise ClusterUnreachable(
-                f"Kubernetes API of cluster '{self.cluster_name}' is unreachable: {reason}", reason
-            ) from exc
+            raise self._unreachable(_root_cause(exc), cut and _timed_out(exc)) from exc
+        self._answered()
+        return result
 
     def call_json(self, method: Any, *args: Any, **kwargs: Any) -> Any:
         """Like call(), returning the raw JSON document (no model objects)."""
@@ -92,8 +206,7 @@ class ClusterClient:
     def get_path(self, path: str) -> tuple[int, bytes]:
         """GET a non-resource path (/version, /readyz) through call(): (status, body), any status.
 
-        A TLS failure, which the client raises as an ApiException without a status,
-        is raised as ClusterUnreachable like any other failure to connect.
+        A TLS failure is ClusterUnreachable like any other failure to connect (see call()).
         """
         request = self.api_client.param_serialize(
             method="GET",
@@ -101,17 +214,21 @@ class ClusterClient:
             header_params={"Accept": "application/json, text/plain"},
             auth_settings=["BearerToken"],
         )
-        try:
-            response = self.call(self.api_client.call_api, *request)
-        except ApiException as exc:
-            if exc.status:
-                raise
-            reason = " ".join(str(exc.reason or exc).split())
-            raise ClusterUnreachable(
-                f"Kubernetes API of cluster '{self.cluster_name}' is unreachable: {reason}", reason
-            ) from exc
+        response = self.call(self.api_client.call_api, *request)
         response.read()
         return response.status, response.data or b""
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a failure was a timeout (and not a refusal, reset or TLS error)."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # chains are short; this bounds a cyclic one
+        if not isinstance(seen, BaseException):
+            return False
+        if isinstance(seen, (TimeoutError, Urllib3Timeout)):
+            return True
+        seen = getattr(seen, "reason", None) or seen.__cause__ or seen.__context__
+    return False
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -146,6 +263,7 @@ def cluster_client(cluster: Cluster) -> ClusterClient:
     with _clients_lock:
         found = _clients.get(key)
         if found is not None:
+            found.observe(breaker.breaker_state(cluster))
             return found
         for stale in [k for k in _clients if k[0] == cluster.pk]:
             _clients.pop(stale).api_client.close()
@@ -163,6 +281,8 @@ def cluster_client(cluster: Cluster) -> ClusterClient:
             api_client=k8s.ApiClient(configuration),
             timeout=(min(timeout, 5.0), timeout),
             limiter=RateLimiter(cluster.api_qps, burst=max(1, int(cluster.api_qps * 2))),
+            cluster_id=cluster.pk,
+            breaker_view=breaker.breaker_state(cluster),
         )
         _clients[key] = created
         return created

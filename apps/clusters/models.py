@@ -93,6 +93,26 @@ class Cluster(TimeStampedModel):
     api_error = models.CharField(
         max_length=300, blank=True, editable=False, help_text="Why the last check was not ok."
     )
+    # The circuit breaker (apps/clusters/breaker.py): written only by it, never by forms.
+    breaker_failures = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Consecutive failures to reach the API server."
+    )
+    breaker_open_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        db_index=True,
+        help_text="Unreachable since: calls fail at once, without contacting the cluster.",
+    )
+    breaker_next_probe_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When one call may try the API server again (half-open).",
+    )
+    breaker_last_error = models.CharField(
+        max_length=300, blank=True, editable=False, help_text="The last failure to connect."
+    )
 
     class Meta:
         ordering = ["name"]
@@ -104,6 +124,10 @@ class Cluster(TimeStampedModel):
     @property
     def has_kubeconfig(self) -> bool:
         return bool(self.kubeconfig_fingerprint)
+
+    @property
+    def breaker_open(self) -> bool:
+        return self.breaker_open_since is not None
 
     def clean(self) -> None:
         super().clean()

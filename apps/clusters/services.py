@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from django.utils.text import slugify
 from kubernetes.client.exceptions import ApiException
 
 from apps.clusters import kubeconfig as kc
-from apps.clusters.k8s import ClusterUnreachable, cluster_client
+from apps.clusters.k8s import ClusterClient, ClusterUnreachable, cluster_client, force_calls
 from apps.clusters.models import ApiStatus, Cluster, Executor
 
 API_ERROR_CHARS = 300
@@ -96,7 +97,22 @@ def _judge(path: str, status: int, body: bytes) -> tuple[str, str]:
     return ApiStatus.ERROR, _answer_error(path, status, body)
 
 
-def cluster_check_api(*, cluster: Cluster) -> ApiCheck:
+def _ask(client: ClusterClient, version: str) -> tuple[str, str, str]:
+    """(status, error, version) from /version, then /readyz when /version answered."""
+    status, body = client.get_path("/version")
+    if status != 200:
+        return (*_judge("/version", status, body), version)
+    try:
+        version = str(json.loads(body)["gitVersion"])[:64]
+    except (ValueError, KeyError, TypeError):
+        return ApiStatus.ERROR, "GET /version: not a Kubernetes version answer", version
+    status, body = client.get_path("/readyz")
+    if status != 200:
+        return (*_judge("/readyz", status, body), version)
+    return ApiStatus.OK, "", version
+
+
+def cluster_check_api(*, cluster: Cluster, force: bool = False) -> ApiCheck:
     """Ask the cluster's API server for /version and /readyz; store the answer.
 
     Both requests go through the cluster's client, so its QPS limit and timeout
@@ -104,6 +120,10 @@ def cluster_check_api(*, cluster: Cluster) -> ApiCheck:
     system:public-info-viewer), so any working credential passes; a rejected
     one is `unauthorized`. The version is kept from the last check that got one.
     Stored with one UPDATE that leaves updated_at alone: a check is not an edit.
+
+    The client's circuit breaker counts and gates the check like any call: an
+    answer closes it, a failure to connect counts; while it is open the check
+    says so without asking, unless `force` (an operator's "Check API now").
     """
     version, error = cluster.api_version, ""
     state: str = ApiStatus.OK
@@ -113,18 +133,8 @@ def cluster_check_api(*, cluster: Cluster) -> ApiCheck:
         state, error = ApiStatus.ERROR, f"cannot use the kubeconfig: {exc}"
     else:
         try:
-            status, body = client.get_path("/version")
-            if status == 200:
-                try:
-                    version = str(json.loads(body)["gitVersion"])[:64]
-                except (ValueError, KeyError, TypeError):
-                    state, error = ApiStatus.ERROR, "GET /version: not a Kubernetes version answer"
-                else:
-                    status, body = client.get_path("/readyz")
-                    if status != 200:
-                        state, error = _judge("/readyz", status, body)
-            else:
-                state, error = _judge("/version", status, body)
+            with force_calls() if force else nullcontext():
+                state, error, version = _ask(client, version)
         except ClusterUnreachable as exc:
             state, error = ApiStatus.UNREACHABLE, exc.reason
         except ApiException as exc:

@@ -81,6 +81,9 @@ class Row:
     environment: str
     cells: dict[int, Cell] = field(default_factory=dict)  # by case id
     also_in: list[str] = field(default_factory=list)  # other groups (group_by=group)
+    # The cluster's circuit breaker is open (apps/clusters/breaker.py): since when, why.
+    unreachable_since: datetime | None = None
+    unreachable_error: str = ""
 
 
 @dataclass
@@ -189,15 +192,24 @@ def _cells(scope: _Scope) -> list[Cell]:
 
 
 def _rows(scope: _Scope, cells: list[Cell], *, with_labels: bool) -> tuple[list[Row], dict]:
-    fields = ["pk", "name", "display_name", "region", "environment"]
+    fields = [
+        "pk",
+        "name",
+        "display_name",
+        "region",
+        "environment",
+        "breaker_open_since",
+        "breaker_last_error",
+    ]
     if with_labels:
         fields.append("labels")
     by_id: dict[int, Row] = {}
     labels: dict[int, dict[str, str]] = {}
     for values in scope.clusters.order_by("name").values_list(*fields):
-        by_id[values[0]] = Row(*values[:5])
+        added = by_id[values[0]] = Row(*values[:5])
+        added.unreachable_since, added.unreachable_error = values[5], values[6] if values[5] else ""
         if with_labels:
-            labels[values[0]] = values[5] or {}
+            labels[values[0]] = values[7] or {}
     for cell in cells:
         row = by_id.get(cell.cluster_id)
         if row is not None:

@@ -54,16 +54,25 @@ class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "api_version",
             "api_checked_at",
             "api_error",
+            "breaker_open_since",
+            "breaker_failures",
+            "breaker_next_probe_at",
+            "breaker_last_error",
             "created_at",
             "updated_at",
         ]
-        # The api_* fields are written only by the API check (cluster_check_api).
+        # The api_* fields are written only by the API check (cluster_check_api),
+        # the breaker_* fields only by the circuit breaker (apps/clusters/breaker.py).
         read_only_fields = [
             "kubeconfig_fingerprint",
             "api_status",
             "api_version",
             "api_checked_at",
             "api_error",
+            "breaker_open_since",
+            "breaker_failures",
+            "breaker_next_probe_at",
+            "breaker_last_error",
             "created_at",
             "updated_at",
         ]

@@ -14,11 +14,12 @@ from django import template
 from django.conf import settings
 from django.templatetags.static import static
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
-from apps.dashboard.selectors import WINDOWS, Cell, Matrix, PairLine, WindowStats
+from apps.dashboard.selectors import WINDOWS, Cell, Matrix, PairLine, Row, WindowStats
 
 register = template.Library()
 
@@ -80,6 +81,17 @@ def matrix_cell(cell: Cell) -> SafeString:
     )
 
 
+def _unreachable_html(row: Row) -> str:
+    """The marker of a cluster whose circuit breaker is open: since when, and why (on hover)."""
+    if row.unreachable_since is None:
+        return ""
+    since = timezone.localtime(row.unreachable_since)
+    return (
+        f' <span class="warn unreachable" title="{escape(row.unreachable_error)}">'
+        f'unreachable since <time datetime="{since.isoformat()}">{since:%m-%d %H:%M}</time></span>'
+    )
+
+
 def _rows_html(matrix: Matrix, out: list[str]) -> None:
     run_prefix = _url_prefix("dashboard:run")
     cluster_prefix = _url_prefix("dashboard:cluster")
@@ -106,7 +118,7 @@ def _rows_html(matrix: Matrix, out: list[str]) -> None:
             )
             out.append(
                 f'<tr data-cluster="{row.cluster_id}"><th scope="row" class="cluster">'
-                f'<a href="{cluster_prefix}{name}/" title="{title}">{name}</a></th>'
+                f'<a href="{cluster_prefix}{name}/" title="{title}">{name}</a>{_unreachable_html(row)}</th>'
             )
             cells = row.cells
             for case_id in case_ids:
