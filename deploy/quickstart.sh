@@ -93,6 +93,34 @@ fi
 
 "$PY" manage.py seed_local_demo "${demo_args[@]}"
 
+# KUBE=1: the local Kubernetes control plane as a second cluster, `local-kube`,
+# with the seeded Kubernetes cases bound to it. Its pods are kwok's and run
+# nothing, so kube_player.py runs each probe pod's command here instead.
+if [[ ${KUBE:-} == 1 ]]; then
+  echo "KUBE=1: building the local control plane if needed (about 10 minutes the first time) ..."
+  bash deploy/dev/kube-build >/dev/null
+  rm -rf var/kube && mkdir -p var/kube
+  "$PY" deploy/dev/kube_local.py up --name local-kube --dir var/kube/cluster \
+    --kubeconfig var/kube/admin.kubeconfig --apply deploy/kubernetes/probe-rbac.yaml \
+    >var/log/kube.log 2>&1 &
+  KUBE_PID=$!
+  PIDS+=("$KUBE_PID")
+  for _ in $(seq 1 120); do
+    [[ -s var/kube/admin.kubeconfig ]] && break
+    kill -0 "$KUBE_PID" 2>/dev/null || break
+    sleep 1
+  done
+  if [[ -s var/kube/admin.kubeconfig ]]; then
+    "$PY" deploy/dev/kube_player.py --kubeconfig var/kube/admin.kubeconfig \
+      --log var/log/kube-probes.log 2>>var/log/kube.log &
+    PIDS+=("$!")
+    "$PY" manage.py seed_local_kube --kubeconfig var/kube/admin.kubeconfig
+    echo "Local Kubernetes: admin kubeconfig var/kube/admin.kubeconfig, logs var/log/kube.log and var/kube/cluster/logs/"
+  else
+    echo "The local control plane did not start (see var/log/kube.log); going on without it." >&2
+  fi
+fi
+
 "$VENV/bin/celery" -A kubeprobe_site worker -B --loglevel INFO --concurrency 2 \
   >var/log/celery.log 2>&1 &
 PIDS+=("$!")

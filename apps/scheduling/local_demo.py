@@ -9,6 +9,7 @@ the demo: each set-up renders them for the current ports again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -16,6 +17,7 @@ from django.db import transaction
 from apps.catalog.models import Case, CaseTemplate, RenderConfig
 from apps.catalog.services import SeedLine, catalog_seed_builtin
 from apps.clusters.models import Cluster, Executor
+from apps.clusters.services import clusters_import_kubeconfig
 from apps.core.local_tls import LocalPki
 from apps.runs.services import CreateResult
 from apps.scheduling.models import Binding
@@ -24,6 +26,18 @@ from apps.scheduling.services import binding_fire_now
 CLUSTER = "local"
 BINDING = "local-demo"
 CASE_TIMEOUT_SECONDS = 30
+# `make run KUBE=1`: the local Kubernetes control plane as a second cluster.
+KUBE_CLUSTER = "local-kube"
+KUBE_BINDING = "local-kube-demo"
+KUBE_NAMESPACE = "kubeprobe"
+# The seeded cases that need nothing but the cluster itself.
+KUBE_CASES = (
+    "pod-lifecycle",
+    "deployment-lifecycle",
+    "statefulset-lifecycle",
+    "canary-nginx",
+    "node-probe-all",
+)
 
 
 class LocalDemoError(Exception):
@@ -143,16 +157,19 @@ def _ensure_case(demo: DemoCase) -> tuple[Case, SeedLine]:
     return case, SeedLine("case", demo.name, "updated", note)
 
 
-def _ensure_binding(cases: list[Case], interval_seconds: int) -> tuple[Binding, SeedLine]:
-    cluster = Cluster.objects.get(name=CLUSTER)
-    binding = Binding.objects.filter(name=BINDING).first()
+def _ensure_binding(
+    cases: list[Case],
+    interval_seconds: int,
+    *,
+    name: str = BINDING,
+    cluster_name: str = CLUSTER,
+    description: str = "The quick start's demo: local cases on the local cluster.",
+) -> tuple[Binding, SeedLine]:
+    cluster = Cluster.objects.get(name=cluster_name)
+    binding = Binding.objects.filter(name=name).first()
     action = "unchanged"
     if binding is None:
-        binding = Binding(
-            name=BINDING,
-            description="The quick start's demo: local cases on the local cluster.",
-            interval_seconds=interval_seconds,
-        )
+        binding = Binding(name=name, description=description, interval_seconds=interval_seconds)
         binding.full_clean()
         binding.save()
         action = "created"
@@ -166,7 +183,7 @@ def _ensure_binding(cases: list[Case], interval_seconds: int) -> tuple[Binding, 
         action = "updated" if action == "unchanged" else action
     # The operator's choice to switch the demo off survives the next `make run`.
     note = f"every {interval_seconds}s" if binding.enabled else "disabled; enable it in the admin"
-    return binding, SeedLine("binding", BINDING, action, note)
+    return binding, SeedLine("binding", name, action, note)
 
 
 @dataclass
@@ -205,6 +222,39 @@ def local_demo_setup(
         cases.append(case)
         lines.append(line)
     binding, line = _ensure_binding(cases, interval_seconds)
+    lines.append(line)
+    fired = CreateResult()
+    if run_now and binding.enabled:
+        fired = binding_fire_now(binding=binding)
+    return LocalDemoResult(catalog, lines, fired)
+
+
+@transaction.atomic
+def local_kube_setup(
+    *, kubeconfig: Path, interval_seconds: int = 60, run_now: bool = True
+) -> LocalDemoResult:
+    """Register the local control plane (`deploy/dev/kube-up --name local-kube`) as the
+    cluster `local-kube` and bind the seeded Kubernetes cases to it.
+
+    Its pods are kwok's and run nothing: `deploy/dev/kube_player.py` plays them
+    (the quick start starts it), or their runs time out.
+    """
+    catalog = catalog_seed_builtin()
+    [imported] = clusters_import_kubeconfig(path=kubeconfig, namespace=KUBE_NAMESPACE)
+    if imported.cluster.name != KUBE_CLUSTER:
+        raise LocalDemoError(
+            f"The kubeconfig's context is '{imported.cluster.name}', not '{KUBE_CLUSTER}': "
+            f"start the cluster with `deploy/dev/kube-up --name {KUBE_CLUSTER}`."
+        )
+    lines = [SeedLine("cluster", KUBE_CLUSTER, "created" if imported.created else "updated")]
+    cases = list(Case.objects.filter(name__in=KUBE_CASES).order_by("name"))
+    binding, line = _ensure_binding(
+        cases,
+        interval_seconds,
+        name=KUBE_BINDING,
+        cluster_name=KUBE_CLUSTER,
+        description="The quick start's demo: the built-in Kubernetes cases on the local kwok cluster.",
+    )
     lines.append(line)
     fired = CreateResult()
     if run_now and binding.enabled:

@@ -132,7 +132,7 @@ class AdminApi:
             path = f"{base}/{plural}/{meta['name']}"
         return self.api(
             "PATCH",
-            path + "?fieldManager=kubeprobe-tests&force=true",
+            path + "?fieldManager=kubeprobe-dev&force=true",
             manifest,
             content_type="application/apply-patch+yaml",
         )

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from kube_api import AdminApi, KubeError, kubeconfig_yaml, wait_until
@@ -502,6 +503,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--kubeconfig", type=Path, default=None, help="also copy the admin kubeconfig here"
     )
+    parser.add_argument("--name", default="local", help="cluster and context name in kubeconfigs")
+    parser.add_argument(
+        "--apply",
+        type=Path,
+        action="append",
+        default=[],
+        help="a YAML manifest to apply once the cluster is ready (repeatable)",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["up"]:
         argv = argv[1:]
@@ -509,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.nodes < 1:
         parser.error("--nodes must be at least 1")
     workdir = args.dir or Path(tempfile.mkdtemp(prefix="kubeprobe-kube-"))
-    kube = LocalKube(workdir, nodes=args.nodes, verbose=True)
+    kube = LocalKube(workdir, nodes=args.nodes, name=args.name, verbose=True)
     stop = False
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -520,6 +529,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         kube.start()
+        for manifest in args.apply:
+            for doc in yaml.safe_load_all(manifest.read_text()):
+                if doc:
+                    kube.apply(doc)
+            print(f"kube-up: applied {manifest}", file=sys.stderr)
         if args.kubeconfig:
             shutil.copyfile(kube.kubeconfig_path, args.kubeconfig)
             args.kubeconfig.chmod(0o600)
