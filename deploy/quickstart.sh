@@ -93,6 +93,8 @@ fi
 
 "$PY" manage.py seed_local_demo "${demo_args[@]}"
 
+# Without -Q one worker consumes every queue (dispatch, alerts, housekeeping, default);
+# production splits them (README, "Running it in production").
 "$VENV/bin/celery" -A kubeprobe_site worker -B --loglevel INFO --concurrency 2 \
   >var/log/celery.log 2>&1 &
 PIDS+=("$!")
