@@ -135,8 +135,10 @@ def daphne(port: int) -> list[str]:
 
 
 def celery_worker(queue: str) -> list[str]:
+    # No -Q: the worker consumes every queue derived from CELERY_TASK_DEFAULT_QUEUE
+    # (`queue`, set in bench_env): dispatch, alerts, housekeeping and the default.
     return [
-        sys.executable, "-m", "celery", "-A", "kubeprobe_site", "worker", "-Q", queue,
+        sys.executable, "-m", "celery", "-A", "kubeprobe_site", "worker",
         "-c", "2", "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
         "--without-gossip", "--without-mingle",
     ]  # fmt: skip

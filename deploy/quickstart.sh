@@ -121,6 +121,8 @@ if [[ ${KUBE:-} == 1 ]]; then
   fi
 fi
 
+# Without -Q one worker consumes every queue (dispatch, alerts, housekeeping, default);
+# production splits them (README, "Running it in production").
 "$VENV/bin/celery" -A kubeprobe_site worker -B --loglevel INFO --concurrency 2 \
   >var/log/celery.log 2>&1 &
 PIDS+=("$!")

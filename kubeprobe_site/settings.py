@@ -15,6 +15,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from kubeprobe_site.queues import kombu_queues
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.FileAwareEnv()
@@ -90,6 +92,11 @@ KUBEPROBE_BREAKER_FAILURES = env.int("KUBEPROBE_BREAKER_FAILURES", default=3)
 KUBEPROBE_BREAKER_PROBE_SECONDS = env.float("KUBEPROBE_BREAKER_PROBE_SECONDS", default=30.0)
 # Cleanup and the orphan sweep spend at most this long on one cluster per pass.
 KUBEPROBE_CLEANUP_BUDGET_SECONDS = env.float("KUBEPROBE_CLEANUP_BUDGET_SECONDS", default=10.0)
+# Ticks and dispatches that hit a database error retry with backoff for up to this long.
+KUBEPROBE_DB_RETRY_SECONDS = env.int("KUBEPROBE_DB_RETRY_SECONDS", default=120)
+# A pending run whose dispatch message got lost is sent again after twice its
+# binding's period, and never sooner than this (runs without a schedule: this).
+KUBEPROBE_REDISPATCH_MIN_SECONDS = env.int("KUBEPROBE_REDISPATCH_MIN_SECONDS", default=15)
 # Alerting: flips of one case wait this long to be grouped into one message.
 KUBEPROBE_ALERT_GROUP_WAIT_SECONDS = env.float("KUBEPROBE_ALERT_GROUP_WAIT_SECONDS", default=1.0)
 KUBEPROBE_NOTIFY_MAX_ATTEMPTS = env.int("KUBEPROBE_NOTIFY_MAX_ATTEMPTS", default=8)
@@ -222,6 +229,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
+# Dispatch, alerts and housekeeping each have a queue (kubeprobe_site/queues.py);
+# a worker started without -Q consumes them all (the quick start's one worker).
+CELERY_TASK_QUEUES = kombu_queues(CELERY_TASK_DEFAULT_QUEUE)
+CELERY_TASK_ROUTES = ("kubeprobe_site.queues.route_task",)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 KUBEPROBE_API_CHECK_INTERVAL_SECONDS = env.float(
     "KUBEPROBE_API_CHECK_INTERVAL_SECONDS", default=300.0

@@ -24,8 +24,11 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 def _own_celery_queue() -> Iterator[None]:
     """Tasks enqueued by this test process go to a queue no other run shares."""
     from kubeprobe_site.celery import app
+    from kubeprobe_site.queues import kombu_queues
 
     app.conf.task_default_queue = f"kubeprobe-test-{os.getpid()}"
+    # Its dispatch, alerts and housekeeping queues too (purged below).
+    app.conf.task_queues = kombu_queues(app.conf.task_default_queue)
     yield
     app.control.purge()
 

@@ -14,7 +14,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.schedules import crontab
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -45,9 +44,9 @@ from apps.catalog.models import Case
 from apps.clusters.models import Cluster
 from apps.clusters.selectors import cluster_groups_of
 from apps.runs.models import FINISHED_STATES, ProbeRun
-from apps.scheduling import cron
 from apps.scheduling.models import Binding
 from apps.scheduling.services import binding_cases, binding_clusters
+from apps.scheduling.services import binding_period as schedule_period
 
 logger = logging.getLogger(__name__)
 
@@ -649,19 +648,6 @@ def _release_one(alert: Alert, now: datetime) -> bool:
         alert.save()
         return True
     return False
-
-
-def schedule_period(binding: Binding, now: datetime) -> timedelta | None:
-    """How often a binding fires: its interval, or the gap between two cron fires."""
-    if binding.interval_seconds:
-        return timedelta(seconds=binding.interval_seconds)
-    if not binding.cron:
-        return None
-    schedule = crontab(**cron.parse(binding.cron))
-    schedule.nowfun = lambda: now
-    first = schedule.remaining_estimate(now)
-    # remaining_estimate(t) is "next fire after t, minus now": difference of two = the period.
-    return schedule.remaining_estimate(now + first + timedelta(seconds=1)) - first
 
 
 def alerts_check_stale(*, now: datetime | None = None) -> int:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -27,6 +29,10 @@ class RunState(models.TextChoices):
 
 ACTIVE_STATES = (RunState.PENDING, RunState.DISPATCHED, RunState.RUNNING)
 FINISHED_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT)
+
+
+def default_redispatch_after() -> timedelta:
+    return timedelta(seconds=settings.KUBEPROBE_REDISPATCH_MIN_SECONDS)
 
 
 class ProbeRun(models.Model):
@@ -72,8 +78,10 @@ class ProbeRun(models.Model):
     pod_name = models.CharField(max_length=253, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
-    # When a dispatch was last queued: lost messages are re-sent from here.
+    # When a dispatch was last queued (or a retry becomes due): lost messages are
+    # re-sent once redispatch_after has passed since (runs_claim_stuck_pending).
     enqueued_at = models.DateTimeField(default=timezone.now)
+    redispatch_after = models.DurationField(default=default_redispatch_after, editable=False)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, transaction
-from django.db.models import Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
@@ -31,8 +31,6 @@ from apps.runs.signals import run_finished, run_state_changed
 logger = logging.getLogger(__name__)
 
 FAILED_STATES = (RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT)
-# A pending run nobody dispatched within this time is dispatched again.
-REDISPATCH_AFTER = timedelta(seconds=60)
 LOG_TAIL_LINES = 50
 
 
@@ -62,6 +60,18 @@ class CreateResult:
     duplicates: int = 0  # already created by an earlier identical request (repeated tick)
 
 
+def redispatch_window(period: timedelta | None) -> timedelta:
+    """How long a pending run waits for its dispatch before it is sent again.
+
+    Twice the binding's period: a lost dispatch is noticed within about two
+    ticks (each skipped while the run stays active), and frequent schedules
+    recover in seconds instead of a fixed minute. Never below the floor, so a
+    dispatch queue that is merely busy is not flooded with second copies.
+    """
+    floor = timedelta(seconds=settings.KUBEPROBE_REDISPATCH_MIN_SECONDS)
+    return max(2 * period, floor) if period else floor
+
+
 def _enqueue_dispatch(run_ids: Sequence[int]) -> None:
     from apps.runs.tasks import dispatch_run
 
@@ -79,12 +89,14 @@ def runs_create(
     event_id: int | None = None,
     requested_by_id: int | None = None,
     skip_if_active: bool = True,
+    redispatch_after: timedelta | None = None,
 ) -> CreateResult:
     """Create one pending run per (case, cluster) in bulk and dispatch them after commit.
 
     `key` identifies the request (a binding's tick, an event, a manual click):
     each run's idempotency key is `key:case:cluster`, so repeating the same
     request creates nothing twice, even from two workers at once.
+    `redispatch_after`: see redispatch_window (default: its floor).
     """
     result = CreateResult()
     wanted = {f"{key}:{case.pk}:{cluster.pk}": (case, cluster) for case, cluster in pairs}
@@ -119,6 +131,7 @@ def runs_create(
                 idempotency_key=k,
                 requested_by_id=requested_by_id,
                 executor=cluster.executor,
+                redispatch_after=redispatch_after or redispatch_window(None),
             )
             for k, (case, cluster) in todo.items()
         ],
@@ -589,20 +602,29 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
 def runs_claim_stuck_pending(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
     """Pending runs whose dispatch message was lost (a worker died before acking).
 
-    Each is claimed by moving its enqueued_at forward, so it is sent again at
-    most once a minute however many reapers run, and never while a retry of
-    its own is waiting in the queue.
+    A run is due once its own redispatch_after has passed since enqueued_at
+    (one query: the window is stored on the run). Each is claimed by moving its
+    enqueued_at forward, so it is sent again at most once per window however
+    many reapers run, and never while a retry of its own is waiting in the
+    queue (run_requeued moves enqueued_at to when that retry is delivered).
     """
     now = now or timezone.now()
+    due = ExpressionWrapper(F("enqueued_at") + F("redispatch_after"), output_field=DateTimeField())
     with transaction.atomic():
         ids = list(
             ProbeRun.objects.select_for_update(skip_locked=True)
-            .filter(state=RunState.PENDING, enqueued_at__lt=now - REDISPATCH_AFTER)
+            .alias(due=due)
+            .filter(state=RunState.PENDING, due__lt=now)
             .order_by("pk")
             .values_list("pk", flat=True)[:limit]
         )
         ProbeRun.objects.filter(pk__in=ids).update(enqueued_at=now)
     return ids
+
+
+def run_requeued(*, run_id: int, due: datetime) -> None:
+    """A retry of the run's dispatch is queued for `due`: the reaper waits for it."""
+    ProbeRun.objects.filter(pk=run_id, state=RunState.PENDING).update(enqueued_at=due)
 
 
 def clusters_with_active_runs() -> list[int]:

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.conf import settings
+from django.utils import timezone
 
 from apps.clusters.models import Cluster
+from apps.core.retry import DATABASE_ERRORS, db_retry_countdown
 from apps.runs import services
 from apps.runs.executors import TransientExecutorError
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, name="apps.runs.tasks.dispatch_run", acks_late=True, ignore_result=True)
+# max_retries=None: the limits below decide. Celery's default of 3 used to end the
+# task with the executor's error before KUBEPROBE_DISPATCH_MAX_RETRIES (5) gave up.
+@shared_task(
+    bind=True,
+    name="apps.runs.tasks.dispatch_run",
+    acks_late=True,
+    ignore_result=True,
+    max_retries=None,
+)
 def dispatch_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     try:
         return services.run_dispatch(run_id=run_id)
@@ -26,6 +38,20 @@ def dispatch_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
             )
             return "gave up"
         countdown = min(60, 2**self.request.retries)
+        services.run_requeued(run_id=run_id, due=timezone.now() + timedelta(seconds=countdown))
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    except DATABASE_ERRORS as exc:
+        # The run is still pending (or was launched before the error: the retry
+        # then finds it claimed and launches nothing). Retrying now beats waiting
+        # for the reaper.
+        countdown = db_retry_countdown(self.request.retries)
+        if countdown is None:
+            logger.error(
+                "run %s: dispatch left to the reaper, the database failed: %s", run_id, exc
+            )
+            raise
+        with contextlib.suppress(*DATABASE_ERRORS):  # the database may still be away
+            services.run_requeued(run_id=run_id, due=timezone.now() + timedelta(seconds=countdown))
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 

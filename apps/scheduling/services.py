@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.schedules import crontab
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
@@ -15,7 +16,7 @@ from apps.catalog.models import Case, CaseSetMembership
 from apps.clusters.models import Cluster
 from apps.clusters.selectors import cluster_group_resolve, clusters_for_targets
 from apps.runs.models import Trigger
-from apps.runs.services import CreateResult, manual_key, runs_create
+from apps.runs.services import CreateResult, manual_key, redispatch_window, runs_create
 from apps.scheduling import cron
 from apps.scheduling.models import Binding, Event, EventSource
 from apps.scheduling.signals import event_recorded
@@ -81,6 +82,24 @@ def bindings_set_enabled(*, binding_ids: Iterable[int], enabled: bool) -> int:
 # ---------------------------------------------------------------- firing
 
 
+def binding_period(binding: Binding, now: datetime) -> timedelta | None:
+    """How often a binding fires: its interval, or the gap between two cron fires."""
+    if binding.interval_seconds:
+        return timedelta(seconds=binding.interval_seconds)
+    if not binding.cron:
+        return None
+    schedule = crontab(**cron.parse(binding.cron))
+    schedule.nowfun = lambda: now
+    first = schedule.remaining_estimate(now)
+    # remaining_estimate(t) is "next fire after t, minus now": difference of two = the period.
+    return schedule.remaining_estimate(now + first + timedelta(seconds=1)) - first
+
+
+def binding_redispatch_after(binding: Binding, now: datetime) -> timedelta:
+    """How long a run of this binding may stay pending before it is dispatched again."""
+    return redispatch_window(binding_period(binding, now))
+
+
 def binding_cases(*, binding: Binding) -> list[Case]:
     """Enabled cases of a binding: its own plus those of its case sets."""
     condition = Q(pk__in=binding.cases.values("pk")) | Q(
@@ -135,7 +154,13 @@ def binding_fire_schedule(*, binding_id: int, now: datetime | None = None) -> Cr
     ]
     # The idempotency key names the accepted tick, down to the microsecond.
     key = f"schedule:{binding.pk}:{now.isoformat()}"
-    result = runs_create(pairs=pairs, trigger=Trigger.SCHEDULE, key=key, binding_id=binding.pk)
+    result = runs_create(
+        pairs=pairs,
+        trigger=Trigger.SCHEDULE,
+        key=key,
+        binding_id=binding.pk,
+        redispatch_after=binding_redispatch_after(binding, now),
+    )
     _record_skips(binding, result)
     return result
 
@@ -162,6 +187,7 @@ def binding_fire_now(
         key=manual_key(),
         binding_id=binding.pk,
         requested_by_id=requested_by_id,
+        redispatch_after=binding_redispatch_after(binding, timezone.now()),
     )
     _record_skips(binding, result)
     return result
@@ -206,6 +232,7 @@ def event_record(
                 key=f"event:{event.pk}:{binding.pk}",
                 binding_id=binding.pk,
                 event_id=event.pk,
+                redispatch_after=binding_redispatch_after(binding, event.created_at),
             )
             _record_skips(binding, result)
             total.created += result.created

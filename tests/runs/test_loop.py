@@ -22,6 +22,7 @@ from apps.clusters.models import Cluster, Executor
 from apps.runs.models import ProbeRun, RunState
 from apps.scheduling.models import Binding
 from kubeprobe_site.celery import app as celery_app
+from kubeprobe_site.queues import queue_names
 from tests.utils import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +60,7 @@ def worker(live_server, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:  #
             "worker",
             "-B",
             "-Q",
-            queue,
+            ",".join(queue_names(queue)),  # dispatch, alerts, housekeeping and the default
             "--concurrency",
             "2",
             "--loglevel",

@@ -1,0 +1,64 @@
+"""Celery queues: which task runs where, so one kind of work never waits behind another.
+
+A backlog of dispatches (thousands of clusters ticking together) must not delay
+alert evaluation and delivery, and neither may wait behind slow housekeeping
+(reaping, cleanup, API checks). Each kind has a queue of its own, named after the
+default queue (`celery` → `celery.dispatch`, …), so a test process or a second
+installation on the same Redis that sets `CELERY_TASK_DEFAULT_QUEUE` gets a whole
+set of its own. Tasks not listed here stay on the default queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+DISPATCH = "dispatch"
+ALERTS = "alerts"
+HOUSEKEEPING = "housekeeping"
+KINDS = (DISPATCH, ALERTS, HOUSEKEEPING)
+
+TASK_KINDS: dict[str, str] = {
+    "apps.scheduling.tasks.fire_binding": DISPATCH,
+    "apps.runs.tasks.dispatch_run": DISPATCH,
+    "apps.alerts.tasks.evaluate_alerts": ALERTS,
+    "apps.alerts.tasks.deliver_flips": ALERTS,
+    "apps.runs.tasks.reap_runs": HOUSEKEEPING,
+    "apps.runs.tasks.reap_cluster": HOUSEKEEPING,
+    "apps.runs.tasks.cleanup_runs": HOUSEKEEPING,
+    "apps.runs.tasks.sweep_orphans": HOUSEKEEPING,
+    "apps.runs.tasks.purge_runs": HOUSEKEEPING,
+    "apps.alerts.tasks.alerts_housekeeping": HOUSEKEEPING,
+    "apps.clusters.tasks.check_cluster_apis": HOUSEKEEPING,
+    "apps.clusters.tasks.check_cluster_api": HOUSEKEEPING,
+}
+
+
+def queue_name(default: str, kind: str) -> str:
+    return f"{default}.{kind}"
+
+
+def queue_names(default: str) -> list[str]:
+    """Every queue of an installation: the default one first, then one per kind."""
+    return [default, *(queue_name(default, kind) for kind in KINDS)]
+
+
+def queue_for(task_name: str, default: str) -> str:
+    kind = TASK_KINDS.get(task_name)
+    return queue_name(default, kind) if kind else default
+
+
+def kombu_queues(default: str) -> list[Queue]:
+    """The queues a worker consumes when started without `-Q`: all of them."""
+    return [Queue(name, Exchange(name), routing_key=name) for name in queue_names(default)]
+
+
+def route_task(
+    name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any = None, **kw: Any
+) -> dict[str, str]:
+    """Celery router (CELERY_TASK_ROUTES). Reads the default queue on every call,
+    because the test suite renames it per process after the app is configured."""
+    from kubeprobe_site.celery import app
+
+    return {"queue": queue_for(name, app.conf.task_default_queue)}
