@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from apps.clusters.models import ApiStatus, Cluster, ClusterGroup
+from apps.clusters.models import API_CHECK_FIELDS, BREAKER_FIELDS, ApiStatus, Cluster, ClusterGroup
 from apps.clusters.selectors import cluster_group_resolve, clusters_with_api
 from apps.clusters.services import cluster_check_api
 from apps.clusters.tasks import check_cluster_api
@@ -156,14 +156,8 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
     ]
     readonly_fields = [
         "kubeconfig_status",
-        "api_status",
-        "api_version",
-        "api_checked_at",
-        "api_error",
-        "breaker_open_since",
-        "breaker_failures",
-        "breaker_next_probe_at",
-        "breaker_last_error",
+        *API_CHECK_FIELDS,
+        *BREAKER_FIELDS,
         "created_at",
         "updated_at",
     ]

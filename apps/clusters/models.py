@@ -35,6 +35,17 @@ class ApiStatus(models.TextChoices):
     ERROR = "error", "error"
 
 
+# Written only by the API check (services.cluster_check_api) and the circuit
+# breaker (breaker.py): read-only wherever clusters are edited.
+API_CHECK_FIELDS = ("api_status", "api_version", "api_checked_at", "api_error")
+BREAKER_FIELDS = (
+    "breaker_open_since",
+    "breaker_failures",
+    "breaker_next_probe_at",
+    "breaker_last_error",
+)
+
+
 class Cluster(TimeStampedModel):
     name = models.SlugField(
         max_length=63, unique=True, help_text="Unique id used in URLs, API and CLI."

@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.clusters.models import Cluster, ClusterGroup
+from apps.clusters.models import API_CHECK_FIELDS, BREAKER_FIELDS, Cluster, ClusterGroup
 from apps.core.api import ModelCleanMixin, names_field
 from apps.core.validators import validate_labels
 
@@ -50,29 +50,15 @@ class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):
             "api_timeout_seconds",
             "watch_namespaces",
             "enabled",
-            "api_status",
-            "api_version",
-            "api_checked_at",
-            "api_error",
-            "breaker_open_since",
-            "breaker_failures",
-            "breaker_next_probe_at",
-            "breaker_last_error",
+            *API_CHECK_FIELDS,
+            *BREAKER_FIELDS,
             "created_at",
             "updated_at",
         ]
-        # The api_* fields are written only by the API check (cluster_check_api),
-        # the breaker_* fields only by the circuit breaker (apps/clusters/breaker.py).
         read_only_fields = [
             "kubeconfig_fingerprint",
-            "api_status",
-            "api_version",
-            "api_checked_at",
-            "api_error",
-            "breaker_open_since",
-            "breaker_failures",
-            "breaker_next_probe_at",
-            "breaker_last_error",
+            *API_CHECK_FIELDS,
+            *BREAKER_FIELDS,
             "created_at",
             "updated_at",
         ]
