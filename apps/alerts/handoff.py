@@ -1,12 +1,14 @@
-"""Handing finished runs to alert evaluation without slowing down the report path.
+"""The fast path from finished runs to alert evaluation, off the report path.
 
 A report's request thread only adds its (case, cluster) to a per-process set;
 one background thread publishes everything gathered, every few milliseconds,
 as one Celery task. Thousands of reports a second become a few tasks, and
-publishing to the broker happens off the request thread. A pair that a
-process dies with (or that the broker refused) is re-judged by its next run;
-the run itself is already stored. That is the trade for not paying a broker
-round trip per report.
+publishing to the broker happens off the request thread.
+
+This is a latency optimisation, not the guarantee: a pair that a process dies
+with, or that the broker refused, is judged by the database-driven sweep
+(judging.py) a settle time later. That is the trade for not paying a broker
+round trip, or an outbox row, per report.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class _Handoff:
                 chunk = pairs[start : start + MAX_PAIRS_PER_TASK]
                 try:
                     evaluate_alerts.delay(chunk)
-                except Exception:  # broker down: the pair's next run re-judges it
+                except Exception:  # broker down: the sweep (judging.py) judges the pair
                     logger.warning("could not hand %d pairs to alert evaluation", len(chunk))
                 finally:
                     from django.db import connection

@@ -254,6 +254,22 @@ class Alert(models.Model):
         return self.state in PROBLEM_STATES
 
 
+class JudgeWatermark(models.Model):
+    """How far the post-run pipeline has judged finished runs, in (finished_at, run id) order.
+
+    One row per pipeline; a sweep locks it, judges the runs after it and moves
+    it in the same transaction (apps/alerts/judging.py).
+    """
+
+    name = models.CharField(max_length=50, primary_key=True)
+    finished_at = models.DateTimeField()
+    run_id = models.BigIntegerField(default=0)
+    moved_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.finished_at:%Y-%m-%d %H:%M:%S} / run {self.run_id}"
+
+
 class FlipEvent(models.TextChoices):
     FIRING = "firing", "Firing"
     RESOLVED = "resolved", "Resolved"

@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import shared_task
 
-from apps.alerts import delivery, services
+from apps.alerts import delivery, judging, services
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,12 @@ def evaluate_alerts(pairs: list[tuple[int, int]]) -> None:
             f"judging case {case_id} on cluster {cluster_id}",
             partial(services.alert_evaluate, case_id=case_id, cluster_id=cluster_id),
         )
+
+
+@shared_task(name="apps.alerts.tasks.judge_finished_runs", ignore_result=True)
+def judge_finished_runs() -> int:
+    """The post-run pipeline's guarantee: judge finished runs the watermark has not passed."""
+    return judging.finished_runs_judge()
 
 
 @shared_task(name="apps.alerts.tasks.deliver_flips", acks_late=True, ignore_result=True)

@@ -1,0 +1,16 @@
+from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    dependencies = [("runs", "0002_initial")]
+
+    operations = [
+        migrations.AddIndex(
+            model_name="proberun",
+            index=models.Index(
+                condition=models.Q(("finished_at__isnull", False)),
+                fields=["finished_at", "id"],
+                name="run_finished",
+            ),
+        ),
+    ]
