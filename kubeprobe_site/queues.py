@@ -24,6 +24,8 @@ TASK_KINDS: dict[str, str] = {
     "apps.runs.tasks.dispatch_run": DISPATCH,
     "apps.alerts.tasks.evaluate_alerts": ALERTS,
     "apps.alerts.tasks.deliver_flips": ALERTS,
+    # The post-run sweep judges runs the fast hand-off missed: alert work, not housekeeping.
+    "apps.alerts.tasks.judge_finished_runs": ALERTS,
     "apps.runs.tasks.reap_runs": HOUSEKEEPING,
     "apps.runs.tasks.reap_cluster": HOUSEKEEPING,
     "apps.runs.tasks.cleanup_runs": HOUSEKEEPING,

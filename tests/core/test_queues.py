@@ -28,6 +28,7 @@ EXPECTED = {
     "apps.runs.tasks.dispatch_run": "dispatch",
     "apps.alerts.tasks.evaluate_alerts": "alerts",
     "apps.alerts.tasks.deliver_flips": "alerts",
+    "apps.alerts.tasks.judge_finished_runs": "alerts",
     "apps.runs.tasks.reap_runs": "housekeeping",
     "apps.runs.tasks.reap_cluster": "housekeeping",
     "apps.runs.tasks.cleanup_runs": "housekeeping",
