@@ -308,7 +308,7 @@ def report(data: dict[str, Any], seconds: float, passes: list[tuple[float, str]]
         gap = max(gaps, default=0.0)
         at = times[gaps.index(gap)] if gaps else 0.0
         print(
-            f"  {name} (every {interval}s): {len(times)} / {expected}, largest gap {gap:.1f} s ({at:.0f} s before the end),"
+            f"  {name} (every {interval}s): {len(times)} / {expected}, largest gap {gap:.1f} s ({-at:.0f} s before the end),"
             f" runs skipped (previous still active): {tick['skipped']}"
         )
         if not times or len(times) < expected:
