@@ -416,7 +416,8 @@ def drop_everything(env: dict[str, str], queue: str) -> None:
         "import redis, sys\n"
         "r = redis.Redis.from_url(sys.argv[1])\n"
         "names = sys.argv[2:]\n"
-        "r.delete(*names, *('_kombu.binding.' + n for n in names))\n"
+        "r.delete(*names, *(p + n for n in names for p in ('_kombu.binding.',"
+        " '_kombu.binding_permanent.')))\n"
         "for k in r.scan_iter(sys.argv[2] + ':*'): r.delete(k)\n"
     )
     try:
