@@ -630,8 +630,11 @@ def test_an_expired_resource_version_lists_again_and_misses_nothing(
 
 
 def test_an_unreachable_cluster_backs_off_without_dying(
-    kube: LocalKube, watch: Any, caplog: pytest.LogCaptureFixture
+    kube: LocalKube, watch: Any, caplog: pytest.LogCaptureFixture, settings: Any
 ) -> None:
+    # Three refusals open the cluster's circuit breaker; it lets one call try again
+    # per probe interval, so the watch comes back within that once the port opens.
+    settings.KUBEPROBE_BREAKER_PROBE_SECONDS = 1.0
     cable = Cable(kube, plugged=False)  # a closed local port: connections refused
     caplog.set_level(logging.WARNING, logger="apps.scheduling.watch")
     watcher = watch(kubeconfig=cable.kubeconfig, namespaces=[], max_backoff=2.0, wait=False)
