@@ -2,8 +2,8 @@
 
 Starts the stack as deployed, on Postgres and Redis, in a database and queues
 of its own: gunicorn for reports, one Celery worker per queue sized as the
-README advises for 2 cores (dispatch -c 4, alerts -c 2, housekeeping and the
-default queue -c 2) and beat. Then, for `--seconds`:
+README advises for 2 cores (ticks -c 1, dispatch -c 4, alerts -c 2,
+housekeeping and the default queue -c 2) and beat. Then, for `--seconds`:
 
 - a kubernetes cluster `broken` whose API server drops every connection (a
   local port that accepts and closes at once; `--broken silent` accepts and
@@ -411,7 +411,7 @@ def drop_everything(env: dict[str, str], queue: str) -> None:
         )
     except Exception as exc:  # cleanup reports and goes on
         print(f"could not drop {DB}: {exc}", file=sys.stderr)
-    keys = [queue, *(f"{queue}.{kind}" for kind in ("dispatch", "alerts", "housekeeping"))]
+    keys = [queue, *(f"{queue}.{kind}" for kind in ("ticks", "dispatch", "alerts", "housekeeping"))]
     code = (
         "import redis, sys\n"
         "r = redis.Redis.from_url(sys.argv[1])\n"
@@ -458,12 +458,13 @@ def main() -> None:
         print(f"preparing {DB} ...", flush=True)
         fresh_database(env, DB)
         django_shell(env, setup_code(opts.clusters, tmp, broken.port))
-        dispatch, alerts, housekeeping = (
-            f"{queue}.{k}" for k in ("dispatch", "alerts", "housekeeping")
+        ticks_q, dispatch, alerts, housekeeping = (
+            f"{queue}.{k}" for k in ("ticks", "dispatch", "alerts", "housekeeping")
         )
         stack = {
             "server": gunicorn(PORT),
             # INFO: the logs say when a worker is ready and how long each task took.
+            "ticks": worker([ticks_q], "ticks", 1, "INFO"),
             "dispatch": worker([dispatch], "dispatch", 4, "INFO"),
             "alerts": worker([alerts], "alerts", 2, "INFO"),
             "housekeeping": worker([housekeeping, queue], "housekeeping", 2, "INFO"),
@@ -471,7 +472,9 @@ def main() -> None:
         with processes(env, tmp, **stack):
             wait_http_up(base + "/livez", 30)
             # Ticks sent before the workers listen would start the clock with a backlog.
-            wait_ready([tmp / f"{name}.log" for name in ("dispatch", "alerts", "housekeeping")])
+            wait_ready(
+                [tmp / f"{name}.log" for name in ("ticks", "dispatch", "alerts", "housekeeping")]
+            )
             print(
                 f"running {opts.seconds:.0f} s: {opts.clusters} healthy clusters, "
                 f"broken API server ({opts.broken}) on port {broken.port}",
@@ -487,7 +490,7 @@ def main() -> None:
         load = os.getloadavg()
         print(
             f"\nmachine: {os.cpu_count()} cores, load average {load[0]:.1f}/{load[1]:.1f}/"
-            f"{load[2]:.1f}; gunicorn 2x4, workers dispatch -c 4, alerts -c 2, "
+            f"{load[2]:.1f}; gunicorn 2x4, workers ticks -c 1, dispatch -c 4, alerts -c 2, "
             f"housekeeping -c 2, beat; Postgres + Redis local"
         )
         missed = report(data, opts.seconds, passes)

@@ -14,13 +14,17 @@ from typing import Any
 
 from kombu import Exchange, Queue
 
+# Beat ticks have their own queue: a tick that waits behind slow dispatches (a
+# broken cluster's, before its breaker opens) runs late, and the next punctual
+# tick then falls within half a period of it and is refused as a duplicate.
+TICKS = "ticks"
 DISPATCH = "dispatch"
 ALERTS = "alerts"
 HOUSEKEEPING = "housekeeping"
-KINDS = (DISPATCH, ALERTS, HOUSEKEEPING)
+KINDS = (TICKS, DISPATCH, ALERTS, HOUSEKEEPING)
 
 TASK_KINDS: dict[str, str] = {
-    "apps.scheduling.tasks.fire_binding": DISPATCH,
+    "apps.scheduling.tasks.fire_binding": TICKS,
     "apps.runs.tasks.dispatch_run": DISPATCH,
     "apps.alerts.tasks.evaluate_alerts": ALERTS,
     "apps.alerts.tasks.deliver_flips": ALERTS,

@@ -24,7 +24,7 @@ from tests.runs.test_loop import ROOT, database_url
 from tests.utils import wait_for
 
 EXPECTED = {
-    "apps.scheduling.tasks.fire_binding": "dispatch",
+    "apps.scheduling.tasks.fire_binding": "ticks",
     "apps.runs.tasks.dispatch_run": "dispatch",
     "apps.alerts.tasks.evaluate_alerts": "alerts",
     "apps.alerts.tasks.deliver_flips": "alerts",
@@ -69,6 +69,7 @@ def test_queue_names_follow_the_default_queue() -> None:
     assert set(celery_app.amqp.queues) == set(queue_names(default))
     assert queue_names("celery") == [
         "celery",
+        "celery.ticks",
         "celery.dispatch",
         "celery.alerts",
         "celery.housekeeping",
