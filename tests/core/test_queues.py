@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +18,8 @@ from kubeprobe_site.celery import app as celery_app
 from kubeprobe_site.queues import queue_names
 from tests.alerts.conftest import add_run
 from tests.factories import CaseFactory, ClusterFactory
-from tests.runs.test_loop import ROOT, database_url
-from tests.utils import wait_for
+from tests.runs.test_loop import database_url
+from tests.utils import celery_worker, wait_for
 
 EXPECTED = {
     "apps.scheduling.tasks.fire_binding": "ticks",
@@ -81,37 +79,11 @@ def alerts_worker(tmp_path: Path) -> Iterator[Path]:
     """A real worker consuming only the alerts queue; yields its log file."""
     default = celery_app.conf.task_default_queue
     log_path = tmp_path / "worker.log"
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "kubeprobe_site",
-            "worker",
-            "-Q",
-            f"{default}.alerts",
-            "--pool",
-            "solo",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url(), "CELERY_TASK_DEFAULT_QUEUE": default},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield log_path
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
-    print(log_path.read_text()[-3000:])
+    args = ["-Q", f"{default}.alerts", "--pool", "solo", "--loglevel", "INFO"]
+    args += ["--without-mingle", "--without-gossip"]
+    env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_TASK_DEFAULT_QUEUE": default}
+    with celery_worker(args, env, log_path, tail=3000):
+        yield log_path
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from apps.runs.models import ProbeRun, RunState
 from apps.scheduling.models import Binding
 from kubeprobe_site.celery import app as celery_app
 from kubeprobe_site.queues import queue_names
-from tests.utils import wait_for
+from tests.utils import celery_worker, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,41 +48,22 @@ def worker(live_server, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:  #
         "KUBEPROBE_REAP_INTERVAL_SECONDS": "1",
         "CELERY_TASK_DEFAULT_QUEUE": queue,
     }
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "kubeprobe_site",
-            "worker",
-            "-B",
-            "-Q",
-            ",".join(queue_names(queue)),  # dispatch, alerts, housekeeping and the default
-            "--concurrency",
-            "2",
-            "--loglevel",
-            "INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "-s",
-            str(tmp_path / "beat-schedule"),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    args = [
+        "-B",
+        "-Q",
+        ",".join(queue_names(queue)),  # ticks, dispatch, alerts, housekeeping and the default
+        "--concurrency",
+        "2",
+        "--loglevel",
+        "INFO",
+        "--without-mingle",
+        "--without-gossip",
+        "-s",
+        str(tmp_path / "beat-schedule"),
+    ]
+    with celery_worker(args, env, tmp_path / "worker.log") as process:
+        yield process
     celery_app.control.purge()
-    print((tmp_path / "worker.log").read_text()[-5000:])
 
 
 def local_case(name: str, module: str, timeout: int = 30) -> Case:
