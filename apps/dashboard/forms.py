@@ -7,7 +7,7 @@ from typing import Any
 from django import forms
 from django.http import QueryDict
 
-from apps.dashboard.selectors import Filters
+from apps.dashboard.selectors.matrix import Filters
 
 STATE_CHOICES = [
     ("", "any"),

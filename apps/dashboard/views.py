@@ -1,4 +1,4 @@
-"""Dashboard pages: thin views over apps/dashboard/selectors.py and the existing services.
+"""Dashboard pages: thin views over apps/dashboard/selectors/ and the existing services.
 
 Pages of clusters, runs and alerts the user may not see answer 404 (not 403),
 so their names do not leak; actions the user's role may not take answer 403.
@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.alerts import services as alert_services
 from apps.catalog.models import Case
-from apps.dashboard import selectors
 from apps.dashboard.forms import AcknowledgeForm, FilterForm, SilenceForm
+from apps.dashboard.selectors import cluster_case, matrix, run_alerts, stats, visibility
 from apps.runs.models import Trigger
 from apps.runs.services import manual_key, runs_create
 
@@ -51,7 +51,7 @@ def _query(request: HttpRequest) -> str:
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     form, filters = FilterForm.parse(request.GET)
-    matrix = selectors.matrix_overview(user=request.user, filters=filters)
+    page = matrix.matrix_overview(user=request.user, filters=filters)
     return render(
         request,
         "dashboard/overview.html",
@@ -59,9 +59,9 @@ def overview(request: HttpRequest) -> HttpResponse:
             "live_scope": "overview",
             "form": form,
             "filters": filters,
-            "matrix": matrix,
-            "options": matrix.options,
-            "counters": matrix.counters,
+            "matrix": page,
+            "options": page.options,
+            "counters": page.counters,
             "query": _query(request),
         },
     )
@@ -70,11 +70,11 @@ def overview(request: HttpRequest) -> HttpResponse:
 @dashboard_view
 @require_GET
 def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
-    cluster = selectors.visible_cluster(user=request.user, name=name)
+    cluster = visibility.visible_cluster(user=request.user, name=name)
     if cluster is None:
         raise Http404("No such cluster.")
     form, filters = FilterForm.parse(request.GET)
-    page = selectors.cluster_page(cluster=cluster, filters=filters)
+    page = cluster_case.cluster_page(cluster=cluster, filters=filters)
     return render(
         request,
         "dashboard/cluster.html",
@@ -84,8 +84,8 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
             "page": page,
             "cluster": cluster,
             "counters": page.counters,
-            "windows": [w for w, _ in selectors.WINDOWS],
-            "case_sets": selectors.filter_options(user=request.user).case_sets,
+            "windows": [w for w, _ in stats.WINDOWS],
+            "case_sets": matrix.filter_options(user=request.user).case_sets,
         },
     )
 
@@ -96,7 +96,7 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
 def case_detail(request: HttpRequest, name: str) -> HttpResponse:
     case = get_object_or_404(Case, name=name)
     form, filters = FilterForm.parse(request.GET)
-    page = selectors.case_page(user=request.user, case=case, filters=filters)
+    page = cluster_case.case_page(user=request.user, case=case, filters=filters)
     return render(
         request,
         "dashboard/case.html",
@@ -107,12 +107,12 @@ def case_detail(request: HttpRequest, name: str) -> HttpResponse:
             "case": case,
             "options": page.options,
             "counters": page.counters,
-            "windows": [w for w, _ in selectors.WINDOWS],
+            "windows": [w for w, _ in stats.WINDOWS],
         },
     )
 
 
-def _run_context(request: HttpRequest, page: selectors.RunPage) -> dict[str, Any]:
+def _run_context(request: HttpRequest, page: run_alerts.RunPage) -> dict[str, Any]:
     return {
         "live_scope": f"run:{page.run.pk}",
         "page": page,
@@ -125,7 +125,7 @@ def _run_context(request: HttpRequest, page: selectors.RunPage) -> dict[str, Any
 @dashboard_view
 @require_GET
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
-    page = selectors.run_page(user=request.user, run_id=run_id)
+    page = run_alerts.run_page(user=request.user, run_id=run_id)
     if page is None:
         raise Http404("No such run.")
     context = _run_context(request, page)
@@ -138,7 +138,7 @@ def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
 @dashboard_view
 @require_POST
 def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
-    page = selectors.run_page(user=request.user, run_id=run_id)
+    page = run_alerts.run_page(user=request.user, run_id=run_id)
     if page is None:
         raise Http404("No such run.")
     if not request.user.has_perm(RUN_PERMISSION):
@@ -163,7 +163,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
 @dashboard_view
 @require_GET
 def alerts(request: HttpRequest) -> HttpResponse:
-    page = selectors.alerts_page(user=request.user)
+    page = run_alerts.alerts_page(user=request.user)
     return render(
         request,
         "dashboard/alerts.html",
@@ -186,7 +186,7 @@ def _back(request: HttpRequest) -> HttpResponse:
 @dashboard_view
 @require_POST
 def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = selectors.visible_alert(user=request.user, alert_id=alert_id)
+    alert = visibility.visible_alert(user=request.user, alert_id=alert_id)
     if alert is None:
         raise Http404("No such alert.")
     if not request.user.has_perm(ACK_PERMISSION):
@@ -211,7 +211,7 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
 @dashboard_view
 @require_POST
 def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = selectors.visible_alert(user=request.user, alert_id=alert_id)
+    alert = visibility.visible_alert(user=request.user, alert_id=alert_id)
     if alert is None:
         raise Http404("No such alert.")
     if not request.user.has_perm(SILENCE_PERMISSION):
@@ -256,7 +256,7 @@ def state_json(request: HttpRequest) -> HttpResponse:
         pass
     elif kind in ("cluster", "case") and raw_id.isdigit():
         if kind == "cluster":
-            cluster = selectors.visible_cluster_by_id(user=request.user, cluster_id=int(raw_id))
+            cluster = visibility.visible_cluster_by_id(user=request.user, cluster_id=int(raw_id))
             if cluster is None:
                 raise Http404("No such cluster.")
         else:
@@ -265,5 +265,5 @@ def state_json(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"error": "scope must be overview, cluster:<id> or case:<id>"}, status=400
         )
-    cells = selectors.matrix_cells(user=request.user, filters=filters, case=case, cluster=cluster)
+    cells = matrix.matrix_cells(user=request.user, filters=filters, case=case, cluster=cluster)
     return JsonResponse({"scope": scope, "cells": [c.as_json() for c in cells]})

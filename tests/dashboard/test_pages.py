@@ -13,7 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertState, Silence
-from apps.dashboard import access, selectors
+from apps.dashboard import access
+from apps.dashboard.selectors import cluster_case, matrix, stats
 from apps.runs.models import ProbeRun
 from apps.scheduling.models import Event
 from tests.dashboard.conftest import World, finished_run, set_alert
@@ -124,7 +125,7 @@ def test_cluster_page_stats_timeline_and_alerts(
     finished_run(etcd, world.a1, ok=True, duration_ms=1, ago=timedelta(days=9))  # too old
     Event.objects.create(cluster=world.a1, kind="upgrade", component="kubelet")
 
-    page = selectors.cluster_page(cluster=world.a1, filters=selectors.Filters())
+    page = cluster_case.cluster_page(cluster=world.a1, filters=matrix.Filters())
     line = next(li for li in page.lines if li.other_id == etcd.pk)
     h1, h24, d7 = line.stats["1h"], line.stats["24h"], line.stats["7d"]
     assert (h1.runs, h1.succeeded) == (4, 4)
@@ -146,9 +147,9 @@ def test_cluster_page_stats_timeline_and_alerts(
 
 
 def test_python_percentile_matches_postgres() -> None:
-    assert selectors.percentile([100, 200, 300, 400], 0.5) == pytest.approx(250.0)
-    assert selectors.percentile([100, 200, 300, 400], 0.95) == pytest.approx(385.0)
-    assert selectors.percentile([], 0.5) is None
+    assert stats.percentile([100, 200, 300, 400], 0.5) == pytest.approx(250.0)
+    assert stats.percentile([100, 200, 300, 400], 0.95) == pytest.approx(385.0)
+    assert stats.percentile([], 0.5) is None
 
 
 def test_case_page_rows_and_step_charts(

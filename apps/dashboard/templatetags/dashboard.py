@@ -19,7 +19,9 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
-from apps.dashboard.selectors import WINDOWS, Cell, Matrix, PairLine, Row, WindowStats
+from apps.dashboard.selectors.cluster_case import PairLine
+from apps.dashboard.selectors.matrix import Cell, Matrix, Row
+from apps.dashboard.selectors.stats import WINDOWS, WindowStats
 
 register = template.Library()
 

@@ -1,0 +1,275 @@
+"""Admin for alerts (acknowledge/resolve actions, timeline, filters) and their flips."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from apps.alerts import delivery, services
+from apps.alerts.models import PROBLEM_STATES, Alert, AlertFlip, AlertTimeline
+
+
+class AcknowledgeForm(forms.Form):
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    hours = forms.FloatField(
+        required=False,
+        min_value=0.1,
+        max_value=24 * 30,
+        initial=4,
+        help_text="The acknowledgement expires after this many hours; empty: until it resolves.",
+    )
+
+
+class ResolveForm(forms.Form):
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+def _form_action(
+    modeladmin: admin.ModelAdmin,
+    request: HttpRequest,
+    queryset: QuerySet[Alert],
+    *,
+    form_class: type[forms.Form],
+    action: str,
+    intro: str,
+    submit: str,
+    apply: Any,
+) -> TemplateResponse | None:
+    """An action that asks for a note (and more) on an intermediate page, then applies."""
+    alerts = list(queryset.select_related("case", "cluster")[:500])
+    form = form_class(request.POST if "apply" in request.POST else None)
+    if form.is_bound and form.is_valid():
+        done, refused = 0, []
+        for alert in alerts:
+            try:
+                apply(alert, form.cleaned_data)
+                done += 1
+            except ValueError as exc:
+                refused.append(f"{alert.case} on {alert.cluster}: {exc}")
+        modeladmin.message_user(request, f"{submit}: {done} alert(s).", messages.SUCCESS)
+        for reason in refused[:20]:
+            modeladmin.message_user(request, reason, messages.WARNING)
+        return None
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": submit,
+        "intro": intro,
+        "alerts": alerts,
+        "form": form,
+        "action": action,
+        "submit": submit,
+        "opts": modeladmin.model._meta,
+    }
+    return TemplateResponse(request, "admin/alerts/action_form.html", context)
+
+
+@admin.action(description="Acknowledge selected alerts…", permissions=["change"])
+def acknowledge(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]
+) -> TemplateResponse | None:
+    def apply(alert: Alert, data: dict[str, Any]) -> None:
+        hours = data.get("hours")
+        until = timezone.now() + timedelta(hours=hours) if hours else None
+        services.alert_acknowledge(
+            alert_id=alert.pk, user=request.user, note=data.get("note", ""), until=until
+        )
+
+    return _form_action(
+        modeladmin,
+        request,
+        queryset,
+        form_class=AcknowledgeForm,
+        action="acknowledge",
+        intro="Someone is on it: these alerts stay quiet until they resolve or the "
+        "acknowledgement expires.",
+        submit="Acknowledge",
+        apply=apply,
+    )
+
+
+@admin.action(description="Resolve selected alerts by hand…", permissions=["change"])
+def resolve(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]
+) -> TemplateResponse | None:
+    def apply(alert: Alert, data: dict[str, Any]) -> None:
+        services.alert_resolve_by_hand(alert_id=alert.pk, user=request.user, note=data["note"])
+
+    return _form_action(
+        modeladmin,
+        request,
+        queryset,
+        form_class=ResolveForm,
+        action="resolve",
+        intro="Close these alerts now; the next failing run opens them again if the rule says so.",
+        submit="Resolve",
+        apply=apply,
+    )
+
+
+class TimelineInline(admin.TabularInline):
+    model = AlertTimeline
+    extra = 0
+    can_delete = False
+    fields = ["at", "kind", "text", "user"]
+    readonly_fields = ["at", "kind", "text", "user"]
+    ordering = ["-at", "-id"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AlertTimeline]:
+        return super().get_queryset(request).select_related("user")
+
+
+class OpenFilter(admin.SimpleListFilter):
+    title = "open"
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Open (firing, acknowledged, silenced)"), ("no", "OK")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Alert]) -> QuerySet[Alert]:
+        if self.value() == "yes":
+            return queryset.filter(state__in=PROBLEM_STATES)
+        if self.value() == "no":
+            return queryset.exclude(state__in=PROBLEM_STATES)
+        return queryset
+
+
+class _OpenAlertsByName(admin.SimpleListFilter):
+    """Names that currently have open alerts, worst first: a short list even with
+    thousands of clusters, and the ones on-call wants to narrow to."""
+
+    field = ""
+    limit = 50
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        from django.db.models import Count
+
+        rows = (
+            Alert.objects.filter(state__in=PROBLEM_STATES)
+            .values_list(f"{self.field}__name")
+            .annotate(n=Count("id"))
+            .order_by("-n", f"{self.field}__name")[: self.limit]
+        )
+        return [(name, f"{name} ({n})") for name, n in rows]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Alert]) -> QuerySet[Alert]:
+        if self.value():
+            return queryset.filter(**{f"{self.field}__name": self.value()})
+        return queryset
+
+
+class ClusterFilter(_OpenAlertsByName):
+    title = "cluster (with open alerts)"
+    parameter_name = "cluster"
+    field = "cluster"
+
+
+class CaseFilter(_OpenAlertsByName):
+    title = "case (with open alerts)"
+    parameter_name = "case"
+    field = "case"
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = [
+        "case",
+        "cluster",
+        "state",
+        "severity",
+        "step",
+        "short_error",
+        "firing_since",
+        "changed_at",
+        "quiet",
+    ]
+    list_select_related = ["case", "cluster"]
+    list_filter = [OpenFilter, "state", "severity", ClusterFilter, CaseFilter, "escalated"]
+    search_fields = ["case__name", "cluster__name", "step", "error"]
+    list_per_page = 100
+    show_full_result_count = False
+    ordering = ["-changed_at", "-id"]
+    actions = [acknowledge, resolve]
+    inlines = [TimelineInline]
+    readonly_fields = [
+        "case",
+        "cluster",
+        "state",
+        "severity",
+        "rule",
+        "reason",
+        "step",
+        "error",
+        "hint",
+        "run_link",
+        "firing_since",
+        "last_finished_at",
+        "changed_at",
+        "escalated",
+        "flapping_since",
+        "suppressed_by",
+        "ack_note",
+        "ack_by",
+        "ack_until",
+    ]
+    exclude = ["last_run"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # alerts come from runs, not from people
+
+    @admin.display(description="error")
+    def short_error(self, alert: Alert) -> str:
+        return alert.error[:120]
+
+    @admin.display(description="kept quiet by")
+    def quiet(self, alert: Alert) -> str:
+        if alert.flapping_since:
+            return "flapping"
+        if alert.suppressed_by:
+            return f"dependency {alert.suppressed_by}"
+        if alert.state == "acknowledged" and alert.ack_by_id:
+            return "acknowledged"
+        return ""
+
+    @admin.display(description="last run")
+    def run_link(self, alert: Alert) -> str:
+        if not alert.last_run_id:
+            return "-"
+        return format_html(
+            '<a href="{}">run {}</a>', delivery.run_url(alert.last_run_id), alert.last_run_id
+        )
+
+
+@admin.register(AlertFlip)
+class AlertFlipAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "alert",
+        "event",
+        "old_state",
+        "new_state",
+        "severity",
+        "notify",
+        "processed_at",
+    ]
+    list_select_related = ["alert__case", "alert__cluster"]
+    list_filter = ["event", "notify", "severity"]
+    search_fields = ["alert__case__name", "alert__cluster__name"]
+    show_full_result_count = False
+    list_per_page = 100
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,1 @@
+"""Reads behind the dashboard pages; every page costs a bounded number of queries."""

@@ -1,0 +1,171 @@
+"""Durations and success rates per window, and a case's step latency chart.
+
+Aggregated in SQL (percentile_cont on Postgres; computed in Python on SQLite,
+for trials).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Aggregate, Count, FloatField, Q, QuerySet
+from django.utils import timezone
+
+from apps.catalog.models import Case
+from apps.clusters.models import Cluster
+from apps.runs.models import FINISHED_STATES, ProbeRun, RunState
+
+WINDOWS = (("1h", timedelta(hours=1)), ("24h", timedelta(hours=24)), ("7d", timedelta(days=7)))
+CHART_RUNS = 500
+CHART_SPAN = timedelta(hours=24)
+CHART_BUCKETS = 24
+CHART_MAX_STEPS = 12
+
+
+class PercentileCont(Aggregate):
+    """percentile_cont(f) WITHIN GROUP (ORDER BY expr), Postgres; FILTER works as usual."""
+
+    function = "PERCENTILE_CONT"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression: str, fraction: float, **extra: Any) -> None:
+        # A constant of ours, never user input: safe to place in the SQL text.
+        super().__init__(expression, fraction=f"{float(fraction):.4f}", **extra)
+
+
+@dataclass
+class WindowStats:
+    runs: int = 0
+    succeeded: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+
+    @property
+    def success_rate(self) -> float | None:
+        return 100.0 * self.succeeded / self.runs if self.runs else None
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """Linear interpolation between closest ranks, as Postgres' percentile_cont does."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    pos = fraction * (len(ordered) - 1)
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def pair_stats(
+    *, runs: QuerySet[ProbeRun], key: str, now: datetime | None = None
+) -> dict[int, dict[str, WindowStats]]:
+    """Per `key` (case_id or cluster_id): runs, successes, p50/p95 duration for 1 h, 24 h, 7 d.
+
+    Runs count by when they were created (the indexed column) and only once finished.
+    """
+    now = now or timezone.now()
+    since = now - WINDOWS[-1][1]
+    finished = runs.filter(created_at__gte=since, state__in=FINISHED_STATES).order_by()
+    out: dict[int, dict[str, WindowStats]] = defaultdict(
+        lambda: {w: WindowStats() for w, _ in WINDOWS}
+    )
+    if connection.vendor == "postgresql":
+        aggregates: dict[str, Any] = {}
+        for name, span in WINDOWS:
+            in_window = Q(created_at__gte=now - span)
+            aggregates[f"n_{name}"] = Count("pk", filter=in_window)
+            aggregates[f"ok_{name}"] = Count("pk", filter=in_window & Q(state=RunState.SUCCEEDED))
+            aggregates[f"p50_{name}"] = PercentileCont("duration_ms", 0.5, filter=in_window)
+            aggregates[f"p95_{name}"] = PercentileCont("duration_ms", 0.95, filter=in_window)
+        for row in finished.values(key).annotate(**aggregates):
+            out[row[key]] = {
+                name: WindowStats(
+                    runs=row[f"n_{name}"],
+                    succeeded=row[f"ok_{name}"],
+                    p50_ms=row[f"p50_{name}"],
+                    p95_ms=row[f"p95_{name}"],
+                )
+                for name, _ in WINDOWS
+            }
+        return dict(out)
+    # Elsewhere (SQLite trials): the week's finished runs, summed up here.
+    samples: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for group_id, created, state, duration in finished.values_list(
+        key, "created_at", "state", "duration_ms"
+    ):
+        for name, span in WINDOWS:
+            if created >= now - span:
+                stats = out[group_id][name]
+                stats.runs += 1
+                stats.succeeded += state == RunState.SUCCEEDED
+                if duration is not None:
+                    samples[(group_id, name)].append(duration)
+    for (group_id, name), values in samples.items():
+        out[group_id][name].p50_ms = percentile(values, 0.5)
+        out[group_id][name].p95_ms = percentile(values, 0.95)
+    return dict(out)
+
+
+def _empty_stats() -> dict[str, WindowStats]:
+    return {name: WindowStats() for name, _ in WINDOWS}
+
+
+def step_latency_series(
+    *, case: Case, clusters: QuerySet[Cluster], now: datetime | None = None
+) -> dict[str, Any]:
+    """p50/p95 duration per step over time, from the case's last runs (at most CHART_RUNS, 24 h).
+
+    {"x": [unix seconds per bucket], "steps": [{"name", "p50": [...], "p95": [...]}], "runs": n}
+    """
+    now = now or timezone.now()
+    runs = list(
+        ProbeRun.objects.filter(
+            case=case,
+            state__in=FINISHED_STATES,
+            created_at__gte=now - CHART_SPAN,
+            cluster_id__in=clusters.values("pk"),
+        )
+        .order_by("-created_at")
+        .values_list("created_at", "steps")[:CHART_RUNS]
+    )
+    if not runs:
+        return {"x": [], "steps": [], "runs": 0}
+    start = runs[-1][0].timestamp()
+    end = runs[0][0].timestamp()
+    width = max((end - start) / CHART_BUCKETS, 1.0)
+    edges = [start + width * (i + 1) for i in range(CHART_BUCKETS - 1)]
+    samples: dict[str, list[list[float]]] = {}
+    order: list[str] = []
+    for created, steps in reversed(runs):
+        bucket = bisect.bisect_right(edges, created.timestamp())
+        for step in steps if isinstance(steps, list) else []:
+            if not isinstance(step, dict):
+                continue
+            name, duration = str(step.get("name", "")), step.get("duration_ms")
+            if not name or not isinstance(duration, int | float):
+                continue
+            if name not in samples:
+                if len(samples) >= CHART_MAX_STEPS:
+                    continue
+                samples[name] = [[] for _ in range(CHART_BUCKETS)]
+                order.append(name)
+            samples[name][bucket].append(float(duration))
+    used = [i for i in range(CHART_BUCKETS) if any(samples[n][i] for n in order)]
+    return {
+        "x": [round(start + width * (i + 0.5)) for i in used],
+        "steps": [
+            {
+                "name": name,
+                "p50": [percentile(samples[name][i], 0.5) for i in used],
+                "p95": [percentile(samples[name][i], 0.95) for i in used],
+            }
+            for name in order
+        ],
+        "runs": len(runs),
+    }
