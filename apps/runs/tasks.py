@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.clusters.models import Cluster
 from apps.core.retry import DATABASE_ERRORS, db_retry_countdown
-from apps.runs import services
+from apps.runs import cleanup, dispatch, reaping
 from apps.runs.executors import TransientExecutorError
 
 logger = logging.getLogger(__name__)
@@ -29,16 +29,16 @@ logger = logging.getLogger(__name__)
 )
 def dispatch_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
     try:
-        return services.run_dispatch(run_id=run_id)
+        return dispatch.run_dispatch(run_id=run_id)
     except TransientExecutorError as exc:
         if self.request.retries >= settings.KUBEPROBE_DISPATCH_MAX_RETRIES:
-            services.run_give_up(
+            dispatch.run_give_up(
                 run_id=run_id,
                 reason=f"dispatch failed {self.request.retries + 1} times, last: {exc}",
             )
             return "gave up"
         countdown = min(60, 2**self.request.retries)
-        services.run_requeued(run_id=run_id, due=timezone.now() + timedelta(seconds=countdown))
+        reaping.run_requeued(run_id=run_id, due=timezone.now() + timedelta(seconds=countdown))
         raise self.retry(exc=exc, countdown=countdown) from exc
     except DATABASE_ERRORS as exc:
         # The run is still pending (or was launched before the error: the retry
@@ -51,38 +51,38 @@ def dispatch_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
             )
             raise
         with contextlib.suppress(*DATABASE_ERRORS):  # the database may still be away
-            services.run_requeued(run_id=run_id, due=timezone.now() + timedelta(seconds=countdown))
+            reaping.run_requeued(run_id=run_id, due=timezone.now() + timedelta(seconds=countdown))
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @shared_task(name="apps.runs.tasks.reap_runs", ignore_result=True)
 def reap_runs() -> None:
     """Fan out one reaper per cluster with active runs; re-dispatch lost pending runs."""
-    for cluster_id in services.clusters_with_active_runs():
+    for cluster_id in reaping.clusters_with_active_runs():
         reap_cluster.apply_async((cluster_id,), expires=30)
-    for run_id in services.runs_claim_stuck_pending():
+    for run_id in reaping.runs_claim_stuck_pending():
         dispatch_run.delay(run_id)
 
 
 @shared_task(name="apps.runs.tasks.reap_cluster", ignore_result=True)
 def reap_cluster(cluster_id: int) -> None:
-    services.runs_reap_cluster(cluster_id=cluster_id)
+    reaping.runs_reap_cluster(cluster_id=cluster_id)
 
 
 @shared_task(name="apps.runs.tasks.cleanup_runs", ignore_result=True)
 def cleanup_runs() -> int:
-    return services.runs_cleanup()
+    return cleanup.runs_cleanup()
 
 
 @shared_task(name="apps.runs.tasks.sweep_orphans", ignore_result=True)
 def sweep_orphans() -> None:
     for cluster in Cluster.objects.filter(enabled=True):
         try:
-            services.cluster_sweep_orphans(cluster=cluster)
+            cleanup.cluster_sweep_orphans(cluster=cluster)
         except Exception:  # one broken cluster must not stop the sweep
             logger.exception("orphan sweep failed for cluster %s", cluster.name)
 
 
 @shared_task(name="apps.runs.tasks.purge_runs", ignore_result=True)
 def purge_runs() -> int:
-    return services.runs_purge()
+    return cleanup.runs_purge()

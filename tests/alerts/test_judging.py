@@ -29,8 +29,9 @@ from apps.alerts import judging, services
 from apps.alerts.models import Alert, AlertFlip, AlertState, FlipEvent, JudgeWatermark
 from apps.alerts.tasks import evaluate_alerts
 from apps.dashboard import push
+from apps.runs.finishing import run_report
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.services import hash_token, run_report
+from apps.runs.tokens import hash_token
 from tests.alerts.conftest import add_run
 from tests.factories import CaseFactory, ClusterFactory, ProbeRunFactory
 from tests.runs.test_kube_loop import GroupListener
@@ -57,7 +58,7 @@ import django
 django.setup()
 from apps.alerts import handoff
 handoff.FLUSH_SECONDS = 3600
-from apps.runs.services import run_report
+from apps.runs.finishing import run_report
 state = run_report(run_id=int(sys.argv[1]), token=sys.argv[2], body=sys.argv[3].encode())
 print("stored", state, sorted(handoff._handoff.pairs), flush=True)
 threading.Event().wait()

@@ -21,7 +21,7 @@ from django.utils import timezone
 from apps.catalog.models import Case, CaseTemplate
 from apps.clusters.k8s import cluster_client
 from apps.clusters.services import clusters_import_kubeconfig
-from apps.runs import services
+from apps.runs import cleanup, dispatch, reaping
 from apps.runs.models import ProbeRun, RunState
 from tests.runs.helpers import make_run
 from tests.utils import wait_for
@@ -62,7 +62,7 @@ def case(name: str, image: str, command: list[str], timeout: int = 60) -> Case:
 
 def reap_until_closed(run: ProbeRun, timeout: float = 180) -> ProbeRun:
     def closed() -> ProbeRun | None:
-        services.runs_reap_cluster(cluster_id=run.cluster_id)
+        reaping.runs_reap_cluster(cluster_id=run.cluster_id)
         current = ProbeRun.objects.get(pk=run.pk)
         return current if current.state not in ("dispatched", "running") else None
 
@@ -71,12 +71,12 @@ def reap_until_closed(run: ProbeRun, timeout: float = 180) -> ProbeRun:
 
 def test_pod_that_exits_before_reporting_is_an_error_and_is_cleaned_up(cluster) -> None:  # type: ignore[no-untyped-def]
     run = make_run(case("e2e-exit", IMAGE, ["sh", "-c", "echo probing; exit 3"]), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     closed = reap_until_closed(run)
     assert closed.state == RunState.ERROR
     assert "exit code 3" in closed.reason
     assert "probing" in closed.log_tail
-    services.runs_cleanup(run_ids=[run.pk], now=timezone.now() + timedelta(days=1))
+    cleanup.runs_cleanup(run_ids=[run.pk], now=timezone.now() + timedelta(days=1))
     client = cluster_client(cluster)
     pods = client.call_json(
         client.core.list_namespaced_pod, NAMESPACE, label_selector=f"kubeprobe.io/run-id={run.pk}"
@@ -88,7 +88,7 @@ def test_missing_image_is_reported_before_the_deadline(cluster) -> None:  # type
     run = make_run(
         case("e2e-noimage", "kubeprobe.invalid/no-such-image:0", ["true"], timeout=600), cluster
     )
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
     closed = reap_until_closed(run)
     assert closed.state == RunState.ERROR
     assert "ImagePull" in closed.reason or "ErrImagePull" in closed.reason

@@ -13,7 +13,7 @@ import pytest
 from django.utils import timezone
 
 from apps.clusters.models import Cluster
-from apps.runs import services
+from apps.runs import cleanup, dispatch, finishing
 from apps.runs.models import ProbeRun, RunState
 from tests.clusters.unreachable import DroppingServer, SilentServer
 from tests.factories import ClusterFactory
@@ -61,9 +61,9 @@ def launched_and_finished(cluster: Cluster, count: int) -> list[ProbeRun]:
     runs = []
     for _ in range(count):
         run = make_run(case, cluster)
-        assert services.run_dispatch(run_id=run.pk) == "launched"
+        assert dispatch.run_dispatch(run_id=run.pk) == "launched"
         run = ProbeRun.objects.get(pk=run.pk)
-        assert services.run_finish(run=run, state=RunState.SUCCEEDED)
+        assert finishing.run_finish(run=run, state=RunState.SUCCEEDED)
         runs.append(run)
     return runs
 
@@ -75,7 +75,7 @@ def test_an_open_breaker_ends_runs_at_once_and_the_api_coming_back_closes_it(
     case = make_case()
     for _ in range(3):  # each dispatch tries the API server and fails
         run = make_run(case, cluster)
-        assert services.run_dispatch(run_id=run.pk) == "error"
+        assert dispatch.run_dispatch(run_id=run.pk) == "error"
         assert "is unreachable" in ProbeRun.objects.get(pk=run.pk).reason
     row = fresh(cluster)
     assert row.breaker_open_since is not None and row.breaker_failures == 3
@@ -83,7 +83,7 @@ def test_an_open_breaker_ends_runs_at_once_and_the_api_coming_back_closes_it(
 
     run = make_run(case, cluster)
     started = time.monotonic()
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     assert time.monotonic() - started < 0.5  # no worker slot held for a timeout
     run.refresh_from_db()
     assert run.state == RunState.ERROR
@@ -99,7 +99,7 @@ def test_an_open_breaker_ends_runs_at_once_and_the_api_coming_back_closes_it(
         breaker_next_probe_at=timezone.now() - timedelta(seconds=1)
     )
     run = make_run(case, cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     assert pod_names(kube, kube_ns) == {ProbeRun.objects.get(pk=run.pk).pod_name}
     row = fresh(cluster)
     assert (row.breaker_open_since, row.breaker_failures, row.breaker_last_error) == (None, 0, "")
@@ -115,7 +115,7 @@ def test_cleanup_spends_its_budget_on_a_silent_cluster_and_still_cleans_the_heal
         waiting = finished_runs(stuck, 20)
         # The silent cluster's runs finished first: the pass meets them first.
         started = time.monotonic()
-        assert services.runs_cleanup() == 2
+        assert cleanup.runs_cleanup() == 2
         elapsed = time.monotonic() - started
         assert elapsed < 2 + 1.5, f"the pass took {elapsed:.1f}s with a 2s budget"
         wait_for(lambda: pod_names(kube, kube_ns) == set(), timeout=30, what="healthy pods to go")
@@ -125,7 +125,7 @@ def test_cleanup_spends_its_budget_on_a_silent_cluster_and_still_cleans_the_heal
         # Each waits for a later pass instead of being tried again right away.
         assert not rows.filter(keep_until__isnull=True).exists()
         started = time.monotonic()
-        assert services.runs_cleanup() == 0
+        assert cleanup.runs_cleanup() == 0
         assert time.monotonic() - started < 0.5
     # A timeout cut short by the budget proves nothing: it is not counted.
     assert fresh(stuck).breaker_failures == 0
@@ -135,7 +135,7 @@ def test_cleanup_skips_a_cluster_once_its_breaker_opens(dropping: DroppingServer
     stuck = ClusterFactory(kubeconfig=dropping.kubeconfig())
     waiting = finished_runs(stuck, 20)
     started = time.monotonic()
-    assert services.runs_cleanup() == 0
+    assert cleanup.runs_cleanup() == 0
     assert time.monotonic() - started < 2
     assert fresh(stuck).breaker_open
     rows = ProbeRun.objects.filter(pk__in=[r.pk for r in waiting])
@@ -144,7 +144,7 @@ def test_cleanup_skips_a_cluster_once_its_breaker_opens(dropping: DroppingServer
     assert dropping.connections == 3
     assert not rows.filter(keep_until__lt=timezone.now() + timedelta(minutes=4)).exists()
     # The next pass finds nothing due on that cluster.
-    assert services.runs_cleanup() == 0
+    assert cleanup.runs_cleanup() == 0
     assert dropping.connections == 3
 
 
@@ -154,7 +154,7 @@ def test_the_orphan_sweep_skips_an_open_breaker_and_keeps_to_its_budget(
     with SilentServer() as silent:
         slow = ClusterFactory(kubeconfig=silent.kubeconfig(), api_timeout_seconds=10)
         started = time.monotonic()
-        assert services.cluster_sweep_orphans(cluster=slow) == 0
+        assert cleanup.cluster_sweep_orphans(cluster=slow) == 0
         assert time.monotonic() - started < 2 + 1.5
     broken = ClusterFactory(
         kubeconfig=dropping.kubeconfig(),
@@ -163,5 +163,5 @@ def test_the_orphan_sweep_skips_an_open_breaker_and_keeps_to_its_budget(
         breaker_next_probe_at=timezone.now() + timedelta(seconds=30),
         breaker_last_error="Connection reset by peer",
     )
-    assert services.cluster_sweep_orphans(cluster=broken) == 0
+    assert cleanup.cluster_sweep_orphans(cluster=broken) == 0
     assert dropping.connections == 0

@@ -9,7 +9,7 @@ import pytest
 from django.db import OperationalError
 from django.utils import timezone
 
-from apps.runs import services
+from apps.runs import dispatch
 from apps.runs.executors import TransientExecutorError
 from apps.runs.executors.kubernetes import KubernetesExecutor
 from apps.runs.models import ProbeRun, RunState
@@ -42,7 +42,7 @@ def test_a_database_error_before_the_claim_is_retried_and_launches_once(
     kube: LocalKube, kube_ns: str, monkeypatch: pytest.MonkeyPatch, retries: list[Any]
 ) -> None:
     run = make_run(make_case(), kube_cluster(kube, kube_ns))
-    real = services.run_dispatch
+    real = dispatch.run_dispatch
     calls: list[int] = []
 
     def flaky(*, run_id: int) -> str:
@@ -51,7 +51,7 @@ def test_a_database_error_before_the_claim_is_retried_and_launches_once(
             raise OperationalError(LOST)
         return real(run_id=run_id)
 
-    monkeypatch.setattr(services, "run_dispatch", flaky)
+    monkeypatch.setattr(dispatch, "run_dispatch", flaky)
     before = timezone.now()
     dispatch_run.apply(args=(run.pk,))
     assert len(calls) == 2
@@ -93,7 +93,7 @@ def test_dispatch_gives_up_on_the_database_within_the_budget(
     def down(*, run_id: int) -> str:
         raise OperationalError(LOST)
 
-    monkeypatch.setattr(services, "run_dispatch", down)
+    monkeypatch.setattr(dispatch, "run_dispatch", down)
     result = dispatch_run.apply(args=(run.pk,))
     assert [c for c, _ in retries] == [1, 2, 4, 8]  # 15 s; one more would pass 20
     assert isinstance(result.result, OperationalError)
@@ -110,7 +110,7 @@ def test_transient_executor_errors_give_up_after_the_configured_retries(
     def unreachable(*, run_id: int) -> str:
         raise TransientExecutorError("connection refused")
 
-    monkeypatch.setattr(services, "run_dispatch", unreachable)
+    monkeypatch.setattr(dispatch, "run_dispatch", unreachable)
     dispatch_run.apply(args=(run.pk,))
     assert [c for c, _ in retries] == [1, 2, 4, 8, 16]
     run.refresh_from_db()

@@ -14,7 +14,7 @@ from django.utils import timezone
 from apps.runs import ingest
 from apps.runs.models import ProbeRun, RunState
 from apps.runs.reports import Report
-from apps.runs.services import hash_token
+from apps.runs.tokens import hash_token
 from tests.factories import ClusterFactory
 from tests.runs.helpers import make_case, make_run
 

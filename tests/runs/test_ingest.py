@@ -12,10 +12,10 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from apps.runs import ingest, services
+from apps.runs import cleanup, ingest
 from apps.runs.models import ProbeRun, RunState
 from apps.runs.reports import Report
-from apps.runs.services import hash_token
+from apps.runs.tokens import hash_token
 from tests.factories import ClusterFactory
 from tests.runs.helpers import make_case, make_run
 
@@ -115,7 +115,7 @@ def test_finished_runs_past_retention_are_purged_in_batches(settings) -> None:  
     ids = [r for r, _ in runs]
     ProbeRun.objects.filter(pk__in=ids[:5]).update(state=RunState.SUCCEEDED, finished_at=old)
     ProbeRun.objects.filter(pk=ids[5]).update(state=RunState.FAILED, finished_at=timezone.now())
-    assert services.runs_purge(batch=2) == 5
+    assert cleanup.runs_purge(batch=2) == 5
     assert (
         sorted(ProbeRun.objects.values_list("pk", flat=True)) == ids[5:]
     )  # recent and active stay

@@ -19,7 +19,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.clusters.k8s import cluster_client
-from apps.runs import services
+from apps.runs import cleanup, dispatch, reaping
 from apps.runs.executors import TransientExecutorError, get_executor
 from apps.runs.executors.kubernetes import _event_count, _event_time
 from apps.runs.models import ProbeRun, RunState
@@ -78,7 +78,7 @@ def test_dispatch_creates_the_pod_with_the_contract(
     )
     run = make_run(case, cluster)
     before = timezone.now()
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     run.refresh_from_db()
     assert run.state == RunState.RUNNING and run.executor == "kubernetes"
     pod = pod_of(kube, run)
@@ -139,7 +139,7 @@ def test_dispatch_creates_the_pod_with_the_contract(
         "restarts": 0,
     }
     assert get_executor("kubernetes").managed_handles(cluster) == {run.pk: run.pod_name}
-    services.runs_reap_cluster(cluster_id=cluster.pk)  # a running pod before its deadline
+    reaping.runs_reap_cluster(cluster_id=cluster.pk)  # a running pod before its deadline
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.RUNNING
 
     # Only a hash of the token is stored; the token itself works for the report.
@@ -151,7 +151,7 @@ def test_dispatch_creates_the_pod_with_the_contract(
 def test_kuberhealthy_templates_get_kuberhealthy_env(kube: LocalKube, kube_ns: str) -> None:
     cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(report_protocol="kuberhealthy"), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     env = env_of(pod_of(kube, run))
     assert env["KH_REPORTING_URL"].endswith("/api/v1/kuberhealthy/check")
     assert env["KH_RUN_UUID"] == env["KUBEPROBE_TOKEN"]
@@ -164,7 +164,7 @@ def test_kuberhealthy_templates_get_kuberhealthy_env(kube: LocalKube, kube_ns: s
 def test_a_missing_service_account_is_a_clear_error(kube: LocalKube, kube_ns: str) -> None:
     cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(service_account="probe-sa"), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     run.refresh_from_db()
     assert run.state == RunState.ERROR
     # The ServiceAccount admission plugin refuses the pod.
@@ -224,7 +224,7 @@ def test_pod_that_fails_before_reporting_ends_the_run_at_once(
 ) -> None:
     cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(image=fault_image(fault), timeout=600), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     pod_name = ProbeRun.objects.get(pk=run.pk).pod_name
 
     # Let the scheduler and kwok finish writing (status and events), then reap once.
@@ -235,7 +235,7 @@ def test_pod_that_fails_before_reporting_ends_the_run_at_once(
 
     wait_for(settled, timeout=30, what=f"kwok to play {fault}")
     started = time.monotonic()
-    assert services.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
+    assert reaping.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
     assert time.monotonic() - started < 5  # no waiting on logs that will never come
 
     run.refresh_from_db()
@@ -271,7 +271,7 @@ def test_run_without_report_times_out_with_pod_state_and_events(
 ) -> None:
     cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(timeout=30, resources={"requests": {"cpu": "64"}}), cluster)
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
     pod_name = ProbeRun.objects.get(pk=run.pk).pod_name
     [event, *_] = wait_for(
         lambda: [
@@ -282,12 +282,12 @@ def test_run_without_report_times_out_with_pod_state_and_events(
     )
     assert "Insufficient cpu" in event["message"]
     # Before its deadline an unschedulable pod may still get a node: the run stays.
-    result = services.runs_reap_cluster(cluster_id=cluster.pk)
+    result = reaping.runs_reap_cluster(cluster_id=cluster.pk)
     assert (result.timed_out, result.failed_early) == (0, 0)
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.RUNNING
 
     later = timezone.now() + timedelta(seconds=30 + settings.KUBEPROBE_REPORT_GRACE_SECONDS + 1)
-    assert services.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out == 1
+    assert reaping.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out == 1
     run.refresh_from_db()
     assert run.state == RunState.TIMED_OUT and run.ok is False
     assert "no report within the case timeout of 30s" in run.reason
@@ -324,9 +324,9 @@ def test_events_read_the_way_the_api_serves_them() -> None:
 def test_a_report_after_the_reaper_closed_the_run_is_refused(kube: LocalKube, kube_ns: str) -> None:
     cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(timeout=5), cluster)
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
     token = env_of(pod_of(kube, run))["KUBEPROBE_TOKEN"]
-    services.runs_reap_cluster(cluster_id=cluster.pk, now=timezone.now() + timedelta(seconds=60))
+    reaping.runs_reap_cluster(cluster_id=cluster.pk, now=timezone.now() + timedelta(seconds=60))
     assert report(run, token, {"ok": True}) == 409
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.TIMED_OUT
 
@@ -341,7 +341,7 @@ def test_unreachable_cluster_fails_the_run_quickly() -> None:
     )
     run = make_run(make_case(), cluster)
     started = time.monotonic()
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     assert time.monotonic() - started < 5
     run.refresh_from_db()
     assert run.state == RunState.ERROR
@@ -358,7 +358,7 @@ def test_rbac_without_pod_create_fails_the_run_naming_who_and_what(
     cluster = kube_cluster(kube, namespace=kube_ns, kubeconfig=reader)
     run = make_run(make_case(), cluster)
     started = time.monotonic()
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     assert time.monotonic() - started < 5
     run.refresh_from_db()
     assert run.state == RunState.ERROR
@@ -372,7 +372,7 @@ def test_rbac_without_pod_create_fails_the_run_naming_who_and_what(
 def test_missing_namespace_is_a_clear_error(kube: LocalKube) -> None:
     cluster = kube_cluster(kube, namespace="nope-" + uuid.uuid4().hex[:6])
     run = make_run(make_case(), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     assert (
         f'create pod: HTTP 404: namespaces "{cluster.namespace}" not found'
         in ProbeRun.objects.get(pk=run.pk).reason
@@ -386,11 +386,11 @@ def test_transient_api_errors_give_the_run_back_for_a_retry(
     run = make_run(make_case(), cluster)
     fault_proxy.fail_next("POST", "/pods", 503)
     with pytest.raises(TransientExecutorError, match="HTTP 503"):
-        services.run_dispatch(run_id=run.pk)
+        dispatch.run_dispatch(run_id=run.pk)
     run.refresh_from_db()
     assert run.state == RunState.PENDING and run.token_hash == "" and run.deadline is None
     assert pod_names(kube, kube_ns) == set()
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     assert pod_names(kube, kube_ns) == {ProbeRun.objects.get(pk=run.pk).pod_name}
     posts = [(m, status) for m, path, status in fault_proxy.requests if m == "POST"]
     assert posts == [("POST", 503), ("POST", 201)]
@@ -402,10 +402,10 @@ def test_transient_api_errors_give_the_run_back_for_a_retry(
 def test_a_pod_left_by_an_earlier_attempt_counts_as_launched(kube: LocalKube, kube_ns: str) -> None:
     cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     first = pod_of(kube, run)
     ProbeRun.objects.filter(pk=run.pk).update(state=RunState.PENDING)  # as if the ack was lost
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.RUNNING
     assert pod_names(kube, kube_ns) == {first["metadata"]["name"]}
     assert pod_of(kube, run)["metadata"]["uid"] == first["metadata"]["uid"]  # the same pod
@@ -417,7 +417,7 @@ def test_a_same_named_pod_of_another_portal_is_not_adopted(kube: LocalKube, kube
     cluster = kube_cluster(kube, namespace=kube_ns)
     case = make_case()
     run = make_run(case, cluster)
-    name = services.run_launch_spec(run=run, token="", deadline=timezone.now()).name
+    name = dispatch.run_launch_spec(run=run, token="", deadline=timezone.now()).name
     kube.api(
         "POST",
         f"/api/v1/namespaces/{kube_ns}/pods",
@@ -433,7 +433,7 @@ def test_a_same_named_pod_of_another_portal_is_not_adopted(kube: LocalKube, kube
             "spec": {"containers": [{"name": "probe", "image": "registry/other:1"}]},
         },
     )
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     reason = ProbeRun.objects.get(pk=run.pk).reason
     assert f"pod {kube_ns}/{name} already exists and is not this run's" in reason
     assert "kubeprobe.io/installation='staging', expected 'kubeprobe'" in reason
@@ -452,7 +452,7 @@ def test_finished_pods_are_deleted_and_the_newest_failures_kept(
     runs = []
     for outcome in ("ok", "fail", "fail", "fail"):
         run = make_run(case, cluster)
-        services.run_dispatch(run_id=run.pk)
+        dispatch.run_dispatch(run_id=run.pk)
         token = env_of(pod_of(kube, run))["KUBEPROBE_TOKEN"]
         body = (
             {"ok": True}
@@ -463,7 +463,7 @@ def test_finished_pods_are_deleted_and_the_newest_failures_kept(
         runs.append(ProbeRun.objects.get(pk=run.pk))
     assert pod_names(kube, kube_ns) == {r.pod_name for r in runs}
 
-    assert services.runs_cleanup() == 2  # the success and the oldest failure
+    assert cleanup.runs_cleanup() == 2  # the success and the oldest failure
     kept = {runs[2].pod_name, runs[3].pod_name}
     wait_for(lambda: pod_names(kube, kube_ns) == kept, timeout=30, what="the two pods to go")
     for run in runs[2:]:
@@ -472,18 +472,18 @@ def test_finished_pods_are_deleted_and_the_newest_failures_kept(
     assert all(ProbeRun.objects.get(pk=r.pk).cleaned_at for r in runs[:2])
     # Looked at again a minute later: still the newest failures, still kept.
     recheck = max(r.keep_until for r in runs[2:]) + timedelta(seconds=1)
-    assert services.runs_cleanup(now=recheck) == 0
+    assert cleanup.runs_cleanup(now=recheck) == 0
     assert pod_names(kube, kube_ns) == kept
     # Once the keep time is over, they go too.
     over = runs[3].finished_at + timedelta(seconds=settings.KUBEPROBE_KEEP_FAILED_POD_SECONDS + 1)
-    assert services.runs_cleanup(now=over) == 2
+    assert cleanup.runs_cleanup(now=over) == 2
     wait_for(lambda: pod_names(kube, kube_ns) == set(), timeout=30, what="every pod to go")
 
 
 def test_orphan_probe_pods_of_this_installation_are_swept(kube: LocalKube, kube_ns: str) -> None:
     cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(), cluster)
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
     ours = {"app.kubernetes.io/managed-by": "kubeprobe", "kubeprobe.io/installation": "kubeprobe"}
     for name, labels in [
         ("kp-orphan-999999", {**ours, "kubeprobe.io/run-id": "999999"}),
@@ -502,10 +502,10 @@ def test_orphan_probe_pods_of_this_installation_are_swept(kube: LocalKube, kube_
                 "spec": {"containers": [{"name": "c", "image": "registry/x:1"}]},
             },
         )
-    assert services.cluster_sweep_orphans(cluster=cluster) == 1
+    assert cleanup.cluster_sweep_orphans(cluster=cluster) == 1
     expected = {ProbeRun.objects.get(pk=run.pk).pod_name, "someone-elses-pod", "kp-other-portal-1"}
     wait_for(lambda: pod_names(kube, kube_ns) == expected, timeout=30, what="the orphan to go")
-    assert services.cluster_sweep_orphans(cluster=cluster) == 0
+    assert cleanup.cluster_sweep_orphans(cluster=cluster) == 0
 
 
 def test_one_client_per_cluster_is_reused_until_its_settings_change(

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 
 from apps.catalog.models import Case, CaseTemplate
 from apps.clusters.models import Cluster, Executor
-from apps.runs import services
+from apps.runs import dispatch, reaping
 from apps.runs.executors.local import DISABLED_MESSAGE, LocalExecutor
 from apps.runs.models import ProbeRun, RunState
 from tests.runs.helpers import make_run
@@ -31,7 +31,7 @@ def test_local_executor_is_refused_unless_enabled(settings, tmp_path) -> None:  
         local_case("x", ["python", "-c", "print(1)"]),
         Cluster.objects.create(name="l", executor=Executor.LOCAL),
     )
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     run.refresh_from_db()
     assert run.state == RunState.ERROR and run.reason == DISABLED_MESSAGE
     assert not any(tmp_path.iterdir())  # nothing was started
@@ -47,7 +47,7 @@ def test_local_cases_get_the_contract_but_not_the_workers_secrets(
         local_case("env", ["python", "-c", script]),
         Cluster.objects.create(name="l", executor=Executor.LOCAL),
     )
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
     run.refresh_from_db()
 
     def output() -> str:
@@ -66,10 +66,10 @@ def test_local_process_that_exits_without_reporting_is_an_error(local_run_dir) -
     run = make_run(
         local_case("crash", ["python", "-c", "import sys; print('boom'); sys.exit(3)"]), cluster
     )
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
 
     def closed() -> bool:
-        services.runs_reap_cluster(cluster_id=cluster.pk)
+        reaping.runs_reap_cluster(cluster_id=cluster.pk)
         return ProbeRun.objects.get(pk=run.pk).state != RunState.RUNNING
 
     wait_for(closed, what="the reaper to see the exit")
@@ -83,10 +83,10 @@ def test_local_process_that_exits_without_reporting_is_an_error(local_run_dir) -
 def test_unknown_command_is_reported(local_run_dir) -> None:  # type: ignore[no-untyped-def]
     cluster = Cluster.objects.create(name="l", executor=Executor.LOCAL)
     run = make_run(local_case("nope", ["/no/such/binary"]), cluster)
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
 
     def closed() -> bool:
-        services.runs_reap_cluster(cluster_id=cluster.pk)
+        reaping.runs_reap_cluster(cluster_id=cluster.pk)
         return ProbeRun.objects.get(pk=run.pk).state == RunState.ERROR
 
     wait_for(closed)

@@ -20,7 +20,7 @@ from kube_local import kubeconfig_yaml
 from rest_framework.test import APIClient
 
 from apps.clusters.models import Cluster
-from apps.runs import services
+from apps.runs import cleanup, dispatch, reaping
 from apps.runs.executors import ExecutorError
 from apps.runs.models import ProbeRun, RunState
 from tests.kube import LocalKube, fault_image
@@ -156,14 +156,14 @@ def test_the_shipped_rbac_is_enough_for_the_whole_run_loop(
     cluster = portal_cluster(kube, kube_ns)
     # Dispatch (create), and a retried dispatch adopting its pod (get).
     ok = make_run(make_case(), cluster)
-    assert services.run_dispatch(run_id=ok.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=ok.pk) == "launched"
     ProbeRun.objects.filter(pk=ok.pk).update(state=RunState.PENDING)
-    assert services.run_dispatch(run_id=ok.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=ok.pk) == "launched"
     # Poll (list), events (list) and the log tail (pods/log) of a pod that crashed.
     crashed = make_run(make_case(image=fault_image("crash")), cluster)
-    assert services.run_dispatch(run_id=crashed.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=crashed.pk) == "launched"
     crashed_and_settled(kube, crashed)
-    assert services.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
+    assert reaping.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
     crashed.refresh_from_db()
     assert crashed.state == RunState.ERROR and "pod failed: Error (exit code 1)" in crashed.reason
     assert any(e["reason"] == "Scheduled" for e in crashed.diagnostics["events"])
@@ -173,10 +173,10 @@ def test_the_shipped_rbac_is_enough_for_the_whole_run_loop(
     assert "forbidden" not in crashed.diagnostics["log_error"]
     # Cleanup and the orphan sweep (delete).
     reported(ok, kube, ok=True)
-    assert services.runs_cleanup() == 2
+    assert cleanup.runs_cleanup() == 2
     wait_for(lambda: pod_names(kube, kube_ns) == set(), timeout=30, what="the run pods to go")
     add_orphan(kube, kube_ns)
-    assert services.cluster_sweep_orphans(cluster=cluster) == 1
+    assert cleanup.cluster_sweep_orphans(cluster=cluster) == 1
     wait_for(lambda: pod_names(kube, kube_ns) == set(), timeout=30, what="the orphan to go")
 
 
@@ -189,7 +189,7 @@ def test_without_create_the_run_ends_as_an_error_naming_the_403(
 ) -> None:
     cluster = portal_cluster(kube, kube_ns, without=("pods", "create"))
     run = make_run(make_case(), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     reason = ProbeRun.objects.get(pk=run.pk).reason
     assert "create pod: HTTP 403:" in reason and forbidden(kube_ns, "create", "pods") in reason
 
@@ -197,9 +197,9 @@ def test_without_create_the_run_ends_as_an_error_naming_the_403(
 def test_without_get_a_retried_dispatch_cannot_adopt_its_pod(kube: LocalKube, kube_ns: str) -> None:
     cluster = portal_cluster(kube, kube_ns, without=("pods", "get"))
     run = make_run(make_case(), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     ProbeRun.objects.filter(pk=run.pk).update(state=RunState.PENDING)
-    assert services.run_dispatch(run_id=run.pk) == "error"
+    assert dispatch.run_dispatch(run_id=run.pk) == "error"
     reason = ProbeRun.objects.get(pk=run.pk).reason
     assert "read the existing pod: HTTP 403:" in reason
     assert forbidden(kube_ns, "get", "pods") in reason
@@ -210,17 +210,17 @@ def test_without_list_the_reaper_cannot_poll_and_says_so(
 ) -> None:
     cluster = portal_cluster(kube, kube_ns, without=("pods", "list"))
     run = make_run(make_case(image=fault_image("crash"), timeout=30), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     crashed_and_settled(kube, run)
-    assert services.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 0  # cannot see it
+    assert reaping.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 0  # cannot see it
     later = timezone.now() + timedelta(seconds=30 + settings.KUBEPROBE_REPORT_GRACE_SECONDS + 1)
-    assert services.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out == 1
+    assert reaping.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out == 1
     closed = ProbeRun.objects.get(pk=run.pk)
     assert closed.state == RunState.TIMED_OUT
     assert "polling the cluster failed: list probe pods: HTTP 403:" in closed.reason
     assert forbidden(kube_ns, "list", "pods") in closed.diagnostics["poll_error"]
     with pytest.raises(ExecutorError, match="list probe pods: HTTP 403"):
-        services.cluster_sweep_orphans(cluster=cluster)
+        cleanup.cluster_sweep_orphans(cluster=cluster)
 
 
 @pytest.mark.parametrize(
@@ -232,9 +232,9 @@ def test_without_logs_or_events_the_diagnostics_name_the_403(
 ) -> None:
     cluster = portal_cluster(kube, kube_ns, without=(resource, verb))
     run = make_run(make_case(image=fault_image("crash")), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     crashed_and_settled(kube, run)
-    assert services.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
+    assert reaping.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
     closed = ProbeRun.objects.get(pk=run.pk)
     # The run still closes with its reason; the missing right is named beside it.
     assert closed.state == RunState.ERROR and "pod failed: Error (exit code 1)" in closed.reason
@@ -248,9 +248,9 @@ def test_without_delete_cleanup_and_sweep_fail_naming_the_403(
     settings.KUBEPROBE_KEEP_FAILED_PODS = 0
     cluster = portal_cluster(kube, kube_ns, without=("pods", "delete"))
     run = make_run(make_case(), cluster)
-    assert services.run_dispatch(run_id=run.pk) == "launched"
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     reported(run, kube, ok=True)
-    assert services.runs_cleanup() == 0
+    assert cleanup.runs_cleanup() == 0
     run.refresh_from_db()
     assert run.cleaned_at is None and run.keep_until > timezone.now()  # retried later
     assert "delete pod: HTTP 403:" in run.diagnostics["cleanup_error"]
@@ -258,5 +258,5 @@ def test_without_delete_cleanup_and_sweep_fail_naming_the_403(
     assert pod_names(kube, kube_ns) == {run.pod_name}
     add_orphan(kube, kube_ns)
     with pytest.raises(ExecutorError, match="delete pod: HTTP 403"):
-        services.cluster_sweep_orphans(cluster=cluster)
+        cleanup.cluster_sweep_orphans(cluster=cluster)
     assert "kp-orphan-999999" in pod_names(kube, kube_ns)

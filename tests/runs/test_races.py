@@ -19,7 +19,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.clusters.models import Executor
-from apps.runs import services
+from apps.runs import dispatch, reaping
 from apps.runs.models import ProbeRun, RunState
 from apps.scheduling.services import binding_fire_schedule
 from tests.factories import BindingFactory, CaseFactory, ClusterFactory
@@ -88,7 +88,7 @@ def test_two_workers_dispatching_the_same_run_launch_one_pod(
     cluster = kube_cluster(kube, namespace=kube_ns, kubeconfig=fault_proxy.kubeconfig())
     run = make_run(make_case(), cluster)
     results = race(
-        lambda: services.run_dispatch(run_id=run.pk), lambda: services.run_dispatch(run_id=run.pk)
+        lambda: dispatch.run_dispatch(run_id=run.pk), lambda: dispatch.run_dispatch(run_id=run.pk)
     )
     assert sorted(results) == ["claimed elsewhere", "launched"] or sorted(results) == [
         "launched",
@@ -105,7 +105,7 @@ def test_racing_reports_store_the_first_and_refuse_the_second(
     kube: LocalKube, kube_ns: str, live_server
 ) -> None:  # type: ignore[no-untyped-def]
     run = make_run(make_case(), kube_cluster(kube, namespace=kube_ns))
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
     token = env_of(pod_of(kube, run))["KUBEPROBE_TOKEN"]
 
     def report(ok: bool) -> int:
@@ -125,7 +125,7 @@ def test_reaper_and_report_racing_finish_the_run_once(
 ) -> None:  # type: ignore[no-untyped-def]
     cluster = kube_cluster(kube, namespace=kube_ns)
     run = make_run(make_case(timeout=1), cluster)
-    services.run_dispatch(run_id=run.pk)
+    dispatch.run_dispatch(run_id=run.pk)
     token = env_of(pod_of(kube, run))["KUBEPROBE_TOKEN"]
     # Past its deadline but within the grace: a report is still taken, and a
     # reaper that thinks it is later closes the run as timed out.
@@ -135,8 +135,8 @@ def test_reaper_and_report_racing_finish_the_run_once(
     later = timezone.now() + timedelta(seconds=5)
     report, *reaped = race(
         lambda: post_report(live_server.url, run.pk, token, {"ok": True}),
-        lambda: services.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out,
-        lambda: services.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out,
+        lambda: reaping.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out,
+        lambda: reaping.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out,
     )
     finished = ProbeRun.objects.get(pk=run.pk)
     if report == 200:

@@ -9,7 +9,7 @@ import pytest
 import time_machine
 
 from apps.clusters.models import Executor
-from apps.runs import services
+from apps.runs import reaping
 from apps.runs.models import ProbeRun
 from apps.scheduling.models import Binding
 from apps.scheduling.services import binding_fire_now, binding_fire_schedule
@@ -31,7 +31,7 @@ def scheduled(name: str, **schedule: Any) -> Binding:
 
 def claimed_at(clock: time_machine.Traveller, when: datetime) -> list[int]:
     clock.move_to(when)
-    return services.runs_claim_stuck_pending()
+    return reaping.runs_claim_stuck_pending()
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_never_while_its_own_retry_waits_in_the_queue() -> None:
         run = make_run(make_case(), ClusterFactory())  # 15 s window
         # A dispatch attempt failed at T0 + 5 s and queued its retry for 60 s later.
         clock.move_to(T0 + timedelta(seconds=5))
-        services.run_requeued(run_id=run.pk, due=T0 + timedelta(seconds=65))
+        reaping.run_requeued(run_id=run.pk, due=T0 + timedelta(seconds=65))
         assert claimed_at(clock, T0 + timedelta(seconds=65)) == []  # still waiting
         assert claimed_at(clock, T0 + timedelta(seconds=80)) == []  # delivered; its window
         assert claimed_at(clock, T0 + timedelta(seconds=80) + EPSILON) == [run.pk]
@@ -101,4 +101,4 @@ def test_one_query_claims_many_runs_of_many_bindings(
         clock.move_to(T0 + timedelta(minutes=3))
         # SAVEPOINT, SELECT … FOR UPDATE SKIP LOCKED, UPDATE, RELEASE: no query per run.
         with django_assert_max_num_queries(4):
-            assert services.runs_claim_stuck_pending() == sorted(ids)
+            assert reaping.runs_claim_stuck_pending() == sorted(ids)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.services import hash_token
+from apps.runs.tokens import hash_token
 from tests.factories import ClusterFactory
 from tests.runs.helpers import make_case, make_run
 

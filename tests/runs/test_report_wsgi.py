@@ -13,10 +13,10 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import override_settings
 from django.utils import timezone
 
-from apps.runs import services
+from apps.runs import finishing
 from apps.runs.api.endpoint import ReportEndpoint
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.services import hash_token
+from apps.runs.tokens import hash_token
 from kubeprobe_site import wsgi
 from tests.factories import ClusterFactory
 from tests.runs.helpers import make_case, make_run
@@ -254,7 +254,7 @@ def test_an_unexpected_error_is_the_same_logged_500(
     def broken(**kwargs: Any) -> str:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(services, "run_report", broken)
+    monkeypatch.setattr(finishing, "run_report", broken)
     path = f"/api/v1/runs/{run}/report"
     with caplog.at_level("ERROR", logger="django.request"):
         answer = same_answer(lambda app: call(app, "POST", path, GOOD))

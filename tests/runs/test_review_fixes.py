@@ -9,12 +9,12 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.runs import ingest, services
+from apps.runs import cleanup, dispatch, finishing, ingest, reaping
 from apps.runs.executors import TransientExecutorError
 from apps.runs.executors.kubernetes import KubernetesExecutor
 from apps.runs.models import ProbeRun, RunState
 from apps.runs.reports import Report
-from apps.runs.services import hash_token, run_token
+from apps.runs.tokens import hash_token, run_token
 from tests.factories import ClusterFactory, make_kubeconfig
 from tests.kube import LocalKube
 from tests.kubeproxy import FaultProxy
@@ -154,10 +154,10 @@ def test_a_retry_after_a_lost_answer_adopts_the_pod_with_a_valid_token(
     # The API server creates the pod; its answer is lost on the way back.
     fault_proxy.lose_next_answer("POST", "/pods", 504)
     with pytest.raises(TransientExecutorError, match="HTTP 504"):
-        services.run_dispatch(run_id=run.pk)
+        dispatch.run_dispatch(run_id=run.pk)
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.PENDING
     assert len(pod_names(kube, kube_ns)) == 1  # it is there all the same
-    assert services.run_dispatch(run_id=run.pk) == "launched"  # 409: the pod is adopted
+    assert dispatch.run_dispatch(run_id=run.pk) == "launched"  # 409: the pod is adopted
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.RUNNING
     assert [(m, status) for m, _, status in fault_proxy.requests if m == "POST"] == [
         ("POST", 504),
@@ -180,18 +180,18 @@ def test_a_retry_after_a_lost_answer_adopts_the_pod_with_a_valid_token(
 def test_lost_dispatches_are_claimed_once_per_window() -> None:
     run = make_run(make_case(), ClusterFactory())  # no binding: the 15 s floor
     now = timezone.now() + timedelta(minutes=2)
-    assert services.runs_claim_stuck_pending(now=now) == [run.pk]
-    assert services.runs_claim_stuck_pending(now=now + timedelta(seconds=10)) == []
-    assert services.runs_claim_stuck_pending(now=now + timedelta(seconds=16)) == [run.pk]
+    assert reaping.runs_claim_stuck_pending(now=now) == [run.pk]
+    assert reaping.runs_claim_stuck_pending(now=now + timedelta(seconds=10)) == []
+    assert reaping.runs_claim_stuck_pending(now=now + timedelta(seconds=16)) == [run.pk]
 
 
 @pytest.mark.django_db
 def test_giving_up_leaves_a_run_another_worker_launched() -> None:
     [run] = running()
-    services.run_give_up(run_id=run.pk, reason="gave up")
+    dispatch.run_give_up(run_id=run.pk, reason="gave up")
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.RUNNING
     pending = make_run(make_case(), ClusterFactory())
-    services.run_give_up(run_id=pending.pk, reason="gave up")
+    dispatch.run_give_up(run_id=pending.pk, reason="gave up")
     assert ProbeRun.objects.get(pk=pending.pk).state == RunState.ERROR
 
 
@@ -205,7 +205,7 @@ def test_overdue_runs_close_even_when_polling_breaks(monkeypatch, settings) -> N
 
     monkeypatch.setattr(KubernetesExecutor, "poll", broken_poll)
     later = timezone.now() + timedelta(minutes=10)
-    assert services.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out == 1
+    assert reaping.runs_reap_cluster(cluster_id=cluster.pk, now=later).timed_out == 1
     closed = ProbeRun.objects.get(pk=run.pk)
     assert closed.state == RunState.TIMED_OUT and "proxy answered" in closed.reason
 
@@ -220,14 +220,12 @@ def test_a_run_still_being_launched_is_not_called_gone(kube: LocalKube, kube_ns:
         deadline=timezone.now() + timedelta(minutes=5),
         token_hash="h",
     )
-    result = services.runs_reap_cluster(
-        cluster_id=cluster.pk
-    )  # no pod yet: its create is in flight
+    result = reaping.runs_reap_cluster(cluster_id=cluster.pk)  # no pod yet: its create is in flight
     assert (result.failed_early, result.timed_out) == (0, 0)
     assert ProbeRun.objects.get(pk=run.pk).state == RunState.DISPATCHED
     # Once launched (the create answered), a pod that is gone does end the run.
     ProbeRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING)
-    assert services.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
+    assert reaping.runs_reap_cluster(cluster_id=cluster.pk).failed_early == 1
     closed = ProbeRun.objects.get(pk=run.pk)
     assert closed.state == RunState.ERROR and closed.reason == "the pod is gone"
 
@@ -238,18 +236,20 @@ def test_kept_failures_make_way_for_newer_ones(kube: LocalKube, kube_ns: str, se
     cluster = kube_cluster(kube, namespace=kube_ns)
     case = make_case()
     first = make_run(case, cluster, key="keep-1")
-    services.run_dispatch(run_id=first.pk)
-    services.run_finish(run=ProbeRun.objects.get(pk=first.pk), state=RunState.FAILED, errors=["x"])
-    assert services.runs_cleanup() == 0  # the newest failure is kept
+    dispatch.run_dispatch(run_id=first.pk)
+    finishing.run_finish(run=ProbeRun.objects.get(pk=first.pk), state=RunState.FAILED, errors=["x"])
+    assert cleanup.runs_cleanup() == 0  # the newest failure is kept
     second = make_run(case, cluster, key="keep-2")
-    services.run_dispatch(run_id=second.pk)
-    services.run_finish(run=ProbeRun.objects.get(pk=second.pk), state=RunState.FAILED, errors=["y"])
-    recheck = timezone.now() + services.KEEP_RECHECK + timedelta(seconds=1)
-    assert services.runs_cleanup(now=recheck) == 1  # the older one goes at its recheck
+    dispatch.run_dispatch(run_id=second.pk)
+    finishing.run_finish(
+        run=ProbeRun.objects.get(pk=second.pk), state=RunState.FAILED, errors=["y"]
+    )
+    recheck = timezone.now() + cleanup.KEEP_RECHECK + timedelta(seconds=1)
+    assert cleanup.runs_cleanup(now=recheck) == 1  # the older one goes at its recheck
     newest = ProbeRun.objects.get(pk=second.pk).pod_name
     wait_for(lambda: pod_names(kube, kube_ns) == {newest}, timeout=30, what="the older pod to go")
     # The orphan sweep leaves the kept one alone.
-    assert services.cluster_sweep_orphans(cluster=cluster) == 0
+    assert cleanup.cluster_sweep_orphans(cluster=cluster) == 0
     assert pod_names(kube, kube_ns) == {newest}
 
 
@@ -262,7 +262,7 @@ def test_failed_cleanups_are_retried_later_not_at_the_head_of_the_queue() -> Non
     ProbeRun.objects.filter(pk=run.pk).update(
         state=RunState.SUCCEEDED, finished_at=timezone.now(), pod_name="kp-x-1"
     )
-    assert services.runs_cleanup() == 0
+    assert cleanup.runs_cleanup() == 0
     failed = ProbeRun.objects.get(pk=run.pk)
     assert failed.keep_until > timezone.now() + timedelta(minutes=4)
     assert (

@@ -35,7 +35,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.log import log_response
 
-from apps.runs import ingest, services
+from apps.runs import finishing, ingest
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def _read_body(meta: Mapping[str, Any], read: Read) -> bytes:
     limit = settings.KUBEPROBE_MAX_REPORT_BYTES
     declared = meta.get("CONTENT_LENGTH") or "0"
     if declared.isdigit() and int(declared) > limit:
-        raise services.ReportRejected(413, {"detail": "report body is over 256 KiB"})
+        raise finishing.ReportRejected(413, {"detail": "report body is over 256 KiB"})
     return read(limit + 1)
 
 
@@ -104,8 +104,10 @@ def run_report_answer(run_id: int, meta: Mapping[str, Any], read: Read) -> Answe
     if scheme.lower() != "bearer":
         token = ""
     try:
-        state = services.run_report(run_id=run_id, token=token.strip(), body=_read_body(meta, read))
-    except services.ReportRejected as exc:
+        state = finishing.run_report(
+            run_id=run_id, token=token.strip(), body=_read_body(meta, read)
+        )
+    except finishing.ReportRejected as exc:
         return Answer.json(exc.status, exc.detail)
     return Answer.json(200, {"id": run_id, "state": state})
 
@@ -115,10 +117,10 @@ def kuberhealthy_answer(meta: Mapping[str, Any], read: Read) -> Answer:
     if not meta.get("CONTENT_TYPE", "").startswith("application/json"):
         return Answer(415, TEXT, b"")
     try:
-        services.run_report_kuberhealthy(
+        finishing.run_report_kuberhealthy(
             run_uuid=meta.get("HTTP_KH_RUN_UUID", ""), body=_read_body(meta, read)
         )
-    except services.ReportRejected as exc:
+    except finishing.ReportRejected as exc:
         return Answer(exc.status, TEXT, str(exc.detail).encode())
     return Answer(200, TEXT, b"")
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
-from apps.runs import services
+from apps.runs import dispatch, reaping, services
 from apps.runs.models import FINISHED_STATES, ProbeRun, RunState
 
 POLL_SECONDS = 0.5
@@ -49,7 +49,7 @@ class Command(BaseCommand):
         [run_id] = result.created
         self.stdout.write(f"Run {run_id}: {case.name} on {cluster.name}")
         if options["dispatch_here"]:
-            services.run_dispatch(run_id=run_id)
+            dispatch.run_dispatch(run_id=run_id)
         if not options["wait"]:
             return
         run = self._wait(run_id, case.effective_timeout)
@@ -71,7 +71,7 @@ class Command(BaseCommand):
             if run.state in FINISHED_STATES:
                 return run
             if run.deadline and timezone.now() > run.deadline + timedelta(seconds=grace):
-                services.runs_reap_cluster(cluster_id=run.cluster_id)
+                reaping.runs_reap_cluster(cluster_id=run.cluster_id)
             elif timezone.now() > give_up:
                 raise CommandError(
                     f"Run {run_id} was never dispatched: is a Celery worker running?"
