@@ -78,7 +78,7 @@ class Receiver:
 def prepare(env: dict[str, str], alerts: int, hook: str, out: Path) -> None:
     fresh_database(env, DB)
     channel = (
-        "from apps.alerts.services import channel_save\n"
+        "from apps.alerts.channels import channel_save\n"
         f'channel_save(name="bench-hook", kind="webhook", config={{"url": {hook!r}}})\n'
     )
     django_shell(env, failing_runs_code(alerts, out) + channel)

@@ -9,7 +9,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from apps.alerts import services
+from apps.alerts import silences
 from apps.alerts.handoff import hand_off
 from apps.runs.signals import run_finished
 from apps.scheduling.models import Binding, Event
@@ -33,7 +33,7 @@ def silence_upgrades(sender: Any, event: Event, bindings: list[Binding], **kwarg
     if not asked:
         return
     minutes = upgrade_minutes(event.detail, default=max(asked))
-    services.silence_create(
+    silences.silence_create(
         matchers=[{"name": "cluster", "value": event.cluster.name}],
         starts_at=event.created_at,
         ends_at=event.created_at + timedelta(minutes=minutes),

@@ -9,7 +9,7 @@ from typing import Any
 
 from celery import shared_task
 
-from apps.alerts import delivery, judging, services
+from apps.alerts import delivery, judging, sending, services, silences, sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +57,14 @@ def alerts_housekeeping() -> None:
     dependencies that recovered, flapping that calmed down, probes gone stale, retries,
     and re-sends to receivers that forget alerts they stop hearing about."""
     steps: list[tuple[str, Callable[[], Any]]] = [
-        ("acknowledgement expiry", services.alerts_expire_acknowledgements),
-        ("escalation", services.alerts_escalate),
-        ("silences", services.alerts_apply_silences),
-        ("quiet alerts", services.alerts_release_quiet),
-        ("stale probes", services.alerts_check_stale),
+        ("acknowledgement expiry", sweeps.alerts_expire_acknowledgements),
+        ("escalation", sweeps.alerts_escalate),
+        ("silences", silences.alerts_apply_silences),
+        ("quiet alerts", sweeps.alerts_release_quiet),
+        ("stale probes", sweeps.alerts_check_stale),
         ("delivery", delivery.flips_deliver),
-        ("retries", delivery.notifications_retry_due),
-        ("re-sends", delivery.notifications_resend),
+        ("retries", sending.notifications_retry_due),
+        ("re-sends", sending.notifications_resend),
     ]
     for what, step in steps:
         _guarded(what, step)

@@ -21,6 +21,7 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.alerts import services as alert_services
+from apps.alerts import silences as alert_silences
 from apps.catalog.models import Case
 from apps.dashboard.forms import AcknowledgeForm, FilterForm, SilenceForm
 from apps.dashboard.selectors import cluster_case, matrix, run_alerts, stats, visibility
@@ -222,7 +223,7 @@ def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
         return _back(request)
     ends_at = timezone.now() + timedelta(hours=form.cleaned_data["hours"])
     try:
-        alert_services.silence_create(
+        alert_silences.silence_create(
             matchers=[
                 {"name": "cluster", "value": alert.cluster.name},
                 {"name": "case", "value": alert.case.name},

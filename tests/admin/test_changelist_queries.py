@@ -235,8 +235,8 @@ def test_binding_changelist(admin_client_: Client) -> None:
 
 
 def test_alert_changelists_constant(admin_client_: Client) -> None:
+    from apps.alerts.channels import channel_save
     from apps.alerts.models import Alert, AlertFlip, Notification
-    from apps.alerts.services import channel_save
 
     template = CaseTemplate.objects.create(name="tpl", image="probe:1")
     cases = Case.objects.bulk_create(

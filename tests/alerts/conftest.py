@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from apps.alerts import services
+from apps.alerts import channels, services
 from apps.alerts.models import Alert, AlertRule, Channel
 from apps.runs.models import ProbeRun
 from tests.alerts.transports.helpers import Receiver
@@ -70,4 +70,4 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def webhook(db: None, receiver: Receiver) -> Channel:
-    return services.channel_save(name="ops-hook", kind="webhook", config={"url": receiver.url()})
+    return channels.channel_save(name="ops-hook", kind="webhook", config={"url": receiver.url()})

@@ -12,7 +12,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from apps.alerts import delivery, services
+from apps.alerts import channels, delivery, sending, services, silences
 from apps.alerts.models import (
     Alert,
     AlertFlip,
@@ -45,7 +45,7 @@ def deliver(seconds_later: float = 5) -> list[int]:
 
 
 def send_all(ids: list[int]) -> list[str | None]:
-    return [delivery.notification_send(i) for i in ids]
+    return [sending.notification_send(i) for i in ids]
 
 
 @pytest.fixture
@@ -107,16 +107,16 @@ def test_many_clusters_failing_one_case_become_one_message(
 def test_channels_route_by_severity_matchers_and_resolved(
     rule: AlertRule, receiver: Receiver
 ) -> None:
-    everything = services.channel_save(
+    everything = channels.channel_save(
         name="all", kind="webhook", config={"url": receiver.url("/all")}
     )
-    critical = services.channel_save(
+    critical = channels.channel_save(
         name="pager",
         kind="webhook",
         config={"url": receiver.url("/pager")},
         severities=["critical"],
     )
-    prod2 = services.channel_save(
+    prod2 = channels.channel_save(
         name="prod-2-team",
         kind="webhook",
         config={"url": receiver.url("/prod-2")},
@@ -147,7 +147,7 @@ def test_quiet_flips_are_recorded_not_sent(
     rule: AlertRule, webhook: Channel, receiver: Receiver
 ) -> None:
     case, cluster = CaseFactory(), ClusterFactory(name="prod-1")
-    services.silence_create(
+    silences.silence_create(
         matchers=[{"name": "cluster", "value": "prod-1"}],
         ends_at=timezone.now() + timedelta(hours=1),
     )
@@ -161,7 +161,7 @@ def test_silence_created_after_the_flip_still_stops_the_message(
     rule: AlertRule, webhook: Channel, receiver: Receiver
 ) -> None:
     alert = fail(CaseFactory(), ClusterFactory(name="prod-1"))
-    services.silence_create(
+    silences.silence_create(
         matchers=[{"name": "cluster", "value": "prod-1"}],
         ends_at=timezone.now() + timedelta(hours=1),
     )
@@ -199,9 +199,9 @@ def test_transient_errors_retry_with_backoff_until_sent(
     assert notification.attempts == 1 and "503" in notification.error
     assert notification.next_attempt_at is not None
     receiver.respond(200)
-    assert delivery.notifications_retry_due() == 0  # not due yet
+    assert sending.notifications_retry_due() == 0  # not due yet
     with time_machine.travel(notification.next_attempt_at, tick=False):
-        assert delivery.notifications_retry_due() == 1
+        assert sending.notifications_retry_due() == 1
     notification.refresh_from_db()
     assert (notification.status, notification.attempts) == ("sent", 2)
     assert len(receiver.requests) == 2
@@ -217,7 +217,7 @@ def test_gives_up_after_the_last_attempt(
     assert send_all([notification_id]) == ["retrying"]
     notification = Notification.objects.get(pk=notification_id)
     with time_machine.travel(notification.next_attempt_at, tick=False):
-        delivery.notifications_retry_due()
+        sending.notifications_retry_due()
     notification.refresh_from_db()
     assert notification.status == "failed" and notification.attempts == 2
     webhook.refresh_from_db()
@@ -239,11 +239,11 @@ def test_a_permanent_refusal_disables_the_channel_with_the_reason(
 
 
 def test_send_test_uses_the_real_path(webhook: Channel, receiver: Receiver) -> None:
-    notification = delivery.channel_send_test(channel_id=webhook.pk)
+    notification = sending.channel_send_test(channel_id=webhook.pk)
     assert notification.status == "sent"
     assert receiver.last.json()["event"] == "test"
     receiver.respond(401, "bad token")
-    notification = delivery.channel_send_test(channel_id=webhook.pk)
+    notification = sending.channel_send_test(channel_id=webhook.pk)
     assert notification.status == "failed" and "401" in notification.error
     webhook.refresh_from_db()
     assert not webhook.enabled and "401" in webhook.disabled_reason
@@ -253,17 +253,17 @@ def test_channel_config_is_validated_encrypted_and_secrets_kept(receiver: Receiv
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match="url"):
-        services.channel_save(name="bad", kind="webhook", config={"url": "ftp://x"})
+        channels.channel_save(name="bad", kind="webhook", config={"url": "ftp://x"})
     with pytest.raises(ValidationError, match="Unknown channel kind 'pigeon'"):
-        services.channel_save(name="bad", kind="pigeon", config={})
-    channel = services.channel_save(
+        channels.channel_save(name="bad", kind="pigeon", config={})
+    channel = channels.channel_save(
         name="signed", kind="webhook", config={"url": receiver.url(), "secret": "s3cret"}
     )
     with connection.cursor() as cursor:
         cursor.execute("SELECT config_json FROM alerts_channel WHERE id = %s", [channel.pk])
         stored = cursor.fetchone()[0]
     assert "s3cret" not in stored and receiver.url() not in stored
-    channel = services.channel_save(
+    channel = channels.channel_save(
         name="signed",
         kind="webhook",
         config={"url": receiver.url("/new"), "secret": "••••"},
@@ -282,7 +282,7 @@ def test_racing_workers_deliver_every_notification_exactly_once(receiver: Receiv
     rule = AlertRule.objects.get(name="default")
     rule.consecutive_failures = 1
     rule.save()
-    services.channel_save(name="hook", kind="webhook", config={"url": receiver.url()})
+    channels.channel_save(name="hook", kind="webhook", config={"url": receiver.url()})
     clusters = [ClusterFactory(name=f"c-{i:02d}") for i in range(12)]
     cases = [CaseFactory(name=f"case-{i}") for i in range(5)]
     for case in cases:
@@ -300,7 +300,7 @@ def test_racing_workers_deliver_every_notification_exactly_once(receiver: Receiv
             created.extend(ids)
             barrier.wait(5)
             for notification_id in sorted(set(created)):  # every worker tries every one
-                delivery.notification_send(notification_id)
+                sending.notification_send(notification_id)
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:
@@ -324,7 +324,7 @@ def test_racing_workers_deliver_every_notification_exactly_once(receiver: Receiv
 def test_still_firing_alerts_are_sent_again_to_alertmanager(
     rule: AlertRule, receiver: Receiver
 ) -> None:
-    services.channel_save(
+    channels.channel_save(
         name="am",
         kind="alertmanager",
         config={"url": receiver.url(""), "resend_interval_seconds": 60},
@@ -341,10 +341,10 @@ def test_still_firing_alerts_are_sent_again_to_alertmanager(
     send_all(deliver())  # the resolve
     sent = len(receiver.requests)
     with time_machine.travel(start + timedelta(seconds=59), tick=False):
-        assert delivery.notifications_resend() == []
+        assert sending.notifications_resend() == []
     with time_machine.travel(start + timedelta(seconds=61), tick=False):
-        assert len(delivery.notifications_resend()) == 1
-        assert delivery.notifications_resend() == []  # just sent
+        assert len(sending.notifications_resend()) == 1
+        assert sending.notifications_resend() == []  # just sent
     again = receiver.requests[sent:]
     assert len(again) == 1
     clusters = {a["labels"]["cluster"] for a in again[0].json()}
@@ -371,7 +371,7 @@ def test_a_channel_down_for_the_whole_incident_hears_the_failure_before_the_reco
     receiver.respond(200)  # the channel comes back
     later = Notification.objects.get(pk=resolved).next_attempt_at
     with time_machine.travel(later, tick=False):
-        delivery.notifications_retry_due()
+        sending.notifications_retry_due()
     assert [r.json()["event"] for r in receiver.requests[1:]] == ["firing", "resolved"]
     assert Notification.objects.get(pk=resolved).attempts == 1  # waiting cost no attempt
 

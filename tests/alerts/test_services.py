@@ -13,7 +13,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from apps.alerts import services
+from apps.alerts import selectors, services, silences, sweeps
 from apps.alerts.models import Alert, AlertFlip, AlertRule, AlertState, Silence
 from apps.scheduling.services import event_record
 from tests.alerts.conftest import add_run
@@ -65,18 +65,20 @@ def test_most_specific_rule_wins(pair: tuple[Any, Any]) -> None:
     group = cluster.explicit_groups.create(name="prod")
     binding = BindingFactory()
     AlertRule.objects.create(name="by-group", group=group, consecutive_failures=1, severity="info")
-    assert services.rule_for(case=case, cluster=cluster, binding_id=None).name == "by-group"
+    assert selectors.rule_for(case=case, cluster=cluster, binding_id=None).name == "by-group"
     AlertRule.objects.create(name="by-cluster", cluster=cluster, consecutive_failures=1)
-    assert services.rule_for(case=case, cluster=cluster, binding_id=None).name == "by-cluster"
+    assert selectors.rule_for(case=case, cluster=cluster, binding_id=None).name == "by-cluster"
     AlertRule.objects.create(name="by-case", case=case, consecutive_failures=1)
-    assert services.rule_for(case=case, cluster=cluster, binding_id=None).name == "by-case"
+    assert selectors.rule_for(case=case, cluster=cluster, binding_id=None).name == "by-case"
     AlertRule.objects.create(name="by-binding", binding=binding, consecutive_failures=1)
-    assert services.rule_for(case=case, cluster=cluster, binding_id=binding.pk).name == "by-binding"
+    assert (
+        selectors.rule_for(case=case, cluster=cluster, binding_id=binding.pk).name == "by-binding"
+    )
     other = ClusterFactory(labels={"env": "prod"})
-    assert services.rule_for(case=CaseFactory(), cluster=other, binding_id=None).name == "default"
+    assert selectors.rule_for(case=CaseFactory(), cluster=other, binding_id=None).name == "default"
     group.selector = {"env": "prod"}
     group.save()
-    assert services.rule_for(case=CaseFactory(), cluster=other, binding_id=None).name == "by-group"
+    assert selectors.rule_for(case=CaseFactory(), cluster=other, binding_id=None).name == "by-group"
 
 
 def test_resolve_waits_for_r_successes(pair: tuple[Any, Any], report: Callable[..., Alert]) -> None:
@@ -118,9 +120,9 @@ def test_flapping_is_notified_once_then_quiet_until_stable(
     ]
     assert sum(1 for f in flips(alert) if f[0] == "flapping") == 1
     with time_machine.travel(start + timedelta(minutes=30), tick=False):
-        assert services.alerts_release_quiet() == 0  # still too many transitions this hour
+        assert sweeps.alerts_release_quiet() == 0  # still too many transitions this hour
     with time_machine.travel(start + timedelta(minutes=61), tick=False):
-        assert services.alerts_release_quiet() == 1
+        assert sweeps.alerts_release_quiet() == 1
     alert.refresh_from_db()
     assert alert.flapping_since is None
     # firing but its last firing flip was not notified: say so now
@@ -140,9 +142,9 @@ def test_acknowledge_quiets_until_it_expires(
     assert alert.state == AlertState.ACKNOWLEDGED and alert.ack_by == user
     assert report(False).state == AlertState.ACKNOWLEDGED  # still failing, still quiet
     with time_machine.travel(until - timedelta(seconds=1), tick=False):
-        assert services.alerts_expire_acknowledgements() == 0
+        assert sweeps.alerts_expire_acknowledgements() == 0
     with time_machine.travel(until, tick=False):
-        assert services.alerts_expire_acknowledgements() == 1
+        assert sweeps.alerts_expire_acknowledgements() == 1
     alert.refresh_from_db()
     assert alert.state == AlertState.FIRING
     assert flips(alert)[-2:] == [("acknowledged", "acknowledged", True), ("firing", "firing", True)]
@@ -216,7 +218,7 @@ def test_silences_match_by_every_matcher(
     cluster.save()
     cluster.explicit_groups.create(name="eu")
     CaseSetFactory(name="core").cases.add(case)
-    services.silence_create(matchers=matchers, ends_at=timezone.now() + timedelta(hours=1))
+    silences.silence_create(matchers=matchers, ends_at=timezone.now() + timedelta(hours=1))
     report(False)
     alert = report(False)
     expected = AlertState.SILENCED if silenced else AlertState.FIRING
@@ -226,7 +228,7 @@ def test_silences_match_by_every_matcher(
 
 def test_silence_ending_while_still_failing_notifies_then(report: Callable[..., Alert]) -> None:
     ends = timezone.now() + timedelta(minutes=10)
-    services.silence_create(
+    silences.silence_create(
         matchers=[{"name": "cluster", "value": "prod-1"}], ends_at=ends, comment="maintenance"
     )
     report(False)
@@ -234,9 +236,9 @@ def test_silence_ending_while_still_failing_notifies_then(report: Callable[..., 
     assert alert.state == AlertState.SILENCED
     assert "maintenance" in AlertFlip.objects.get(alert=alert).note
     with time_machine.travel(ends - timedelta(seconds=1), tick=False):
-        assert services.alerts_release_quiet() == 0
+        assert sweeps.alerts_release_quiet() == 0
     with time_machine.travel(ends, tick=False):
-        assert services.alerts_release_quiet() == 1
+        assert sweeps.alerts_release_quiet() == 1
     alert.refresh_from_db()
     assert alert.state == AlertState.FIRING
     assert flips(alert)[-1] == ("firing", "firing", True)
@@ -258,7 +260,7 @@ def test_bad_silences_are_refused_naming_the_problem(
     from django.core.exceptions import ValidationError
 
     with pytest.raises(ValidationError, match=message):
-        services.silence_create(
+        silences.silence_create(
             matchers=matchers, ends_at=timezone.now() + timedelta(seconds=ends_in)
         )
     assert not Silence.objects.exists()
@@ -288,7 +290,7 @@ def test_dependency_firing_on_the_same_cluster_keeps_the_dependent_quiet(
     # etcd recovers, pods still fail: now it is news
     add_run(etcd, cluster, True)
     services.alert_evaluate(case_id=etcd.pk, cluster_id=cluster.pk)
-    assert services.alerts_release_quiet() == 1
+    assert sweeps.alerts_release_quiet() == 1
     alert.refresh_from_db()
     assert alert.suppressed_by == ""
     last = last_flip(alert)
@@ -310,10 +312,10 @@ def test_escalation_after_its_delay(pair: tuple[Any, Any], report: Callable[...,
     with time_machine.travel(start, tick=False):
         alert = report(False)
     with time_machine.travel(start + timedelta(minutes=9, seconds=59), tick=False):
-        assert services.alerts_escalate() == 0
+        assert sweeps.alerts_escalate() == 0
     with time_machine.travel(start + timedelta(minutes=10), tick=False):
-        assert services.alerts_escalate() == 1
-        assert services.alerts_escalate() == 0  # once
+        assert sweeps.alerts_escalate() == 1
+        assert sweeps.alerts_escalate() == 0  # once
     alert.refresh_from_db()
     assert alert.severity == "critical" and alert.escalated
     flip = last_flip(alert)
@@ -357,10 +359,10 @@ def test_a_probe_that_stops_running_is_an_alert(pair: tuple[Any, Any]) -> None:
         add_run(case, cluster, True)
         services.alert_evaluate(case_id=case.pk, cluster_id=cluster.pk)
     with time_machine.travel(start + timedelta(minutes=3), tick=False):
-        assert services.alerts_check_stale() == 0  # exactly 3 × 60 s: not over
+        assert sweeps.alerts_check_stale() == 0  # exactly 3 × 60 s: not over
     with time_machine.travel(start + timedelta(minutes=3, seconds=1), tick=False):
-        assert services.alerts_check_stale() == 1
-        assert services.alerts_check_stale() == 0  # already firing
+        assert sweeps.alerts_check_stale() == 1
+        assert sweeps.alerts_check_stale() == 0  # already firing
     alert = Alert.objects.get(case=case, cluster=cluster)
     assert alert.state == AlertState.FIRING
     assert alert.reason == "no run finished for 3 min"
@@ -379,9 +381,9 @@ def test_a_pair_that_never_ran_is_measured_from_its_binding(pair: tuple[Any, Any
         binding.cases.add(case)
         binding.clusters.add(cluster)
     with time_machine.travel(start + timedelta(minutes=14), tick=False):
-        assert services.alerts_check_stale() == 0
+        assert sweeps.alerts_check_stale() == 0
     with time_machine.travel(start + timedelta(minutes=16), tick=False):
-        assert services.alerts_check_stale() == 1
+        assert sweeps.alerts_check_stale() == 1
 
 
 # ------------------------------------------------------------------ upgrade silences
@@ -482,12 +484,12 @@ def test_a_silence_made_while_an_alert_fires_quiets_it_until_it_ends(
     assert alert.state == AlertState.FIRING
     ends = timezone.now() + timedelta(minutes=20)
     with django_capture_on_commit_callbacks(execute=True):
-        services.silence_create(matchers=[{"name": "cluster", "value": "prod-1"}], ends_at=ends)
+        silences.silence_create(matchers=[{"name": "cluster", "value": "prod-1"}], ends_at=ends)
     alert.refresh_from_db()
     assert alert.state == AlertState.SILENCED
     assert flips(alert)[-1] == ("silenced", "silenced", False)
     with time_machine.travel(ends, tick=False):
-        assert services.alerts_release_quiet() == 1
+        assert sweeps.alerts_release_quiet() == 1
     alert.refresh_from_db()
     assert alert.state == AlertState.FIRING and flips(alert)[-1] == ("firing", "firing", True)
 
@@ -503,7 +505,7 @@ def test_flapping_that_settles_healthy_says_resolved(
             alert = report(ok)
     assert alert.state == AlertState.OK and alert.flapping_since is not None
     with time_machine.travel(start + timedelta(minutes=61), tick=False):
-        assert services.alerts_release_quiet() == 1
+        assert sweeps.alerts_release_quiet() == 1
     assert flips(alert)[-1] == ("resolved", "ok", True)
     assert last_flip(alert).note == "stable again, healthy"
 

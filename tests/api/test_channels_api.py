@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from apps.alerts import services
+from apps.alerts import channels
 from apps.alerts.models import Channel, Notification
 from tests.alerts.transports.helpers import Receiver
 from tests.api.test_validation import error_at
@@ -269,7 +269,7 @@ def test_delete_a_channel(api: APIClient, hook: dict[str, Any]) -> None:
 def test_only_admins_manage_channels(
     client_for: Callable[[str], APIClient], receiver: Receiver, role: str
 ) -> None:
-    services.channel_save(name="ops-hook", kind="webhook", config={"url": receiver.url()})
+    channels.channel_save(name="ops-hook", kind="webhook", config={"url": receiver.url()})
     client = client_for(role)
     assert client.get("/api/v1/channels/").json()["count"] == 1
     assert client.get("/api/v1/channels/kinds/").status_code == 200
@@ -288,7 +288,7 @@ def test_only_admins_manage_channels(
 
 
 def test_anonymous_is_refused_channels(receiver: Receiver) -> None:
-    services.channel_save(name="ops-hook", kind="webhook", config={"url": receiver.url()})
+    channels.channel_save(name="ops-hook", kind="webhook", config={"url": receiver.url()})
     client = APIClient()
     for response in (
         client.get("/api/v1/channels/"),

@@ -9,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.alerts import delivery, services
+from apps.alerts import channels, sending, services, silences
 from apps.alerts.api.serializers import (
     AcknowledgeSerializer,
     AlertRuleSerializer,
@@ -138,7 +138,7 @@ class SilenceViewSet(viewsets.ModelViewSet):
 
     def perform_create(self, serializer: SilenceSerializer) -> None:  # type: ignore[override]
         data = serializer.validated_data
-        serializer.instance = services.silence_create(
+        serializer.instance = silences.silence_create(
             matchers=data["matchers"],
             starts_at=data.get("starts_at"),
             ends_at=data["ends_at"],
@@ -148,7 +148,7 @@ class SilenceViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer: SilenceSerializer) -> None:  # type: ignore[override]
         assert serializer.instance is not None
-        serializer.instance = services.silence_update(
+        serializer.instance = silences.silence_update(
             silence=serializer.instance, **serializer.validated_data
         )
 
@@ -158,7 +158,7 @@ class SilenceViewSet(viewsets.ModelViewSet):
         """End the silence now (one not started yet never starts)."""
         silence = self.get_object()
         try:
-            silence = services.silence_expire(silence_id=silence.pk)
+            silence = silences.silence_expire(silence_id=silence.pk)
         except ValueError as exc:
             raise Conflict(str(exc)) from None
         return Response(self.get_serializer(silence).data)
@@ -211,10 +211,10 @@ class ChannelViewSet(
         kind = data.pop("kind", channel.kind if channel else "")
         config = data.pop("config", {})
         try:
-            serializer.instance = services.channel_save(
+            serializer.instance = channels.channel_save(
                 name=name, kind=kind, config=config, channel=channel, **data
             )
-        except services.ChannelConfigError as exc:
+        except channels.ChannelConfigError as exc:
             raise serializers.ValidationError(exc.detail) from None
 
     def perform_create(self, serializer: ChannelSerializer) -> None:  # type: ignore[override]
@@ -227,7 +227,7 @@ class ChannelViewSet(
     @action(detail=False, methods=["get"], pagination_class=None, filter_backends=[])
     def kinds(self, request: Request) -> Response:
         """Each channel kind and its config fields (required, secret), to render forms."""
-        return Response(services.channel_kinds())
+        return Response(channels.channel_kinds())
 
     @extend_schema(request=None, responses=ChannelTestResultSerializer)
     @action(detail=True, methods=["post"], permission_classes=[ChangePermissions])
@@ -235,7 +235,7 @@ class ChannelViewSet(
         """Send a test notification now through the real transport, without retries; a
         permanent refusal disables the channel, as a real notification would."""
         channel = self.get_object()
-        notification = delivery.channel_send_test(channel_id=channel.pk)
+        notification = sending.channel_send_test(channel_id=channel.pk)
         enabled = Channel.objects.filter(pk=channel.pk).values_list("enabled", flat=True).get()
         return Response(
             {

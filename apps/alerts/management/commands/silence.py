@@ -17,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from apps.alerts import services
 from apps.alerts.models import Silence
+from apps.alerts.silences import silence_create, silence_expire
 from apps.catalog.models import Case, CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
 
@@ -119,7 +119,7 @@ class Command(BaseCommand):
                 f"{which}: the silence would end in the past ({ends:%Y-%m-%d %H:%M %Z})."
             )
         try:
-            silence = services.silence_create(
+            silence = silence_create(
                 matchers=matchers, ends_at=ends, starts_at=starts, comment=options["comment"]
             )
         except ValidationError as exc:
@@ -141,7 +141,7 @@ class Command(BaseCommand):
 
     def _expire(self, options: dict[str, Any]) -> None:
         try:
-            silence = services.silence_expire(silence_id=options["id"])
+            silence = silence_expire(silence_id=options["id"])
         except Silence.DoesNotExist:
             raise CommandError(f"No silence with id {options['id']}.") from None
         except ValueError as exc:

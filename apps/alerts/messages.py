@@ -1,0 +1,162 @@
+"""Notification texts: titles, message bodies, run links and alert fingerprints."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from django.conf import settings
+from django.urls import reverse
+
+from apps.alerts.models import Alert, AlertFlip, FlipEvent, Notification, NotificationStatus
+from apps.alerts.transports import base as transports
+
+VERBS = {
+    FlipEvent.FIRING: "failing",
+    FlipEvent.RESOLVED: "recovered",
+    FlipEvent.FLAPPING: "flapping",
+    FlipEvent.ACKNOWLEDGED: "acknowledged",
+    FlipEvent.ESCALATED: "escalated",
+    FlipEvent.SILENCED: "silenced",
+    FlipEvent.TEST: "test",
+}
+
+
+def run_url(run_id: int | None) -> str:
+    if run_id is None:
+        return ""
+    return settings.KUBEPROBE_PUBLIC_URL + reverse("admin:runs_proberun_change", args=[run_id])
+
+
+def fingerprint(case_id: int, cluster_id: int) -> str:
+    """Stable id of one (case, cluster) alert for receivers that deduplicate."""
+    raw = f"{settings.KUBEPROBE_INSTALLATION}:{case_id}:{cluster_id}"
+    return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
+
+
+def title_of(flips: list[AlertFlip]) -> str:
+    first = flips[0]
+    case = first.alert.case.name
+    verb = VERBS.get(FlipEvent(first.event), first.event)
+    clusters = sorted(f.alert.cluster.name for f in flips)
+    where = (
+        clusters[0]
+        if len(clusters) == 1
+        else f"{len(clusters)} clusters ({', '.join(clusters[:5])}{'…' if len(clusters) > 5 else ''})"
+    )
+    title = f"[{first.severity}] {case} {verb} on {where}"
+    if first.event == FlipEvent.FIRING and len(flips) == 1:
+        detail = ": ".join(
+            p
+            for p in (
+                first.alert.step,
+                first.alert.error.splitlines()[0] if first.alert.error else "",
+            )
+            if p
+        )
+        if detail:
+            title += f": {detail}"
+    return title
+
+
+def _dependents_note(flips: list[AlertFlip]) -> str:
+    """Alerts kept quiet because one of these cases fires on the same cluster."""
+    pairs = {(f.alert.case.name, f.alert.cluster_id) for f in flips}
+    quiet = Alert.objects.filter(
+        suppressed_by__in={name for name, _ in pairs},
+        cluster_id__in={cluster for _, cluster in pairs},
+    ).select_related("case", "cluster")
+    lines = [
+        f"{a.case.name} on {a.cluster.name}"
+        for a in quiet
+        if (a.suppressed_by, a.cluster_id) in pairs
+    ]
+    return (
+        ("also failing, not notified because they depend on this: " + ", ".join(lines))
+        if lines
+        else ""
+    )
+
+
+def message_of(notification: Notification) -> transports.Message:
+    flips = list(
+        notification.flips.select_related("alert__case", "alert__cluster").order_by(
+            "alert__cluster__name"
+        )
+    )
+    if not flips:
+        raise ValueError("a notification without flips")
+    first = flips[0]
+    items = tuple(
+        transports.AlertItem(
+            cluster=f.alert.cluster.name,
+            fingerprint=fingerprint(f.alert.case_id, f.alert.cluster_id),
+            step=f.alert.step,
+            error=f.alert.error,
+            run_url=run_url(f.alert.last_run_id),
+            log_url=run_url(f.alert.last_run_id) + "#log" if f.alert.last_run_id else "",
+            events_url=run_url(f.alert.last_run_id) + "#events" if f.alert.last_run_id else "",
+            started_at=f.alert.firing_since or f.created_at,
+        )
+        for f in flips
+    )
+    notes = [n for n in dict.fromkeys(f.note for f in flips) if n]
+    fired = _undelivered_firings(notification)
+    if fired:
+        notes.append(
+            f"fired {', '.join(f'{t:%Y-%m-%d %H:%M:%S}' for t in fired)} UTC, "
+            f"recovered {first.created_at:%Y-%m-%d %H:%M:%S} UTC "
+            "(the failure notice could not be delivered to this channel)"
+        )
+    if first.event == FlipEvent.FIRING:
+        dependents = _dependents_note(flips)
+        if dependents:
+            notes.append(dependents)
+    hint = next((f.alert.hint for f in flips if f.alert.hint), "")
+    lines = [
+        notification.title,
+        f"Case: {first.alert.case.name}   Severity: {first.severity}   Event: {first.event}",
+    ]
+    if first.alert.reason and first.event != FlipEvent.RESOLVED:
+        lines.append(f"Why: {first.alert.reason}")
+    for item in items:
+        detail = ": ".join(p for p in (item.step, item.error) if p)
+        lines.append(
+            f"- {item.cluster}"
+            + (f" — {detail}" if detail and first.event != FlipEvent.RESOLVED else "")
+        )
+        if item.run_url:
+            lines.append(f"  run: {item.run_url}")
+    if hint and first.event != FlipEvent.RESOLVED:
+        lines.append(f"Likely cause: {hint}")
+    lines += notes
+    return transports.Message(
+        event=first.event,
+        severity=first.severity,
+        case=first.alert.case.name,
+        title=notification.title,
+        text="\n".join(lines),
+        hint=hint,
+        items=items,
+        note="\n".join(notes),
+        portal_url=settings.KUBEPROBE_PUBLIC_URL + reverse("admin:alerts_alert_changelist"),
+        ended_at=first.created_at if first.event == FlipEvent.RESOLVED else None,
+    )
+
+
+def _undelivered_firings(notification: Notification) -> list[datetime]:
+    """When this recovery's failures fired, for those whose notice this channel never
+    delivered (it failed for good): the recovery message then says both."""
+    if notification.event != FlipEvent.RESOLVED:
+        return []
+    return sorted(
+        set(
+            AlertFlip.objects.filter(
+                event=FlipEvent.FIRING,
+                alert_id__in=notification.flips.values("alert_id"),
+                notifications__channel_id=notification.channel_id,
+                notifications__status=NotificationStatus.FAILED,
+                notifications__pk__lt=notification.pk,
+            ).values_list("created_at", flat=True)
+        )
+    )

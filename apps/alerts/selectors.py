@@ -1,0 +1,129 @@
+"""Alert reads: the rule for a pair, its recent runs, matcher targets, silences, dependencies."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from apps.alerts.evaluation import RuleView, RunView
+from apps.alerts.matchers import Target, matches
+from apps.alerts.models import PROBLEM_STATES, Alert, AlertRule, Silence
+from apps.catalog.models import Case
+from apps.clusters.models import Cluster
+from apps.clusters.selectors import cluster_groups_of
+from apps.runs.models import FINISHED_STATES, ProbeRun
+
+SPECIFICITY = ("binding", "case", "cluster", "group")
+MAX_WINDOW_RUNS = 1000
+
+
+def rule_for(*, case: Case, cluster: Cluster, binding_id: int | None) -> AlertRule | None:
+    """The most specific enabled rule: binding, case, cluster, group, then the default."""
+    candidates = list(
+        AlertRule.objects.filter(enabled=True)
+        .filter(
+            Q(binding_id=binding_id, binding_id__isnull=False)
+            | Q(case=case)
+            | Q(cluster=cluster)
+            | Q(group__isnull=False)
+            | Q(binding__isnull=True, case__isnull=True, cluster__isnull=True, group__isnull=True)
+        )
+        .order_by("pk")
+    )
+    group_rules = [r for r in candidates if r.group_id]
+    if group_rules:
+        mine = {g.pk for g in cluster_groups_of(cluster=cluster, among=_groups_of(group_rules))}
+        candidates = [r for r in candidates if not r.group_id or r.group_id in mine]
+
+    def rank(rule: AlertRule) -> int:
+        for index, field in enumerate(SPECIFICITY):
+            if getattr(rule, f"{field}_id"):
+                return index
+        return len(SPECIFICITY)
+
+    return min(candidates, key=rank, default=None)
+
+
+def _groups_of(rules: list[AlertRule]) -> Any:
+    from apps.clusters.models import ClusterGroup
+
+    return ClusterGroup.objects.filter(pk__in={r.group_id for r in rules})
+
+
+def recent_runs(*, case_id: int, cluster_id: int, rule: RuleView, now: datetime) -> list[RunView]:
+    """Finished runs, newest first: enough for the rule's counts, or its time window."""
+    qs = ProbeRun.objects.filter(
+        case_id=case_id, cluster_id=cluster_id, state__in=FINISHED_STATES
+    ).order_by("-created_at", "-id")
+    limit = rule.runs_needed()
+    if rule.window_minutes:
+        since = now - timedelta(minutes=rule.window_minutes)
+        limit = max(limit, qs.filter(finished_at__gte=since).count())
+    fields = ("id", "state", "finished_at", "steps", "errors", "reason", "duration_ms")
+    return [RunView(**row) for row in qs.values(*fields)[: min(limit, MAX_WINDOW_RUNS)]]
+
+
+def targets_of(pairs: list[tuple[Case, Cluster]]) -> dict[tuple[int, int], Target]:
+    """What matchers see of many (case, cluster) pairs, in three queries whatever their number."""
+    from apps.catalog.models import CaseSetMembership
+    from apps.clusters.models import ClusterGroup
+
+    cluster_ids = {cluster.pk for _, cluster in pairs}
+    case_ids = {case.pk for case, _ in pairs}
+    groups: dict[int, set[str]] = {pk: set() for pk in cluster_ids}
+    for cluster_id, name in ClusterGroup.members.through.objects.filter(
+        cluster_id__in=cluster_ids
+    ).values_list("cluster_id", "clustergroup__name"):
+        groups[cluster_id].add(name)
+    selectors = list(ClusterGroup.objects.exclude(selector={}).values_list("name", "selector"))
+    case_sets: dict[int, set[str]] = {pk: set() for pk in case_ids}
+    for case_id, name in CaseSetMembership.objects.filter(case_id__in=case_ids).values_list(
+        "case_id", "case_set__name"
+    ):
+        case_sets[case_id].add(name)
+    out = {}
+    for case, cluster in pairs:
+        labels = dict(cluster.labels or {})
+        by_selector = {
+            name for name, sel in selectors if all(labels.get(k) == v for k, v in sel.items())
+        }
+        out[(case.pk, cluster.pk)] = Target(
+            cluster=cluster.name,
+            case=case.name,
+            groups=frozenset(groups[cluster.pk] | by_selector),
+            case_sets=frozenset(case_sets[case.pk]),
+            labels=labels,
+        )
+    return out
+
+
+def target_of(case: Case, cluster: Cluster) -> Target:
+    return targets_of([(case, cluster)])[(case.pk, cluster.pk)]
+
+
+def active_silences(now: datetime | None = None) -> list[Silence]:
+    now = now or timezone.now()
+    return list(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now).order_by("ends_at"))
+
+
+def silence_for(target: Target, silences: list[Silence]) -> Silence | None:
+    return next((s for s in silences if matches(s.matchers, target)), None)
+
+
+def active_silence(*, target: Target, now: datetime | None = None) -> Silence | None:
+    return silence_for(target, active_silences(now))
+
+
+def firing_dependency(*, rule: AlertRule, cluster_id: int) -> Alert | None:
+    """An alert of a case this rule depends on, in trouble on the same cluster."""
+    depends = list(rule.depends_on.values_list("pk", flat=True))
+    if not depends:
+        return None
+    return (
+        Alert.objects.filter(case_id__in=depends, cluster_id=cluster_id, state__in=PROBLEM_STATES)
+        .select_related("case")
+        .first()
+    )
