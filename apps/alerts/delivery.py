@@ -19,10 +19,6 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.alerts.matchers import matches
-
-# run_url and channel_send_test (below) are re-exported for apps/alerts/admin.py, which is
-# being split in parallel; drop them once it imports them from messages and sending.
-from apps.alerts.messages import run_url as run_url
 from apps.alerts.messages import title_of
 from apps.alerts.models import (
     AlertFlip,
@@ -33,7 +29,6 @@ from apps.alerts.models import (
     TimelineKind,
 )
 from apps.alerts.selectors import active_silences, silence_for, targets_of
-from apps.alerts.sending import channel_send_test as channel_send_test
 from apps.alerts.sending import notifications_send
 
 # Alertmanager's group_wait: once the oldest flip of a group (case, event, severity)

@@ -18,9 +18,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-# Re-exported for apps/alerts/admin.py, which is being split in parallel; drop once it
-# imports channel_save from apps.alerts.channels.
-from apps.alerts.channels import channel_save as channel_save
 from apps.alerts.evaluation import Judgement, RuleView, judge
 from apps.alerts.hints import hint_for
 from apps.alerts.models import (

@@ -13,7 +13,8 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from apps.alerts import delivery, services
+from apps.alerts import services
+from apps.alerts.messages import run_url
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertFlip, AlertTimeline
 
 
@@ -245,9 +246,7 @@ class AlertAdmin(admin.ModelAdmin):
     def run_link(self, alert: Alert) -> str:
         if not alert.last_run_id:
             return "-"
-        return format_html(
-            '<a href="{}">run {}</a>', delivery.run_url(alert.last_run_id), alert.last_run_id
-        )
+        return format_html('<a href="{}">run {}</a>', run_url(alert.last_run_id), alert.last_run_id)
 
 
 @admin.register(AlertFlip)

@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from apps.alerts import delivery, services
+from apps.alerts.channels import channel_save
 from apps.alerts.models import Channel, Notification
+from apps.alerts.sending import channel_send_test
 from apps.alerts.transports import base as transports
 from apps.core.admin_utils import enable_actions, pretty_json
 
@@ -42,7 +43,7 @@ class ChannelForm(forms.ModelForm):
         if self.errors:
             return data
         try:
-            services.channel_save(
+            channel_save(
                 name=data["name"],
                 kind=data["kind"],
                 config=data.get("config") or {},
@@ -67,7 +68,7 @@ def send_test(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Channel]
 ) -> None:
     for channel in queryset[:20]:
-        notification = delivery.channel_send_test(channel_id=channel.pk)
+        notification = channel_send_test(channel_id=channel.pk)
         if notification.status == "sent":
             modeladmin.message_user(
                 request, f"{channel.name}: sent in {notification.duration_ms} ms.", messages.SUCCESS
