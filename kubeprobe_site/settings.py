@@ -361,6 +361,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # One enum for alert severities (severity, escalate_to, channel severities).
     "ENUM_NAME_OVERRIDES": {"SeverityEnum": "apps.alerts.models.Severity"},
+    # 400/401/403/404/409 with their bodies on every authenticated operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.declare_error_responses",
+    ],
 }
 
 LOGGING = {

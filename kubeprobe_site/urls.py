@@ -11,6 +11,9 @@ admin.site.site_header = "KubeProbe"
 admin.site.site_title = "KubeProbe"
 admin.site.index_title = "Clusters, probes and runs"
 
+# Unmatched URLs under /api/ answer JSON, like every other API error.
+handler404 = "apps.core.views.not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
     path("dashboard/", include("apps.dashboard.urls")),

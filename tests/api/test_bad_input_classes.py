@@ -287,3 +287,23 @@ def test_every_api_filter_set_is_strict() -> None:
         filterset = getattr(viewset, "filterset_class", None)
         if filterset is not None:
             assert issubclass(filterset, FilterSet), viewset
+
+
+# ------------------------------------------------------- found by schemathesis
+
+
+@pytest.mark.parametrize("matchers", [{}, "", None, 0])
+def test_channel_matchers_that_are_not_a_list_are_a_400(api: APIClient, matchers: Any) -> None:
+    payload = {"name": "hook", "kind": "webhook", "config": {"url": "http://127.0.0.1:9/"}}
+    response = api.post("/api/v1/channels/", {**payload, "matchers": matchers}, format="json")
+    assert response.status_code == 400, response.content
+    assert "matchers" in response.json()
+    assert api.post("/api/v1/channels/", payload, format="json").status_code == 201
+
+
+def test_unknown_api_urls_answer_json(api: APIClient) -> None:
+    response = api.get("/api/v1/clusters/a.b/")  # no route: names have no dots
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+    page = Client(raise_request_exception=False).get("/dashboard/nothing/here/")
+    assert page.status_code == 404 and not page["Content-Type"].startswith("application/json")
