@@ -18,10 +18,31 @@ from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.models import TimeStampedModel
 from apps.core.validators import validate_env, validate_resources, validate_string_list
 
-# "resident-" + name must fit a case name (63): the probe's alert subject.
-NAME_MAX = 54
+# The ProbeConfig's metadata.name (the CRD allows 50: it names the resident Deployment).
+NAME_MAX = 50
+# Built-in cases the resident runner can run (the CRD's spec.probe.case), by module.
+RESIDENT_CASES = ("etcd", "certificates", "api-roundtrip")
 # Words the API routes under /api/v1/resident/ and that therefore cannot be names.
 RESERVED_NAMES = frozenset({"samples", "rules"})
+
+
+def validate_resident_env(value: object) -> None:
+    validate_env(value)
+    reserved = sorted(k for k in value if k.startswith("KUBEPROBE_"))  # type: ignore[attr-defined]
+    if reserved:
+        raise ValidationError(
+            "KUBEPROBE_* variables are set by the operator: %(names)s.",
+            params={"names": ", ".join(reserved)},
+        )
+
+
+def case_module(case: Case) -> str:
+    """The resident case name of a built-in catalog case (`python -m probe_sdk.cases.etcd`
+    → etcd), or "" if the case does not run a built-in module."""
+    command = list(case.template.command)
+    if len(command) >= 3 and command[1] == "-m" and command[2].startswith("probe_sdk.cases."):
+        return command[2].removeprefix("probe_sdk.cases.").replace("_", "-")
+    return ""
 
 
 def validate_probe_name(value: str) -> None:
@@ -61,7 +82,7 @@ class ResidentProbe(TimeStampedModel):
     env = models.JSONField(
         default=dict,
         blank=True,
-        validators=[validate_env],
+        validators=[validate_resident_env],
         help_text="Env of the resident pod, over the case's rendered env.",
     )
     resources = models.JSONField(default=dict, blank=True, validators=[validate_resources])
@@ -139,6 +160,11 @@ class ResidentProbe(TimeStampedModel):
             errors["image"] = "Set exactly one of case (built-in) or image."
         if self.case_id and (self.command or self.args):
             errors["command"] = "Command and args go with an image; a case runs its own module."
+        if self.case_id and self.case is not None and case_module(self.case) not in RESIDENT_CASES:
+            errors["case"] = (
+                f"Case {self.case.name} cannot run resident: only the built-in cases "
+                f"{', '.join(RESIDENT_CASES)} can (or give an image)."
+            )
         if self.denoise_k and self.denoise_n and self.denoise_k > self.denoise_n:
             errors["denoise_k"] = "k must not exceed n (k of the last n samples agree)."
         if errors:
@@ -164,6 +190,7 @@ class ResidentTarget(models.Model):
     state = models.CharField(max_length=8, blank=True, help_text="up/down at the newest window.")
     # The ProbeConfig in the cluster: what was applied, when, and its status read back.
     applied_hash = models.CharField(max_length=64, blank=True)
+    applied_namespace = models.CharField(max_length=63, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
     apply_error = models.TextField(blank=True)
     config_status = models.JSONField(default=dict, blank=True)
@@ -185,6 +212,27 @@ class ResidentTarget(models.Model):
             if condition.get("type") == "Ready":
                 return str(condition.get("status", ""))
         return ""
+
+
+class ResidentRemoval(models.Model):
+    """A ProbeConfig (and its token Secret) still to delete from a cluster: its probe was
+    deleted. Kept until the cluster confirmed, so an unreachable cluster is retried."""
+
+    name = models.CharField(max_length=NAME_MAX)
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+")
+    namespace = models.CharField(max_length=63)
+    created_at = models.DateTimeField(auto_now_add=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "cluster", "namespace"], name="resident_removal_uniq"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"remove {self.name} from {self.cluster_id}/{self.namespace}"
 
 
 class ResidentAlertRule(TimeStampedModel):

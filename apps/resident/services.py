@@ -19,7 +19,7 @@ from apps.catalog.models import Case, CaseTemplate, TemplateKind
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.clusters.selectors import clusters_for_targets
 from apps.resident import signals, storage, tokens
-from apps.resident.models import ResidentProbe, ResidentTarget
+from apps.resident.models import ResidentProbe, ResidentRemoval, ResidentTarget
 from apps.resident.samples import SampleRejected, batch_parse
 
 logger = logging.getLogger(__name__)
@@ -144,23 +144,23 @@ def resident_probe_token(*, probe: ResidentProbe) -> str:
 
 
 def resident_probe_delete(*, probe: ResidentProbe) -> None:
-    """Delete the probe and its alert subject; its ProbeConfigs are removed from the
-    clusters after commit. Its samples age out with their partitions."""
+    """Delete the probe and its alert subject. Every cluster holding its ProbeConfig gets
+    a ResidentRemoval row, worked off (and retried) after commit. Its samples age out
+    with their partitions."""
     from apps.resident.tasks import remove_probeconfigs
 
-    applied = list(
-        ResidentTarget.objects.filter(probe=probe)
-        .exclude(applied_hash="")
-        .values_list("cluster_id", flat=True)
-    )
-    name = probe.name
     with transaction.atomic():
+        removals = [
+            ResidentRemoval(name=probe.name, cluster_id=t.cluster_id, namespace=t.applied_namespace)
+            for t in ResidentTarget.objects.filter(probe=probe).exclude(applied_hash="")
+        ]
+        ResidentRemoval.objects.bulk_create(removals, ignore_conflicts=True)
         case_id = probe.alert_case_id
         probe.delete()
         if case_id is not None:
             Case.objects.filter(pk=case_id).delete()
-        if applied:
-            transaction.on_commit(lambda: remove_probeconfigs.delay(name, applied))
+        if removals:
+            transaction.on_commit(remove_probeconfigs.delay)
 
 
 def _enqueue_apply(probe_id: int) -> None:

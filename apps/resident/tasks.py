@@ -19,11 +19,11 @@ def apply_probe(probe_id: int) -> None:
 
 
 @shared_task(name="apps.resident.tasks.remove_probeconfigs", acks_late=True, ignore_result=True)
-def remove_probeconfigs(name: str, cluster_ids: list[int]) -> None:
-    """Remove a deleted probe's ProbeConfigs (and token Secrets) from these clusters."""
+def remove_probeconfigs() -> int:
+    """Remove deleted probes' ProbeConfigs (and token Secrets); failures stay for the resync."""
     from apps.resident import applying
 
-    applying.probeconfigs_remove(name=name, cluster_ids=cluster_ids)
+    return applying.probeconfigs_remove_pending()
 
 
 @shared_task(name="apps.resident.tasks.resync_probeconfigs", ignore_result=True)
