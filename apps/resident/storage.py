@@ -184,8 +184,8 @@ def _upsert_target(
     newer = f"({table}.last_sample_at IS NULL OR excluded.last_sample_at > {table}.last_sample_at)"
     cur.execute(
         f"INSERT INTO {table} (probe_id, cluster_id, last_sample_at, last_report_at, "
-        "samples_dropped, state, applied_hash, apply_error, config_status) "
-        "VALUES (%s, %s, %s, %s, %s, %s, '', '', %s) "
+        "samples_dropped, state, applied_hash, applied_namespace, apply_error, config_status) "
+        "VALUES (%s, %s, %s, %s, %s, %s, '', '', '', %s) "
         "ON CONFLICT (probe_id, cluster_id) DO UPDATE SET "
         f"last_sample_at = CASE WHEN {newer} THEN excluded.last_sample_at "
         f"ELSE {table}.last_sample_at END, "

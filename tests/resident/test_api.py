@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from apps.resident.models import ResidentProbe, ResidentTarget
 from apps.resident.tokens import hash_token
-from tests.factories import CaseFactory, ClusterFactory, ClusterGroupFactory
+from tests.factories import CaseFactory, CaseTemplateFactory, ClusterFactory, ClusterGroupFactory
 from tests.resident.helpers import batch, post_samples, windows
 
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,11 @@ def _recent() -> Any:
 
 
 def test_a_case_probe_and_updates(admin_api: APIClient, clusters: list[Any]) -> None:
-    case = CaseFactory(name="etcd-meta")
+    lifecycle = CaseFactory(name="pod-lifecycle")  # a built-in that cannot run resident
+    refused = create(admin_api, image="", case=lifecycle.name)
+    assert refused.status_code == 400 and "etcd, certificates" in refused.json()["case"][0]
+    template = CaseTemplateFactory(command=["python", "-m", "probe_sdk.cases.etcd"])
+    case = CaseFactory(name="etcd-meta", template=template)
     group = ClusterGroupFactory(name="prod")
     answer = create(admin_api, image="", case="etcd-meta", clusters=[], groups=["prod"])
     assert answer.status_code == 201, answer.content
@@ -97,6 +101,7 @@ def test_a_case_probe_and_updates(admin_api: APIClient, clusters: list[Any]) -> 
         ({"name": "samples"}, "name"),
         ({"name": "Not A Slug"}, "name"),
         ({"env": {"1BAD": "x"}}, "env"),
+        ({"env": {"KUBEPROBE_TOKEN": "x"}}, "env"),
         ({"resources": {"requests": {"cpu": "lots"}}}, "resources"),
         ({"report_rate": 0}, "report_rate"),
         ({"command": "run"}, "command"),
