@@ -163,6 +163,24 @@ def resident_probe_delete(*, probe: ResidentProbe) -> None:
             transaction.on_commit(remove_probeconfigs.delay)
 
 
+def resident_probes_set_enabled(*, probe_ids: list[int], enabled: bool) -> int:
+    """Enable or disable many probes; each is applied (or removed) after commit."""
+    with transaction.atomic():
+        count = (
+            ResidentProbe.objects.filter(pk__in=probe_ids)
+            .exclude(enabled=enabled)
+            .update(enabled=enabled, updated_at=timezone.now())
+        )
+        transaction.on_commit(lambda: [_enqueue_apply(pk) for pk in probe_ids])
+    return count
+
+
+def resident_probes_apply(*, probe_ids: list[int]) -> int:
+    """Apply these probes to their clusters now (on the workers)."""
+    transaction.on_commit(lambda: [_enqueue_apply(pk) for pk in probe_ids])
+    return len(probe_ids)
+
+
 def _enqueue_apply(probe_id: int) -> None:
     from apps.resident.tasks import apply_probe
 
