@@ -63,7 +63,7 @@ class ResidentTargetInline(admin.TabularInline):
     model = ResidentTarget
     extra = 0
     can_delete = False
-    fields = [
+    fields = (
         "cluster",
         "state",
         "last_sample_at",
@@ -73,7 +73,7 @@ class ResidentTargetInline(admin.TabularInline):
         "applied_at",
         "apply_error",
         "status",
-    ]
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ResidentTarget]:

@@ -171,14 +171,19 @@ def resident_probes_set_enabled(*, probe_ids: list[int], enabled: bool) -> int:
             .exclude(enabled=enabled)
             .update(enabled=enabled, updated_at=timezone.now())
         )
-        transaction.on_commit(lambda: [_enqueue_apply(pk) for pk in probe_ids])
+        transaction.on_commit(lambda: _enqueue_many(probe_ids))
     return count
 
 
 def resident_probes_apply(*, probe_ids: list[int]) -> int:
     """Apply these probes to their clusters now (on the workers)."""
-    transaction.on_commit(lambda: [_enqueue_apply(pk) for pk in probe_ids])
+    transaction.on_commit(lambda: _enqueue_many(probe_ids))
     return len(probe_ids)
+
+
+def _enqueue_many(probe_ids: list[int]) -> None:
+    for probe_id in probe_ids:
+        _enqueue_apply(probe_id)
 
 
 def _enqueue_apply(probe_id: int) -> None:
