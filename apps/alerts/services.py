@@ -209,7 +209,34 @@ def alert_evaluate(
         return alert
 
 
-def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> None:
+def alert_record_verdict(
+    *,
+    case_id: int,
+    cluster_id: int,
+    verdict: Judgement,
+    severity: str,
+    now: datetime | None = None,
+) -> Alert:
+    """Feed a judgement made outside the run loop (a resident probe's series,
+    apps/resident/alerting.py) through the same state machine: flips, flapping,
+    silences and channels. No AlertRule is behind it, so no escalation or dependency."""
+    given = now
+    with transaction.atomic():
+        alert = _locked_alert(case_id, cluster_id)
+        now = given or timezone.now()
+        _apply(alert, None, verdict, now, severity=severity)
+        alert.save()
+        _announce(alert)
+        return alert
+
+
+def _apply(
+    alert: Alert,
+    rule: AlertRule | None,
+    verdict: Judgement,
+    now: datetime,
+    severity: str | None = None,
+) -> None:
     old = alert.state
     run_id = verdict.run.id if verdict.run else None
     if verdict.firing:
@@ -221,10 +248,10 @@ def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> 
     if verdict.firing and old == AlertState.OK:
         silences = active_silences(now)  # usually none: then the target is not needed
         silence = silence_for(target_of(alert.case, alert.cluster), silences) if silences else None
-        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id)
+        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id) if rule else None
         flapping = _flapping(alert, rule, now)
         alert.state = AlertState.SILENCED if silence else AlertState.FIRING
-        alert.severity = rule.severity
+        alert.severity = severity or (rule.severity if rule else alert.severity)
         alert.firing_since = now
         alert.changed_at = now
         alert.escalated = False
