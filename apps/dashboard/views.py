@@ -24,7 +24,8 @@ from apps.alerts import services as alert_services
 from apps.alerts import silences as alert_silences
 from apps.catalog.models import Case
 from apps.dashboard.forms import AcknowledgeForm, FilterForm, SilenceForm
-from apps.dashboard.selectors import cluster_case, matrix, run_alerts, stats, visibility
+from apps.dashboard.selectors import cluster_case, matrix, resident, run_alerts, stats, visibility
+from apps.resident.models import ResidentProbe
 from apps.runs.models import Trigger
 from apps.runs.services import manual_key, runs_create
 
@@ -64,7 +65,20 @@ def overview(request: HttpRequest) -> HttpResponse:
             "options": page.options,
             "counters": page.counters,
             "query": _query(request),
+            "resident": resident.resident_overview(user=request.user),
         },
+    )
+
+
+@dashboard_view
+@require_GET
+def resident_detail(request: HttpRequest, name: str) -> HttpResponse:
+    probe = get_object_or_404(ResidentProbe, name=name)
+    page = resident.resident_page(user=request.user, probe=probe)
+    return render(
+        request,
+        "dashboard/resident.html",
+        {"live_scope": f"resident:{probe.pk}", "page": page, "probe": probe},
     )
 
 
