@@ -101,15 +101,16 @@ def resident_page(*, user: Any, probe: ResidentProbe, now: datetime | None = Non
         series = resident_series(
             probe=probe, cluster=target.cluster, since=since, until=now, step=PAGE_STEP
         )
+        columns = series.columns()
         clusters.append(
             {
                 "id": target.cluster_id,
                 "name": target.cluster.name,
-                "t": series.t,
-                "availability": series.availability,
-                "p50": series.p50_ms,
-                "p99": series.p99_ms,
-                "count": series.count,
+                "t": columns["t"],
+                "availability": columns["availability"],
+                "p50": columns["p50_ms"],
+                "p99": columns["p99_ms"],
+                "count": columns["count"],
             }
         )
     return ResidentPage(
