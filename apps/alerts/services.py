@@ -11,6 +11,7 @@ apps/alerts/silences.py, channel configuration in apps/alerts/channels.py.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from django.utils import timezone
 from apps.alerts.evaluation import Judgement, RuleView, judge
 from apps.alerts.hints import hint_for
 from apps.alerts.models import (
+    DEFAULT_FLAP_THRESHOLD,
     DEFAULT_RULE,
     PROBLEM_STATES,
     Alert,
@@ -75,6 +77,33 @@ def _locked_alert(case_id: int, cluster_id: int) -> Alert:
     )
 
 
+def alert_change(alert_id: int, change: Callable[[Alert], bool], **still: Any) -> Alert | None:
+    """Lock one alert, let `change` change it (and write its flips), save it.
+
+    `still` filters the locked row again (a concurrent change may have made the
+    change moot: then nothing happens). `change` returns whether it changed
+    anything; a change is saved, and listeners (dashboards) hear of it once
+    committed. Returns the changed alert, or None. Every change outside the
+    post-run pipeline goes through here.
+    """
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("case", "cluster", "rule")
+            .filter(pk=alert_id, **still)
+            .first()
+        )
+        if alert is None or not change(alert):
+            return None
+        alert.save()
+        _announce(alert)
+        return alert
+
+
+def flap_threshold(rule: AlertRule | None) -> int:
+    return rule.flap_threshold if rule else DEFAULT_FLAP_THRESHOLD
+
+
 def _flip(
     alert: Alert,
     *,
@@ -103,7 +132,6 @@ def _flip(
         text += " [not notified]"
     AlertTimeline.objects.create(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
     transaction.on_commit(schedule_delivery)
-    _announce(alert)
     return flip
 
 
@@ -140,7 +168,7 @@ def _flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> bool:
     """True when one more transition would make this alert flap (or it already does)."""
     if alert.flapping_since:
         return True
-    threshold = rule.flap_threshold if rule else 6
+    threshold = flap_threshold(rule)
     recent = AlertFlip.objects.filter(
         alert=alert,
         event__in=(FlipEvent.FIRING, FlipEvent.RESOLVED),
@@ -151,7 +179,7 @@ def _flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> bool:
 
 def _start_flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> None:
     alert.flapping_since = now
-    threshold = rule.flap_threshold if rule else 6
+    threshold = flap_threshold(rule)
     _flip(
         alert,
         event=FlipEvent.FLAPPING,
@@ -169,7 +197,10 @@ def alert_evaluate(
     stale_for: timedelta | None = None,
     now: datetime | None = None,
 ) -> Alert | None:
-    """Re-judge one (case, cluster) from its recent runs; record and flip what changed."""
+    """Re-judge one (case, cluster) from its recent runs; record and flip what changed.
+
+    The post-run pipeline calls it and pushes the pair to dashboards after.
+    """
     given = now
     with transaction.atomic():
         alert = _locked_alert(case_id, cluster_id)
@@ -193,7 +224,6 @@ def alert_evaluate(
             if alert.state in PROBLEM_STATES:  # its rule was disabled or deleted
                 _resolve(alert, None, now, note="no enabled rule applies any more")
             alert.save()
-            _announce(alert)
             return alert
         view = RuleView.of(rule)
         runs = recent_runs(case_id=case_id, cluster_id=cluster_id, rule=view, now=now)
@@ -205,7 +235,6 @@ def alert_evaluate(
         verdict = judge(view, runs, now, stale_for)
         _apply(alert, rule, verdict, now)
         alert.save()
-        _announce(alert)
         return alert
 
 
@@ -307,12 +336,8 @@ def alert_acknowledge(
 ) -> Alert:
     """Someone is on it: quiet until `until` (or until it resolves)."""
     now = timezone.now()
-    with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update(of=("self",))
-            .select_related("case", "cluster")
-            .get(pk=alert_id)
-        )
+
+    def acknowledge(alert: Alert) -> bool:
         if alert.state not in (AlertState.FIRING, AlertState.ACKNOWLEDGED):
             raise ValueError(f"only a firing alert can be acknowledged; this one is {alert.state}")
         old = alert.state
@@ -329,19 +354,19 @@ def alert_acknowledge(
         )
         if old != AlertState.ACKNOWLEDGED:
             _flip(alert, event=FlipEvent.ACKNOWLEDGED, old=old, notify=True, note=note, now=now)
-        alert.save()
-        return alert
+        return True
+
+    alert = alert_change(alert_id, acknowledge)
+    if alert is None:
+        raise Alert.DoesNotExist(f"no alert {alert_id}")
+    return alert
 
 
 def alert_resolve_by_hand(*, alert_id: int, user: Any, note: str = "") -> Alert:
     """Close a problem now; the next failing run opens it again if the rule says so."""
     now = timezone.now()
-    with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update(of=("self",))
-            .select_related("case", "cluster", "rule")
-            .get(pk=alert_id)
-        )
+
+    def resolve(alert: Alert) -> bool:
         if alert.state not in PROBLEM_STATES:
             raise ValueError("this alert is not open")
         AlertTimeline.objects.create(
@@ -352,8 +377,12 @@ def alert_resolve_by_hand(*, alert_id: int, user: Any, note: str = "") -> Alert:
             at=now,
         )
         _resolve(alert, alert.rule, now, note=f"resolved by hand by {user}")
-        alert.save()
-        return alert
+        return True
+
+    alert = alert_change(alert_id, resolve)
+    if alert is None:
+        raise Alert.DoesNotExist(f"no alert {alert_id}")
+    return alert
 
 
 def alert_rule_delete(*, rule: AlertRule) -> None:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import pkgutil
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -152,9 +154,18 @@ def register(cls: T) -> T:
     return cls
 
 
+# Modules of the package that hold no transport.
+HELPERS = frozenset({"base", "http", "render"})
+
+
+@cache
 def _load_all() -> None:
-    # The package's __init__ imports every transport module, filling the registry.
-    importlib.import_module(__package__ or "apps.alerts.transports")
+    """Import every transport module once: each registers its class. (Not from the
+    package's __init__: the modules import the package's helpers, a cycle.)"""
+    package = importlib.import_module(__package__ or "apps.alerts.transports")
+    for module in pkgutil.iter_modules(package.__path__):
+        if module.name not in HELPERS:
+            importlib.import_module(f"{package.__name__}.{module.name}")
 
 
 def get(kind: str) -> type[Transport]:
