@@ -1,4 +1,4 @@
-"""Query-string filters of the matrix pages and the alert action forms."""
+"""Query-string filters of the matrix pages (the alert action forms are apps/alerts/inputs.py)."""
 
 from __future__ import annotations
 
@@ -49,18 +49,3 @@ class FilterForm(forms.Form):
             state=cleaned.get("state") or "",
             group_by=cleaned.get("group_by") or "region",
         )
-
-
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(required=False, max_length=2000)
-    hours = forms.FloatField(
-        required=False,
-        min_value=0.1,
-        max_value=24 * 30,
-        help_text="The acknowledgement expires after this many hours; empty: until it resolves.",
-    )
-
-
-class SilenceForm(forms.Form):
-    hours = forms.FloatField(min_value=0.1, max_value=24 * 30, initial=2)
-    comment = forms.CharField(required=False, max_length=2000)
