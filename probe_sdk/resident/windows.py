@@ -7,7 +7,7 @@ import math
 from typing import Any, Dict, List, Optional, Tuple
 
 MAX_ERRORS = 5
-MAX_ERROR_CHARS = 300
+MAX_ERROR_CHARS = 500  # 100 windows x 5 errors stay far under the 1 MiB limit
 MAX_STEP_CHARS = 200
 
 
