@@ -158,16 +158,17 @@ def test_the_config_names_what_is_wrong() -> None:
 
 @contextmanager
 def runner(
-    center: Center, tmp_path: Path, script: str = "", **env: str
+    center: Center | Any, tmp_path: Path, script: str = "", token: str = TOKEN, **env: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
-    """`python -m probe_sdk.resident` running the scripted case; stopped with SIGTERM."""
+    """`python -m probe_sdk.resident` running the scripted case, reporting to `center.url`
+    (the recording center, or the real portal); killed if a test left it running."""
     samples = tmp_path / "samples"
     log = tmp_path / "runner.log"
     full = {
         "PATH": os.environ["PATH"],
         "PYTHONPATH": str(ROOT),
         "KUBEPROBE_RESIDENT_URL": center.url,
-        "KUBEPROBE_TOKEN": TOKEN,
+        "KUBEPROBE_TOKEN": token,
         "KUBEPROBE_RESIDENT_PROBE": "scripted",
         "KUBEPROBE_CLUSTER": "prod-1",
         "KUBEPROBE_SAMPLE": str(SCRIPTED),
