@@ -45,6 +45,19 @@ def grant_of(method: str, target: str) -> Grant | None:
     return group, resource, verb
 
 
+def grants_of(seen: list[tuple[str, str, int]]) -> set[Grant]:
+    """The RBAC triples that requests (method, path?query, status answered) needed."""
+    out = set()
+    for method, target, status in seen:
+        grant = grant_of(method, target)
+        if grant:
+            out.add(grant)
+            if method == "PATCH" and status == 201:
+                # A server-side apply that created the object needed `create` too.
+                out.add((grant[0], grant[1], "create"))
+    return out
+
+
 class RecordingProxy:
     def __init__(self, kube: LocalKube) -> None:
         upstream = urlsplit(kube.server)
@@ -56,19 +69,6 @@ class RecordingProxy:
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def grants(self, ok_only: bool = False) -> set[Grant]:
-        with self.lock:
-            seen = list(self.seen)
-        out = set()
-        for method, target, status in seen:
-            grant = grant_of(method, target)
-            if grant and (not ok_only or status < 400):
-                out.add(grant)
-                if method == "PATCH" and status == 201:
-                    # A server-side apply that created the object needed `create` too.
-                    out.add((grant[0], grant[1], "create"))
-        return out
 
     def kubeconfig(self, kubeconfig: str) -> str:
         """The same credentials, pointed at this proxy."""

@@ -21,14 +21,15 @@ from tests.resident.test_runner import runner, samples_run, stop
 from tests.utils import wait_for
 
 
-def stored_windows() -> list[tuple[Any, ...]]:
+def stored_windows(probe_id: int) -> list[tuple[Any, ...]]:
+    # By probe: the raw sample tables are not emptied between transactional tests.
     with connection.cursor() as cur:
-        cur.execute('SELECT start, "end", count, failures, up FROM resident_window ORDER BY start')
+        cur.execute(
+            'SELECT start, "end", count, failures, up FROM resident_window '
+            "WHERE probe_id = %s ORDER BY start",
+            [probe_id],
+        )
         return list(cur.fetchall())
-
-
-def stored_samples() -> int:
-    return sum(row[2] for row in stored_windows())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -37,6 +38,10 @@ def test_the_runner_reports_to_the_portal_through_an_outage_without_a_gap(
 ) -> None:
     cluster = ClusterFactory(name="prod-1")
     probe, token = make_probe("scripted", clusters=[cluster])
+
+    def stored_samples() -> int:
+        return sum(row[2] for row in stored_windows(probe.pk))
+
     address = urlsplit(live_server.url)
     gate = Gate(address.hostname or "127.0.0.1", address.port or 80)
     script = "ok*12,fail,ok*12,fail*3,ok*12"
@@ -60,7 +65,7 @@ def test_the_runner_reports_to_the_portal_through_an_outage_without_a_gap(
     finally:
         gate.close()
     assert during < ran_by_then  # the outage did hold samples back
-    rows = stored_windows()
+    rows = stored_windows(probe.pk)
     ran = samples_run(samples)
     # Every sample is stored exactly once ...
     assert sum(r[2] for r in rows) == len(ran)
