@@ -261,10 +261,14 @@ def test_the_report_rate_stays_within_the_bucket_under_a_burst_of_state_changes(
         )
         assert stop(process) == 0
     times = [a.at for a in center.attempts]
-    # In every span, no more batches than the bucket allows (10 ms of slack for timing).
+    # In every span, no more batches than the bucket allows. The times are arrivals at
+    # the server, so 100 ms of slack for the requests' own latency on a busy machine.
     for i in range(len(times)):
         for j in range(i, len(times)):
-            assert j - i + 1 <= burst + rate * (times[j] - times[i] + 0.01), (i, j, times)
+            assert j - i + 1 <= burst + rate * (times[j] - times[i] + 0.1), (i, j, times)
+    # Sent back to back at the bucket's pace, not faster: after the burst, >= ~0.5 s apart.
+    gaps = [b - a for a, b in itertools.pairwise(times[burst:])]
+    assert gaps and min(gaps) >= 1 / rate - 0.1, gaps
     windows = center.windows()
     flips = [w["state"] for w in windows[:40]]
     assert flips[:4] == ["down", "up", "down", "up"]
