@@ -375,15 +375,16 @@ class Silence(TimeStampedModel):
         return f"{shown} until {self.ends_at:%Y-%m-%d %H:%M}"
 
     def clean(self) -> None:
+        from apps.alerts.inputs import silence_errors
         from apps.alerts.matchers import validate_matchers
 
-        errors: dict[str, Any] = {}
+        errors: dict[str, Any] = dict(
+            silence_errors(starts_at=self.starts_at, ends_at=self.ends_at, comment=self.comment)
+        )
         try:
             validate_matchers(self.matchers)
         except ValidationError as exc:
             errors["matchers"] = exc.messages
-        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            errors["ends_at"] = "The window must end after it starts."
         if errors:
             raise ValidationError(errors)
 

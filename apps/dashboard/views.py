@@ -22,8 +22,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from apps.alerts import services as alert_services
 from apps.alerts import silences as alert_silences
+from apps.alerts.inputs import AcknowledgeForm, QuickSilenceForm
 from apps.catalog.models import Case
-from apps.dashboard.forms import AcknowledgeForm, FilterForm, SilenceForm
+from apps.dashboard.forms import FilterForm
 from apps.dashboard.selectors import cluster_case, matrix, run_alerts, stats, visibility
 from apps.runs.models import Trigger
 from apps.runs.services import manual_key, runs_create
@@ -174,8 +175,8 @@ def alerts(request: HttpRequest) -> HttpResponse:
             "counters": page.counters,
             "can_ack": request.user.has_perm(ACK_PERMISSION),
             "can_silence": request.user.has_perm(SILENCE_PERMISSION),
-            "ack_form": AcknowledgeForm(),
-            "silence_form": SilenceForm(),
+            "ack_form": AcknowledgeForm(auto_id=False),
+            "silence_form": QuickSilenceForm(auto_id=False),
         },
     )
 
@@ -196,11 +197,9 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, f"Not acknowledged: {_errors(form)}")
         return _back(request)
-    hours = form.cleaned_data.get("hours")
-    until = timezone.now() + timedelta(hours=hours) if hours else None
     try:
         alert_services.alert_acknowledge(
-            alert_id=alert.pk, user=request.user, note=form.cleaned_data["note"], until=until
+            alert_id=alert.pk, user=request.user, note=form.cleaned_data["note"], until=form.until()
         )
     except ValueError as exc:
         messages.error(request, f"Not acknowledged: {exc}")
@@ -217,7 +216,7 @@ def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
         raise Http404("No such alert.")
     if not request.user.has_perm(SILENCE_PERMISSION):
         raise PermissionDenied("Silencing needs the alerts.add_silence permission.")
-    form = SilenceForm(request.POST)
+    form = QuickSilenceForm(request.POST)
     if not form.is_valid():
         messages.error(request, f"Not silenced: {_errors(form)}")
         return _back(request)
