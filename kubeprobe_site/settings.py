@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "apps.alerts",
     "apps.resident",
     "apps.dashboard",
+    "apps.postrun",
 ]
 
 MIDDLEWARE = [
@@ -238,7 +239,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 KUBEPROBE_API_CHECK_INTERVAL_SECONDS = env.float(
     "KUBEPROBE_API_CHECK_INTERVAL_SECONDS", default=300.0
 )
-# The post-run pipeline's sweep (apps/alerts/judging.py): how often it passes, and
+# The post-run pipeline's sweep (apps/postrun, apps/alerts/judging.py): how often it passes, and
 # how far behind the clock it stays so that it only passes committed runs (more
 # than a report's 30 s group-commit wait plus the clock skew between hosts).
 KUBEPROBE_JUDGE_SWEEP_SECONDS = env.float("KUBEPROBE_JUDGE_SWEEP_SECONDS", default=2.0)
@@ -254,7 +255,7 @@ KUBEPROBE_RESIDENT_RESYNC_SECONDS = env.float("KUBEPROBE_RESIDENT_RESYNC_SECONDS
 # Housekeeping of the run loop; beat copies these into its database schedule.
 CELERY_BEAT_SCHEDULE = {
     "kubeprobe-judge-finished-runs": {
-        "task": "apps.alerts.tasks.judge_finished_runs",
+        "task": "apps.postrun.tasks.sweep_finished_runs",
         "schedule": KUBEPROBE_JUDGE_SWEEP_SECONDS,
         "options": {"expires": 30},
     },

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KeyTextTransform
 
 from apps.clusters.models import ApiStatus, Cluster, ClusterGroup, Executor
@@ -12,6 +12,9 @@ from apps.clusters.selectors import cluster_group_resolve
 
 class ClusterFilter(django_filters.FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
+    q = django_filters.CharFilter(
+        method="filter_q", max_length=100, label="Name or display name contains"
+    )
     region = django_filters.CharFilter()
     environment = django_filters.CharFilter()
     executor = django_filters.ChoiceFilter(choices=Executor.choices)
@@ -38,6 +41,12 @@ class ClusterFilter(django_filters.FilterSet):
             "api_status",
             "api_version",
         ]
+
+    def filter_q(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
+        text = value.strip()
+        if not text:
+            return queryset
+        return queryset.filter(Q(name__icontains=text) | Q(display_name__icontains=text))
 
     def filter_label(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
         key, sep, val = value.partition("=")

@@ -1,9 +1,9 @@
-"""Dashboards listen to alerting and the run loop and push what changed.
+"""Dashboards listen for changes outside the post-run pipeline and push them.
 
-Final run states are not pushed from run_state_changed: that signal fires in
-the report request thread (the ingestion hot path), and every finished run
-reaches dashboards anyway through pair_changed, sent by the worker that
-re-judged the pair. Dispatched and running are sent by workers: pushed here.
+Finished runs are pushed by the pipeline itself (apps/postrun/pipeline.py).
+Here: alert changes by time or by hand (pair_changed: escalation, expiry,
+silences, acknowledgements) and runs that were dispatched or started
+(run_state_changed, sent by workers).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ rule here is unit-tested without a cluster; handlers.py does the I/O.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 GROUP = "kubeprobe.io"
@@ -184,7 +184,7 @@ def pod_summary(pod: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def current_pod(pods: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def current_pod(pods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The newest pod not being deleted: during a rollout, the new revision's."""
     live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
     if not live:
@@ -203,7 +203,7 @@ def ready_condition(
     generation: int,
     observed_generation: int | None,
     deployment: Mapping[str, Any] | None,
-    pods: list[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
     previous: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, str], str]:
     """(the Ready condition without its time, the resident pod's name)."""
@@ -241,7 +241,7 @@ def now_iso() -> str:
 
 
 def merge_condition(
-    conditions: list[Mapping[str, Any]], new: Mapping[str, Any], now: str
+    conditions: Sequence[Mapping[str, Any]], new: Mapping[str, Any], now: str
 ) -> list[dict[str, Any]]:
     """Conditions with `new` replacing its type; the transition time moves only when
     the status changes, and conditions of other types (Reporting) are kept."""
@@ -268,7 +268,7 @@ def status_patch(
     *,
     config: Mapping[str, Any],
     deployment: Mapping[str, Any] | None,
-    pods: list[Mapping[str, Any]],
+    pods: Sequence[Mapping[str, Any]],
     now: str,
 ) -> dict[str, Any]:
     """The status fields the operator owns, from the live objects; {} when nothing changed."""
