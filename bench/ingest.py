@@ -12,6 +12,8 @@ server and Postgres spent in each phase (read from /proc; less moved by
 noise than rates). The machine is shared and noisy, so the two rates are
 compared within a round, phases alternate, and the median round counts.
 Every 200 must be a stored run: the script checks the database afterwards.
+wrk's script sends reports only: a wrk thread that has used up its runs stops
+and says so, and that phase fails (give more --runs or fewer --seconds).
 
     python bench/ingest.py [--seconds 10] [--rounds 3] [--connections 50] [--runs 100000]
 
@@ -43,8 +45,11 @@ PORT = int(os.environ.get("BENCH_PORT", "8765"))
 LUA = r"""
 local runs = {}
 local counter = 0
--- thread_index is a global set by setup() through thread:set (a local would hide it).
+-- Globals, not locals: setup() sets thread_index and done() reads out_of_runs and
+-- sent through each thread's handle (thread:get sees only globals).
 thread_count = 1
+out_of_runs = false
+sent = 0
 local body = '{"ok": false, "errors": ["etcd: context deadline exceeded"], "steps": [{"name": "put", "ok": true, "duration_ms": 3}, {"name": "get", "ok": false, "duration_ms": 5000, "error": "timeout"}], "metrics": {"put_ms": 3}}'
 local next_thread = 0
 local threads = {}
@@ -63,20 +68,34 @@ function init(args)
   end
 end
 
+-- wrk calls request() once in thread 0 to check the script before any thread runs:
+-- that first run is never sent (nor reported). No response() on purpose: with one,
+-- wrk copies every answer's headers and body into Lua, client CPU the server's rate
+-- would pay for on this shared machine.
 function request()
   -- Each wrk thread takes every thread_count-th run, starting at its index.
   if counter == 0 then counter = thread_index + 1 end
   local r = runs[counter]
-  counter = counter + thread_count
   if r == nil then
-    return wrk.format("GET", "/livez")
+    -- This thread's runs are used up: it stops (answers still in flight go
+    -- uncounted; the phase fails anyway) and sends nothing else. An empty request
+    -- writes no bytes, so no answer to anything but a report is ever counted.
+    out_of_runs = true
+    wrk.thread:stop()
+    return ""
   end
+  counter = counter + thread_count
+  sent = sent + 1
   return wrk.format("POST", "/api/v1/runs/" .. r.id .. "/report",
     {["Authorization"] = "Bearer " .. r.token, ["Content-Type"] = "application/json"}, body)
 end
 
 function done(summary, latency, requests)
   io.write(string.format("p50_ms=%.2f p99_ms=%.2f\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+  for _, thread in ipairs(threads) do
+    io.write(string.format("thread=%d sent=%d out_of_runs=%s\n",
+      thread:get("thread_index"), thread:get("sent"), tostring(thread:get("out_of_runs"))))
+  end
 end
 """
 
@@ -153,7 +172,28 @@ def wrk(
         result["p99_ms"] = float(p99.group(1)) * scale[p99.group(2)]  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["non_2xx"] = float(non2xx.group(1)) if non2xx else 0.0
+    if script:
+        threads = re.findall(r"thread=\d+ sent=\d+ out_of_runs=(true|false)", out)
+        result["threads"] = float(len(threads))
+        result["threads_out_of_runs"] = float(threads.count("true"))
     return result
+
+
+def phase_failure(result: dict[str, float], phase: str, runs: int) -> str | None:
+    """Why a report phase measured nothing worth keeping, or None.
+
+    A wrk thread that used up its runs stops sending while the others go on,
+    so the phase's rate would mix full and idle threads: every thread must still
+    have had runs when the time was up.
+    """
+    if not result.get("threads"):
+        return f"{phase}: the wrk script did not say how its threads fared"
+    if result.get("threads_out_of_runs"):
+        return (
+            f"{phase}: {result['threads_out_of_runs']:.0f} of {result['threads']:.0f} wrk"
+            f" threads ran out of runs; give more --runs than {runs} or fewer --seconds"
+        )
+    return None
 
 
 def _cpu_seconds(pids: list[int]) -> dict[int, float]:
@@ -282,6 +322,8 @@ def main() -> None:
         warm_part.write_text("".join(lines[opts.rounds * share :]))
         wrk(base + "/livez", 3, opts.connections)
         warm = wrk(base + "/", 3, opts.connections, script, [str(warm_part), "2"])
+        if failure := phase_failure(warm, "warm-up", opts.runs):
+            sys.exit(failure)
         for n in range(opts.rounds):
             part = tmp / f"tokens-{n}.txt"
             part.write_text("".join(lines[n * share : (n + 1) * share]))
@@ -294,9 +336,8 @@ def main() -> None:
                     base + "/", opts.seconds, opts.connections, script, [str(part), "2"]
                 ),
             )
-            if ingest["requests"] >= share:
-                # Past its runs the script would fall back to /livez: not a report rate.
-                sys.exit(f"round {n + 1} ran out of runs: use more than --runs {opts.runs}")
+            if failure := phase_failure(ingest, f"round {n + 1}", opts.runs):
+                sys.exit(failure)
             rounds.append((trivial, ingest))
     finally:
         server.terminate()

@@ -26,10 +26,10 @@ KINDS = (TICKS, DISPATCH, ALERTS, HOUSEKEEPING)
 TASK_KINDS: dict[str, str] = {
     "apps.scheduling.tasks.fire_binding": TICKS,
     "apps.runs.tasks.dispatch_run": DISPATCH,
-    "apps.alerts.tasks.evaluate_alerts": ALERTS,
+    # The post-run pipeline (apps/postrun) judges alerts: alert work, like delivery.
+    "apps.postrun.tasks.process_finished_runs": ALERTS,
+    "apps.postrun.tasks.sweep_finished_runs": ALERTS,
     "apps.alerts.tasks.deliver_flips": ALERTS,
-    # The post-run sweep judges runs the fast hand-off missed: alert work, not housekeeping.
-    "apps.alerts.tasks.judge_finished_runs": ALERTS,
     "apps.runs.tasks.reap_runs": HOUSEKEEPING,
     "apps.runs.tasks.reap_cluster": HOUSEKEEPING,
     "apps.runs.tasks.cleanup_runs": HOUSEKEEPING,
@@ -38,6 +38,11 @@ TASK_KINDS: dict[str, str] = {
     "apps.alerts.tasks.alerts_housekeeping": HOUSEKEEPING,
     "apps.clusters.tasks.check_cluster_apis": HOUSEKEEPING,
     "apps.clusters.tasks.check_cluster_api": HOUSEKEEPING,
+    "apps.resident.tasks.judge_resident": ALERTS,
+    "apps.resident.tasks.apply_probe": HOUSEKEEPING,
+    "apps.resident.tasks.remove_probeconfigs": HOUSEKEEPING,
+    "apps.resident.tasks.resync_probeconfigs": HOUSEKEEPING,
+    "apps.resident.tasks.resident_housekeeping": HOUSEKEEPING,
 }
 
 

@@ -144,7 +144,9 @@ INSTALLED_APPS = [
     "apps.scheduling",
     "apps.runs",
     "apps.alerts",
+    "apps.resident",
     "apps.dashboard",
+    "apps.postrun",
 ]
 
 MIDDLEWARE = [
@@ -238,15 +240,23 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 KUBEPROBE_API_CHECK_INTERVAL_SECONDS = env.float(
     "KUBEPROBE_API_CHECK_INTERVAL_SECONDS", default=300.0
 )
-# The post-run pipeline's sweep (apps/alerts/judging.py): how often it passes, and
+# The post-run pipeline's sweep (apps/postrun, apps/alerts/judging.py): how often it passes, and
 # how far behind the clock it stays so that it only passes committed runs (more
 # than a report's 30 s group-commit wait plus the clock skew between hosts).
 KUBEPROBE_JUDGE_SWEEP_SECONDS = env.float("KUBEPROBE_JUDGE_SWEEP_SECONDS", default=2.0)
 KUBEPROBE_JUDGE_SETTLE_SECONDS = env.float("KUBEPROBE_JUDGE_SETTLE_SECONDS", default=60.0)
+# Resident probes (apps/resident): sample windows and batch ids are kept this many
+# days (whole daily partitions are dropped), per-minute rollups longer.
+KUBEPROBE_RESIDENT_RETENTION_DAYS = env.int("KUBEPROBE_RESIDENT_RETENTION_DAYS", default=30)
+KUBEPROBE_RESIDENT_ROLLUP_RETENTION_DAYS = env.int(
+    "KUBEPROBE_RESIDENT_ROLLUP_RETENTION_DAYS", default=90
+)
+KUBEPROBE_RESIDENT_JUDGE_SECONDS = env.float("KUBEPROBE_RESIDENT_JUDGE_SECONDS", default=10.0)
+KUBEPROBE_RESIDENT_RESYNC_SECONDS = env.float("KUBEPROBE_RESIDENT_RESYNC_SECONDS", default=300.0)
 # Housekeeping of the run loop; beat copies these into its database schedule.
 CELERY_BEAT_SCHEDULE = {
     "kubeprobe-judge-finished-runs": {
-        "task": "apps.alerts.tasks.judge_finished_runs",
+        "task": "apps.postrun.tasks.sweep_finished_runs",
         "schedule": KUBEPROBE_JUDGE_SWEEP_SECONDS,
         "options": {"expires": 30},
     },
@@ -274,6 +284,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.runs.tasks.purge_runs",
         "schedule": 3600.0,
         "options": {"expires": 3600},
+    },
+    # Resident probes: daily partitions ahead and retention, alert judging, ProbeConfig resync.
+    "kubeprobe-resident-housekeeping": {
+        "task": "apps.resident.tasks.resident_housekeeping",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+    "kubeprobe-resident-judge": {
+        "task": "apps.resident.tasks.judge_resident",
+        "schedule": KUBEPROBE_RESIDENT_JUDGE_SECONDS,
+        "options": {"expires": 60},
+    },
+    "kubeprobe-resident-resync": {
+        "task": "apps.resident.tasks.resync_probeconfigs",
+        "schedule": KUBEPROBE_RESIDENT_RESYNC_SECONDS,
+        "options": {"expires": KUBEPROBE_RESIDENT_RESYNC_SECONDS},
     },
     # Each cluster's /version and /readyz, shown in the admin and the API.
     "kubeprobe-check-cluster-apis": {

@@ -4,7 +4,8 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.views import healthz, livez
-from apps.runs.api.views import KuberhealthyReportView, RunReportView
+from apps.resident.api.ingest import samples_view
+from apps.runs.reporting.http import KuberhealthyReportView, RunReportView
 from kubeprobe_site.api import router
 
 admin.site.site_header = "KubeProbe"
@@ -21,7 +22,12 @@ urlpatterns = [
     path("livez", livez, name="livez"),
     path("admin/", admin.site.urls),
     path("api/v1/runs/<int:run_id>/report", RunReportView.as_view(), name="run-report"),
-    path("api/v1/kuberhealthy/check", KuberhealthyReportView.as_view(), name="kuberhealthy-check"),
+    # Kuberhealthy's Go check client accepts a reporting URL whose path is exactly /check.
+    path("check", KuberhealthyReportView.as_view(), name="kuberhealthy-check"),
+    path(
+        "api/v1/kuberhealthy/check", KuberhealthyReportView.as_view(), name="kuberhealthy-check-v1"
+    ),
+    path("api/v1/resident/samples", samples_view, name="resident-samples"),
     path("api/v1/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls", namespace="rest_framework")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

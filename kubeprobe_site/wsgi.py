@@ -4,9 +4,9 @@ Websockets (dashboards) are served by daphne from kubeprobe_site.asgi; the
 ingress sends /ws/ there and everything else here. Django's sync views run
 several times faster under WSGI than under ASGI's per-request threads.
 
-Probe reports, the hot path, are answered by apps.runs.api.endpoint without
-Django's request handler when they are plain (see there); everything else
-goes through Django.
+Probe reports, the hot path, are answered by apps.runs.reporting.fastpath
+without Django's request handler when they are plain (see there); everything
+else goes through Django.
 """
 
 from __future__ import annotations
@@ -20,18 +20,16 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubeprobe_site.settings")
 
 StartResponse = Callable[..., Any]
-# Every path the report endpoint serves starts so; the rest skip it at once.
-REPORT_PREFIXES = ("/api/v1/runs/", "/api/v1/kuberhealthy/")
 
 
 def make_application() -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     django_app = get_wsgi_application()  # sets Django up first
-    from apps.runs.api.endpoint import ReportEndpoint
+    from apps.runs.reporting.fastpath import PREFIXES, ReportEndpoint
 
     reports = ReportEndpoint(django_app)
 
     def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "").startswith(REPORT_PREFIXES):
+        if environ.get("PATH_INFO", "").startswith(PREFIXES):
             return reports(environ, start_response)
         return django_app(environ, start_response)
 

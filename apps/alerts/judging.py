@@ -1,9 +1,9 @@
 """The post-run pipeline's guarantee: every committed finished run is judged.
 
-Judging a run means re-evaluating its (case, cluster) alert; the evaluation
-announces the pair, and the dashboards push its cell from that
-(apps/dashboard/receivers.py). The report path hands pairs to a per-process
-thread that publishes them to Celery (handoff.py): fast, but a process that
+Judging a run means passing its (case, cluster) through the post-run
+pipeline (apps/postrun/pipeline.py: alert re-judged, dashboards pushed). The
+report path hands pairs to a per-process thread that publishes them to
+Celery (apps/runs/reporting/handoff.py): fast, but a process that
 dies after the commit, or a broker that refuses the publish, loses them.
 This sweep is what makes that loss impossible. It is driven from the
 database, not from anyone's memory:
@@ -17,13 +17,13 @@ database, not from anyone's memory:
   rolls back its move: the next pass judges those runs again, never none.
 * It stays ``KUBEPROBE_JUDGE_SETTLE_SECONDS`` behind the clock. ``finished_at``
   is stamped before the run's row is committed (a report may wait up to 30 s
-  for its group commit, see apps/runs/ingest.py), so a run can appear behind
+  for its group commit, see apps/runs/reporting/store.py), so a run can appear behind
   a watermark that moved on without it; waiting a settle time longer than
   that wait plus the clock skew between hosts means the watermark only
   passes runs that are committed.
 
 Why a watermark and not an outbox row per finished run: reports are stored
-with one grouped UPDATE (apps/runs/ingest.py); an INSERT per report would
+with one grouped UPDATE (apps/runs/reporting/store.py); an INSERT per report would
 cost ingestion throughput, and a "judged" flag on the run would rewrite each
 run's row (and all its index entries) a second time. The watermark reads the
 rows the report path writes anyway; its only cost there is one entry in the
@@ -39,6 +39,7 @@ writes no flip (services.alert_evaluate).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial, reduce
 from operator import or_
@@ -49,10 +50,9 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from apps.alerts import services
-from apps.alerts.handoff import hand_off
 from apps.alerts.models import Alert, JudgeWatermark
 from apps.runs.models import ProbeRun
+from apps.runs.reporting.handoff import hand_off
 
 logger = logging.getLogger(__name__)
 
@@ -117,14 +117,19 @@ def _unjudged(runs: list[RunRow]) -> list[Pair]:
 
 
 def finished_runs_judge(
-    *, now: datetime | None = None, batch: int = BATCH, max_batches: int = MAX_BATCHES
+    *,
+    process: Callable[[list[Pair]], list[Pair]],
+    now: datetime | None = None,
+    batch: int = BATCH,
+    max_batches: int = MAX_BATCHES,
 ) -> int:
-    """Judge the pairs of finished runs the watermark has not passed yet; the runs passed.
+    """Pass the pairs of finished runs the watermark has not passed yet to `process`
+    (the post-run pipeline, which returns the pairs it failed on); the runs passed.
 
     Bounded: at most ``max_batches`` transactions of ``batch`` runs. Each
     batch costs one range scan of runs, one query of their alerts and one
-    evaluation per pair not judged yet. Returns 0 at once if another sweeper
-    holds the watermark.
+    pipeline pass per pair not judged yet, inside the transaction that moves
+    the watermark. Returns 0 at once if another sweeper holds the watermark.
     """
     horizon = (now or timezone.now()) - timedelta(seconds=settings.KUBEPROBE_JUDGE_SETTLE_SECONDS)
     passed = 0
@@ -137,15 +142,10 @@ def finished_runs_judge(
             runs: list[RunRow] = list(runs_after(mark, horizon)[:batch])
             if not runs:
                 break
-            for case_id, cluster_id in _unjudged(runs):
-                try:
-                    # A savepoint each: one pair's failure must not undo the others.
-                    services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)
-                except Exception:
-                    logger.exception("judging case %s on cluster %s failed", case_id, cluster_id)
-                    # The watermark moves on (a pair that always fails must not
-                    # stop the pipeline); a worker tries it once more.
-                    transaction.on_commit(partial(hand_off, case_id, cluster_id))
+            # The watermark moves on past a pair that failed (one that always
+            # fails must not stop the pipeline); the fast path tries it once more.
+            for case_id, cluster_id in process(_unjudged(runs)):
+                transaction.on_commit(partial(hand_off, case_id, cluster_id))
             mark.run_id, mark.finished_at = runs[-1][0], runs[-1][1]
             mark.moved_at = timezone.now()
             mark.save(update_fields=["run_id", "finished_at", "moved_at"])

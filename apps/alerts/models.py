@@ -47,6 +47,10 @@ PROBLEM_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED, AlertState.SILENCE
 DEFAULT_RULE = "default"  # created by a migration; applies where no scoped rule does
 
 
+# Transitions in an hour that make an alert flap, where no rule says otherwise.
+DEFAULT_FLAP_THRESHOLD = 6
+
+
 class AlertRule(TimeStampedModel):
     """When a (case, cluster) alerts. Scope: one of binding, case, cluster or group, or none
     (the default rule). The most specific enabled rule wins: binding, case, cluster, group,
@@ -116,7 +120,7 @@ class AlertRule(TimeStampedModel):
         null=True, blank=True, validators=[MinValueValidator(1)]
     )
     flap_threshold = models.PositiveIntegerField(
-        default=6,
+        default=DEFAULT_FLAP_THRESHOLD,
         validators=[MinValueValidator(2), MaxValueValidator(1000)],
         help_text="More transitions than this in an hour is flapping: notified once, then quiet.",
     )
@@ -371,15 +375,16 @@ class Silence(TimeStampedModel):
         return f"{shown} until {self.ends_at:%Y-%m-%d %H:%M}"
 
     def clean(self) -> None:
+        from apps.alerts.inputs import silence_errors
         from apps.alerts.matchers import validate_matchers
 
-        errors: dict[str, Any] = {}
+        errors: dict[str, Any] = dict(
+            silence_errors(starts_at=self.starts_at, ends_at=self.ends_at, comment=self.comment)
+        )
         try:
             validate_matchers(self.matchers)
         except ValidationError as exc:
             errors["matchers"] = exc.messages
-        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            errors["ends_at"] = "The window must end after it starts."
         if errors:
             raise ValidationError(errors)
 

@@ -1,5 +1,5 @@
-"""Alerting listens to the run loop (every finished run re-judges its case and cluster)
-and to events (an upgrade may open a silence)."""
+"""Alerting listens to events: an upgrade may open a silence. (Finished runs reach
+alerting through the post-run pipeline, apps/postrun.)"""
 
 from __future__ import annotations
 
@@ -10,18 +10,10 @@ from typing import Any
 from django.dispatch import receiver
 
 from apps.alerts import silences
-from apps.alerts.handoff import hand_off
-from apps.runs.signals import run_finished
 from apps.scheduling.models import Binding, Event
 from apps.scheduling.signals import event_recorded
 
 logger = logging.getLogger(__name__)
-
-
-@receiver(run_finished, dispatch_uid="alerts.evaluate_on_run_finished")
-def evaluate_on_run_finished(sender: Any, case_id: int, cluster_id: int, **kwargs: Any) -> None:
-    # Runs in the report's request thread: only note the pair (see handoff.py).
-    hand_off(case_id, cluster_id)
 
 
 @receiver(event_recorded, dispatch_uid="alerts.silence_upgrades")

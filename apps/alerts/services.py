@@ -11,6 +11,7 @@ apps/alerts/silences.py, channel configuration in apps/alerts/channels.py.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,7 @@ from django.utils import timezone
 from apps.alerts.evaluation import Judgement, RuleView, judge
 from apps.alerts.hints import hint_for
 from apps.alerts.models import (
+    DEFAULT_FLAP_THRESHOLD,
     DEFAULT_RULE,
     PROBLEM_STATES,
     Alert,
@@ -29,6 +31,7 @@ from apps.alerts.models import (
     AlertState,
     AlertTimeline,
     FlipEvent,
+    Silence,
     TimelineKind,
 )
 from apps.alerts.selectors import (
@@ -75,16 +78,47 @@ def _locked_alert(case_id: int, cluster_id: int) -> Alert:
     )
 
 
+def alert_change(alert_id: int, change: Callable[[Alert], bool], **still: Any) -> Alert | None:
+    """Lock one alert, let `change` change it (and write its flips), save it.
+
+    `still` filters the locked row again (a concurrent change may have made the
+    change moot: then nothing happens). `change` returns whether it changed
+    anything; a change is saved, and listeners (dashboards) hear of it once
+    committed. Returns the changed alert, or None. Every change outside the
+    post-run pipeline goes through here.
+    """
+    with transaction.atomic():
+        alert = (
+            Alert.objects.select_for_update(of=("self",))
+            .select_related("case", "cluster", "rule")
+            .filter(pk=alert_id, **still)
+            .first()
+        )
+        if alert is None or not change(alert):
+            return None
+        alert.save()
+        _announce(alert)
+        return alert
+
+
+def flap_threshold(rule: AlertRule | None) -> int:
+    return rule.flap_threshold if rule else DEFAULT_FLAP_THRESHOLD
+
+
 def _flip(
     alert: Alert,
     *,
     event: str,
-    old: str,
     notify: bool,
     note: str = "",
+    old: str | None = None,
     run_id: int | None = None,
     now: datetime,
 ) -> AlertFlip:
+    """Record (and have delivered, once committed) an event of the alert in its current
+    state, coming from state ``old`` (default: the current one; escalations and the like
+    change no state)."""
+    old = alert.state if old is None else old
     flip = AlertFlip.objects.create(
         alert=alert,
         event=event,
@@ -103,8 +137,22 @@ def _flip(
         text += " [not notified]"
     AlertTimeline.objects.create(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
     transaction.on_commit(schedule_delivery)
-    _announce(alert)
     return flip
+
+
+def _silenced_note(silence: Silence) -> str:
+    """What a flip into silence says: until when, and why."""
+    return f"silenced until {silence.ends_at:%Y-%m-%d %H:%M} UTC ({silence.comment or silence})"
+
+
+def _move_to(
+    alert: Alert, state: str, *, event: str, notify: bool, note: str, now: datetime
+) -> AlertFlip:
+    """The alert goes to ``state`` now; the flip records the state it left."""
+    old = alert.state
+    alert.state = state
+    alert.changed_at = now
+    return _flip(alert, event=event, old=old, notify=notify, note=note, now=now)
 
 
 DELIVERY_SCHEDULED = "alerts:delivery-scheduled"
@@ -140,7 +188,7 @@ def _flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> bool:
     """True when one more transition would make this alert flap (or it already does)."""
     if alert.flapping_since:
         return True
-    threshold = rule.flap_threshold if rule else 6
+    threshold = flap_threshold(rule)
     recent = AlertFlip.objects.filter(
         alert=alert,
         event__in=(FlipEvent.FIRING, FlipEvent.RESOLVED),
@@ -151,11 +199,10 @@ def _flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> bool:
 
 def _start_flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> None:
     alert.flapping_since = now
-    threshold = rule.flap_threshold if rule else 6
+    threshold = flap_threshold(rule)
     _flip(
         alert,
         event=FlipEvent.FLAPPING,
-        old=alert.state,
         notify=True,
         note=f"more than {threshold} transitions in an hour; quiet until it is stable",
         now=now,
@@ -169,7 +216,10 @@ def alert_evaluate(
     stale_for: timedelta | None = None,
     now: datetime | None = None,
 ) -> Alert | None:
-    """Re-judge one (case, cluster) from its recent runs; record and flip what changed."""
+    """Re-judge one (case, cluster) from its recent runs; record and flip what changed.
+
+    The post-run pipeline calls it and pushes the pair to dashboards after.
+    """
     given = now
     with transaction.atomic():
         alert = _locked_alert(case_id, cluster_id)
@@ -193,7 +243,6 @@ def alert_evaluate(
             if alert.state in PROBLEM_STATES:  # its rule was disabled or deleted
                 _resolve(alert, None, now, note="no enabled rule applies any more")
             alert.save()
-            _announce(alert)
             return alert
         view = RuleView.of(rule)
         runs = recent_runs(case_id=case_id, cluster_id=cluster_id, rule=view, now=now)
@@ -205,11 +254,37 @@ def alert_evaluate(
         verdict = judge(view, runs, now, stale_for)
         _apply(alert, rule, verdict, now)
         alert.save()
+        return alert
+
+
+def alert_record_verdict(
+    *,
+    case_id: int,
+    cluster_id: int,
+    verdict: Judgement,
+    severity: str,
+    now: datetime | None = None,
+) -> Alert:
+    """Feed a judgement made outside the run loop (a resident probe's series,
+    apps/resident/alerting.py) through the same state machine: flips, flapping,
+    silences and channels. No AlertRule is behind it, so no escalation or dependency."""
+    given = now
+    with transaction.atomic():
+        alert = _locked_alert(case_id, cluster_id)
+        now = given or timezone.now()
+        _apply(alert, None, verdict, now, severity=severity)
+        alert.save()
         _announce(alert)
         return alert
 
 
-def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> None:
+def _apply(
+    alert: Alert,
+    rule: AlertRule | None,
+    verdict: Judgement,
+    now: datetime,
+    severity: str | None = None,
+) -> None:
     old = alert.state
     run_id = verdict.run.id if verdict.run else None
     if verdict.firing:
@@ -221,17 +296,17 @@ def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> 
     if verdict.firing and old == AlertState.OK:
         silences = active_silences(now)  # usually none: then the target is not needed
         silence = silence_for(target_of(alert.case, alert.cluster), silences) if silences else None
-        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id)
+        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id) if rule else None
         flapping = _flapping(alert, rule, now)
         alert.state = AlertState.SILENCED if silence else AlertState.FIRING
-        alert.severity = rule.severity
+        alert.severity = severity or (rule.severity if rule else alert.severity)
         alert.firing_since = now
         alert.changed_at = now
         alert.escalated = False
         alert.suppressed_by = dependency.case.name if dependency else ""
         note = ""
         if silence:
-            note = f"silenced until {silence.ends_at:%Y-%m-%d %H:%M} UTC ({silence.comment or silence})"
+            note = _silenced_note(silence)
         elif dependency:
             note = (
                 f"not notified: it depends on {dependency.case.name}, which is "
@@ -307,12 +382,8 @@ def alert_acknowledge(
 ) -> Alert:
     """Someone is on it: quiet until `until` (or until it resolves)."""
     now = timezone.now()
-    with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update(of=("self",))
-            .select_related("case", "cluster")
-            .get(pk=alert_id)
-        )
+
+    def acknowledge(alert: Alert) -> bool:
         if alert.state not in (AlertState.FIRING, AlertState.ACKNOWLEDGED):
             raise ValueError(f"only a firing alert can be acknowledged; this one is {alert.state}")
         old = alert.state
@@ -320,40 +391,43 @@ def alert_acknowledge(
         alert.ack_note, alert.ack_by, alert.ack_until = note, user, until
         alert.changed_at = now
         expiry = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
-        AlertTimeline.objects.create(
-            alert=alert,
-            kind=TimelineKind.ACKNOWLEDGED,
-            text=f"acknowledged by {user}{expiry}" + (f": {note}" if note else ""),
-            user=user,
-            at=now,
+        _by_hand_note(
+            alert, TimelineKind.ACKNOWLEDGED, f"acknowledged by {user}{expiry}", note, user, now
         )
         if old != AlertState.ACKNOWLEDGED:
             _flip(alert, event=FlipEvent.ACKNOWLEDGED, old=old, notify=True, note=note, now=now)
-        alert.save()
-        return alert
+        return True
+
+    return _change_by_hand(alert_id, acknowledge)
 
 
 def alert_resolve_by_hand(*, alert_id: int, user: Any, note: str = "") -> Alert:
     """Close a problem now; the next failing run opens it again if the rule says so."""
     now = timezone.now()
-    with transaction.atomic():
-        alert = (
-            Alert.objects.select_for_update(of=("self",))
-            .select_related("case", "cluster", "rule")
-            .get(pk=alert_id)
-        )
+
+    def resolve(alert: Alert) -> bool:
         if alert.state not in PROBLEM_STATES:
             raise ValueError("this alert is not open")
-        AlertTimeline.objects.create(
-            alert=alert,
-            kind=TimelineKind.RESOLVED,
-            text=f"resolved by hand by {user}" + (f": {note}" if note else ""),
-            user=user,
-            at=now,
-        )
+        _by_hand_note(alert, TimelineKind.RESOLVED, f"resolved by hand by {user}", note, user, now)
         _resolve(alert, alert.rule, now, note=f"resolved by hand by {user}")
-        alert.save()
-        return alert
+        return True
+
+    return _change_by_hand(alert_id, resolve)
+
+
+def _by_hand_note(alert: Alert, kind: str, what: str, note: str, user: Any, now: datetime) -> None:
+    """The timeline line of a person's action, with their note."""
+    text = what + (f": {note}" if note else "")
+    AlertTimeline.objects.create(alert=alert, kind=kind, text=text, user=user, at=now)
+
+
+def _change_by_hand(alert_id: int, change: Callable[[Alert], bool]) -> Alert:
+    """alert_change for a person's action: ``change`` refuses with ValueError, so nothing
+    back means no such alert."""
+    alert = alert_change(alert_id, change)
+    if alert is None:
+        raise Alert.DoesNotExist(f"no alert {alert_id}")
+    return alert
 
 
 def alert_rule_delete(*, rule: AlertRule) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -10,7 +11,7 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertState, FlipEvent, Silence
 from apps.alerts.selectors import active_silences, silence_for, targets_of
-from apps.alerts.services import _flip
+from apps.alerts.services import _move_to, _silenced_note, alert_change
 
 
 def silence_create(
@@ -51,31 +52,16 @@ def alerts_apply_silences(*, now: datetime | None = None) -> int:
     count = 0
     for candidate in firing:
         silence = silence_for(targets[(candidate.case_id, candidate.cluster_id)], silences)
-        if silence is None:
-            continue
-        with transaction.atomic():
-            alert = (
-                Alert.objects.select_for_update(of=("self",))
-                .select_related("case", "cluster")
-                .filter(pk=candidate.pk, state=AlertState.FIRING)
-                .first()
-            )
-            if alert is None:
-                continue
-            alert.state = AlertState.SILENCED
-            alert.changed_at = now
-            until = f"{silence.ends_at:%Y-%m-%d %H:%M} UTC"
-            _flip(
-                alert,
-                event=FlipEvent.SILENCED,
-                old=AlertState.FIRING,
-                notify=False,
-                note=f"silenced until {until} ({silence.comment or silence})",
-                now=now,
-            )
-            alert.save()
-            count += 1
+        if silence is not None:
+            silence_it = partial(_silence, silence=silence, now=now)
+            count += alert_change(candidate.pk, silence_it, state=AlertState.FIRING) is not None
     return count
+
+
+def _silence(alert: Alert, silence: Silence, now: datetime) -> bool:
+    note = _silenced_note(silence)
+    _move_to(alert, AlertState.SILENCED, event=FlipEvent.SILENCED, notify=False, note=note, now=now)
+    return True
 
 
 def silence_update(*, silence: Silence, **fields: Any) -> Silence:

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import partial
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertFlip, AlertState, FlipEvent
 from apps.alerts.selectors import active_silence, firing_dependency, rule_for, target_of
-from apps.alerts.services import _flip, _last_said, alert_evaluate
+from apps.alerts.services import (
+    _announce,
+    _flip,
+    _last_said,
+    _move_to,
+    alert_change,
+    alert_evaluate,
+    flap_threshold,
+)
 from apps.scheduling.models import Binding
 from apps.scheduling.services import binding_cases, binding_clusters
 from apps.scheduling.services import binding_period as schedule_period
@@ -19,42 +27,45 @@ from apps.scheduling.services import binding_period as schedule_period
 def alerts_expire_acknowledgements(*, now: datetime | None = None) -> int:
     """Acknowledgements past their expiry: the alert fires (and notifies) again."""
     now = now or timezone.now()
-    count = 0
-    due = Alert.objects.filter(state=AlertState.ACKNOWLEDGED, ack_until__lte=now)
-    for alert_id in due.values_list("pk", flat=True):
-        with transaction.atomic():
-            alert = (
-                Alert.objects.select_for_update(of=("self",))
-                .filter(pk=alert_id, state=AlertState.ACKNOWLEDGED, ack_until__lte=now)
-                .first()
-            )
-            if alert is None:
-                continue
-            alert.state = AlertState.FIRING
-            alert.changed_at = now
-            note = (
-                f"acknowledgement by {alert.ack_by} expired"
-                if alert.ack_by
-                else ("acknowledgement expired")
-            )
-            alert.ack_until = None
-            _flip(
-                alert,
-                event=FlipEvent.FIRING,
-                old=AlertState.ACKNOWLEDGED,
-                notify=True,
-                note=note,
-                now=now,
-            )
-            alert.save()
-            count += 1
-    return count
+
+    def expire(alert: Alert) -> bool:
+        note = (
+            f"acknowledgement by {alert.ack_by} expired"
+            if alert.ack_by
+            else "acknowledgement expired"
+        )
+        alert.ack_until = None
+        _move_to(alert, AlertState.FIRING, event=FlipEvent.FIRING, notify=True, note=note, now=now)
+        return True
+
+    still = {"state": AlertState.ACKNOWLEDGED, "ack_until__lte": now}
+    due = Alert.objects.filter(**still).values_list("pk", flat=True)
+    return sum(alert_change(alert_id, expire, **still) is not None for alert_id in due)
 
 
 def alerts_escalate(*, now: datetime | None = None) -> int:
     """Firing alerts older than their rule's escalation delay get the higher severity."""
     now = now or timezone.now()
-    count = 0
+
+    def escalate(alert: Alert) -> bool:
+        rule = alert.rule
+        if rule is None or rule.escalate_after_minutes is None or alert.firing_since is None:
+            return False
+        if alert.firing_since + timedelta(minutes=rule.escalate_after_minutes) > now:
+            return False
+        old_severity = alert.severity
+        alert.severity = rule.escalate_to
+        alert.escalated = True
+        _flip(
+            alert,
+            event=FlipEvent.ESCALATED,
+            notify=not alert.flapping_since and not alert.suppressed_by,
+            note=f"firing for over {rule.escalate_after_minutes} min: {old_severity} → "
+            f"{rule.escalate_to}",
+            now=now,
+        )
+        return True
+
     candidates = Alert.objects.filter(
         state=AlertState.FIRING,
         escalated=False,
@@ -62,33 +73,14 @@ def alerts_escalate(*, now: datetime | None = None) -> int:
         rule__enabled=True,
         firing_since__isnull=False,
     ).select_related("rule")
+    count = 0
     for candidate in candidates:
         rule = candidate.rule
         assert rule is not None and rule.escalate_after_minutes is not None
         if candidate.firing_since + timedelta(minutes=rule.escalate_after_minutes) > now:  # type: ignore[operator]
-            continue
-        with transaction.atomic():
-            alert = (
-                Alert.objects.select_for_update(of=("self",))
-                .filter(pk=candidate.pk, state=AlertState.FIRING, escalated=False)
-                .first()
-            )
-            if alert is None:
-                continue
-            old_severity = alert.severity
-            alert.severity = rule.escalate_to
-            alert.escalated = True
-            _flip(
-                alert,
-                event=FlipEvent.ESCALATED,
-                old=alert.state,
-                notify=not alert.flapping_since and not alert.suppressed_by,
-                note=f"firing for over {rule.escalate_after_minutes} min: {old_severity} → "
-                f"{rule.escalate_to}",
-                now=now,
-            )
-            alert.save()
-            count += 1
+            continue  # not due: no lock taken
+        still = {"state": AlertState.FIRING, "escalated": False}
+        count += alert_change(candidate.pk, escalate, **still) is not None
     return count
 
 
@@ -96,33 +88,21 @@ def alerts_release_quiet(*, now: datetime | None = None) -> int:
     """Alerts kept quiet by a silence that ended, a dependency that recovered, or flapping
     that calmed down: notify their current state now."""
     now = now or timezone.now()
-    count = 0
     quiet = Alert.objects.filter(
         Q(state=AlertState.SILENCED) | ~Q(suppressed_by="") | Q(flapping_since__isnull=False)
-    ).select_related("case", "cluster", "rule")
-    for candidate in quiet:
-        with transaction.atomic():
-            alert = (
-                Alert.objects.select_for_update(of=("self",))
-                .select_related("case", "cluster", "rule")
-                .filter(pk=candidate.pk)
-                .first()
-            )
-            if alert is not None and _release_one(alert, now):
-                count += 1
-    return count
+    ).values_list("pk", flat=True)
+    return sum(alert_change(pk, partial(_release_one, now=now)) is not None for pk in quiet)
 
 
 def _release_one(alert: Alert, now: datetime) -> bool:
     rule = alert.rule
     if alert.flapping_since:
-        threshold = rule.flap_threshold if rule else 6
         recent = AlertFlip.objects.filter(
             alert=alert,
             event__in=(FlipEvent.FIRING, FlipEvent.RESOLVED),
             created_at__gte=now - timedelta(hours=1),
         ).count()
-        if recent > threshold // 2:
+        if recent > flap_threshold(rule) // 2:
             return False
         alert.flapping_since = None
         # Tell receivers the state it settled in: resolved if they last heard firing or
@@ -130,38 +110,17 @@ def _release_one(alert: Alert, now: datetime) -> bool:
         said = _last_said(alert)
         if alert.state == AlertState.OK and said in (FlipEvent.FIRING, FlipEvent.FLAPPING):
             _flip(
-                alert,
-                event=FlipEvent.RESOLVED,
-                old=alert.state,
-                notify=True,
-                note="stable again, healthy",
-                now=now,
+                alert, event=FlipEvent.RESOLVED, notify=True, note="stable again, healthy", now=now
             )
         elif alert.state == AlertState.FIRING and said != FlipEvent.FIRING:
-            _flip(
-                alert,
-                event=FlipEvent.FIRING,
-                old=alert.state,
-                notify=not alert.suppressed_by,
-                note="stable again, still failing",
-                now=now,
-            )
-        alert.save()
+            note = "stable again, still failing"
+            _flip(alert, event=FlipEvent.FIRING, notify=not alert.suppressed_by, note=note, now=now)
         return True
     if alert.state == AlertState.SILENCED:
         if active_silence(target=target_of(alert.case, alert.cluster), now=now):
             return False
-        alert.state = AlertState.FIRING
-        alert.changed_at = now
-        _flip(
-            alert,
-            event=FlipEvent.FIRING,
-            old=AlertState.SILENCED,
-            notify=True,
-            note="silence ended, still failing",
-            now=now,
-        )
-        alert.save()
+        note = "silence ended, still failing"
+        _move_to(alert, AlertState.FIRING, event=FlipEvent.FIRING, notify=True, note=note, now=now)
         return True
     if alert.suppressed_by:
         dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id) if rule else None
@@ -170,15 +129,8 @@ def _release_one(alert: Alert, now: datetime) -> bool:
         was = alert.suppressed_by
         alert.suppressed_by = ""
         if alert.state in PROBLEM_STATES:
-            _flip(
-                alert,
-                event=FlipEvent.FIRING,
-                old=alert.state,
-                notify=True,
-                note=f"dependency {was} recovered; this case still fails",
-                now=now,
-            )
-        alert.save()
+            note = f"dependency {was} recovered; this case still fails"
+            _flip(alert, event=FlipEvent.FIRING, notify=True, note=note, now=now)
         return True
     return False
 
@@ -220,5 +172,7 @@ def alerts_check_stale(*, now: datetime | None = None) -> int:
             result = alert_evaluate(
                 case_id=case_id, cluster_id=cluster_id, stale_for=now - last, now=now
             )
-            fired += int(bool(result and result.state != AlertState.OK))
+            if result is not None and result.state != AlertState.OK:
+                _announce(result)
+                fired += 1
     return fired

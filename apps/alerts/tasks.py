@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from celery import shared_task
 
-from apps.alerts import delivery, judging, sending, services, silences, sweeps
+from apps.alerts import delivery, sending, services, silences, sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -20,22 +19,6 @@ def _guarded(what: str, step: Callable[[], Any]) -> None:
         step()
     except Exception:
         logger.exception("alerting: %s failed", what)
-
-
-@shared_task(name="apps.alerts.tasks.evaluate_alerts", acks_late=True, ignore_result=True)
-def evaluate_alerts(pairs: list[tuple[int, int]]) -> None:
-    """Re-judge many (case, cluster) pairs: what the report path hands off in bulk."""
-    for case_id, cluster_id in pairs:
-        _guarded(
-            f"judging case {case_id} on cluster {cluster_id}",
-            partial(services.alert_evaluate, case_id=case_id, cluster_id=cluster_id),
-        )
-
-
-@shared_task(name="apps.alerts.tasks.judge_finished_runs", ignore_result=True)
-def judge_finished_runs() -> int:
-    """The post-run pipeline's guarantee: judge finished runs the watermark has not passed."""
-    return judging.finished_runs_judge()
 
 
 @shared_task(name="apps.alerts.tasks.deliver_flips", acks_late=True, ignore_result=True)

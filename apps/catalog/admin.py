@@ -1,15 +1,11 @@
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from apps.catalog.models import Case, CaseSet, CaseSetMembership, CaseTemplate, RenderConfig
 from apps.core.admin_utils import enable_actions, pretty_json
-from apps.scheduling.admin_actions import RunNowMixin, run_now_action
-from apps.scheduling.services import runs_now
 
 
 @admin.register(CaseTemplate)
@@ -57,7 +53,7 @@ class RenderConfigInline(admin.StackedInline):
 
 
 @admin.register(Case)
-class CaseAdmin(RunNowMixin, admin.ModelAdmin):
+class CaseAdmin(admin.ModelAdmin):
     inlines = [RenderConfigInline]
     list_display = [
         "name",
@@ -74,7 +70,6 @@ class CaseAdmin(RunNowMixin, admin.ModelAdmin):
     readonly_fields = ["effective_env_display", "created_at", "updated_at"]
     actions = [
         *enable_actions("cases"),
-        run_now_action("cases", lambda qs, user: runs_now(cases=qs, requested_by_id=user)),
     ]
     list_per_page = 100
 
@@ -112,15 +107,9 @@ class CaseSetMembershipInline(admin.TabularInline):
     verbose_name_plural = "cases"
 
 
-def _run_case_sets(queryset: QuerySet[CaseSet], user_id: int | None) -> Any:
-    cases = Case.objects.filter(case_sets__in=queryset).distinct()
-    return runs_now(cases=cases, requested_by_id=user_id)
-
-
 @admin.register(CaseSet)
-class CaseSetAdmin(RunNowMixin, admin.ModelAdmin):
+class CaseSetAdmin(admin.ModelAdmin):
     inlines = [CaseSetMembershipInline]
-    actions = [run_now_action("case sets", _run_case_sets)]
     list_display = ["name", "case_count", "updated_at"]
     search_fields = ["name", "description"]
     readonly_fields = ["created_at", "updated_at"]

@@ -12,14 +12,18 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from apps.clusters.models import API_CHECK_FIELDS, BREAKER_FIELDS, ApiStatus, Cluster, ClusterGroup
+from apps.clusters.models import (
+    API_CHECK_FIELDS,
+    BREAKER_FIELDS,
+    LOCAL_EXECUTOR_DISABLED,
+    ApiStatus,
+    Cluster,
+    ClusterGroup,
+)
 from apps.clusters.selectors import cluster_group_resolve, clusters_with_api
 from apps.clusters.services import cluster_check_api
 from apps.clusters.tasks import check_cluster_api
 from apps.core.admin_utils import WriteOnlyTextarea, enable_actions
-from apps.runs.executors.local import DISABLED_MESSAGE
-from apps.scheduling.admin_actions import RunNowMixin, run_now_action
-from apps.scheduling.services import runs_now
 
 # "Check API now" asks up to this many clusters while the page waits (each bounded
 # by its own timeout); a larger selection is checked by the workers.
@@ -122,7 +126,7 @@ class ClusterAdminForm(forms.ModelForm):
 
 
 @admin.register(Cluster)
-class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
+class ClusterAdmin(admin.ModelAdmin):
     form = ClusterAdminForm
     list_display = [
         "name",
@@ -151,7 +155,6 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
     show_full_result_count = False
     actions = [
         *enable_actions("clusters"),
-        run_now_action("clusters", lambda qs, user: runs_now(clusters=qs, requested_by_id=user)),
         check_api_now,
     ]
     readonly_fields = [
@@ -206,7 +209,7 @@ class ClusterAdmin(RunNowMixin, admin.ModelAdmin):
             and clusters.filter(executor="local").exists()
         ):
             self.message_user(
-                request, f"Local clusters will not run: {DISABLED_MESSAGE}", messages.WARNING
+                request, f"Local clusters will not run: {LOCAL_EXECUTOR_DISABLED}", messages.WARNING
             )
 
     def changelist_view(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from apps.clusters.models import ApiStatus, Cluster, ClusterGroup, Executor
 from apps.clusters.selectors import cluster_group_resolve
@@ -13,6 +13,9 @@ from apps.core.filters import FilterSet
 
 class ClusterFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
+    q = django_filters.CharFilter(
+        method="filter_q", max_length=100, label="Name or display name contains"
+    )
     region = django_filters.CharFilter()
     environment = django_filters.CharFilter()
     executor = django_filters.ChoiceFilter(choices=Executor.choices)
@@ -39,6 +42,12 @@ class ClusterFilter(FilterSet):
             "api_status",
             "api_version",
         ]
+
+    def filter_q(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
+        text = value.strip()
+        if not text:
+            return queryset
+        return queryset.filter(Q(name__icontains=text) | Q(display_name__icontains=text))
 
     def filter_label(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
         key, sep, val = value.partition("=")

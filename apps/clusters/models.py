@@ -8,7 +8,6 @@ from apps.clusters import kubeconfig as kc
 from apps.core.crypto import EncryptedTextField, fingerprint
 from apps.core.models import TimeStampedModel
 from apps.core.validators import validate_labels, validate_string_list
-from apps.runs.executors import executor_choices
 
 DNS_LABEL_RE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
@@ -18,10 +17,18 @@ def default_watch_namespaces() -> list[str]:
 
 
 class Executor(models.TextChoices):
-    """The executors that ship with KubeProbe; others register in apps/runs/executors/."""
+    """Where a cluster's runs execute: the one list of executor kinds. Each kind has
+    its class in apps/runs/executors/ (a test checks they match)."""
 
     KUBERNETES = "kubernetes", "Kubernetes (pod in the cluster)"
     LOCAL = "local", "Local (subprocess on the worker host)"
+
+
+LOCAL_EXECUTOR_DISABLED = (
+    "The local executor is disabled on this portal: it would run the case's command on the "
+    "worker host. Set KUBEPROBE_LOCAL_EXECUTOR_ENABLED=true only for trials and demos, or use "
+    "the kubernetes executor."
+)
 
 
 class ApiStatus(models.TextChoices):
@@ -58,7 +65,7 @@ class Cluster(TimeStampedModel):
         max_length=63, blank=True, db_index=True, help_text="e.g. prod, staging"
     )
     executor = models.CharField(
-        max_length=20, choices=executor_choices, default=Executor.KUBERNETES
+        max_length=20, choices=Executor.choices, default=Executor.KUBERNETES
     )
     kubeconfig = EncryptedTextField(blank=True, help_text="Encrypted at rest; never shown again.")
     kubeconfig_fingerprint = models.CharField(max_length=20, blank=True, editable=False)

@@ -7,7 +7,8 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from apps.core.models import TOKEN_PREFIX, ApiToken, hash_token
+from apps.core.crypto import hash_token
+from apps.core.models import TOKEN_PREFIX, ApiToken
 
 # last_used_at is a hint for revocation decisions; avoid a write per request.
 _LAST_USED_RESOLUTION = timedelta(minutes=1)

@@ -36,6 +36,11 @@ def decrypt(token: str) -> str:
         ) from exc
 
 
+def hash_token(token: str) -> str:
+    """How every bearer token (API tokens, run tokens) is stored: its SHA-256, hex."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def fingerprint(plaintext: str) -> str:
     """A short, non-reversible tag that tells two secrets apart in the UI."""
     return "sha256:" + hashlib.sha256(plaintext.encode()).hexdigest()[:12]

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from apps.core.crypto import hash_token
 
 TOKEN_PREFIX = "kp_"  # noqa: S105 (a marker, not a secret)
 
@@ -16,10 +17,6 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
-
-
-def hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 class ApiToken(models.Model):

@@ -1,13 +1,31 @@
-"""Query-string filters of the matrix pages and the alert action forms."""
+"""Query-string filters of the matrix pages, read through the API's FilterSets.
+
+Which clusters and cases a page shows is decided by `ClusterFilter` and
+`CaseFilter`, the filter sets of /api/v1/clusters/ and /api/v1/cases/, so a
+parameter means the same on a page as in the API. Only `state` (which rows,
+by their cells) and `group_by` are the pages' own. A bad value is dropped and
+shown as an error above the matrix. (The alert action forms are in
+apps/alerts/inputs.py.)
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from django import forms
 from django.http import QueryDict
 
+from apps.catalog.filters import CaseFilter
+from apps.catalog.models import Case
+from apps.clusters.filters import ClusterFilter
+from apps.clusters.models import Cluster
 from apps.dashboard.selectors.matrix import Filters
+
+# The FilterSets' parameters the pages read: those with a control in the filter bar,
+# and a few more that links and the API's users may bring along.
+CLUSTER_PARAMS = ("q", "group", "region", "environment", "label", "executor", "api_status")
+CASE_PARAMS = ("case_set",)
+SHOWN_PARAMS = frozenset({"q", "group", "region", "environment", "case_set", "state", "group_by"})
 
 STATE_CHOICES = [
     ("", "any"),
@@ -19,48 +37,54 @@ STATE_CHOICES = [
 GROUP_BY_CHOICES = [("region", "region"), ("group", "cluster group")]
 
 
-class FilterForm(forms.Form):
-    """GET filters shared by the overview, cluster and case pages and state.json."""
+class PageForm(forms.Form):
+    """What only the matrix pages filter on."""
 
-    q = forms.CharField(required=False, max_length=100, label="Cluster")
-    group = forms.CharField(required=False, max_length=63)
-    region = forms.CharField(required=False, max_length=63)
-    environment = forms.CharField(required=False, max_length=63)
-    case_set = forms.CharField(required=False, max_length=63, label="Case set")
     state = forms.ChoiceField(required=False, choices=STATE_CHOICES)
     group_by = forms.ChoiceField(required=False, choices=GROUP_BY_CHOICES, label="Group by")
 
+
+def _subset(data: QueryDict, names: tuple[str, ...]) -> dict[str, str]:
+    values = ((name, data.get(name, "")) for name in names)
+    return {name: str(value) for name, value in values if value != ""}
+
+
+@dataclass
+class FilterForm:
+    """The filter bar: values to show again, and errors of the values that were dropped."""
+
+    values: dict[str, str]
+    errors: dict[str, list[str]]
+    hidden: list[tuple[str, str]]  # accepted parameters without a control, kept on "Apply"
+    state_choices = STATE_CHOICES
+    group_by_choices = GROUP_BY_CHOICES
+
     @classmethod
     def parse(cls, data: QueryDict) -> tuple[FilterForm, Filters]:
-        """The form (for redisplay and its errors) and the filters, bad fields dropped."""
-        form = cls(data)
-        form.is_valid()
-        cleaned: dict[str, Any] = {
-            name: value
-            for name, value in getattr(form, "cleaned_data", {}).items()
-            if name not in form.errors
-        }
-        return form, Filters(
-            q=(cleaned.get("q") or "").strip(),
-            group=cleaned.get("group") or "",
-            region=cleaned.get("region") or "",
-            environment=cleaned.get("environment") or "",
-            case_set=cleaned.get("case_set") or "",
-            state=cleaned.get("state") or "",
-            group_by=cleaned.get("group_by") or "region",
+        """The filter bar and the filters; each bad value dropped and named in `errors`."""
+        page = PageForm(data)
+        page.is_valid()
+        # Unbound querysets: here the FilterSets only validate; the selectors filter.
+        clusters = ClusterFilter(
+            data=_subset(data, CLUSTER_PARAMS), queryset=Cluster.objects.none()
         )
-
-
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(required=False, max_length=2000)
-    hours = forms.FloatField(
-        required=False,
-        min_value=0.1,
-        max_value=24 * 30,
-        help_text="The acknowledgement expires after this many hours; empty: until it resolves.",
-    )
-
-
-class SilenceForm(forms.Form):
-    hours = forms.FloatField(min_value=0.1, max_value=24 * 30, initial=2)
-    comment = forms.CharField(required=False, max_length=2000)
+        cases = CaseFilter(data=_subset(data, CASE_PARAMS), queryset=Case.objects.none())
+        errors: dict[str, list[str]] = {}
+        for form in (clusters.form, cases.form, page):
+            errors.update(
+                {name: [str(m) for m in messages] for name, messages in form.errors.items()}
+            )
+        cleaned = getattr(page, "cleaned_data", {})
+        cluster_values = {k: v for k, v in clusters.data.items() if k not in errors}
+        case_values = {k: v for k, v in cases.data.items() if k not in errors}
+        values = {**clusters.data, **cases.data, **_subset(data, ("state", "group_by"))}
+        return cls(
+            values=values,
+            errors=errors,
+            hidden=[(k, v) for k, v in values.items() if k not in SHOWN_PARAMS],
+        ), Filters(
+            clusters=cluster_values,
+            cases=case_values,
+            state="" if "state" in errors else cleaned.get("state") or "",
+            group_by="region" if "group_by" in errors else cleaned.get("group_by") or "region",
+        )

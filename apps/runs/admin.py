@@ -5,9 +5,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.core.admin_utils import pretty_json
+from apps.runs.admin_actions import RunNowMixin, run_now_action
 from apps.runs.models import ProbeRun, Trigger
 from apps.runs.services import CreateResult, manual_key, runs_create
-from apps.scheduling.admin_actions import RunNowMixin, run_now_action
 
 
 def _run_again(queryset: QuerySet[ProbeRun], user_id: int | None) -> CreateResult:

@@ -9,12 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.catalog.models import ReportProtocol
+from apps.core.crypto import hash_token
 from apps.runs.executors import ExecutorError, LaunchSpec, get_executor
 from apps.runs.executors.base import dns_label
 from apps.runs.finishing import run_finish
 from apps.runs.models import ProbeRun, RunState
 from apps.runs.signals import run_state_changed
-from apps.runs.tokens import hash_token, run_token
+from apps.runs.tokens import run_token
 
 
 def run_contract_env(*, run: ProbeRun, token: str, deadline: datetime) -> dict[str, str]:
@@ -34,7 +35,7 @@ def run_contract_env(*, run: ProbeRun, token: str, deadline: datetime) -> dict[s
         # What Kuberhealthy v3 injects, so its check images run unchanged.
         env.update(
             {
-                "KH_REPORTING_URL": f"{base}/api/v1/kuberhealthy/check",
+                "KH_REPORTING_URL": f"{base}/check",
                 "KH_RUN_UUID": token,
                 "KH_CHECK_RUN_DEADLINE": str(int(deadline.timestamp())),
                 "KH_POD_NAMESPACE": run.cluster.namespace,

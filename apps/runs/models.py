@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -147,6 +147,13 @@ class ProbeRun(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk}: {self.case_id}@{self.cluster_id} {self.state}"
+
+    def duration_ms_at(self, finished_at: datetime) -> int:
+        """The run's duration if it ends at `finished_at`: from dispatch, or from
+        creation if it never got that far. The grouped report statement
+        (reporting/store.py) computes the same in SQL."""
+        started = self.dispatched_at or self.created_at
+        return max(0, int((finished_at - started).total_seconds() * 1000))
 
     @property
     def is_finished(self) -> bool:

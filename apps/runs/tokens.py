@@ -1,16 +1,11 @@
-"""Run tokens: each run's bearer token, derived from SECRET_KEY, and its stored hash."""
+"""Run tokens: each run's bearer token, derived from SECRET_KEY (stored as core.crypto.hash_token)."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import uuid
 
 from django.utils.crypto import salted_hmac
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def run_token(*, run_id: int, kuberhealthy: bool = False) -> str:

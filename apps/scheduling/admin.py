@@ -7,11 +7,15 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from apps.catalog.admin import CaseAdmin, CaseSetAdmin
+from apps.catalog.models import Case, CaseSet
+from apps.clusters.admin import ClusterAdmin
+from apps.clusters.models import Cluster
 from apps.core.admin_utils import enable_actions
+from apps.runs.admin_actions import RunNowMixin, add_run_now, run_now_action
 from apps.runs.services import CreateResult
-from apps.scheduling.admin_actions import RunNowMixin, run_now_action
 from apps.scheduling.models import Binding, Event, binding_scope_errors
-from apps.scheduling.services import binding_fire_now, bindings_set_enabled
+from apps.scheduling.services import binding_fire_now, bindings_set_enabled, runs_now
 
 
 class BindingAdminForm(forms.ModelForm):
@@ -137,3 +141,23 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Event | None = None) -> bool:
         return False
+
+
+# "Run now" on clusters, cases and case sets runs what their enabled bindings
+# would run, limited to the selection: scheduling's to say, so added here.
+def _run_clusters(queryset: QuerySet[Cluster], user_id: int | None) -> CreateResult:
+    return runs_now(clusters=queryset, requested_by_id=user_id)
+
+
+def _run_cases(queryset: QuerySet[Case], user_id: int | None) -> CreateResult:
+    return runs_now(cases=queryset, requested_by_id=user_id)
+
+
+def _run_case_sets(queryset: QuerySet[CaseSet], user_id: int | None) -> CreateResult:
+    cases = Case.objects.filter(case_sets__in=queryset).distinct()
+    return runs_now(cases=cases, requested_by_id=user_id)
+
+
+add_run_now(ClusterAdmin, run_now_action("clusters", _run_clusters))
+add_run_now(CaseAdmin, run_now_action("cases", _run_cases))
+add_run_now(CaseSetAdmin, run_now_action("case sets", _run_case_sets))

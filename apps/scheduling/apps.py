@@ -7,4 +7,4 @@ class SchedulingConfig(AppConfig):
     verbose_name = "Scheduling"
 
     def ready(self) -> None:
-        from apps.scheduling import signals  # noqa: F401
+        from apps.scheduling import receivers  # noqa: F401

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
-from django.db import models, transaction
+from django.db import models
 from django_celery_beat.models import PeriodicTask
 
 from apps.catalog.models import Case, CaseSet
@@ -129,14 +129,6 @@ class Binding(TimeStampedModel):
                 cron.parse(self.cron)
             except ValidationError as exc:
                 raise ValidationError({"cron": exc.messages}) from exc
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        from apps.scheduling.services import binding_sync_periodic_task
-
-        # The schedule row and the binding change together or not at all.
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            binding_sync_periodic_task(binding=self)
 
 
 class EventSource(models.TextChoices):

@@ -80,7 +80,7 @@ def test_bad_acknowledgement_input_is_a_form_error(
         {"action": "acknowledge", "_selected_action": [alert.pk], "apply": "1", "hours": "-3"},
     )
     assert page.status_code == 200
-    assert b"greater than or equal to 0.1" in page.content
+    assert b"Give between 0.1 and 720 hours." in page.content
     alert.refresh_from_db()
     assert alert.state == AlertState.FIRING
 

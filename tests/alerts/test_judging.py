@@ -27,16 +27,19 @@ from kombu.exceptions import OperationalError
 
 from apps.alerts import judging, services
 from apps.alerts.models import Alert, AlertFlip, AlertState, FlipEvent, JudgeWatermark
-from apps.alerts.tasks import evaluate_alerts
+from apps.core.crypto import hash_token
 from apps.dashboard import push
-from apps.runs.finishing import run_report
+from apps.postrun import pipeline
+from apps.postrun.tasks import process_finished_runs
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.tokens import hash_token
+from apps.runs.reporting.accept import run_report
 from tests.alerts.conftest import add_run
 from tests.factories import CaseFactory, ClusterFactory, ProbeRunFactory
 from tests.runs.test_kube_loop import GroupListener
 from tests.runs.test_loop import ROOT, database_url
 from tests.utils import wait_for
+
+PROCESS = pipeline.finished_pairs_process
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -56,9 +59,9 @@ REPORTER = """
 import sys, threading
 import django
 django.setup()
-from apps.alerts import handoff
+from apps.runs.reporting import handoff
 handoff.FLUSH_SECONDS = 3600
-from apps.runs.finishing import run_report
+from apps.runs.reporting.accept import run_report
 state = run_report(run_id=int(sys.argv[1]), token=sys.argv[2], body=sys.argv[3].encode())
 print("stored", state, sorted(handoff._handoff.pairs), flush=True)
 threading.Event().wait()
@@ -130,12 +133,12 @@ def test_a_report_whose_process_is_killed_before_the_handoff_is_still_judged(
     assert not Alert.objects.filter(case=case, cluster=cluster, latest_run=run).exists()
 
     # The sweep stays a settle time behind finished_at: not yet ...
-    assert judging.finished_runs_judge() == 0
+    assert judging.finished_runs_judge(process=PROCESS) == 0
     assert not Alert.objects.filter(case=case, cluster=cluster, latest_run=run).exists()
     # ... and once that has passed, the pair is judged and pushed.
     assert run.finished_at is not None
     later = run.finished_at + timedelta(seconds=settings.KUBEPROBE_JUDGE_SETTLE_SECONDS + 1)
-    assert judging.finished_runs_judge(now=later) == 2
+    assert judging.finished_runs_judge(process=PROCESS, now=later) == 2
     fires_once(case, cluster, run)
     wait_for(
         lambda: cells.cells(case_id=case.pk, run_id=run.pk, alert_state="firing"),
@@ -143,7 +146,7 @@ def test_a_report_whose_process_is_killed_before_the_handoff_is_still_judged(
         what="the dashboard cell of the judged pair",
     )
     # Passing again judges nothing twice.
-    assert judging.finished_runs_judge(now=later) == 0
+    assert judging.finished_runs_judge(process=PROCESS, now=later) == 0
     fires_once(case, cluster, run)
 
 
@@ -156,7 +159,7 @@ def test_a_report_the_broker_refused_is_still_judged(
         refused.append(list(pairs))
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(evaluate_alerts, "delay", broker_down)
+    monkeypatch.setattr(process_finished_runs, "delay", broker_down)
     settings.KUBEPROBE_JUDGE_SETTLE_SECONDS = 0
     case, cluster = CaseFactory(), ClusterFactory()
     add_run(case, cluster, False, now=timezone.now() - timedelta(minutes=1))
@@ -165,7 +168,7 @@ def test_a_report_the_broker_refused_is_still_judged(
     wait_for(lambda: any((case.pk, cluster.pk) in p for p in refused), timeout=10)
     assert not Alert.objects.filter(case=case, cluster=cluster, latest_run=run).exists()
 
-    assert judging.finished_runs_judge() == 2
+    assert judging.finished_runs_judge(process=PROCESS) == 2
     fires_once(case, cluster, run)
 
 
@@ -190,10 +193,10 @@ def test_a_pair_judged_already_is_not_judged_again(
         return real(case_id=case_id, cluster_id=cluster_id)
 
     monkeypatch.setattr(services, "alert_evaluate", recording)
-    assert judging.finished_runs_judge() == 2
+    assert judging.finished_runs_judge(process=PROCESS) == 2
     assert judged == []
     newer = add_run(case, cluster, True)
-    assert judging.finished_runs_judge() == 1
+    assert judging.finished_runs_judge(process=PROCESS) == 1
     assert judged == [(case.pk, cluster.pk)]
     assert Alert.objects.get(case=case, cluster=cluster).latest_run_id == newer.pk
 
@@ -239,14 +242,14 @@ def test_two_sweepers_claim_each_finished_run_once(recorded: list[tuple[int, int
         try:
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(services, "alert_evaluate", slow)
-                first.append(judging.finished_runs_judge(batch=10, max_batches=1))
+                first.append(judging.finished_runs_judge(process=PROCESS, batch=10, max_batches=1))
         finally:
             connection.close()
 
     holder = threading.Thread(target=sweep_slowly)
     holder.start()
     assert inside.wait(timeout=10)
-    assert judging.finished_runs_judge(batch=10) == 0
+    assert judging.finished_runs_judge(process=PROCESS, batch=10) == 0
     other_done.set()
     holder.join(timeout=10)
     assert first == [10]
@@ -258,7 +261,12 @@ def test_two_sweepers_claim_each_finished_run_once(recorded: list[tuple[int, int
 
     def race() -> None:
         try:
-            wait_for(lambda: judging.finished_runs_judge(batch=3, max_batches=1) == 0 and at_end())
+            wait_for(
+                lambda: (
+                    judging.finished_runs_judge(process=PROCESS, batch=3, max_batches=1) == 0
+                    and at_end()
+                )
+            )
         finally:
             connection.close()
 
@@ -275,17 +283,17 @@ def test_two_sweepers_claim_each_finished_run_once(recorded: list[tuple[int, int
 def test_a_pass_is_bounded_and_bulk(recorded: list[tuple[int, int]]) -> None:
     finished_runs(5)
     with CaptureQueriesContext(connection) as few:
-        assert judging.finished_runs_judge(batch=100) == 5
+        assert judging.finished_runs_judge(process=PROCESS, batch=100) == 5
     finished_runs(60, ago=80)
     with CaptureQueriesContext(connection) as many:
-        assert judging.finished_runs_judge(batch=100) == 60
+        assert judging.finished_runs_judge(process=PROCESS, batch=100) == 60
     # The same statements for 5 runs or 60: nothing per run.
     assert len(many.captured_queries) == len(few.captured_queries)
     assert len(recorded) == 65
 
     finished_runs(25, ago=40)
-    assert judging.finished_runs_judge(batch=10, max_batches=2) == 20  # bounded
-    assert judging.finished_runs_judge(batch=10, max_batches=2) == 5
+    assert judging.finished_runs_judge(process=PROCESS, batch=10, max_batches=2) == 20  # bounded
+    assert judging.finished_runs_judge(process=PROCESS, batch=10, max_batches=2) == 5
     assert len(recorded) == 90
 
 

@@ -182,8 +182,11 @@ def test_acknowledge_without_expiry_and_again(api: APIClient, alerts: dict[str, 
         pytest.param({"hours": 0}, "hours", id="zero-hours"),
         pytest.param({"hours": 10_000}, "hours", id="too-many-hours"),
         pytest.param({"hours": "soon"}, "hours", id="hours-not-a-number"),
+        pytest.param({"until": "2999-01-01T00:00:00Z"}, "until", id="until-past-30-days"),
         pytest.param(
-            {"hours": 1, "until": "2999-01-01T00:00:00Z"}, "hours", id="both-until-and-hours"
+            {"hours": 1, "until": (timezone.now() + timedelta(days=2)).isoformat()},
+            "hours",
+            id="both-until-and-hours",
         ),
         pytest.param({"note": ["a"]}, "note", id="note-not-text"),
     ],

@@ -35,6 +35,7 @@ def test_spectacular_builds_without_warnings(tmp_path: Path) -> None:
     assert set(paths["/api/v1/runs/{id}/"]) == {"get"}
     assert set(paths["/api/v1/runs/{run_id}/report"]) == {"post"}
     assert set(paths["/api/v1/kuberhealthy/check"]) == {"post"}
+    assert set(paths["/check"]) == {"post"}
     assert "/api/v1/events/" in paths
 
 

@@ -12,7 +12,7 @@ import redis
 from django.conf import settings
 
 from apps.alerts.models import Alert
-from apps.alerts.tasks import evaluate_alerts
+from apps.postrun.tasks import process_finished_runs
 from apps.runs.tasks import dispatch_run
 from kubeprobe_site.celery import app as celery_app
 from kubeprobe_site.queues import queue_names
@@ -24,9 +24,9 @@ from tests.utils import celery_worker, wait_for
 EXPECTED = {
     "apps.scheduling.tasks.fire_binding": "ticks",
     "apps.runs.tasks.dispatch_run": "dispatch",
-    "apps.alerts.tasks.evaluate_alerts": "alerts",
+    "apps.postrun.tasks.process_finished_runs": "alerts",
+    "apps.postrun.tasks.sweep_finished_runs": "alerts",
     "apps.alerts.tasks.deliver_flips": "alerts",
-    "apps.alerts.tasks.judge_finished_runs": "alerts",
     "apps.runs.tasks.reap_runs": "housekeeping",
     "apps.runs.tasks.reap_cluster": "housekeeping",
     "apps.runs.tasks.cleanup_runs": "housekeeping",
@@ -35,6 +35,11 @@ EXPECTED = {
     "apps.alerts.tasks.alerts_housekeeping": "housekeeping",
     "apps.clusters.tasks.check_cluster_apis": "housekeeping",
     "apps.clusters.tasks.check_cluster_api": "housekeeping",
+    "apps.resident.tasks.judge_resident": "alerts",
+    "apps.resident.tasks.apply_probe": "housekeeping",
+    "apps.resident.tasks.remove_probeconfigs": "housekeeping",
+    "apps.resident.tasks.resync_probeconfigs": "housekeeping",
+    "apps.resident.tasks.resident_housekeeping": "housekeeping",
 }
 
 
@@ -101,7 +106,7 @@ def test_alert_evaluation_does_not_wait_behind_a_dispatch_backlog(alerts_worker:
     )
 
     started = time.monotonic()
-    evaluate_alerts.delay([(case.pk, cluster.pk)])
+    process_finished_runs.delay([(case.pk, cluster.pk)])
     alert = wait_for(
         lambda: Alert.objects.filter(case=case, cluster=cluster, latest_run=run).first(),
         timeout=10,

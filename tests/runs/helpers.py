@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
+
+from django.utils import timezone
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster, Executor
-from apps.runs.models import ProbeRun
+from apps.core.crypto import hash_token
+from apps.runs.models import ProbeRun, RunState
 from apps.runs.services import runs_create
 from tests.factories import CaseFactory, CaseTemplateFactory, ClusterFactory, RenderConfigFactory
 from tests.kube import LocalKube
@@ -58,6 +63,28 @@ def make_run(
     )
     [run_id] = result.created
     return ProbeRun.objects.get(pk=run_id)
+
+
+def running_runs(
+    count: int = 1,
+    cluster: Cluster | None = None,
+    token: str | Callable[[int], str] = "tok-" + "y" * 30,
+) -> list[ProbeRun]:
+    """`count` runs of one case, running on `cluster` for five more minutes, each
+    holding `token` (or token(i)) as its run token."""
+    case, cluster = make_case(), cluster or ClusterFactory()
+    out = []
+    for i in range(count):
+        run = make_run(case, cluster, key=f"running-{cluster.pk}-{case.pk}-{i}")
+        raw = token(i) if callable(token) else token
+        ProbeRun.objects.filter(pk=run.pk).update(
+            state=RunState.RUNNING,
+            token_hash=hash_token(raw),
+            dispatched_at=timezone.now(),
+            deadline=timezone.now() + timedelta(minutes=5),
+        )
+        out.append(ProbeRun.objects.get(pk=run.pk))
+    return out
 
 
 def env_of(pod: dict[str, Any]) -> dict[str, str]:

@@ -4,41 +4,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.utils import timezone
 
-from apps.runs import ingest
+from apps.core.crypto import hash_token
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.reports import Report
-from apps.runs.tokens import hash_token
-from tests.factories import ClusterFactory
-from tests.runs.helpers import make_case, make_run
+from apps.runs.reporting import store
+from apps.runs.reporting.protocols import Report
+from tests.runs.helpers import running_runs
 
 TOKEN = "group-" + "z" * 30
 
 
-def running_runs(count: int) -> list[int]:
-    case, cluster = make_case(), ClusterFactory()
-    ids = []
-    for i in range(count):
-        run = make_run(case, cluster, key=f"group-{i}")
-        ProbeRun.objects.filter(pk=run.pk).update(
-            state=RunState.RUNNING,
-            token_hash=hash_token(TOKEN),
-            dispatched_at=timezone.now(),
-            deadline=timezone.now() + timedelta(minutes=5),
-        )
-        ids.append(run.pk)
-    return ids
+def running_ids(count: int) -> list[int]:
+    return [run.pk for run in running_runs(count, token=TOKEN)]
 
 
-def pending(run_id: int, ok: bool = True, token: str = TOKEN) -> ingest.Pending:
+def pending(run_id: int, ok: bool = True, token: str = TOKEN) -> store.Pending:
     report = Report(ok=True) if ok else Report(ok=False, errors=["boom"])
-    return ingest.Pending(
+    return store.Pending(
         run_id=run_id, token_hash=hash_token(token), report=report, now=timezone.now()
     )
 
@@ -56,12 +43,12 @@ class _SignallingCondition(threading.Condition):
 
 
 @pytest.fixture
-def group(monkeypatch: pytest.MonkeyPatch) -> Iterator[ingest._GroupCommit]:
-    fresh = ingest._GroupCommit()
+def group(monkeypatch: pytest.MonkeyPatch) -> Iterator[store._GroupCommit]:
+    fresh = store._GroupCommit()
     fresh.cond = _SignallingCondition()
-    monkeypatch.setattr(ingest, "_group", fresh)
+    monkeypatch.setattr(store, "_group", fresh)
     # Long enough that only an arrival or a withdrawal can end a leader's wait.
-    monkeypatch.setattr(ingest, "COLLECT_SECONDS", 60.0)
+    monkeypatch.setattr(store, "COLLECT_SECONDS", 60.0)
     yield fresh
 
 
@@ -69,13 +56,13 @@ def group(monkeypatch: pytest.MonkeyPatch) -> Iterator[ingest._GroupCommit]:
 def statements(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
     """The run ids of each UPDATE statement, in order."""
     seen: list[list[int]] = []
-    real = ingest._store_rows
+    real = store._store_rows
 
-    def spy(items: list[ingest.Pending]) -> dict[int, tuple[int, int]]:
+    def spy(items: list[store.Pending]) -> dict[int, tuple[int, int]]:
         seen.append([item.run_id for item in items])
         return real(items)
 
-    monkeypatch.setattr(ingest, "_store_rows", spy)
+    monkeypatch.setattr(store, "_store_rows", spy)
     return seen
 
 
@@ -95,20 +82,20 @@ def in_thread(target: Callable[[], Any]) -> tuple[threading.Thread, dict[str, An
     return thread, out
 
 
-def store_announced(item: ingest.Pending) -> tuple[int, int] | None:
-    with ingest.arriving():
-        return ingest.store(item)
+def store_announced(item: store.Pending) -> tuple[int, int] | None:
+    with store.arriving():
+        return store.store(item)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_leader_waits_for_an_announced_report_and_stores_both_at_once(
-    group: ingest._GroupCommit, statements: list[list[int]]
+    group: store._GroupCommit, statements: list[list[int]]
 ) -> None:
-    first, second = running_runs(2)
-    with ingest.arriving():  # this thread's report is on its way
+    first, second = running_ids(2)
+    with store.arriving():  # this thread's report is on its way
         thread, out = in_thread(lambda: store_announced(pending(first)))
         assert group.cond.leader_waiting.wait(10)  # type: ignore[attr-defined]
-        mine = ingest.store(pending(second, ok=False))
+        mine = store.store(pending(second, ok=False))
     thread.join(10)
     assert not thread.is_alive()
     assert "error" not in out and out["result"] is not None and mine is not None
@@ -120,10 +107,10 @@ def test_the_leader_waits_for_an_announced_report_and_stores_both_at_once(
 
 @pytest.mark.django_db(transaction=True)
 def test_a_report_rejected_before_storing_releases_the_waiting_leader(
-    group: ingest._GroupCommit, statements: list[list[int]]
+    group: store._GroupCommit, statements: list[list[int]]
 ) -> None:
-    [run_id] = running_runs(1)
-    with ingest.arriving():  # announced, then rejected (e.g. a 400): never stored
+    [run_id] = running_ids(1)
+    with store.arriving():  # announced, then rejected (e.g. a 400): never stored
         thread, out = in_thread(lambda: store_announced(pending(run_id)))
         assert group.cond.leader_waiting.wait(10)  # type: ignore[attr-defined]
     thread.join(10)  # far below the 60 s bound: the withdrawal woke the leader
@@ -138,8 +125,8 @@ def test_a_report_rejected_before_storing_releases_the_waiting_leader(
 def test_concurrent_reports_are_each_stored_once_and_leadership_is_handed_on(
     monkeypatch: pytest.MonkeyPatch, statements: list[list[int]]
 ) -> None:
-    monkeypatch.setattr(ingest, "_group", ingest._GroupCommit())
-    runs = running_runs(24)
+    monkeypatch.setattr(store, "_group", store._GroupCommit())
+    runs = running_ids(24)
     # Every run reported twice at once (one must lose), plus a wrong token each.
     attempts = [
         (run_id, ok, token)
@@ -173,36 +160,36 @@ def test_concurrent_reports_are_each_stored_once_and_leadership_is_handed_on(
     # Grouped: fewer statements than reports, and never one run twice in one.
     assert len(statements) < len(attempts)
     assert all(len(ids) == len(set(ids)) for ids in statements)
-    assert not ingest._group.leading and not ingest._group.queue
-    assert ingest._group.arriving == 0
+    assert not store._group.leading and not store._group.queue
+    assert store._group.arriving == 0
     connection.close()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_statement_is_prepared_again_after_the_session_dropped_it() -> None:
-    first, second = running_runs(2)
-    assert ingest._store_rows([pending(first)]) != {}
+    first, second = running_ids(2)
+    assert store._store_rows([pending(first)]) != {}
     with connection.cursor() as cursor:  # as a pooler resetting the session would
         cursor.execute("DEALLOCATE ALL")
-    assert ingest._store_rows([pending(second)]) != {}
+    assert store._store_rows([pending(second)]) != {}
     assert ProbeRun.objects.filter(state=RunState.SUCCEEDED).count() == 2
     connection.close()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_statement_is_planned_once_not_on_every_execution() -> None:
-    ids = running_runs(12)
+    ids = running_ids(12)
     for start in range(0, 12, 2):  # past Postgres' five custom plans before it may switch
-        assert len(ingest._store_rows([pending(i) for i in ids[start : start + 2]])) == 2
+        assert len(store._store_rows([pending(i) for i in ids[start : start + 2]])) == 2
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %s",
-            [ingest._STATEMENT.decode()],
+            [store._STATEMENT.decode()],
         )
         generic, custom = cursor.fetchone()
         cursor.execute("DISCARD ALL")  # the session setting goes too: it is set again
     assert (generic, custom) == (6, 0)
-    assert len(ingest._store_rows([pending(ids[0])])) == 0  # stored already; still answers
+    assert len(store._store_rows([pending(ids[0])])) == 0  # stored already; still answers
     with connection.cursor() as cursor:
         cursor.execute("SHOW plan_cache_mode")
         assert cursor.fetchone() == ("force_generic_plan",)

@@ -12,34 +12,28 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from apps.runs import cleanup, ingest
+from apps.core.crypto import hash_token
+from apps.runs import cleanup
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.reports import Report
-from apps.runs.tokens import hash_token
-from tests.factories import ClusterFactory
-from tests.runs.helpers import make_case, make_run
+from apps.runs.reporting import store
+from apps.runs.reporting.protocols import Report
+from tests.runs.helpers import running_runs
 
 
-def running_runs(count: int) -> list[tuple[int, str]]:
-    case, cluster = make_case(), ClusterFactory()
-    out = []
-    for i in range(count):
-        run = make_run(case, cluster, key=f"ingest-{i}")
-        token = f"token-{i}-" + "x" * 20
-        ProbeRun.objects.filter(pk=run.pk).update(
-            state=RunState.RUNNING,
-            token_hash=hash_token(token),
-            dispatched_at=timezone.now(),
-            deadline=timezone.now() + timedelta(minutes=5),
-        )
-        out.append((run.pk, token))
-    return out
+def running_pairs(count: int) -> list[tuple[int, str]]:
+    """(run id, its token) of `count` running runs, each with a token of its own."""
+    runs = running_runs(count, token=token_of)
+    return [(run.pk, token_of(i)) for i, run in enumerate(runs)]
+
+
+def token_of(i: int) -> str:
+    return f"token-{i}-" + "x" * 20
 
 
 @pytest.mark.django_db(transaction=True)
 def test_grouped_writer_stores_each_run_once_under_concurrency(live_server, settings) -> None:  # type: ignore[no-untyped-def]
     settings.KUBEPROBE_REPORT_BATCHING = True
-    runs = running_runs(30)
+    runs = running_pairs(30)
     # Every run reported twice at once, plus one report with a wrong token each.
     attempts = [
         attempt
@@ -90,19 +84,19 @@ def test_grouped_writer_stores_each_run_once_under_concurrency(live_server, sett
 
 @pytest.mark.django_db
 def test_portable_path_applies_the_same_conditions() -> None:
-    (run_id, token), (late_id, late_token) = running_runs(2)
+    (run_id, token), (late_id, late_token) = running_pairs(2)
     ProbeRun.objects.filter(pk=late_id).update(deadline=timezone.now() - timedelta(hours=1))
     now = timezone.now()
 
-    def pending(rid: int, tok: str) -> ingest.Pending:
-        return ingest.Pending(
+    def pending(rid: int, tok: str) -> store.Pending:
+        return store.Pending(
             run_id=rid, token_hash=hash_token(tok), report=Report(ok=True), now=now
         )
 
-    assert ingest._store_orm(pending(run_id, "wrong")) is None
-    assert ingest._store_orm(pending(late_id, late_token)) is None
-    assert ingest._store_orm(pending(run_id, token)) is not None
-    assert ingest._store_orm(pending(run_id, token)) is None  # the first result stays
+    assert store._store_orm(pending(run_id, "wrong")) is None
+    assert store._store_orm(pending(late_id, late_token)) is None
+    assert store._store_orm(pending(run_id, token)) is not None
+    assert store._store_orm(pending(run_id, token)) is None  # the first result stays
     assert ProbeRun.objects.get(pk=run_id).state == RunState.SUCCEEDED
     assert ProbeRun.objects.get(pk=late_id).state == RunState.RUNNING
 
@@ -110,7 +104,7 @@ def test_portable_path_applies_the_same_conditions() -> None:
 @pytest.mark.django_db
 def test_finished_runs_past_retention_are_purged_in_batches(settings) -> None:  # type: ignore[no-untyped-def]
     settings.KUBEPROBE_RUN_RETENTION_DAYS = 30
-    runs = running_runs(7)
+    runs = running_pairs(7)
     old = timezone.now() - timedelta(days=31)
     ids = [r for r, _ in runs]
     ProbeRun.objects.filter(pk__in=ids[:5]).update(state=RunState.SUCCEEDED, finished_at=old)

@@ -16,28 +16,12 @@ from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.urls import Resolver404, resolve
 
 from apps.catalog.models import Case, CaseTemplate, RenderConfig, ReportProtocol
 from apps.clusters.models import Cluster, Executor
 from apps.runs.models import ProbeRun, RunState
 
 CHECK = Path(__file__).resolve().parents[1] / "kuberhealthy_go"
-
-
-def _check_route_served() -> bool:
-    try:
-        resolve("/check")
-    except Resolver404:
-        return False
-    return True
-
-
-pytestmark = pytest.mark.xfail(
-    not _check_route_served(),
-    reason="the portal does not serve the Kuberhealthy endpoint at /check yet",
-    run=False,
-)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.utils import timezone
@@ -153,7 +154,8 @@ def test_kuberhealthy_templates_get_kuberhealthy_env(kube: LocalKube, kube_ns: s
     run = make_run(make_case(report_protocol="kuberhealthy"), cluster)
     assert dispatch.run_dispatch(run_id=run.pk) == "launched"
     env = env_of(pod_of(kube, run))
-    assert env["KH_REPORTING_URL"].endswith("/api/v1/kuberhealthy/check")
+    # Kuberhealthy's Go check client accepts no other path.
+    assert urlsplit(env["KH_REPORTING_URL"]).path == "/check"
     assert env["KH_RUN_UUID"] == env["KUBEPROBE_TOKEN"]
     assert str(uuid.UUID(env["KH_RUN_UUID"])) == env["KH_RUN_UUID"]
     assert env["KH_CHECK_RUN_DEADLINE"] == env["KUBEPROBE_DEADLINE"]

@@ -8,9 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.catalog.models import Case, CaseTemplate
+from apps.clusters.models import LOCAL_EXECUTOR_DISABLED as DISABLED_MESSAGE
 from apps.clusters.models import Cluster, Executor
 from apps.runs import dispatch, reaping
-from apps.runs.executors.local import DISABLED_MESSAGE, LocalExecutor
+from apps.runs.executors.local import LocalExecutor
 from apps.runs.models import ProbeRun, RunState
 from tests.runs.helpers import make_run
 from tests.utils import wait_for

@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from apps.core.crypto import hash_token
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.tokens import hash_token
 from tests.factories import ClusterFactory
 from tests.runs.helpers import make_case, make_run
 

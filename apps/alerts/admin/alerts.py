@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django import forms
@@ -10,27 +9,12 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.alerts import services
+from apps.alerts.inputs import AcknowledgeForm, ResolveForm
 from apps.alerts.messages import run_url
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertFlip, AlertTimeline
-
-
-class AcknowledgeForm(forms.Form):
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
-    hours = forms.FloatField(
-        required=False,
-        min_value=0.1,
-        max_value=24 * 30,
-        initial=4,
-        help_text="The acknowledgement expires after this many hours; empty: until it resolves.",
-    )
-
-
-class ResolveForm(forms.Form):
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
 
 def _form_action(
@@ -51,7 +35,7 @@ def _form_action(
         done, refused = 0, []
         for alert in alerts:
             try:
-                apply(alert, form.cleaned_data)
+                apply(alert, form)
                 done += 1
             except ValueError as exc:
                 refused.append(f"{alert.case} on {alert.cluster}: {exc}")
@@ -76,11 +60,13 @@ def _form_action(
 def acknowledge(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]
 ) -> TemplateResponse | None:
-    def apply(alert: Alert, data: dict[str, Any]) -> None:
-        hours = data.get("hours")
-        until = timezone.now() + timedelta(hours=hours) if hours else None
+    def apply(alert: Alert, form: forms.Form) -> None:
+        assert isinstance(form, AcknowledgeForm)
         services.alert_acknowledge(
-            alert_id=alert.pk, user=request.user, note=data.get("note", ""), until=until
+            alert_id=alert.pk,
+            user=request.user,
+            note=form.cleaned_data.get("note", ""),
+            until=form.until(),
         )
 
     return _form_action(
@@ -100,8 +86,10 @@ def acknowledge(
 def resolve(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]
 ) -> TemplateResponse | None:
-    def apply(alert: Alert, data: dict[str, Any]) -> None:
-        services.alert_resolve_by_hand(alert_id=alert.pk, user=request.user, note=data["note"])
+    def apply(alert: Alert, form: forms.Form) -> None:
+        services.alert_resolve_by_hand(
+            alert_id=alert.pk, user=request.user, note=form.cleaned_data["note"]
+        )
 
     return _form_action(
         modeladmin,

@@ -9,6 +9,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.alerts import inputs
 from apps.alerts.models import (
     DEFAULT_RULE,
     MATCHER_NAMES,
@@ -24,8 +25,6 @@ from apps.catalog.models import Case
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.api import ModelCleanMixin, names_field
 from apps.scheduling.models import Binding
-
-MAX_ACK_HOURS = 24 * 30
 
 MATCHERS_SCHEMA = {
     "type": "array",
@@ -145,22 +144,24 @@ class AlertSerializer(serializers.ModelSerializer):
 
 
 class AcknowledgeSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    """Limits and messages from apps/alerts/inputs.py, as the dashboard and admin forms."""
+
+    note = serializers.CharField(
+        required=False, allow_blank=True, validators=inputs.note_validators()
+    )
     until = serializers.DateTimeField(
-        required=False, allow_null=True, help_text="The acknowledgement expires then."
+        required=False,
+        allow_null=True,
+        validators=[inputs.validate_quiet_until],
+        help_text=f"The acknowledgement expires then (at most {inputs.HOURS_MAX} hours ahead).",
     )
     hours = serializers.FloatField(
         required=False,
         allow_null=True,
-        min_value=0.1,
-        max_value=MAX_ACK_HOURS,
-        help_text="Or: it expires after this many hours. Neither: until the alert resolves.",
+        validators=inputs.hours_validators(),
+        help_text="Or: it expires after this many hours "
+        f"({inputs.HOURS_MIN:g}–{inputs.HOURS_MAX}). Neither: until the alert resolves.",
     )
-
-    def validate_until(self, value: Any) -> Any:
-        if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("Must be in the future.")
-        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         hours = attrs.pop("hours", None)
@@ -172,7 +173,9 @@ class AcknowledgeSerializer(serializers.Serializer):
 
 
 class ResolveSerializer(serializers.Serializer):
-    note = serializers.CharField(required=False, allow_blank=True, max_length=10_000)
+    note = serializers.CharField(
+        required=False, allow_blank=True, validators=inputs.note_validators()
+    )
 
 
 # ------------------------------------------------------------------ silences

@@ -3,7 +3,6 @@
 import apps.clusters.models
 import apps.core.crypto
 import apps.core.validators
-import apps.runs.executors
 import django.core.validators
 from django.db import migrations, models
 
@@ -28,7 +27,7 @@ class Migration(migrations.Migration):
                 ('labels', models.JSONField(blank=True, default=dict, validators=[apps.core.validators.validate_labels])),
                 ('region', models.CharField(blank=True, db_index=True, max_length=63)),
                 ('environment', models.CharField(blank=True, db_index=True, help_text='e.g. prod, staging', max_length=63)),
-                ('executor', models.CharField(choices=apps.runs.executors.executor_choices, default='kubernetes', max_length=20)),
+                ('executor', models.CharField(choices=[('kubernetes', 'Kubernetes (pod in the cluster)'), ('local', 'Local (subprocess on the worker host)')], default='kubernetes', max_length=20)),
                 ('kubeconfig', apps.core.crypto.EncryptedTextField(blank=True, help_text='Encrypted at rest; never shown again.')),
                 ('kubeconfig_fingerprint', models.CharField(blank=True, editable=False, max_length=20)),
                 ('context', models.CharField(blank=True, help_text='Kubeconfig context; empty means current-context.', max_length=253)),

@@ -21,6 +21,7 @@ from apps.dashboard.selectors.matrix import (
     _options,
     _row_matches,
     _scope,
+    filter_cases,
     firing_counters,
 )
 from apps.dashboard.selectors.stats import (
@@ -68,9 +69,7 @@ class ClusterPage:
 
 def cluster_page(*, cluster: Cluster, filters: Filters, now: datetime | None = None) -> ClusterPage:
     """Every case's latest result and stats on one cluster; the caller checked access."""
-    cases = Case.objects.filter(enabled=True)
-    if filters.case_set:
-        cases = cases.filter(memberships__case_set__name=filters.case_set)
+    cases = filter_cases(Case.objects.filter(enabled=True), filters)
     case_names = dict(cases.order_by("name").values_list("pk", "name"))
     alerts = {
         a.case_id: a

@@ -8,16 +8,18 @@ clusters.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertState, Severity
+from apps.catalog.filters import CaseFilter
 from apps.catalog.models import Case, CaseSet
+from apps.clusters.filters import ClusterFilter
 from apps.clusters.models import Cluster, ClusterGroup
-from apps.clusters.selectors import cluster_group_resolve
 from apps.dashboard import access
 from apps.runs.models import RunState
 
@@ -31,13 +33,23 @@ NO_GROUP = "(no group)"
 class Filters:
     """What the matrix pages show; parsed from the query string by forms.FilterForm."""
 
-    q: str = ""
-    group: str = ""
-    region: str = ""
-    environment: str = ""
-    case_set: str = ""
+    # Valid parameters of the API's ClusterFilter and CaseFilter, applied by those sets.
+    clusters: Mapping[str, str] = field(default_factory=dict)
+    cases: Mapping[str, str] = field(default_factory=dict)
     state: str = ""  # "", failing, alerting, firing, ok
     group_by: str = "region"  # region | group
+
+
+def filter_clusters(clusters: QuerySet[Cluster], filters: Filters) -> QuerySet[Cluster]:
+    """`clusters` narrowed as /api/v1/clusters/ narrows them for the same parameters."""
+    return (
+        ClusterFilter(data=filters.clusters, queryset=clusters).qs if filters.clusters else clusters
+    )
+
+
+def filter_cases(cases: QuerySet[Case], filters: Filters) -> QuerySet[Case]:
+    """`cases` narrowed as /api/v1/cases/ narrows them for the same parameters."""
+    return CaseFilter(data=filters.cases, queryset=cases).qs if filters.cases else cases
 
 
 @dataclass(slots=True)
@@ -145,26 +157,11 @@ def _scope(user: Any, filters: Filters, *, case: Case | None, cluster: Cluster |
     clusters = (
         clusters.filter(pk=cluster.pk) if cluster is not None else clusters.filter(enabled=True)
     )
-    if filters.region:
-        clusters = clusters.filter(region=filters.region)
-    if filters.environment:
-        clusters = clusters.filter(environment=filters.environment)
-    if filters.q:
-        clusters = clusters.filter(
-            Q(name__icontains=filters.q) | Q(display_name__icontains=filters.q)
-        )
-    if filters.group:
-        chosen = next((g for g in groups if g.name == filters.group), None)
-        clusters = (
-            clusters.filter(pk__in=cluster_group_resolve(group=chosen).values("pk"))
-            if chosen
-            else clusters.none()
-        )
+    clusters = filter_clusters(clusters, filters)
     cases = Case.objects.all() if case is not None else Case.objects.filter(enabled=True)
     if case is not None:
         cases = cases.filter(pk=case.pk)
-    if filters.case_set:
-        cases = cases.filter(memberships__case_set__name=filters.case_set)
+    cases = filter_cases(cases, filters)
     return _Scope(groups=groups, clusters=clusters, cases=cases)
 
 

@@ -2,19 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
 from apps.clusters.selectors import cluster_group_resolve
 from apps.runs import services
-from apps.runs.api import endpoint
-from apps.runs.api.serializers import ProbeRunSerializer, ReportSerializer, RunRequestSerializer
+from apps.runs.api.serializers import ProbeRunSerializer, RunRequestSerializer
 from apps.runs.filters import ProbeRunFilter
 from apps.runs.models import ProbeRun
 
@@ -78,66 +75,3 @@ class ProbeRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             {"runs": result.created, "created": len(result.created), "skipped": result.skipped},
             status=status.HTTP_201_CREATED,
         )
-
-
-class _PlainPost(APIView):
-    """An APIView for the schema only: requests skip DRF's request wrapping,
-    authentication and content negotiation, which this hot path does not need."""
-
-    authentication_classes: list[Any] = []
-    permission_classes = [permissions.AllowAny]
-    throttle_classes: list[Any] = []
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:  # type: ignore[override]
-        if request.method != "POST":
-            return JsonResponse({"detail": f'Method "{request.method}" not allowed.'}, status=405)
-        return self.post(request, *args, **kwargs)  # type: ignore[attr-defined,no-any-return]
-
-
-class RunReportView(_PlainPost):
-    """A probe reports its result: `Authorization: Bearer <KUBEPROBE_TOKEN>`, once per run.
-
-    200 stored · 400 invalid body (the field is named) · 401 bad token · 404 unknown run ·
-    409 already finished (the first result stays) · 410 past the deadline · 413 over 256 KiB.
-    """
-
-    @extend_schema(
-        request=ReportSerializer,
-        responses={
-            200: inline_serializer(
-                "ReportStored", {"id": serializers.IntegerField(), "state": serializers.CharField()}
-            ),
-            400: OpenApiResponse(description="Invalid body; the offending fields are named."),
-            401: OpenApiResponse(description="Missing or wrong run token."),
-            404: OpenApiResponse(description="No such run."),
-            409: OpenApiResponse(description="The run already finished."),
-            410: OpenApiResponse(description="The run is past its deadline."),
-            413: OpenApiResponse(description="Body over 256 KiB."),
-            503: OpenApiResponse(description="The database could not store it now; retry."),
-        },
-        auth=[],
-    )
-    def post(self, request: HttpRequest, run_id: int) -> HttpResponse:
-        return endpoint.run_report_answer(run_id, request.META, request.read).response()
-
-
-class KuberhealthyReportView(_PlainPost):
-    """Kuberhealthy v3 check clients report here (`KH_REPORTING_URL`), unchanged.
-
-    The `kh-run-uuid` header names the run. Answers as Kuberhealthy does: 200 stored;
-    400 missing/unknown/used uuid or bad body; 410 past the deadline; 415 not JSON.
-    """
-
-    @extend_schema(
-        request=inline_serializer(
-            "KuberhealthyReport",
-            {
-                "ok": serializers.BooleanField(),
-                "errors": serializers.ListField(child=serializers.CharField()),
-            },
-        ),
-        responses={200: None, 400: None, 410: None, 415: None},
-        auth=[],
-    )
-    def post(self, request: HttpRequest) -> HttpResponse:
-        return endpoint.kuberhealthy_answer(request.META, request.read).response()

@@ -26,7 +26,6 @@ __all__ = [
     "LaunchSpec",
     "RunStatus",
     "TransientExecutorError",
-    "executor_choices",
     "get_executor",
 ]
 
@@ -46,8 +45,3 @@ def get_executor(name: str) -> Executor:
         raise ExecutorError(
             f"No executor named '{name}' (known: {', '.join(sorted(registry))})."
         ) from None
-
-
-def executor_choices() -> list[tuple[str, str]]:
-    _load_all()
-    return [(name, executor.label) for name, executor in sorted(registry.items())]

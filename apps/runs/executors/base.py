@@ -5,6 +5,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from apps.clusters.models import Executor as ExecutorKind
+
 if TYPE_CHECKING:
     from apps.clusters.models import Cluster
     from apps.runs.models import ProbeRun
@@ -60,8 +62,7 @@ class RunStatus:
 
 
 class Executor(ABC):
-    name: ClassVar[str]
-    label: ClassVar[str]
+    name: ClassVar[ExecutorKind]
 
     @abstractmethod
     def launch(self, cluster: Cluster, spec: LaunchSpec) -> str:
@@ -92,5 +93,6 @@ class Executor(ABC):
 
 
 def register(cls: type[Executor]) -> type[Executor]:
+    ExecutorKind(cls.name)  # one of the kinds a cluster can choose, or a ValueError
     registry[cls.name] = cls()
     return cls

@@ -14,6 +14,7 @@ from apps.clusters.k8s import (
     api_error_message,
     cluster_client,
 )
+from apps.clusters.models import Executor as ExecutorKind
 from apps.runs.executors.base import (
     Executor,
     ExecutorError,
@@ -180,8 +181,7 @@ def _api_error(exc: ApiException, doing: str) -> ExecutorError:
 
 @register
 class KubernetesExecutor(Executor):
-    name = "kubernetes"
-    label = "Kubernetes (pod in the cluster)"
+    name = ExecutorKind.KUBERNETES
 
     def _client(self, cluster: Cluster) -> ClusterClient:
         if not cluster.kubeconfig:

@@ -32,6 +32,8 @@ from django.conf import settings
 from django.db import connection
 from django.db.migrations.recorder import MigrationRecorder
 
+from apps.clusters.models import LOCAL_EXECUTOR_DISABLED
+from apps.clusters.models import Executor as ExecutorKind
 from apps.runs.executors.base import Executor, ExecutorError, LaunchSpec, RunStatus, register
 
 if TYPE_CHECKING:
@@ -41,11 +43,6 @@ if TYPE_CHECKING:
 SUPERVISOR = Path(__file__).with_name("_local_supervisor.py")
 # The worker's own env holds secrets (database URL, keys): pass only these.
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE")
-DISABLED_MESSAGE = (
-    "The local executor is disabled on this portal: it would run the case's command on the "
-    "worker host. Set KUBEPROBE_LOCAL_EXECUTOR_ENABLED=true only for trials and demos, or use "
-    "the kubernetes executor."
-)
 
 
 @functools.cache
@@ -96,12 +93,11 @@ def _tail(path: Path, lines: int) -> str:
 
 @register
 class LocalExecutor(Executor):
-    name = "local"
-    label = "Local (subprocess on the worker host)"
+    name = ExecutorKind.LOCAL
 
     def launch(self, cluster: Cluster, spec: LaunchSpec) -> str:
         if not settings.KUBEPROBE_LOCAL_EXECUTOR_ENABLED:
-            raise ExecutorError(DISABLED_MESSAGE)
+            raise ExecutorError(LOCAL_EXECUTOR_DISABLED)
         command = [*spec.command, *spec.args]
         if not command:
             raise ExecutorError("The case's template has no command to run.")

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import psycopg
 from django.conf import settings
@@ -36,7 +36,7 @@ from psycopg.pq import DiagnosticField, ExecStatus
 from psycopg.pq.abc import PGconn, PGresult
 
 from apps.runs.models import ACTIVE_STATES, ProbeRun
-from apps.runs.reports import Report
+from apps.runs.reporting.protocols import Report
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ _UPDATE_SQL = f"""
 UPDATE runs_proberun AS r
 SET state = v.state, ok = v.ok, errors = v.errors, steps = v.steps, metrics = v.metrics,
     finished_at = v.finished_at,
+    -- as ProbeRun.duration_ms_at
     duration_ms = GREATEST(0, (EXTRACT(EPOCH FROM (v.finished_at
         - COALESCE(r.dispatched_at, r.created_at))) * 1000)::bigint)
 FROM jsonb_to_recordset($1::jsonb) AS v(
@@ -163,8 +164,6 @@ def _check(pgconn: PGconn, result: PGresult) -> None:
 
 def _store_orm(item: Pending) -> tuple[int, int] | None:
     """The portable path (SQLite trials): read, then the same conditional update."""
-    from datetime import timedelta
-
     run = (
         ProbeRun.objects.filter(pk=item.run_id)
         .order_by()
@@ -173,7 +172,6 @@ def _store_orm(item: Pending) -> tuple[int, int] | None:
     )
     if run is None:
         return None
-    started = run.dispatched_at or run.created_at
     grace = timedelta(seconds=settings.KUBEPROBE_REPORT_GRACE_SECONDS)
     report = item.report
     updated = ProbeRun.objects.filter(
@@ -187,7 +185,7 @@ def _store_orm(item: Pending) -> tuple[int, int] | None:
         steps=report.steps,
         metrics=report.metrics,
         finished_at=item.now,
-        duration_ms=max(0, int((item.now - started).total_seconds() * 1000)),
+        duration_ms=run.duration_ms_at(item.now),
     )
     return (run.case_id, run.cluster_id) if updated else None
 
@@ -360,10 +358,9 @@ def arriving() -> Iterator[None]:
     """Announce a report to this process's group commit while it is being handled.
 
     A leader collecting a batch waits (briefly) for announced reports, so the
-    earlier a report is announced, the fuller the batches under load. The WSGI
-    entry announces reports as they come in; run_report does too, for other
-    entry points (nested use does nothing). Ends when the report is queued, or
-    on leaving the block.
+    earlier a report is announced, the fuller the batches under load.
+    accept.run_report announces each report before validating it. Ends when
+    the report is queued, or on leaving the block.
     """
     if getattr(_local, "announced", False) or not _batched():
         yield

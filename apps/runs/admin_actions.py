@@ -1,4 +1,9 @@
-"""The "Run now" admin action, shared by clusters, cases, case sets and bindings."""
+"""The "Run now" admin action, shared by runs, bindings, clusters, cases and case sets.
+
+Clusters, cases and case sets sit below runs and scheduling: what "run now"
+means for them (the work of their enabled bindings) is scheduling's to say,
+so apps/scheduling/admin.py adds the action to their admins with add_run_now.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +17,19 @@ from django.http import HttpRequest
 from apps.runs.services import CreateResult
 
 
-class RunNowMixin:
-    """Adds has_run_permission (runs.run_probe) for actions declared with permissions=["run"]."""
+def has_run_permission(self: admin.ModelAdmin, request: HttpRequest) -> bool:
+    """For actions declared with permissions=["run"]."""
+    return request.user.has_perm("runs.run_probe")
 
-    def has_run_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("runs.run_probe")
+
+class RunNowMixin:
+    has_run_permission = has_run_permission
+
+
+def add_run_now(admin_class: type[admin.ModelAdmin], action: Callable[..., None]) -> None:
+    """Give another app's admin a "Run now" action (and the permission it checks)."""
+    admin_class.actions = [*(admin_class.actions or ()), action]
+    admin_class.has_run_permission = has_run_permission  # type: ignore[attr-defined]
 
 
 def report_runs(

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from apps.alerts import handoff
 from apps.alerts.models import Alert
-from apps.alerts.tasks import evaluate_alerts
+from apps.postrun.tasks import process_finished_runs
+from apps.runs.reporting import handoff
 from tests.alerts.conftest import add_run
 from tests.factories import CaseFactory, ClusterFactory
 from tests.utils import wait_for
@@ -23,7 +23,7 @@ def test_a_burst_of_finished_runs_becomes_a_few_tasks(monkeypatch: pytest.Monkey
         callers.add(threading.current_thread().name)
         published.append(list(pairs))
 
-    monkeypatch.setattr(evaluate_alerts, "delay", record)
+    monkeypatch.setattr(process_finished_runs, "delay", record)
     for i in range(300):
         handoff.hand_off(i % 30, i)  # 300 pairs, some repeated cases
     handoff.hand_off(0, 0)  # a duplicate pair is judged once
@@ -32,7 +32,7 @@ def test_a_burst_of_finished_runs_becomes_a_few_tasks(monkeypatch: pytest.Monkey
     assert sorted(everything) == sorted({(i % 30, i) for i in range(300)})
     assert len(published) <= 10  # bulk, not one task per report
     assert all(len(batch) <= handoff.MAX_PAIRS_PER_TASK for batch in published)
-    assert callers == {"alert-handoff"}  # never the caller's thread
+    assert callers == {"post-run-handoff"}  # never the caller's thread
 
 
 @pytest.mark.django_db(transaction=True)
@@ -51,18 +51,3 @@ def test_handed_off_pairs_are_judged(settings: Any) -> None:
         assert alert.latest_state == "failed"
     finally:
         app.conf.task_always_eager = False
-
-
-def test_one_failing_pair_does_not_stop_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
-    from apps.alerts import services
-
-    judged: list[tuple[int, int]] = []
-
-    def evaluate(*, case_id: int, cluster_id: int) -> None:
-        if case_id == 2:
-            raise RuntimeError("deadlock detected")
-        judged.append((case_id, cluster_id))
-
-    monkeypatch.setattr(services, "alert_evaluate", evaluate)
-    evaluate_alerts([(1, 1), (2, 2), (3, 3)])
-    assert judged == [(1, 1), (3, 3)]

@@ -13,10 +13,10 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.test import override_settings
 from django.utils import timezone
 
-from apps.runs import finishing
-from apps.runs.api.endpoint import ReportEndpoint
+from apps.core.crypto import hash_token
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.tokens import hash_token
+from apps.runs.reporting import http
+from apps.runs.reporting.fastpath import ReportEndpoint
 from kubeprobe_site import wsgi
 from tests.factories import ClusterFactory
 from tests.runs.helpers import make_case, make_run
@@ -254,7 +254,7 @@ def test_an_unexpected_error_is_the_same_logged_500(
     def broken(**kwargs: Any) -> str:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(finishing, "run_report", broken)
+    monkeypatch.setattr(http, "run_report", broken)
     path = f"/api/v1/runs/{run}/report"
     with caplog.at_level("ERROR", logger="django.request"):
         answer = same_answer(lambda app: call(app, "POST", path, GOOD))
@@ -295,3 +295,60 @@ def test_made_up_hosts_stay_refused_and_bounded() -> None:
     assert len(app.origins) <= app.MAX_ORIGINS
     # A remembered verdict is still a refusal.
     assert call(app, "POST", "/api/v1/runs/1/report", GOOD, HTTP_HOST="h1030.evil")[0][:3] == "400"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("path", ["/check", "/api/v1/kuberhealthy/check"])
+def test_kuberhealthy_reports_are_taken_at_both_paths(path: str) -> None:
+    [run] = runs(1)
+    ProbeRun.objects.filter(pk=run).update(token_hash=hash_token("kh-path"))
+    body = b'{"OK": true, "Errors": []}'
+    answer = call(ReportEndpoint(no_django), "POST", path, body, HTTP_KH_RUN_UUID="kh-path")
+    assert answer[0] == "200 OK"
+    assert ProbeRun.objects.get(pk=run).state == RunState.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("app", [WSGIHandler, lambda: wsgi.application], ids=["django", "fast"])
+def test_a_chunked_report_is_read_whole(app: Any) -> None:
+    """No Content-Length: the server's de-chunked stream (gunicorn sets
+    wsgi.input_terminated) holds the body; it must not be read as empty."""
+    [run] = runs(1)
+    answer = call(
+        app(),
+        "POST",
+        f"/api/v1/runs/{run}/report",
+        GOOD,
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
+        **{"wsgi.input_terminated": True},  # type: ignore[arg-type]
+    )
+    assert answer[0] == "200 OK", answer
+    assert ProbeRun.objects.get(pk=run).errors == ["etcd: timeout"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_chunked_report_over_the_limit_is_refused() -> None:
+    [run] = runs(1)
+    huge = json.dumps({"ok": False, "errors": ["x" * (300 * 1024)]}).encode()
+    answer = call(
+        wsgi.application,
+        "POST",
+        f"/api/v1/runs/{run}/report",
+        huge,
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+        CONTENT_LENGTH="",
+        **{"wsgi.input_terminated": True},  # type: ignore[arg-type]
+    )
+    assert answer[0].startswith("413")
+    assert ProbeRun.objects.get(pk=run).state == RunState.RUNNING
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/v1/runs/1/report", "/check", "/api/v1/kuberhealthy/check"])
+@pytest.mark.parametrize("method", ["TRACE", "GET", "PUT"])
+def test_other_methods_are_405_naming_the_allowed_one(path: str, method: str) -> None:
+    status, headers, _ = call(wsgi.application, method, path)
+    assert status.startswith("405")
+    assert dict(headers)["Allow"] == "POST"

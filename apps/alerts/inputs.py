@@ -1,0 +1,116 @@
+"""What people type about alerts, defined once: notes, comments, quiet periods.
+
+The dashboard and the admin use the forms below; the API's serializers build
+their fields from the same limits and validators (apps/alerts/api/serializers.py);
+a silence's window and comment are checked by `Silence.clean()`, which the
+admin's model form, the API and `silence_create` all run. So one value is
+refused everywhere with the same message.
+
+No model imports here: `Silence.clean()` imports this module.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
+from django.utils import timezone
+
+# A note or a comment says who is on it and why; a pasted log belongs elsewhere.
+NOTE_MAX_CHARS = 2_000
+NOTE_TOO_LONG = "At most %(limit_value)d characters; this one has %(show_value)d."
+
+# Acknowledgements expire, and silences end, within 30 days: a forgotten one
+# must not hide a cluster for good.
+HOURS_MIN = 0.1
+HOURS_MAX = 24 * 30
+MAX_QUIET = timedelta(hours=HOURS_MAX)
+HOURS_OUT_OF_RANGE = f"Give between {HOURS_MIN:g} and {HOURS_MAX} hours."
+UNTIL_IN_THE_PAST = "Must be in the future."
+UNTIL_TOO_LATE = f"At most {HOURS_MAX} hours ({MAX_QUIET.days} days) from now."
+SILENCE_ENDS_BEFORE_START = "The window must end after it starts."
+SILENCE_TOO_LONG = f"A silence lasts at most {HOURS_MAX} hours ({MAX_QUIET.days} days)."
+
+
+def note_validators() -> list[Any]:
+    """For notes and comments (acknowledge, resolve, silence)."""
+    return [MaxLengthValidator(NOTE_MAX_CHARS, message=NOTE_TOO_LONG)]
+
+
+def hours_validators() -> list[Any]:
+    """For "quiet for this many hours" (acknowledge, silence)."""
+    return [
+        MinValueValidator(HOURS_MIN, message=HOURS_OUT_OF_RANGE),
+        MaxValueValidator(HOURS_MAX, message=HOURS_OUT_OF_RANGE),
+    ]
+
+
+def validate_quiet_until(value: datetime | None, *, now: datetime | None = None) -> None:
+    """An acknowledgement's expiry: in the future, at most MAX_QUIET ahead (None: none)."""
+    if value is None:
+        return
+    now = now or timezone.now()
+    if value <= now:
+        raise ValidationError(UNTIL_IN_THE_PAST, code="past")
+    if value - now > MAX_QUIET:
+        raise ValidationError(UNTIL_TOO_LATE, code="too_late")
+
+
+def silence_errors(
+    *, starts_at: datetime | None, ends_at: datetime | None, comment: str
+) -> dict[str, str]:
+    """What is wrong with a silence's window and comment, by field (empty: nothing)."""
+    errors: dict[str, str] = {}
+    if starts_at and ends_at:
+        if ends_at <= starts_at:
+            errors["ends_at"] = SILENCE_ENDS_BEFORE_START
+        elif ends_at - starts_at > MAX_QUIET:
+            errors["ends_at"] = SILENCE_TOO_LONG
+    try:
+        for validator in note_validators():
+            validator(comment or "")
+    except ValidationError as exc:
+        errors["comment"] = exc.messages[0]
+    return errors
+
+
+def note_field(**kwargs: Any) -> forms.CharField:
+    kwargs.setdefault("widget", forms.Textarea(attrs={"rows": 3, "maxlength": NOTE_MAX_CHARS}))
+    return forms.CharField(required=False, validators=note_validators(), **kwargs)
+
+
+def hours_field(**kwargs: Any) -> forms.FloatField:
+    widget = forms.NumberInput(attrs={"min": HOURS_MIN, "max": HOURS_MAX, "step": 0.1})
+    return forms.FloatField(validators=hours_validators(), widget=widget, **kwargs)
+
+
+class AcknowledgeForm(forms.Form):
+    """Acknowledge a firing alert (dashboard, admin action)."""
+
+    note = note_field()
+    hours = hours_field(
+        required=False,
+        initial=4,
+        help_text="The acknowledgement expires after this many hours; empty: until it resolves.",
+    )
+
+    def until(self, now: datetime | None = None) -> datetime | None:
+        """When the acknowledgement expires (None: when the alert resolves); after is_valid()."""
+        hours = self.cleaned_data.get("hours")
+        return (now or timezone.now()) + timedelta(hours=hours) if hours else None
+
+
+class ResolveForm(forms.Form):
+    """Resolve an open alert by hand (admin action)."""
+
+    note = note_field()
+
+
+class QuickSilenceForm(forms.Form):
+    """Silence one alert's (case, cluster) from now for some hours (dashboard)."""
+
+    hours = hours_field(initial=2)
+    comment = note_field()

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class PostRunConfig(AppConfig):
+    name = "apps.postrun"
+    label = "postrun"
+    verbose_name = "Post-run pipeline"
+
+    def ready(self) -> None:
+        # The run loop hands finished runs to the pipeline's task by name
+        # (apps/runs/reporting/handoff.py): register it in every process, web
+        # servers included, not only where Celery imports tasks modules.
+        from apps.postrun import tasks  # noqa: F401

@@ -1,0 +1,58 @@
+"""The post-run pipeline: what happens after runs finish, in order.
+
+A finished run's (case, cluster) pair arrives here two ways: at once, from
+the report or the reaper that finished it (apps/runs/reporting/handoff.py
+publishes pairs in bulk to ``tasks.process_finished_runs``), and, as the
+guarantee, from the database-driven sweep (``tasks.sweep_finished_runs``
+over apps/alerts/judging.py) for any pair the first way lost. Either way,
+each pair goes through the same steps:
+
+1. **alerts** — the pair's alert is re-judged from its recent runs
+   (apps.alerts.services.alert_evaluate). A change of state writes a flip in
+   the same transaction; the alerts queue delivers the notifications.
+2. **dashboards** — the pair's cell (its newest run and alert state) is
+   pushed to every page that shows it (apps.dashboard.push.push_pair).
+
+This package sits above every app it calls: nothing below imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from apps.alerts import services
+from apps.alerts.models import Alert
+from apps.dashboard.push import push_pair
+
+logger = logging.getLogger(__name__)
+
+Pair = tuple[int, int]
+
+
+def finished_pair_process(*, case_id: int, cluster_id: int) -> Alert | None:
+    """Every step for one pair, in order; returns its alert as judged."""
+    alert = services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)  # 1. alerts
+    if alert is not None:  # 2. dashboards
+        push_pair(
+            case_id=case_id,
+            cluster_id=cluster_id,
+            state=alert.state,
+            severity=alert.severity,
+            latest_state=alert.latest_state,
+            latest_run_id=alert.latest_run_id,
+        )
+    return alert
+
+
+def finished_pairs_process(pairs: Iterable[Pair]) -> list[Pair]:
+    """Run the pipeline for many pairs; one pair's failure never costs the others
+    their turn. Returns the pairs that failed."""
+    failed = []
+    for case_id, cluster_id in pairs:
+        try:
+            finished_pair_process(case_id=case_id, cluster_id=cluster_id)
+        except Exception:
+            logger.exception("post-run: case %s on cluster %s failed", case_id, cluster_id)
+            failed.append((case_id, cluster_id))
+    return failed
