@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from apps.catalog.models import Case, CaseTemplate, RenderConfig
 from apps.clusters.models import Cluster, Executor
+from apps.core.crypto import hash_token
 from apps.runs.dispatch import run_contract_env
 from apps.runs.models import ProbeRun, RunState
-from apps.runs.tokens import hash_token, run_token
+from apps.runs.tokens import run_token
 from tests.runs.helpers import make_run
 
 ROOT = Path(__file__).resolve().parents[2]
