@@ -102,6 +102,12 @@ KUBEPROBE_ALERT_GROUP_WAIT_SECONDS = env.float("KUBEPROBE_ALERT_GROUP_WAIT_SECON
 KUBEPROBE_NOTIFY_MAX_ATTEMPTS = env.int("KUBEPROBE_NOTIFY_MAX_ATTEMPTS", default=8)
 KUBEPROBE_NOTIFY_LEASE_SECONDS = env.int("KUBEPROBE_NOTIFY_LEASE_SECONDS", default=120)
 KUBEPROBE_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEPROBE_NOTIFY_TIMEOUT_SECONDS", default=10.0)
+# Release gate (apps/gating): the built-in policy's maximum result age, and how often
+# a check that waits re-reads its runs.
+KUBEPROBE_GATE_DEFAULT_MAX_AGE_SECONDS = env.int(
+    "KUBEPROBE_GATE_DEFAULT_MAX_AGE_SECONDS", default=3600
+)
+KUBEPROBE_GATE_CHECK_POLL_SECONDS = env.float("KUBEPROBE_GATE_CHECK_POLL_SECONDS", default=0.5)
 # Live dashboards: each page gets at most one batch of cell updates per interval,
 # and re-reads which clusters its user may see this often.
 KUBEPROBE_LIVE_FLUSH_SECONDS = env.float("KUBEPROBE_LIVE_FLUSH_SECONDS", default=0.2)
@@ -144,6 +150,7 @@ INSTALLED_APPS = [
     "apps.scheduling",
     "apps.runs",
     "apps.alerts",
+    "apps.gating",
     "apps.dashboard",
     "apps.postrun",
 ]
