@@ -153,7 +153,7 @@ def gate_check_refresh(*, check_id: int, now: datetime | None = None) -> GateChe
     now = now or timezone.now()
     with transaction.atomic():
         check = (
-            GateCheck.objects.select_for_update()
+            GateCheck.objects.select_for_update(of=("self",))
             .select_related("cluster", "case_set", "user", "token")
             .get(pk=check_id)
         )
