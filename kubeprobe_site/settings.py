@@ -102,6 +102,13 @@ KUBEPROBE_ALERT_GROUP_WAIT_SECONDS = env.float("KUBEPROBE_ALERT_GROUP_WAIT_SECON
 KUBEPROBE_NOTIFY_MAX_ATTEMPTS = env.int("KUBEPROBE_NOTIFY_MAX_ATTEMPTS", default=8)
 KUBEPROBE_NOTIFY_LEASE_SECONDS = env.int("KUBEPROBE_NOTIFY_LEASE_SECONDS", default=120)
 KUBEPROBE_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEPROBE_NOTIFY_TIMEOUT_SECONDS", default=10.0)
+# Diagnosis (apps/diagnosis, docs/diagnosis.md): a rule less sure than this asks the
+# classifier; failures within the window group into incidents once the same case
+# fails alike on MIN_CLUSTERS clusters, or MIN_CASES cases fail on one cluster.
+KUBEPROBE_DIAGNOSIS_MIN_CONFIDENCE = env.float("KUBEPROBE_DIAGNOSIS_MIN_CONFIDENCE", default=0.7)
+KUBEPROBE_INCIDENT_WINDOW_SECONDS = env.int("KUBEPROBE_INCIDENT_WINDOW_SECONDS", default=600)
+KUBEPROBE_INCIDENT_MIN_CLUSTERS = env.int("KUBEPROBE_INCIDENT_MIN_CLUSTERS", default=3)
+KUBEPROBE_INCIDENT_MIN_CASES = env.int("KUBEPROBE_INCIDENT_MIN_CASES", default=3)
 # Live dashboards: each page gets at most one batch of cell updates per interval,
 # and re-reads which clusters its user may see this often.
 KUBEPROBE_LIVE_FLUSH_SECONDS = env.float("KUBEPROBE_LIVE_FLUSH_SECONDS", default=0.2)
@@ -144,6 +151,7 @@ INSTALLED_APPS = [
     "apps.scheduling",
     "apps.runs",
     "apps.alerts",
+    "apps.diagnosis",
     "apps.dashboard",
     "apps.postrun",
 ]
@@ -273,6 +281,12 @@ CELERY_BEAT_SCHEDULE = {
     "kubeprobe-purge-runs": {
         "task": "apps.runs.tasks.purge_runs",
         "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+    # The learned root-cause classifier, retrained when operators labelled something new.
+    "kubeprobe-retrain-classifier": {
+        "task": "apps.diagnosis.tasks.retrain_classifier",
+        "schedule": env.float("KUBEPROBE_CLASSIFIER_RETRAIN_SECONDS", default=3600.0),
         "options": {"expires": 3600},
     },
     # Each cluster's /version and /readyz, shown in the admin and the API.

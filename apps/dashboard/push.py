@@ -24,17 +24,20 @@ from typing import Any, Literal
 
 from channels.layers import get_channel_layer
 
+from apps.diagnosis.selectors import incidents_list
+
 logger = logging.getLogger(__name__)
 
 OVERVIEW_GROUP = "live.overview"
+INCIDENTS_GROUP = "live.incidents"
 SEND_TIMEOUT_SECONDS = 5.0
 
 # A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
 SCOPE_RE = re.compile(
-    r"^(?:(?P<plain>overview|alerts)|(?P<kind>cluster|case|run):(?P<id>[0-9]{1,18}))$"
+    r"^(?:(?P<plain>overview|alerts|incidents)|(?P<kind>cluster|case|run|incident):(?P<id>[0-9]{1,18}))$"
 )
 
-PayloadKind = Literal["cell", "run", "cells", "subscribed", "error"]
+PayloadKind = Literal["cell", "run", "incident", "cells", "subscribed", "error"]
 
 # kind -> (required fields, optional fields). An optional field given as None is
 # left out: a push that does not know it (the alert state of a run that is only
@@ -46,12 +49,14 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"alert_state", "severity"}),
     ),
     "run": (frozenset({"run_id", "state", "cluster_id"}), frozenset({"case_id"})),
+    # an incident opened, changed members, was labelled or resolved (apps/diagnosis)
+    "incident": (frozenset({"incident_id", "state", "title", "members"}), frozenset()),
     # browser frames (type "<kind>")
     "cells": (frozenset({"cells"}), frozenset()),
     "subscribed": (frozenset({"scope"}), frozenset()),
     "error": (frozenset({"detail"}), frozenset({"scope"})),
 }
-_GROUP_EVENTS = frozenset({"cell", "run"})
+_GROUP_EVENTS = frozenset({"cell", "run", "incident"})
 _BROWSER_RUN_FIELDS = ("run_id", "state")
 
 
@@ -107,6 +112,8 @@ def parse_scope(scope: object) -> tuple[str, int | None] | None:
 def scope_group(kind: str, object_id: int | None) -> str:
     if kind in ("overview", "alerts"):
         return OVERVIEW_GROUP
+    if kind in ("incidents", "incident"):
+        return INCIDENTS_GROUP
     return {"cluster": cluster_group, "case": case_group, "run": run_group}[kind](object_id or 0)
 
 
@@ -213,3 +220,22 @@ def push_run_state(*, run_id: int, case_id: int, cluster_id: int, state: str) ->
         )
     )
     _send(messages)
+
+
+def push_incidents(incident_ids: list[int]) -> None:
+    """Incidents changed: their state to the incidents list and each one's page."""
+    messages = [
+        (
+            INCIDENTS_GROUP,
+            payload(
+                "incident",
+                incident_id=i.pk,
+                state=i.state,
+                title=i.title,
+                members=i.member_count,
+            ),
+        )
+        for i in incidents_list().filter(pk__in=incident_ids)
+    ]
+    if messages:
+        _send(messages)
