@@ -179,6 +179,17 @@ RULES: tuple[dict[str, Any], ...] = (
                     "error": "<urlopen error [Errno -2] Name or service not known>"},
     },
     {
+        "name": "probe-misconfigured",
+        "category": "probe",
+        "component": "probe",
+        "confidence": 0.9,
+        "error_pattern": r"\b[A-Z][A-Z0-9_]{3,}\b (or [A-Z0-9_]+ )?(is required|must be set|is not "
+        r"set|must be a number)|Traceback \(most recent call last\)|ModuleNotFoundError|panic:",
+        "summary": "The probe crashed or lacks a setting: check the case's render config "
+        "(its env) and the run's log tail.",
+        "example": {"case_kind": "etcd", "step": "", "error": "ETCD_ENDPOINTS is required"},
+    },
+    {
         "name": "etcd-case-unreachable",
         "category": "etcd",
         "component": "etcd",
