@@ -37,6 +37,7 @@ TASK_KINDS: dict[str, str] = {
     "apps.runs.tasks.purge_runs": HOUSEKEEPING,
     "apps.alerts.tasks.alerts_housekeeping": HOUSEKEEPING,
     "apps.clusters.tasks.check_cluster_apis": HOUSEKEEPING,
+    "apps.diagnosis.tasks.retrain_classifier": HOUSEKEEPING,
     "apps.clusters.tasks.check_cluster_api": HOUSEKEEPING,
     "apps.resident.tasks.judge_resident": ALERTS,
     "apps.resident.tasks.apply_probe": HOUSEKEEPING,

@@ -108,6 +108,13 @@ KUBEPROBE_GATE_DEFAULT_MAX_AGE_SECONDS = env.int(
     "KUBEPROBE_GATE_DEFAULT_MAX_AGE_SECONDS", default=3600
 )
 KUBEPROBE_GATE_CHECK_POLL_SECONDS = env.float("KUBEPROBE_GATE_CHECK_POLL_SECONDS", default=0.5)
+# Diagnosis (apps/diagnosis, docs/diagnosis.md): a rule less sure than this asks the
+# classifier; failures within the window group into incidents once the same case
+# fails alike on MIN_CLUSTERS clusters, or MIN_CASES cases fail on one cluster.
+KUBEPROBE_DIAGNOSIS_MIN_CONFIDENCE = env.float("KUBEPROBE_DIAGNOSIS_MIN_CONFIDENCE", default=0.7)
+KUBEPROBE_INCIDENT_WINDOW_SECONDS = env.int("KUBEPROBE_INCIDENT_WINDOW_SECONDS", default=600)
+KUBEPROBE_INCIDENT_MIN_CLUSTERS = env.int("KUBEPROBE_INCIDENT_MIN_CLUSTERS", default=3)
+KUBEPROBE_INCIDENT_MIN_CASES = env.int("KUBEPROBE_INCIDENT_MIN_CASES", default=3)
 # Live dashboards: each page gets at most one batch of cell updates per interval,
 # and re-reads which clusters its user may see this often.
 KUBEPROBE_LIVE_FLUSH_SECONDS = env.float("KUBEPROBE_LIVE_FLUSH_SECONDS", default=0.2)
@@ -151,6 +158,7 @@ INSTALLED_APPS = [
     "apps.runs",
     "apps.alerts",
     "apps.resident",
+    "apps.diagnosis",
     "apps.gating",
     "apps.dashboard",
     "apps.postrun",
@@ -306,6 +314,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.resident.tasks.resync_probeconfigs",
         "schedule": KUBEPROBE_RESIDENT_RESYNC_SECONDS,
         "options": {"expires": KUBEPROBE_RESIDENT_RESYNC_SECONDS},
+    },
+    # The learned root-cause classifier, retrained when operators labelled something new.
+    "kubeprobe-retrain-classifier": {
+        "task": "apps.diagnosis.tasks.retrain_classifier",
+        "schedule": env.float("KUBEPROBE_CLASSIFIER_RETRAIN_SECONDS", default=3600.0),
+        "options": {"expires": 3600},
     },
     # Each cluster's /version and /readyz, shown in the admin and the API.
     "kubeprobe-check-cluster-apis": {
