@@ -134,6 +134,10 @@ class GateCheck(models.Model):
     event = models.ForeignKey(
         Event, null=True, blank=True, on_delete=models.SET_NULL, related_name="gate_checks"
     )
+    source = models.CharField(
+        max_length=10, choices=DecisionSource.choices, default=DecisionSource.CHECK
+    )
+    asked_by = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

@@ -41,6 +41,7 @@ def _record(
     now: datetime,
     check: GateCheck | None = None,
     check_runs: list[ProbeRun] | None = None,
+    asked_by: str = "",
 ) -> GateDecision:
     incidents = incident_reasons(cluster=cluster, denies=scope.incident_denies)
     answer = gate_evaluate(
@@ -65,7 +66,7 @@ def _record(
         source=source,
         user=user,
         token=token,
-        asked_by=_asked_by(user, token),
+        asked_by=asked_by or _asked_by(user, token),
         gate_check=check,
     )
 
@@ -78,9 +79,11 @@ def gate_decide(
     source: str = DecisionSource.API,
     user: Any = None,
     token: ApiToken | None = None,
+    asked_by: str = "",
     now: datetime | None = None,
 ) -> GateDecision:
-    """Decide from what is known now, and record it. UnknownComponent for a typo."""
+    """Decide from what is known now, and record it. UnknownComponent for a typo.
+    `asked_by`: who asked, when no user or token says it (a shell)."""
     scope = gate_scope(cluster=cluster, component=component, case_set=case_set)
     return _record(
         cluster=cluster,
@@ -91,6 +94,7 @@ def gate_decide(
         user=user,
         token=token,
         now=now or timezone.now(),
+        asked_by=asked_by,
     )
 
 
@@ -104,6 +108,8 @@ def gate_check_start(
     user: Any = None,
     token: ApiToken | None = None,
     event: Event | None = None,
+    source: str = DecisionSource.CHECK,
+    asked_by: str = "",
 ) -> GateCheck:
     """Start the gate's cases on the cluster now (dispatched after commit). A case
     already running there is not started twice: the check waits for that run."""
@@ -118,6 +124,8 @@ def gate_check_start(
         user=user if getattr(user, "pk", None) else None,
         token=token,
         event=event,
+        source=DecisionSource.EVENT if event else source,
+        asked_by=asked_by or _asked_by(user, token) or (f"event {event.pk}" if event else ""),
     )
     result = runs_create(
         pairs=[(case, cluster) for case in scope.cases],
@@ -169,12 +177,13 @@ def gate_check_refresh(*, check_id: int, now: datetime | None = None) -> GateChe
             component=check.component,
             case_set=check.case_set,
             scope=scope,
-            source=DecisionSource.EVENT if check.event_id else DecisionSource.CHECK,
+            source=check.source,
             user=check.user,
             token=check.token,
             now=now,
             check=check,
             check_runs=runs,
+            asked_by=check.asked_by,
         )
         check.state = CheckState.FINISHED if done else CheckState.TIMED_OUT
         check.verdict = decision.verdict
