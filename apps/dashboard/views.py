@@ -28,6 +28,7 @@ from apps.catalog.models import Case
 from apps.dashboard.forms import FilterForm
 from apps.dashboard.selectors import cluster_case, matrix, resident, run_alerts, stats, visibility
 from apps.diagnosis.inputs import LabelForm
+from apps.gating.selectors import gate_decisions_recent
 from apps.resident.models import ResidentProbe
 from apps.runs.models import Trigger
 from apps.runs.services import manual_key, runs_create
@@ -104,6 +105,7 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
             "counters": page.counters,
             "windows": [w for w, _ in stats.WINDOWS],
             "case_sets": matrix.filter_options(user=request.user).case_sets,
+            "gate_decisions": list(gate_decisions_recent(cluster=cluster)),
         },
     )
 
