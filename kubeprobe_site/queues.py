@@ -30,6 +30,7 @@ TASK_KINDS: dict[str, str] = {
     "apps.postrun.tasks.process_finished_runs": ALERTS,
     "apps.postrun.tasks.sweep_finished_runs": ALERTS,
     "apps.alerts.tasks.deliver_flips": ALERTS,
+    "apps.actions.tasks.deliver_action": ALERTS,
     "apps.runs.tasks.reap_runs": HOUSEKEEPING,
     "apps.runs.tasks.reap_cluster": HOUSEKEEPING,
     "apps.runs.tasks.cleanup_runs": HOUSEKEEPING,

@@ -159,6 +159,7 @@ INSTALLED_APPS = [
     "apps.alerts",
     "apps.resident",
     "apps.diagnosis",
+    "apps.actions",
     "apps.gating",
     "apps.dashboard",
     "apps.postrun",

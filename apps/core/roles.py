@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-KUBEPROBE_APPS = ("clusters", "catalog", "scheduling", "runs", "alerts", "resident", "gating")
+KUBEPROBE_APPS = (
+    "clusters",
+    "catalog",
+    "scheduling",
+    "runs",
+    "alerts",
+    "resident",
+    "gating",
+    "actions",
+)
 OPERATOR_EXTRA = {
     "scheduling.add_binding",
     "scheduling.change_binding",
