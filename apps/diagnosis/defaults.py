@@ -380,8 +380,7 @@ RULES: tuple[dict[str, Any], ...] = (
         r"DeadlineExceeded|killed at its deadline",
         "summary": "The probe itself failed (a crash, a missing setting, no report in time): "
         "check the case's configuration, its log tail and the portal's workers.",
-        "example": {"step": "", "error": "pod failed: Error (exit code 1); Traceback (most recent "
-                    "call last): KeyError: 'ETCD_ENDPOINTS'"},
+        "example": {"step": "", "error": "pod failed: Error (exit code 1); KeyError: 'items'"},
     },
 )
 
