@@ -187,7 +187,7 @@ def run_label(*, run_id: int, category: str, user: Any = None) -> RunDiagnosis:
     with transaction.atomic():
         diagnosis = run_diagnose(run=run)
         assert diagnosis is not None
-        diagnosis = RunDiagnosis.objects.select_for_update().select_related("rule").get(
+        diagnosis = RunDiagnosis.objects.select_for_update(of=("self",)).select_related("rule").get(
             pk=diagnosis.pk
         )
         _apply_label(diagnosis, category, user, timezone.now())
