@@ -262,7 +262,8 @@ RULES: tuple[dict[str, Any], ...] = (
         "category": "node",
         "component": "kubelet",
         "confidence": 0.88,
-        "error_pattern": r"NodeNotReady|node(s)? (is |are )?not ready|\bNotReady\b|Evicted|"
+        # Not "NotReady:": that is the lifecycle case's own error for any wait.
+        "error_pattern": r"NodeNotReady|node(s)? (is |are )?not ready|\bNotReady\b(?!:)|Evicted|"
         r"node\.kubernetes\.io/(not-ready|unreachable)|DiskPressure|MemoryPressure|PIDPressure|"
         r"kubelet stopped posting|NodeLost|kubelet (is )?(down|not running)|"
         r"no (Ready|ready|schedulable) nodes?|PLEG is not healthy|NodeHasDiskPressure",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.utils import timezone
@@ -16,11 +17,11 @@ from tests.factories import CaseFactory, CaseTemplateFactory, ProbeRunFactory
 def case_of(module: str, name: str = "", kind: str = "probe") -> Case:
     """A case running a built-in module, as seed_catalog makes them."""
     template = CaseTemplateFactory(
-        name=f"{module.replace('_', '-')}-{name or 'tpl'}",
+        name=f"{module.replace('_', '-')}-{uuid.uuid4().hex[:8]}",
         kind=kind,
         command=["python", "-m", f"probe_sdk.cases.{module}"],
     )
-    return CaseFactory(name=name or module, template=template)
+    return CaseFactory(name=name or f"{module}-{uuid.uuid4().hex[:6]}", template=template)
 
 
 def finish(
