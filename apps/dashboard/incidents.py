@@ -57,9 +57,9 @@ def incident_detail(request: HttpRequest, incident_id: int) -> HttpResponse:
     context = {
         "live_scope": f"incident:{incident.pk}",
         "incident": incident,
-        "members": incident.members.select_related(
-            "alert__case", "alert__cluster", "run"
-        ).order_by("left_at", "joined_at"),
+        "members": incident.members.select_related("alert__case", "alert__cluster", "run").order_by(
+            "left_at", "joined_at"
+        ),
         "timeline": incident.timeline.select_related("user"),
         "can_label": request.user.has_perm(INCIDENT_LABEL_PERMISSION),
         "label_form": LabelForm(initial={"category": incident.category}, auto_id=False),

@@ -28,6 +28,8 @@ class RunDiagnosisFilter(django_filters.FilterSet):
         fields = ["category", "source"]
 
     def filter_labelled(self, queryset, name, value):  # type: ignore[no-untyped-def]
-        return queryset.exclude(labelled_category="") if value else queryset.filter(
-            labelled_category=""
+        return (
+            queryset.exclude(labelled_category="")
+            if value
+            else queryset.filter(labelled_category="")
         )

@@ -11,7 +11,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lowest first: each app may import only the ones before it.
-LAYERS = ["core", "clusters", "catalog", "runs", "scheduling", "alerts", "diagnosis", "dashboard", "postrun"]
+LAYERS = [
+    "core",
+    "clusters",
+    "catalog",
+    "runs",
+    "scheduling",
+    "alerts",
+    "diagnosis",
+    "dashboard",
+    "postrun",
+]
 MAX_LINES = 500
 
 

@@ -113,15 +113,23 @@ class TestOnTheRealControlPlane:
         body = run_case("lifecycle", env)[1]
         assert diagnosed("lifecycle", body) == "image"
 
+    @pytest.mark.usefixtures("full_nodes")
     def test_unschedulable_pod_is_the_scheduler(
-        self, kube: LocalKube, kube_ns: str, full_nodes: None, tmp_path: Path  # noqa: F811
+        self,
+        kube: LocalKube,
+        kube_ns: str,
+        tmp_path: Path,
     ) -> None:
         env = case_env(kube.kubeconfig(), kube_ns, tmp_path, WAIT_TIMEOUT_SECONDS="2")
         body = run_case("lifecycle", env)[1]
         assert diagnosed("lifecycle", body) == "scheduler", body["errors"]
 
+    @pytest.mark.usefixtures("gpu_nodes")
     def test_not_ready_nodes_are_the_node(
-        self, kube: LocalKube, kube_ns: str, gpu_nodes: None, tmp_path: Path  # noqa: F811
+        self,
+        kube: LocalKube,
+        kube_ns: str,
+        tmp_path: Path,
     ) -> None:
         env = case_env(kube.kubeconfig(), kube_ns, tmp_path, NODES_SELECTOR="pool=gpu")
         body = run_case("nodes", env)[1]

@@ -33,7 +33,9 @@ def test_a_failed_run_gets_its_root_cause_with_evidence_and_the_alert_carries_it
     one_failure_fires: AlertRule,
 ) -> None:
     case, cluster = case_of("etcd", "etcd-meta"), ClusterFactory(name="prod-1")
-    body = failed_step("put https://10.0.0.5:2379", "<urlopen error [Errno 111] Connection refused>")
+    body = failed_step(
+        "put https://10.0.0.5:2379", "<urlopen error [Errno 111] Connection refused>"
+    )
     run, alert = finish(case, cluster, body)
     assert (run.root_cause, run.root_cause_source) == ("etcd", "rule")
     assert run.root_cause_confidence == pytest.approx(0.9)
@@ -131,7 +133,7 @@ def test_many_cases_failing_on_one_cluster_are_a_cluster_incident_at_the_deepest
 @override_settings(KUBEPROBE_INCIDENT_WINDOW_SECONDS=60)
 def test_failures_outside_the_window_do_not_group(one_failure_fires: AlertRule) -> None:
     case = case_of("lifecycle", "pod-lifecycle")
-    for i in range(2):
+    for _ in range(2):
         run, _ = finish(case, ClusterFactory(), failed_step("running", PULL))
         RunDiagnosis.objects.filter(run=run).update(
             created_at=timezone.now() - timedelta(minutes=5)

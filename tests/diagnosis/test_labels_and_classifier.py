@@ -44,7 +44,9 @@ def test_an_operator_corrects_a_run_over_the_api_and_the_alert_follows(
     operator: User, viewer: User
 ) -> None:
     case, cluster = case_of("lifecycle", "pod-lifecycle"), ClusterFactory()
-    run, _ = finish(case, cluster, failed_step("create", "HTTP 503: the server is currently unable"))
+    run, _ = finish(
+        case, cluster, failed_step("create", "HTTP 503: the server is currently unable")
+    )
     assert run.root_cause == "apiserver"
     api = APIClient()
     api.force_authenticate(viewer)

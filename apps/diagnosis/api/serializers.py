@@ -9,8 +9,10 @@ from apps.runs.models import RootCause
 
 class RunDiagnosisSerializer(serializers.ModelSerializer):
     run = serializers.IntegerField(source="run_id", read_only=True)
-    rule = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    labelled_by = serializers.StringRelatedField(read_only=True)
+    rule: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    labelled_by: serializers.StringRelatedField = serializers.StringRelatedField(read_only=True)
 
     class Meta:
         model = RunDiagnosis
@@ -47,7 +49,7 @@ class IncidentMemberSerializer(serializers.ModelSerializer):
 
 
 class IncidentEventSerializer(serializers.ModelSerializer):
-    user = serializers.StringRelatedField(read_only=True)
+    user: serializers.StringRelatedField = serializers.StringRelatedField(read_only=True)
 
     class Meta:
         model = IncidentEvent
@@ -56,11 +58,15 @@ class IncidentEventSerializer(serializers.ModelSerializer):
 
 
 class IncidentSerializer(serializers.ModelSerializer):
-    case = serializers.SlugRelatedField(slug_field="name", read_only=True)
-    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    case: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    cluster: serializers.SlugRelatedField = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
     members = IncidentMemberSerializer(many=True, read_only=True)
     timeline = IncidentEventSerializer(many=True, read_only=True)
-    labelled_by = serializers.StringRelatedField(read_only=True)
+    labelled_by: serializers.StringRelatedField = serializers.StringRelatedField(read_only=True)
 
     class Meta:
         model = Incident

@@ -28,7 +28,8 @@ class IncidentViewSet(viewsets.ReadOnlyModelViewSet):
 
     queryset = Incident.objects.select_related("case", "cluster", "labelled_by").prefetch_related(
         Prefetch(
-            "members", queryset=IncidentMember.objects.select_related("alert__case", "alert__cluster")
+            "members",
+            queryset=IncidentMember.objects.select_related("alert__case", "alert__cluster"),
         ),
         Prefetch("timeline", queryset=IncidentEvent.objects.select_related("user")),
     )
