@@ -401,7 +401,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One enum for alert severities (severity, escalate_to, channel severities).
-    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "apps.alerts.models.Severity"},
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "apps.alerts.models.Severity",
+        # Several models have a `source` or `category` field with their own choices.
+        "EventSourceEnum": "apps.scheduling.models.EventSource",
+        "DecisionSourceEnum": "apps.gating.models.DecisionSource",
+        "RootCauseSourceEnum": "apps.runs.models.RootCauseSource",
+        "RootCauseEnum": "apps.runs.models.RootCause",
+    },
 }
 
 LOGGING = {

@@ -66,9 +66,9 @@ def _claim(now: datetime) -> list[int]:
         ready_groups = {
             group(*row) for row in pending.filter(created_at__lte=ready).values_list(*key)
         }
-        ids = [
-            pk for pk, *row in pending.values_list("pk", *key) if group(*row) in ready_groups
-        ][:CLAIM_BATCH]
+        ids = [pk for pk, *row in pending.values_list("pk", *key) if group(*row) in ready_groups][
+            :CLAIM_BATCH
+        ]
         AlertFlip.objects.filter(pk__in=ids, processed_at=None).update(processed_at=now)
         return ids
     with connection.cursor() as cursor:

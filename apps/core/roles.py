@@ -1,7 +1,7 @@
 """The three built-in roles, as Django groups.
 
 admin: every permission. operator: read everything, edit bindings, run probes
-by hand, acknowledge and resolve alerts, manage silences. viewer: read only. Groups are kept
+by hand, acknowledge and resolve alerts, manage silences, label root causes. viewer: read only. Groups are kept
 in step by a migration and after every `migrate`; permissions are only ever
 added, so local changes to a group survive.
 """
@@ -17,6 +17,7 @@ KUBEPROBE_APPS = (
     "runs",
     "alerts",
     "resident",
+    "diagnosis",
     "gating",
     "actions",
 )
@@ -30,6 +31,8 @@ OPERATOR_EXTRA = {
     "alerts.add_silence",
     "alerts.change_silence",
     "alerts.delete_silence",
+    "diagnosis.change_rundiagnosis",  # confirm or correct a run's root cause
+    "diagnosis.change_incident",  # … and an incident's
 }
 ROLE_NAMES = ("admin", "operator", "viewer")
 

@@ -254,7 +254,7 @@ def push_incidents(incident_ids: list[int]) -> None:
                 incident_id=i.pk,
                 state=i.state,
                 title=i.title,
-                members=i.member_count,
+                members=getattr(i, "member_count", 0),
             ),
         )
         for i in incidents_list().filter(pk__in=incident_ids)

@@ -88,7 +88,15 @@ def label_incidents(
 
 @admin.register(RunDiagnosis)
 class RunDiagnosisAdmin(admin.ModelAdmin):
-    list_display = ["run", "category", "component", "confidence", "source", "rule", "labelled_category"]
+    list_display = [
+        "run",
+        "category",
+        "component",
+        "confidence",
+        "source",
+        "rule",
+        "labelled_category",
+    ]
     list_filter = ["category", "source", "labelled_category"]
     search_fields = ["run__case__name", "run__cluster__name", "summary"]
     list_select_related = ["run", "rule"]

@@ -60,7 +60,9 @@ def corpus(directory: Path = CORPUS_DIR) -> list[Sample]:
     return samples
 
 
-def split(samples: list[Sample], *, held_out: float = 0.25, seed: int = 7) -> tuple[list[Sample], list[Sample]]:
+def split(
+    samples: list[Sample], *, held_out: float = 0.25, seed: int = 7
+) -> tuple[list[Sample], list[Sample]]:
     """A stratified train / held-out split: the same share of every category held out."""
     rng = random.Random(seed)  # noqa: S311 (a reproducible split, not a secret)
     by_category: dict[str, list[Sample]] = {}
@@ -105,9 +107,7 @@ def build() -> Pipeline:
             ("kinds", make_pipeline(FunctionTransformer(kinds), DictVectorizer())),
         ]
     )
-    return Pipeline(
-        [("features", features), ("model", LogisticRegression(C=20.0, max_iter=3000))]
-    )
+    return Pipeline([("features", features), ("model", LogisticRegression(C=20.0, max_iter=3000))])
 
 
 def train(samples: list[Sample]) -> Pipeline:

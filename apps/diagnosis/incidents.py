@@ -109,7 +109,10 @@ def _join(incident: Incident, runs: dict[tuple[int, int], int], now: datetime) -
             IncidentMember.objects.filter(pk=member.pk).update(run_id=runs[pair])
             continue
         if member is not None:
-            if member.incident.scope == IncidentScope.CASE or incident.scope == IncidentScope.CLUSTER:
+            if (
+                member.incident.scope == IncidentScope.CASE
+                or incident.scope == IncidentScope.CLUSTER
+            ):
                 continue  # already where it belongs
             member.left_at = now
             member.save(update_fields=["left_at"])
@@ -232,9 +235,7 @@ def _cluster_wide(run: ProbeRun, now: datetime) -> list[int] | None:
     cause = next((c for c in DEPTH if c in present), None) or (
         present.most_common(1)[0][0] if present else ""
     )
-    sample = RunDiagnosis.objects.filter(
-        run_id__in=list(newest.values()), category=cause
-    ).first()
+    sample = RunDiagnosis.objects.filter(run_id__in=list(newest.values()), category=cause).first()
     incident, created = _open_or_create(
         key,
         scope=IncidentScope.CLUSTER,

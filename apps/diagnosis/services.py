@@ -64,7 +64,7 @@ def _classifier() -> Any:
         return None
     if _loaded["version"] != newest:
         row = ClassifierModel.objects.get(version=newest)
-        _loaded.update(version=newest, pipeline=classifier.loads(row.blob))
+        _loaded.update(version=newest, pipeline=classifier.loads(bytes(row.blob)))
     return _loaded["pipeline"]
 
 
@@ -187,14 +187,18 @@ def run_label(*, run_id: int, category: str, user: Any = None) -> RunDiagnosis:
     with transaction.atomic():
         diagnosis = run_diagnose(run=run)
         assert diagnosis is not None
-        diagnosis = RunDiagnosis.objects.select_for_update().select_related("rule").get(
-            pk=diagnosis.pk
+        diagnosis = (
+            RunDiagnosis.objects.select_for_update(of=("self",))
+            .select_related("rule")
+            .get(pk=diagnosis.pk)
         )
         _apply_label(diagnosis, category, user, timezone.now())
     return diagnosis
 
 
-def incident_label(*, incident_id: int, category: str, user: Any = None, note: str = "") -> Incident:
+def incident_label(
+    *, incident_id: int, category: str, user: Any = None, note: str = ""
+) -> Incident:
     """An operator confirms or corrects an incident's root cause; every member's
     newest diagnosed run gets the same label (so the classifier learns from it)."""
     if category not in RootCause.values:

@@ -13,4 +13,3 @@ def retrain_classifier(force: bool = False) -> int | None:
     (or when there is none yet); its version, or None when nothing changed."""
     model = services.classifier_retrain(min_new_labels=0 if force else 1)
     return model.version if model else None
-

@@ -8,7 +8,7 @@ from apps.runs.models import RootCause
 
 
 def root_cause_text(obj: Any) -> str:
-    """"etcd (etcd): etcd does not answer…; check … [rule, 90%]", or "" when not diagnosed.
+    """ "etcd (etcd): etcd does not answer…; check … [rule, 90%]", or "" when not diagnosed.
 
     obj: anything with the root_cause* fields (a run, an alert, an incident's copy)."""
     category = getattr(obj, "root_cause", "") or ""
@@ -20,7 +20,5 @@ def root_cause_text(obj: Any) -> str:
     summary = getattr(obj, "root_cause_summary", "") or ""
     source = getattr(obj, "root_cause_source", "") or ""
     confidence = getattr(obj, "root_cause_confidence", None)
-    how = ", ".join(
-        p for p in (source, f"{confidence:.0%}" if confidence is not None else "") if p
-    )
+    how = ", ".join(p for p in (source, f"{confidence:.0%}" if confidence is not None else "") if p)
     return f"{head}: {summary}" + (f" [{how}]" if how else "") if summary else head
