@@ -2,7 +2,10 @@
 
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
+from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import serializers
 
 
 class ApiTokenScheme(OpenApiAuthenticationExtension):
@@ -74,3 +77,46 @@ def declare_error_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, 
                     "application/json", {"schema": {"$ref": f"#/components/schemas/{component}"}}
                 )
     return result
+
+
+def _model_field(field: serializers.Field) -> Any:
+    """The model column a serializer field reads directly, if any."""
+    model = getattr(getattr(field.parent, "Meta", None), "model", None)
+    if model is None or not field.source or "." in field.source or field.source == "*":
+        return None
+    try:
+        column = model._meta.get_field(field.source)
+    except FieldDoesNotExist:
+        return None
+    return column if getattr(column, "concrete", False) else None  # not reverse relations
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's AutoSchema, truthful about read-only model fields.
+
+    DRF drops `allow_null` and `allow_blank` from read-only fields, so their schema
+    would refuse the null (a manual run's `binding`, a decision's `check`) and the ""
+    (a blank choice such as `root_cause`) that answers carry. The model column says
+    what it can hold; this adds it back, for every serializer at once.
+    """
+
+    def _map_serializer_field(
+        self, field: Any, direction: Any, bypass_extensions: bool = False
+    ) -> dict[str, Any]:
+        schema: dict[str, Any] = super()._map_serializer_field(field, direction, bypass_extensions)
+        if not field.read_only:
+            return schema
+        column = _model_field(field)
+        if column is None:
+            return schema
+        if isinstance(field, serializers.ChoiceField) and column.blank:
+            if "$ref" in schema:
+                schema = {"oneOf": [schema, {"type": "string", "enum": [""]}]}
+            elif "enum" in schema and "" not in schema["enum"]:
+                schema = {**schema, "enum": [*schema["enum"], ""]}
+        if column.null and not schema.get("nullable"):
+            if "$ref" in schema:
+                schema = {"allOf": [schema], "nullable": True}
+            else:
+                schema = {**schema, "nullable": True}
+        return schema

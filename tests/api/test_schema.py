@@ -153,3 +153,9 @@ def test_fields_that_can_be_null_say_so(tmp_path: Path) -> None:
                 field,
             )
     assert not schemas["ProbeRun"]["properties"]["case"].get("nullable")
+    # Read-only model fields, whatever the serializer says: DRF drops allow_null and
+    # allow_blank from them, the schema class adds back what the column holds.
+    assert schemas["GateDecision"]["properties"]["check"].get("nullable") is True
+    assert schemas["ProbeRun"]["properties"]["ok"].get("nullable") is True
+    root_cause = schemas["Alert"]["properties"]["root_cause"]
+    assert {"$ref": "#/components/schemas/BlankEnum"} in root_cause["oneOf"], root_cause
