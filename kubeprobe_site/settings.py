@@ -368,7 +368,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One enum for alert severities (severity, escalate_to, channel severities).
-    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "apps.alerts.models.Severity"},
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "apps.alerts.models.Severity",
+        "RootCauseEnum": "apps.runs.models.RootCause",
+        "RootCauseSourceEnum": "apps.runs.models.RootCauseSource",
+    },
 }
 
 LOGGING = {
