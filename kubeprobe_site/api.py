@@ -6,6 +6,8 @@ from apps.alerts.api.views import AlertRuleViewSet, AlertViewSet, ChannelViewSet
 from apps.catalog.api.views import CaseSetViewSet, CaseTemplateViewSet, CaseViewSet
 from apps.clusters.api.views import ClusterGroupViewSet, ClusterViewSet
 from apps.diagnosis.api.views import IncidentViewSet, RunDiagnosisViewSet
+from apps.gating.api.views import GateCheckViewSet, GateDecisionViewSet, GatePolicyViewSet
+from apps.resident.api.views import ResidentAlertRuleViewSet, ResidentProbeViewSet
 from apps.runs.api.views import ProbeRunViewSet
 from apps.scheduling.api.views import BindingViewSet, EventViewSet
 
@@ -27,3 +29,8 @@ router.register("alert-rules", AlertRuleViewSet)
 router.register("channels", ChannelViewSet)
 router.register("incidents", IncidentViewSet)
 router.register("diagnoses", RunDiagnosisViewSet)
+router.register("gate/checks", GateCheckViewSet)
+router.register("gate/policies", GatePolicyViewSet)
+router.register("gate/decisions", GateDecisionViewSet)
+router.register("resident", ResidentProbeViewSet)
+router.register("resident-alert-rules", ResidentAlertRuleViewSet)

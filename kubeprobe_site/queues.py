@@ -30,6 +30,7 @@ TASK_KINDS: dict[str, str] = {
     "apps.postrun.tasks.process_finished_runs": ALERTS,
     "apps.postrun.tasks.sweep_finished_runs": ALERTS,
     "apps.alerts.tasks.deliver_flips": ALERTS,
+    "apps.actions.tasks.deliver_action": ALERTS,
     "apps.runs.tasks.reap_runs": HOUSEKEEPING,
     "apps.runs.tasks.reap_cluster": HOUSEKEEPING,
     "apps.runs.tasks.cleanup_runs": HOUSEKEEPING,
@@ -39,6 +40,11 @@ TASK_KINDS: dict[str, str] = {
     "apps.clusters.tasks.check_cluster_apis": HOUSEKEEPING,
     "apps.diagnosis.tasks.retrain_classifier": HOUSEKEEPING,
     "apps.clusters.tasks.check_cluster_api": HOUSEKEEPING,
+    "apps.resident.tasks.judge_resident": ALERTS,
+    "apps.resident.tasks.apply_probe": HOUSEKEEPING,
+    "apps.resident.tasks.remove_probeconfigs": HOUSEKEEPING,
+    "apps.resident.tasks.resync_probeconfigs": HOUSEKEEPING,
+    "apps.resident.tasks.resident_housekeeping": HOUSEKEEPING,
 }
 
 

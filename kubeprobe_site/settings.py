@@ -102,6 +102,12 @@ KUBEPROBE_ALERT_GROUP_WAIT_SECONDS = env.float("KUBEPROBE_ALERT_GROUP_WAIT_SECON
 KUBEPROBE_NOTIFY_MAX_ATTEMPTS = env.int("KUBEPROBE_NOTIFY_MAX_ATTEMPTS", default=8)
 KUBEPROBE_NOTIFY_LEASE_SECONDS = env.int("KUBEPROBE_NOTIFY_LEASE_SECONDS", default=120)
 KUBEPROBE_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEPROBE_NOTIFY_TIMEOUT_SECONDS", default=10.0)
+# Release gate (apps/gating): the built-in policy's maximum result age, and how often
+# a check that waits re-reads its runs.
+KUBEPROBE_GATE_DEFAULT_MAX_AGE_SECONDS = env.int(
+    "KUBEPROBE_GATE_DEFAULT_MAX_AGE_SECONDS", default=3600
+)
+KUBEPROBE_GATE_CHECK_POLL_SECONDS = env.float("KUBEPROBE_GATE_CHECK_POLL_SECONDS", default=0.5)
 # Diagnosis (apps/diagnosis, docs/diagnosis.md): a rule less sure than this asks the
 # classifier; failures within the window group into incidents once the same case
 # fails alike on MIN_CLUSTERS clusters, or MIN_CASES cases fail on one cluster.
@@ -151,7 +157,10 @@ INSTALLED_APPS = [
     "apps.scheduling",
     "apps.runs",
     "apps.alerts",
+    "apps.resident",
     "apps.diagnosis",
+    "apps.actions",
+    "apps.gating",
     "apps.dashboard",
     "apps.postrun",
 ]
@@ -251,6 +260,14 @@ KUBEPROBE_API_CHECK_INTERVAL_SECONDS = env.float(
 # than a report's 30 s group-commit wait plus the clock skew between hosts).
 KUBEPROBE_JUDGE_SWEEP_SECONDS = env.float("KUBEPROBE_JUDGE_SWEEP_SECONDS", default=2.0)
 KUBEPROBE_JUDGE_SETTLE_SECONDS = env.float("KUBEPROBE_JUDGE_SETTLE_SECONDS", default=60.0)
+# Resident probes (apps/resident): sample windows and batch ids are kept this many
+# days (whole daily partitions are dropped), per-minute rollups longer.
+KUBEPROBE_RESIDENT_RETENTION_DAYS = env.int("KUBEPROBE_RESIDENT_RETENTION_DAYS", default=30)
+KUBEPROBE_RESIDENT_ROLLUP_RETENTION_DAYS = env.int(
+    "KUBEPROBE_RESIDENT_ROLLUP_RETENTION_DAYS", default=90
+)
+KUBEPROBE_RESIDENT_JUDGE_SECONDS = env.float("KUBEPROBE_RESIDENT_JUDGE_SECONDS", default=10.0)
+KUBEPROBE_RESIDENT_RESYNC_SECONDS = env.float("KUBEPROBE_RESIDENT_RESYNC_SECONDS", default=300.0)
 # Housekeeping of the run loop; beat copies these into its database schedule.
 CELERY_BEAT_SCHEDULE = {
     "kubeprobe-judge-finished-runs": {
@@ -282,6 +299,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.runs.tasks.purge_runs",
         "schedule": 3600.0,
         "options": {"expires": 3600},
+    },
+    # Resident probes: daily partitions ahead and retention, alert judging, ProbeConfig resync.
+    "kubeprobe-resident-housekeeping": {
+        "task": "apps.resident.tasks.resident_housekeeping",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+    "kubeprobe-resident-judge": {
+        "task": "apps.resident.tasks.judge_resident",
+        "schedule": KUBEPROBE_RESIDENT_JUDGE_SECONDS,
+        "options": {"expires": 60},
+    },
+    "kubeprobe-resident-resync": {
+        "task": "apps.resident.tasks.resync_probeconfigs",
+        "schedule": KUBEPROBE_RESIDENT_RESYNC_SECONDS,
+        "options": {"expires": KUBEPROBE_RESIDENT_RESYNC_SECONDS},
     },
     # The learned root-cause classifier, retrained when operators labelled something new.
     "kubeprobe-retrain-classifier": {
@@ -370,8 +403,11 @@ SPECTACULAR_SETTINGS = {
     # One enum for alert severities (severity, escalate_to, channel severities).
     "ENUM_NAME_OVERRIDES": {
         "SeverityEnum": "apps.alerts.models.Severity",
-        "RootCauseEnum": "apps.runs.models.RootCause",
+        # Several models have a `source` or `category` field with their own choices.
+        "EventSourceEnum": "apps.scheduling.models.EventSource",
+        "DecisionSourceEnum": "apps.gating.models.DecisionSource",
         "RootCauseSourceEnum": "apps.runs.models.RootCauseSource",
+        "RootCauseEnum": "apps.runs.models.RootCause",
     },
 }
 

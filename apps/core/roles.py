@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-KUBEPROBE_APPS = ("clusters", "catalog", "scheduling", "runs", "alerts", "diagnosis")
+KUBEPROBE_APPS = (
+    "clusters",
+    "catalog",
+    "scheduling",
+    "runs",
+    "alerts",
+    "resident",
+    "diagnosis",
+    "gating",
+    "actions",
+)
 OPERATOR_EXTRA = {
     "scheduling.add_binding",
     "scheduling.change_binding",

@@ -17,7 +17,11 @@ each pair goes through the same steps:
    the same transaction; the alerts queue delivers the notifications.
 3. **incidents** — a pair that recovered leaves its incident; the last one
    to leave resolves it (apps.diagnosis.incidents.incidents_recover).
-4. **dashboards** — the pair's cell (its newest run and alert state) is
+4. **actions** — an alert in trouble that belongs to an open incident gets
+   each matching severity policy's response once (apps.actions.services.
+   actions_plan: notify, escalate, a self-heal webhook or Job, behind the
+   rate limit, dry-run and approval safeguards; delivered by the actions task).
+5. **dashboards** — the pair's cell (its newest run and alert state) is
    pushed to every page that shows it (apps.dashboard.push.push_pair), and
    changed incidents to the incidents pages (push_incidents).
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from apps.actions.services import actions_plan
 from apps.alerts import services
 from apps.alerts.models import Alert
 from apps.dashboard.push import push_incidents, push_pair
@@ -54,7 +59,9 @@ def finished_pair_process(*, case_id: int, cluster_id: int) -> Alert | None:
     alert = services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)  # 2. alerts
     if alert is not None:
         changed += incidents.incidents_recover(alert=alert)  # 3. incidents
-        push_pair(  # 4. dashboards
+        if alert.is_problem:  # 4. actions
+            actions_plan(alert=alert)
+        push_pair(  # 5. dashboards
             case_id=case_id,
             cluster_id=cluster_id,
             state=alert.state,

@@ -18,7 +18,10 @@ LAYERS = [
     "runs",
     "scheduling",
     "alerts",
+    "resident",
     "diagnosis",
+    "actions",
+    "gating",
     "dashboard",
     "postrun",
 ]
