@@ -36,7 +36,6 @@ EXPECTED = {
     "apps.runs.tasks.purge_runs": "housekeeping",
     "apps.alerts.tasks.alerts_housekeeping": "housekeeping",
     "apps.clusters.tasks.check_cluster_apis": "housekeeping",
-    "apps.diagnosis.tasks.retrain_classifier": "housekeeping",
     "apps.clusters.tasks.check_cluster_api": "housekeeping",
     "apps.resident.tasks.judge_resident": "alerts",
     "apps.resident.tasks.apply_probe": "housekeeping",
