@@ -1,7 +1,8 @@
 """What every log line carries where it applies: request id, run id, cluster.
 
-One context variable holds the fields in force (request middleware, the report
-fast path, Celery tasks, dispatch and the reaper set them with `log_context`);
+One context variable holds the fields in force: a request (middleware, the
+report fast path) or a Celery task begins afresh, and the code that learns a
+run or cluster adds it (`log_context_update`, or `log_context` for a block);
 `ContextFilter`, on the console handler, copies them onto each record, and
 both formats print them: JSON lines as keys (KUBEPROBE_LOG_FORMAT=json), plain
 lines as a `[request_id=… run_id=… cluster=…]` suffix. Fields not in force are
@@ -15,7 +16,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
@@ -43,6 +44,42 @@ def log_context(**fields: Any) -> Iterator[None]:
     try:
         yield
     finally:
+        _context.reset(token)
+
+
+def log_context_begin(**fields: Any) -> None:
+    """Start a request with these fields only. The middleware does not reset them
+    when the chain returns, so the lines Django logs after it ("Not Found: …")
+    still carry the request's id; `log_context_end` (request_finished) does."""
+    _context.set(fields)
+
+
+def log_context_end(**_: Any) -> None:
+    """Django's request_finished receiver: the thread's next lines are no request's."""
+    _context.set(None)
+
+
+def log_context_update(**fields: Any) -> None:
+    """Add fields until the enclosing `log_context` block (or task) ends."""
+    current = _context.get()
+    _context.set({**current, **fields} if current else fields)
+
+
+# Celery task id → the context before it began.
+_task_tokens: dict[str, Token[dict[str, Any] | None]] = {}
+
+
+def task_context_begin(task_id: str = "", **_: Any) -> None:
+    """Celery task_prerun receiver: each task starts without the last one's fields
+    (a worker process runs task after task in one context)."""
+    _task_tokens[task_id] = _context.set({})
+
+
+def task_context_end(task_id: str = "", **_: Any) -> None:
+    """Celery task_postrun receiver: back to the caller's fields (a task run eagerly,
+    inside a request, gives the request its fields back)."""
+    token = _task_tokens.pop(task_id, None)
+    if token is not None:
         _context.reset(token)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from apps.core.logcontext import log_context, request_id_from
+from apps.core.logcontext import log_context_begin, request_id_from
 
 
 class SyncChain:
@@ -43,8 +43,8 @@ class RequestId:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         given = request.META.get("HTTP_X_REQUEST_ID")
         request_id = request_id_from(given)
-        with log_context(request_id=request_id):
-            response = self.get_response(request)
+        log_context_begin(request_id=request_id)
+        response = self.get_response(request)
         if request_id == given:
             response["X-Request-ID"] = request_id
         return response

@@ -38,7 +38,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.log import log_response
 
-from apps.core.logcontext import log_context, request_id_from
+from apps.core.logcontext import log_context_begin, log_context_end, request_id_from
 from apps.runs.reporting.http import (
     MAX_RUN_ID,
     TEXT,
@@ -183,8 +183,11 @@ class ReportEndpoint:
         read = LimitedStream(environ["wsgi.input"], length).read
         given = environ.get("HTTP_X_REQUEST_ID")
         request_id = request_id_from(given)  # as apps.core.middleware.RequestId
-        with log_context(request_id=request_id):
+        log_context_begin(request_id=request_id)
+        try:
             answer = self._answer(environ, run, read)
+        finally:
+            log_context_end()
         headers = [
             ("Content-Type", answer.content_type),
             ("Content-Length", str(len(answer.body))),

@@ -21,7 +21,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import permissions, serializers
 from rest_framework.views import APIView
 
-from apps.core.logcontext import log_context
+from apps.core.logcontext import log_context_update
 from apps.runs.api.serializers import ReportSerializer
 from apps.runs.metrics import report_observe
 from apps.runs.reporting.accept import (
@@ -93,8 +93,8 @@ def run_report_answer(run_id: int, meta: Mapping[str, Any], read: Read) -> Answe
     """Answer `POST /api/v1/runs/<run_id>/report`; meta is the WSGI environ (request.META).
     Counted and timed in kubeprobe_reports_total / kubeprobe_report_duration_seconds."""
     started = time.perf_counter()
-    with log_context(run_id=run_id):
-        answer = _run_report_answer(run_id, meta, read)
+    log_context_update(run_id=run_id)  # until the request ends: Django logs refusals after
+    answer = _run_report_answer(run_id, meta, read)
     report_observe("kubeprobe", answer.status, started)
     return answer
 
