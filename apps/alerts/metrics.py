@@ -18,6 +18,7 @@ from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from apps.alerts.models import Alert, AlertState, Notification
+from apps.core.metrics import Exposition, family_header, label_value
 from apps.runs.models import RunState
 
 # Alert states as numbers (one series per pair instead of one per pair and state).
@@ -31,44 +32,56 @@ ALERT_STATE_HELP = ", ".join(f"{value} {state}" for state, value in ALERT_STATE_
 
 
 class PairsCollector:
-    def collect(self) -> Iterator[Metric]:
+    """Per pair: kubeprobe_probe_success, kubeprobe_probe_duration_seconds and
+    kubeprobe_alert_state, written as text (apps.core.metrics.Exposition: 10,000
+    clusters x 20 cases are 600,000 series); then the aggregates by state."""
+
+    def collect(self) -> Iterator[Metric | Exposition]:
         per_pair = settings.KUBEPROBE_METRICS_PER_PAIR
-        labels = ["case", "cluster"]
-        success = GaugeMetricFamily(
-            "kubeprobe_probe_success",
-            "1 when the pair's newest finished run succeeded, 0 when it failed, "
-            "errored or timed out.",
-            labels=labels,
-        )
-        duration = GaugeMetricFamily(
-            "kubeprobe_probe_duration_seconds",
-            "Duration of the pair's newest finished run.",
-            labels=labels,
-        )
-        alert = GaugeMetricFamily(
-            "kubeprobe_alert_state", f"The pair's alert state: {ALERT_STATE_HELP}.", labels=labels
-        )
+        success: list[str] = []
+        duration: list[str] = []
+        alert: list[str] = []
         alerts: Counter[tuple[str, str]] = Counter()
         results: Counter[str] = Counter()
+        escaped: dict[str, str] = {}  # each name escaped once, not once per pair
         rows = Alert.objects.values_list(
             "case__name", "cluster__name", "state", "severity", "latest_state", "latest_duration_ms"
         ).order_by()
-        for case, cluster, state, severity, latest, duration_ms in rows.iterator(chunk_size=5000):
+        for case, cluster, state, severity, latest, duration_ms in rows.iterator(chunk_size=10000):
             alerts[state, severity] += 1
             if latest:
                 results[latest] += 1
             if not per_pair:
                 continue
-            pair = [case, cluster]
-            alert.add_metric(pair, ALERT_STATE_VALUES.get(state, -1))
+            case_label = escaped.get(case) or escaped.setdefault(case, label_value(case))
+            cluster_label = escaped.get(cluster) or escaped.setdefault(
+                cluster, label_value(cluster)
+            )
+            pair = f'{{case="{case_label}",cluster="{cluster_label}"}} '
+            alert.append(f"kubeprobe_alert_state{pair}{ALERT_STATE_VALUES.get(state, -1)}\n")
             if latest:
-                success.add_metric(pair, 1 if latest == RunState.SUCCEEDED else 0)
+                ok = 1 if latest == RunState.SUCCEEDED else 0
+                success.append(f"kubeprobe_probe_success{pair}{ok}\n")
                 if duration_ms is not None:
-                    duration.add_metric(pair, duration_ms / 1000)
+                    duration.append(f"kubeprobe_probe_duration_seconds{pair}{duration_ms / 1000}\n")
         if per_pair:
-            yield success
-            yield duration
-            yield alert
+            yield Exposition(
+                family_header(
+                    "kubeprobe_probe_success",
+                    "1 when the pair's newest finished run succeeded, 0 when it failed, "
+                    "errored or timed out.",
+                )
+                + "".join(success)
+                + family_header(
+                    "kubeprobe_probe_duration_seconds",
+                    "Duration of the pair's newest finished run.",
+                )
+                + "".join(duration)
+                + family_header(
+                    "kubeprobe_alert_state", f"The pair's alert state: {ALERT_STATE_HELP}."
+                )
+                + "".join(alert)
+            )
         by_state = GaugeMetricFamily(
             "kubeprobe_alerts", "Pairs by alert state and severity.", labels=["state", "severity"]
         )

@@ -34,8 +34,24 @@ logger = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
+class Exposition(str):
+    """Ready-made exposition text of whole metric families, which a collector may
+    yield instead of Metric objects: for the per-pair families (hundreds of
+    thousands of series), prometheus_client's per-sample objects and formatting
+    took seconds. Label values must be escaped with `label_value`."""
+
+
+def label_value(value: str) -> str:
+    """A label value escaped as the text format wants it."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def family_header(name: str, help_text: str, kind: str = "gauge") -> str:
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+
+
 class Collector(Protocol):
-    def collect(self) -> Iterable[Metric]: ...
+    def collect(self) -> Iterable[Metric | Exposition]: ...
 
 
 # name → collector; a name registers once however often ready() runs (tests).
@@ -60,6 +76,7 @@ class _Scrape:
 
     def __init__(self, process: CollectorRegistry) -> None:
         self.process = process
+        self.texts: list[Exposition] = []  # appended after the Metric families
 
     def collect(self) -> Iterator[Metric]:
         yield from self.process.collect()
@@ -85,7 +102,11 @@ class _Scrape:
             else:
                 failed.add_metric([name], 0)
             timings.add_metric([name], time.perf_counter() - started)
-            yield from metrics
+            for metric in metrics:
+                if isinstance(metric, Exposition):
+                    self.texts.append(metric)
+                else:
+                    yield metric
         yield timings
         yield failed
 
@@ -101,7 +122,9 @@ def _process_registry() -> CollectorRegistry:
 
 def metrics_exposition() -> bytes:
     """The text a scrape gets (Prometheus text format 0.0.4)."""
-    return generate_latest(_Scrape(_process_registry()))  # type: ignore[arg-type]
+    scrape = _Scrape(_process_registry())
+    text = generate_latest(scrape)  # type: ignore[arg-type]
+    return text + "".join(scrape.texts).encode()
 
 
 def metrics_authorized(authorization: str) -> bool:

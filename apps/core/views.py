@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import gzip
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -51,4 +54,12 @@ def metrics(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE)
+    body = metrics_exposition()
+    # Prometheus asks for gzip: tens of MB of repetitive text at 10,000 clusters.
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = HttpResponse(gzip.compress(body, compresslevel=1), content_type=CONTENT_TYPE)
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(body, content_type=CONTENT_TYPE)
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return response

@@ -3,6 +3,7 @@ ingestion counted by the process, token protection, a failing collector isolated
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import timedelta
 from typing import Any
@@ -182,3 +183,21 @@ def test_a_failing_collector_is_left_out_and_named(client: Client, monkeypatch) 
     samples = scrape(client)
     assert value(samples, "kubeprobe_metrics_collector_failed", collector="broken") == 1
     assert value(samples, "kubeprobe_cluster_breaker_open", cluster="east") == 0
+
+
+def test_gzip_when_asked_and_the_text_parses_the_same(client: Client) -> None:
+    Alert.objects.create(
+        case=CaseFactory(name="etcd"), cluster=ClusterFactory(name="east"), latest_state="failed"
+    )
+    zipped = client.get("/metrics", HTTP_ACCEPT_ENCODING="gzip, deflate")
+    assert zipped["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped["Vary"]
+    text = gzip.decompress(zipped.content).decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    (sample,) = families["kubeprobe_probe_success"].samples
+    assert sample.labels == {"case": "etcd", "cluster": "east"} and sample.value == 0
+
+
+def test_label_values_are_escaped() -> None:
+    text = f'm{{a="{metrics.label_value(chr(92) + chr(34) + chr(10))}"}} 1\n'
+    (family,) = text_string_to_metric_families(text)
+    assert family.samples[0].labels == {"a": '\\"\n'}
