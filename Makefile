@@ -38,7 +38,7 @@ test: install lint
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	KUBEPROBE_DEBUG=1 $(VENV)/bin/mypy apps kubeprobe_site probe_sdk
+	KUBEPROBE_DEBUG=1 $(VENV)/bin/mypy apps kubeprobe_site probe_sdk operator/kubeprobe_operator
 
 fmt: install
 	$(VENV)/bin/ruff format .

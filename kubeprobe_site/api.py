@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from apps.alerts.api.views import AlertRuleViewSet, AlertViewSet, ChannelViewSet, SilenceViewSet
 from apps.catalog.api.views import CaseSetViewSet, CaseTemplateViewSet, CaseViewSet
 from apps.clusters.api.views import ClusterGroupViewSet, ClusterViewSet
+from apps.resident.api.views import ResidentAlertRuleViewSet, ResidentProbeViewSet
 from apps.runs.api.views import ProbeRunViewSet
 from apps.scheduling.api.views import BindingViewSet, EventViewSet
 
@@ -24,3 +25,5 @@ router.register("alerts", AlertViewSet)
 router.register("silences", SilenceViewSet)
 router.register("alert-rules", AlertRuleViewSet)
 router.register("channels", ChannelViewSet)
+router.register("resident", ResidentProbeViewSet)
+router.register("resident-alert-rules", ResidentAlertRuleViewSet)

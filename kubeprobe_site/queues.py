@@ -38,6 +38,11 @@ TASK_KINDS: dict[str, str] = {
     "apps.alerts.tasks.alerts_housekeeping": HOUSEKEEPING,
     "apps.clusters.tasks.check_cluster_apis": HOUSEKEEPING,
     "apps.clusters.tasks.check_cluster_api": HOUSEKEEPING,
+    "apps.resident.tasks.judge_resident": ALERTS,
+    "apps.resident.tasks.apply_probe": HOUSEKEEPING,
+    "apps.resident.tasks.remove_probeconfigs": HOUSEKEEPING,
+    "apps.resident.tasks.resync_probeconfigs": HOUSEKEEPING,
+    "apps.resident.tasks.resident_housekeeping": HOUSEKEEPING,
 }
 # Beat sends a heartbeat to every queue (apps/core/heartbeat.py): kwargs `kind`
 # names the queue ("default" or one of KINDS).

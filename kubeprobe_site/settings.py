@@ -144,6 +144,7 @@ INSTALLED_APPS = [
     "apps.scheduling",
     "apps.runs",
     "apps.alerts",
+    "apps.resident",
     "apps.dashboard",
     "apps.postrun",
 ]
@@ -252,6 +253,14 @@ KUBEPROBE_HEARTBEAT_SECONDS = env.float("KUBEPROBE_HEARTBEAT_SECONDS", default=1
 KUBEPROBE_HEARTBEAT_STALE_SECONDS = env.float(
     "KUBEPROBE_HEARTBEAT_STALE_SECONDS", default=4 * KUBEPROBE_HEARTBEAT_SECONDS
 )
+# Resident probes (apps/resident): sample windows and batch ids are kept this many
+# days (whole daily partitions are dropped), per-minute rollups longer.
+KUBEPROBE_RESIDENT_RETENTION_DAYS = env.int("KUBEPROBE_RESIDENT_RETENTION_DAYS", default=30)
+KUBEPROBE_RESIDENT_ROLLUP_RETENTION_DAYS = env.int(
+    "KUBEPROBE_RESIDENT_ROLLUP_RETENTION_DAYS", default=90
+)
+KUBEPROBE_RESIDENT_JUDGE_SECONDS = env.float("KUBEPROBE_RESIDENT_JUDGE_SECONDS", default=10.0)
+KUBEPROBE_RESIDENT_RESYNC_SECONDS = env.float("KUBEPROBE_RESIDENT_RESYNC_SECONDS", default=300.0)
 # Housekeeping of the run loop; beat copies these into its database schedule.
 CELERY_BEAT_SCHEDULE = {
     **{
@@ -292,6 +301,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.runs.tasks.purge_runs",
         "schedule": 3600.0,
         "options": {"expires": 3600},
+    },
+    # Resident probes: daily partitions ahead and retention, alert judging, ProbeConfig resync.
+    "kubeprobe-resident-housekeeping": {
+        "task": "apps.resident.tasks.resident_housekeeping",
+        "schedule": 3600.0,
+        "options": {"expires": 3600},
+    },
+    "kubeprobe-resident-judge": {
+        "task": "apps.resident.tasks.judge_resident",
+        "schedule": KUBEPROBE_RESIDENT_JUDGE_SECONDS,
+        "options": {"expires": 60},
+    },
+    "kubeprobe-resident-resync": {
+        "task": "apps.resident.tasks.resync_probeconfigs",
+        "schedule": KUBEPROBE_RESIDENT_RESYNC_SECONDS,
+        "options": {"expires": KUBEPROBE_RESIDENT_RESYNC_SECONDS},
     },
     # Each cluster's /version and /readyz, shown in the admin and the API.
     "kubeprobe-check-cluster-apis": {

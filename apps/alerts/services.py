@@ -31,6 +31,7 @@ from apps.alerts.models import (
     AlertState,
     AlertTimeline,
     FlipEvent,
+    Silence,
     TimelineKind,
 )
 from apps.alerts.selectors import (
@@ -108,12 +109,16 @@ def _flip(
     alert: Alert,
     *,
     event: str,
-    old: str,
     notify: bool,
     note: str = "",
+    old: str | None = None,
     run_id: int | None = None,
     now: datetime,
 ) -> AlertFlip:
+    """Record (and have delivered, once committed) an event of the alert in its current
+    state, coming from state ``old`` (default: the current one; escalations and the like
+    change no state)."""
+    old = alert.state if old is None else old
     flip = AlertFlip.objects.create(
         alert=alert,
         event=event,
@@ -133,6 +138,21 @@ def _flip(
     AlertTimeline.objects.create(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
     transaction.on_commit(schedule_delivery)
     return flip
+
+
+def _silenced_note(silence: Silence) -> str:
+    """What a flip into silence says: until when, and why."""
+    return f"silenced until {silence.ends_at:%Y-%m-%d %H:%M} UTC ({silence.comment or silence})"
+
+
+def _move_to(
+    alert: Alert, state: str, *, event: str, notify: bool, note: str, now: datetime
+) -> AlertFlip:
+    """The alert goes to ``state`` now; the flip records the state it left."""
+    old = alert.state
+    alert.state = state
+    alert.changed_at = now
+    return _flip(alert, event=event, old=old, notify=notify, note=note, now=now)
 
 
 DELIVERY_SCHEDULED = "alerts:delivery-scheduled"
@@ -183,7 +203,6 @@ def _start_flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> None
     _flip(
         alert,
         event=FlipEvent.FLAPPING,
-        old=alert.state,
         notify=True,
         note=f"more than {threshold} transitions in an hour; quiet until it is stable",
         now=now,
@@ -238,7 +257,34 @@ def alert_evaluate(
         return alert
 
 
-def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> None:
+def alert_record_verdict(
+    *,
+    case_id: int,
+    cluster_id: int,
+    verdict: Judgement,
+    severity: str,
+    now: datetime | None = None,
+) -> Alert:
+    """Feed a judgement made outside the run loop (a resident probe's series,
+    apps/resident/alerting.py) through the same state machine: flips, flapping,
+    silences and channels. No AlertRule is behind it, so no escalation or dependency."""
+    given = now
+    with transaction.atomic():
+        alert = _locked_alert(case_id, cluster_id)
+        now = given or timezone.now()
+        _apply(alert, None, verdict, now, severity=severity)
+        alert.save()
+        _announce(alert)
+        return alert
+
+
+def _apply(
+    alert: Alert,
+    rule: AlertRule | None,
+    verdict: Judgement,
+    now: datetime,
+    severity: str | None = None,
+) -> None:
     old = alert.state
     run_id = verdict.run.id if verdict.run else None
     if verdict.firing:
@@ -250,17 +296,17 @@ def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> 
     if verdict.firing and old == AlertState.OK:
         silences = active_silences(now)  # usually none: then the target is not needed
         silence = silence_for(target_of(alert.case, alert.cluster), silences) if silences else None
-        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id)
+        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id) if rule else None
         flapping = _flapping(alert, rule, now)
         alert.state = AlertState.SILENCED if silence else AlertState.FIRING
-        alert.severity = rule.severity
+        alert.severity = severity or (rule.severity if rule else alert.severity)
         alert.firing_since = now
         alert.changed_at = now
         alert.escalated = False
         alert.suppressed_by = dependency.case.name if dependency else ""
         note = ""
         if silence:
-            note = f"silenced until {silence.ends_at:%Y-%m-%d %H:%M} UTC ({silence.comment or silence})"
+            note = _silenced_note(silence)
         elif dependency:
             note = (
                 f"not notified: it depends on {dependency.case.name}, which is "
@@ -345,21 +391,14 @@ def alert_acknowledge(
         alert.ack_note, alert.ack_by, alert.ack_until = note, user, until
         alert.changed_at = now
         expiry = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
-        AlertTimeline.objects.create(
-            alert=alert,
-            kind=TimelineKind.ACKNOWLEDGED,
-            text=f"acknowledged by {user}{expiry}" + (f": {note}" if note else ""),
-            user=user,
-            at=now,
+        _by_hand_note(
+            alert, TimelineKind.ACKNOWLEDGED, f"acknowledged by {user}{expiry}", note, user, now
         )
         if old != AlertState.ACKNOWLEDGED:
             _flip(alert, event=FlipEvent.ACKNOWLEDGED, old=old, notify=True, note=note, now=now)
         return True
 
-    alert = alert_change(alert_id, acknowledge)
-    if alert is None:
-        raise Alert.DoesNotExist(f"no alert {alert_id}")
-    return alert
+    return _change_by_hand(alert_id, acknowledge)
 
 
 def alert_resolve_by_hand(*, alert_id: int, user: Any, note: str = "") -> Alert:
@@ -369,17 +408,23 @@ def alert_resolve_by_hand(*, alert_id: int, user: Any, note: str = "") -> Alert:
     def resolve(alert: Alert) -> bool:
         if alert.state not in PROBLEM_STATES:
             raise ValueError("this alert is not open")
-        AlertTimeline.objects.create(
-            alert=alert,
-            kind=TimelineKind.RESOLVED,
-            text=f"resolved by hand by {user}" + (f": {note}" if note else ""),
-            user=user,
-            at=now,
-        )
+        _by_hand_note(alert, TimelineKind.RESOLVED, f"resolved by hand by {user}", note, user, now)
         _resolve(alert, alert.rule, now, note=f"resolved by hand by {user}")
         return True
 
-    alert = alert_change(alert_id, resolve)
+    return _change_by_hand(alert_id, resolve)
+
+
+def _by_hand_note(alert: Alert, kind: str, what: str, note: str, user: Any, now: datetime) -> None:
+    """The timeline line of a person's action, with their note."""
+    text = what + (f": {note}" if note else "")
+    AlertTimeline.objects.create(alert=alert, kind=kind, text=text, user=user, at=now)
+
+
+def _change_by_hand(alert_id: int, change: Callable[[Alert], bool]) -> Alert:
+    """alert_change for a person's action: ``change`` refuses with ValueError, so nothing
+    back means no such alert."""
+    alert = alert_change(alert_id, change)
     if alert is None:
         raise Alert.DoesNotExist(f"no alert {alert_id}")
     return alert

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertState, FlipEvent, Silence
 from apps.alerts.selectors import active_silences, silence_for, targets_of
-from apps.alerts.services import _flip, alert_change
+from apps.alerts.services import _move_to, _silenced_note, alert_change
 
 
 def silence_create(
@@ -59,17 +59,8 @@ def alerts_apply_silences(*, now: datetime | None = None) -> int:
 
 
 def _silence(alert: Alert, silence: Silence, now: datetime) -> bool:
-    alert.state = AlertState.SILENCED
-    alert.changed_at = now
-    until = f"{silence.ends_at:%Y-%m-%d %H:%M} UTC"
-    _flip(
-        alert,
-        event=FlipEvent.SILENCED,
-        old=AlertState.FIRING,
-        notify=False,
-        note=f"silenced until {until} ({silence.comment or silence})",
-        now=now,
-    )
+    note = _silenced_note(silence)
+    _move_to(alert, AlertState.SILENCED, event=FlipEvent.SILENCED, notify=False, note=note, now=now)
     return True
 
 

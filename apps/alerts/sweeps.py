@@ -14,6 +14,7 @@ from apps.alerts.services import (
     _announce,
     _flip,
     _last_said,
+    _move_to,
     alert_change,
     alert_evaluate,
     flap_threshold,
@@ -28,22 +29,13 @@ def alerts_expire_acknowledgements(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
 
     def expire(alert: Alert) -> bool:
-        alert.state = AlertState.FIRING
-        alert.changed_at = now
         note = (
             f"acknowledgement by {alert.ack_by} expired"
             if alert.ack_by
             else "acknowledgement expired"
         )
         alert.ack_until = None
-        _flip(
-            alert,
-            event=FlipEvent.FIRING,
-            old=AlertState.ACKNOWLEDGED,
-            notify=True,
-            note=note,
-            now=now,
-        )
+        _move_to(alert, AlertState.FIRING, event=FlipEvent.FIRING, notify=True, note=note, now=now)
         return True
 
     still = {"state": AlertState.ACKNOWLEDGED, "ack_until__lte": now}
@@ -67,7 +59,6 @@ def alerts_escalate(*, now: datetime | None = None) -> int:
         _flip(
             alert,
             event=FlipEvent.ESCALATED,
-            old=alert.state,
             notify=not alert.flapping_since and not alert.suppressed_by,
             note=f"firing for over {rule.escalate_after_minutes} min: {old_severity} → "
             f"{rule.escalate_to}",
@@ -119,36 +110,17 @@ def _release_one(alert: Alert, now: datetime) -> bool:
         said = _last_said(alert)
         if alert.state == AlertState.OK and said in (FlipEvent.FIRING, FlipEvent.FLAPPING):
             _flip(
-                alert,
-                event=FlipEvent.RESOLVED,
-                old=alert.state,
-                notify=True,
-                note="stable again, healthy",
-                now=now,
+                alert, event=FlipEvent.RESOLVED, notify=True, note="stable again, healthy", now=now
             )
         elif alert.state == AlertState.FIRING and said != FlipEvent.FIRING:
-            _flip(
-                alert,
-                event=FlipEvent.FIRING,
-                old=alert.state,
-                notify=not alert.suppressed_by,
-                note="stable again, still failing",
-                now=now,
-            )
+            note = "stable again, still failing"
+            _flip(alert, event=FlipEvent.FIRING, notify=not alert.suppressed_by, note=note, now=now)
         return True
     if alert.state == AlertState.SILENCED:
         if active_silence(target=target_of(alert.case, alert.cluster), now=now):
             return False
-        alert.state = AlertState.FIRING
-        alert.changed_at = now
-        _flip(
-            alert,
-            event=FlipEvent.FIRING,
-            old=AlertState.SILENCED,
-            notify=True,
-            note="silence ended, still failing",
-            now=now,
-        )
+        note = "silence ended, still failing"
+        _move_to(alert, AlertState.FIRING, event=FlipEvent.FIRING, notify=True, note=note, now=now)
         return True
     if alert.suppressed_by:
         dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id) if rule else None
@@ -157,14 +129,8 @@ def _release_one(alert: Alert, now: datetime) -> bool:
         was = alert.suppressed_by
         alert.suppressed_by = ""
         if alert.state in PROBLEM_STATES:
-            _flip(
-                alert,
-                event=FlipEvent.FIRING,
-                old=alert.state,
-                notify=True,
-                note=f"dependency {was} recovered; this case still fails",
-                now=now,
-            )
+            note = f"dependency {was} recovered; this case still fails"
+            _flip(alert, event=FlipEvent.FIRING, notify=True, note=note, now=now)
         return True
     return False
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from rest_framework import serializers, status
+from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -70,6 +70,15 @@ class AtomicWritesMixin:
     def perform_destroy(self, instance: Any) -> None:
         with transaction.atomic():
             super().perform_destroy(instance)  # type: ignore[misc]
+
+
+class NamedModelViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
+    """CRUD of a model addressed by its unique name, with atomic writes. Searches the name
+    and description and orders by name or creation unless a subclass says otherwise."""
+
+    lookup_field = "name"
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "created_at"]
 
 
 def names_field(queryset: Any, **kwargs: Any) -> serializers.SlugRelatedField:

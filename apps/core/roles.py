@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-KUBEPROBE_APPS = ("clusters", "catalog", "scheduling", "runs", "alerts")
+KUBEPROBE_APPS = ("clusters", "catalog", "scheduling", "runs", "alerts", "resident")
 OPERATOR_EXTRA = {
     "scheduling.add_binding",
     "scheduling.change_binding",

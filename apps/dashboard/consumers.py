@@ -73,6 +73,10 @@ def _scope_target(kind: str, object_id: int) -> tuple[bool, int | None]:
 
     if kind == "cluster":
         return Cluster.objects.filter(pk=object_id).exists(), object_id
+    if kind == "resident":
+        from apps.resident.models import ResidentProbe
+
+        return ResidentProbe.objects.filter(pk=object_id).exists(), None
     if kind == "run":
         cluster_id = (
             ProbeRun.objects.filter(pk=object_id).values_list("cluster_id", flat=True).first()
@@ -159,7 +163,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         parsed = push.parse_scope(scope)
         if parsed is None:
             await self._error(
-                "unknown scope; use overview, alerts, cluster:<id>, case:<id> or run:<id>",
+                "unknown scope; use overview, alerts, cluster:<id>, case:<id>, run:<id> "
+                "or resident:<id>",
                 scope=scope if isinstance(scope, str) else None,
             )
             return
@@ -207,6 +212,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(
             push.payload("run", for_browser=True, **{k: v for k, v in event.items() if k != "type"})
         )
+
+    async def live_samples(self, event: dict[str, Any]) -> None:
+        if not await self._refresh_access() or not self._may_see(event["cluster_id"]):
+            return
+        fields = {k: v for k, v in event.items() if k != "type"}
+        await self.send_json(push.payload("samples", for_browser=True, **fields))
 
     # ------------------------------------------------------------ helpers
 

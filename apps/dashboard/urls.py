@@ -10,6 +10,7 @@ urlpatterns = [
     path("clusters/<str:name>/", views.cluster_detail, name="cluster"),
     path("cases/<str:name>/", views.case_detail, name="case"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("resident/<str:name>/", views.resident_detail, name="resident"),
     path("runs/<int:run_id>/run-again/", views.run_again, name="run-again"),
     path("alerts/", views.alerts, name="alerts"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert-acknowledge"),

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -25,7 +26,8 @@ from apps.alerts import silences as alert_silences
 from apps.alerts.inputs import AcknowledgeForm, QuickSilenceForm
 from apps.catalog.models import Case
 from apps.dashboard.forms import FilterForm
-from apps.dashboard.selectors import cluster_case, matrix, run_alerts, stats, visibility
+from apps.dashboard.selectors import cluster_case, matrix, resident, run_alerts, stats, visibility
+from apps.resident.models import ResidentProbe
 from apps.runs.models import Trigger
 from apps.runs.services import manual_key, runs_create
 
@@ -65,7 +67,20 @@ def overview(request: HttpRequest) -> HttpResponse:
             "options": page.options,
             "counters": page.counters,
             "query": _query(request),
+            "resident": resident.resident_overview(user=request.user),
         },
+    )
+
+
+@dashboard_view
+@require_GET
+def resident_detail(request: HttpRequest, name: str) -> HttpResponse:
+    probe = get_object_or_404(ResidentProbe, name=name)
+    page = resident.resident_page(user=request.user, probe=probe)
+    return render(
+        request,
+        "dashboard/resident.html",
+        {"live_scope": f"resident:{probe.pk}", "page": page, "probe": probe},
     )
 
 
@@ -185,17 +200,31 @@ def _back(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("dashboard:alerts"))
 
 
-@dashboard_view
-@require_POST
-def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
+def _alert_form(
+    request: HttpRequest, alert_id: int, permission: str, form_class: type[forms.Form], failed: str
+) -> tuple[Any, Any]:
+    """The visible alert and its valid form for an action on it; (alert, None) after
+    telling the user why the form was refused. 404 for an alert the user cannot see,
+    403 without the permission."""
     alert = visibility.visible_alert(user=request.user, alert_id=alert_id)
     if alert is None:
         raise Http404("No such alert.")
-    if not request.user.has_perm(ACK_PERMISSION):
-        raise PermissionDenied("Acknowledging alerts needs the alerts.change_alert permission.")
-    form = AcknowledgeForm(request.POST)
+    if not request.user.has_perm(permission):
+        raise PermissionDenied(f"This needs the {permission} permission.")
+    form = form_class(request.POST)
     if not form.is_valid():
-        messages.error(request, f"Not acknowledged: {_errors(form)}")
+        messages.error(request, f"{failed}: {_errors(form)}")
+        return alert, None
+    return alert, form
+
+
+@dashboard_view
+@require_POST
+def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
+    alert, form = _alert_form(
+        request, alert_id, ACK_PERMISSION, AcknowledgeForm, "Not acknowledged"
+    )
+    if form is None:
         return _back(request)
     try:
         alert_services.alert_acknowledge(
@@ -211,14 +240,10 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
 @dashboard_view
 @require_POST
 def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
-    alert = visibility.visible_alert(user=request.user, alert_id=alert_id)
-    if alert is None:
-        raise Http404("No such alert.")
-    if not request.user.has_perm(SILENCE_PERMISSION):
-        raise PermissionDenied("Silencing needs the alerts.add_silence permission.")
-    form = QuickSilenceForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, f"Not silenced: {_errors(form)}")
+    alert, form = _alert_form(
+        request, alert_id, SILENCE_PERMISSION, QuickSilenceForm, "Not silenced"
+    )
+    if form is None:
         return _back(request)
     ends_at = timezone.now() + timedelta(hours=form.cleaned_data["hours"])
     try:

@@ -63,18 +63,14 @@ def local_demo_cases(*, pki: LocalPki, tls_port: int | None, etcd_url: str) -> l
     portal = f"127.0.0.1:{tls_port},localhost:{tls_port}" if tls_port else ""
     etcd = _host_port(etcd_url) if etcd_url else ""
     return [
-        DemoCase(
+        _certificate_case(
             "local-portal-tls",
-            "certificate-inspection",
             "The portal's own TLS endpoint (chain to the local CA, hostnames, days left) "
             "and the local CA's expiry.",
-            {
-                "CERT_ENDPOINTS": portal,
-                "CERT_CA_FILE": str(pki.ca_cert),
-                "CERT_FILES": str(pki.ca_cert),
-            },
-            enabled=bool(tls_port),
-            why_disabled="the portal is not served over TLS (no --tls-port)",
+            pki=pki,
+            endpoints=portal,
+            files=pki.ca_cert,
+            why_disabled="" if tls_port else "the portal is not served over TLS (no --tls-port)",
         ),
         DemoCase(
             "local-etcd",
@@ -91,19 +87,31 @@ def local_demo_cases(*, pki: LocalPki, tls_port: int | None, etcd_url: str) -> l
             enabled=bool(etcd_url),
             why_disabled="no local etcd (no --etcd)",
         ),
-        DemoCase(
+        _certificate_case(
             "local-etcd-tls",
-            "certificate-inspection",
             "The local etcd's TLS endpoint and the client certificate the portal uses for it.",
-            {
-                "CERT_ENDPOINTS": etcd,
-                "CERT_CA_FILE": str(pki.ca_cert),
-                "CERT_FILES": str(pki.client_cert),
-            },
-            enabled=bool(etcd_url),
-            why_disabled="no local etcd (no --etcd)",
+            pki=pki,
+            endpoints=etcd,
+            files=pki.client_cert,
+            why_disabled="" if etcd_url else "no local etcd (no --etcd)",
         ),
     ]
+
+
+def _certificate_case(
+    name: str, description: str, *, pki: LocalPki, endpoints: str, files: Path, why_disabled: str
+) -> DemoCase:
+    """A certificate-inspection case of TLS ``endpoints`` and certificate ``files``,
+    trusting the local CA; disabled when there is a reason."""
+    env = {"CERT_ENDPOINTS": endpoints, "CERT_CA_FILE": str(pki.ca_cert), "CERT_FILES": str(files)}
+    return DemoCase(
+        name,
+        "certificate-inspection",
+        description,
+        env,
+        enabled=not why_disabled,
+        why_disabled=why_disabled,
+    )
 
 
 def _ensure_cluster() -> SeedLine:
@@ -222,11 +230,7 @@ def local_demo_setup(
         cases.append(case)
         lines.append(line)
     binding, line = _ensure_binding(cases, interval_seconds)
-    lines.append(line)
-    fired = CreateResult()
-    if run_now and binding.enabled:
-        fired = binding_fire_now(binding=binding)
-    return LocalDemoResult(catalog, lines, fired)
+    return _finish(catalog, [*lines, line], binding, run_now=run_now)
 
 
 @transaction.atomic
@@ -255,7 +259,13 @@ def local_kube_setup(
         cluster_name=KUBE_CLUSTER,
         description="The quick start's demo: the built-in Kubernetes cases on the local kwok cluster.",
     )
-    lines.append(line)
+    return _finish(catalog, [*lines, line], binding, run_now=run_now)
+
+
+def _finish(
+    catalog: list[SeedLine], lines: list[SeedLine], binding: Binding, *, run_now: bool
+) -> LocalDemoResult:
+    """The set-up's result, the binding fired first (after commit) if asked and enabled."""
     fired = CreateResult()
     if run_now and binding.enabled:
         fired = binding_fire_now(binding=binding)

@@ -126,16 +126,8 @@ class ResourceWatch:
         if kind == "DELETED":
             self.seen.pop(name, None)
             what = "node" if self.resource == "nodes" else self.resource[:-1]
-            return (
-                "cluster_change",
-                "node" if self.resource == "nodes" else name[:63],
-                {
-                    "resource": self.resource,
-                    "namespace": self.namespace,
-                    "name": name,
-                    "change": f"{what} deleted",
-                },
-            )
+            component = "node" if self.resource == "nodes" else name[:63]
+            return ("cluster_change", component, self._about(name, change=f"{what} deleted"))
         previous = self.remember(obj)
         current = self.seen[name]
         if self.resource == "nodes":
@@ -172,31 +164,21 @@ class ResourceWatch:
                 )
             return None
         if kind == "ADDED" and not previous:
-            return (
-                "component_release",
-                name[:63],
-                {
-                    "resource": self.resource,
-                    "namespace": self.namespace,
-                    "name": name,
-                    "change": "created",
-                    "images": current["images"],
-                },
-            )
+            details = self._about(name, change="created", images=current["images"])
+            return ("component_release", name[:63], details)
         if previous and current["template"] != previous["template"]:
-            return (
-                "component_release",
-                name[:63],
-                {
-                    "resource": self.resource,
-                    "namespace": self.namespace,
-                    "name": name,
-                    "generation": meta.get("generation"),
-                    "images": current["images"],
-                    "previous_images": previous["images"],
-                },
+            details = self._about(
+                name,
+                generation=meta.get("generation"),
+                images=current["images"],
+                previous_images=previous["images"],
             )
+            return ("component_release", name[:63], details)
         return None
+
+    def _about(self, name: str, **details: Any) -> dict[str, Any]:
+        """An event's details about the watched object ``name``."""
+        return {"resource": self.resource, "namespace": self.namespace, "name": name, **details}
 
 
 class ClusterWatcher:

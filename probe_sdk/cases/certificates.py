@@ -5,7 +5,8 @@ bundle, hostname against the certificate) and reads the certificate's expiry;
 for every client certificate (PEM files, or the client-certificate-data of
 kubeconfig files) it reads the expiry. A step fails when verification fails
 (expired, self-signed, unknown issuer, wrong host) or when fewer days than
-the threshold are left, with the days in the message.
+the threshold are left, with the days in the message. Resident mode
+(`KUBEPROBE_CASE=certificates`) runs every check as one sample (`sample()`).
 
 | env | default | meaning |
 | --- | --- | --- |
@@ -26,7 +27,7 @@ import socket
 import ssl
 import tempfile
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from probe_sdk import Probe
@@ -115,6 +116,31 @@ def client_certificates() -> List[Tuple[str, bytes]]:
         for number, data in enumerate(re.findall(r"client-certificate-data:\s*(\S+)", text), 1):
             found.append(("kubeconfig %s #%d" % (path, number), base64.b64decode(data)))
     return found
+
+
+def sample() -> Dict[str, float]:
+    """Resident mode (`KUBEPROBE_CASE=certificates`): every check once, raising at the
+    first failure, named by its step."""
+    from probe_sdk.resident import Steps
+
+    steps = Steps()
+    min_days = _env.number("CERT_MIN_DAYS", 30)
+    timeout = _env.number("CERT_TIMEOUT_SECONDS", 5)
+    endpoints = _env.items("CERT_ENDPOINTS", "") or default_endpoints()
+    cafile = _env.text("CERT_CA_FILE", "") or (
+        IN_CLUSTER_CA if os.path.exists(IN_CLUSTER_CA) else None
+    )
+    for endpoint in endpoints:
+        with steps.step("tls " + endpoint):
+            inspect_endpoint(endpoint, cafile, min_days, timeout)
+    for label, pem in client_certificates():
+        with steps.step("cert " + label):
+            days = _days_left(pem)
+            if days < min_days:
+                raise RuntimeError(
+                    "expires in %.1f days, under the %g-day threshold" % (days, min_days)
+                )
+    return steps.timings
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 Talks to etcd's v3 JSON gateway with the standard library only, records each
 operation's success and latency per endpoint, and fails on any failed
 operation or one slower than its threshold. Keys live under a unique prefix
-that is deleted at the end, also after a failure.
+that is deleted at the end, also after a failure. Resident mode
+(`KUBEPROBE_CASE=etcd`) runs the same operations as one sample (`sample()`).
 
 | env | default | meaning |
 | --- | --- | --- |
@@ -136,6 +137,33 @@ def probe_endpoint(probe: Probe, client: EtcdClient, prefix: str, threshold: flo
         with contextlib.suppress(RuntimeError):  # whatever happened, leave nothing behind
             client.call("kv/deleterange", {"key": _b64(prefix), "range_end": _prefix_end(prefix)})
         probe.metric("%s total_ms" % name, round((time.monotonic() - started) * 1000))
+
+
+_resident: Dict[str, Any] = {}
+
+
+def sample() -> Dict[str, float]:
+    """Resident mode (`KUBEPROBE_CASE=etcd`): one round over every endpoint, raising at
+    the first failed operation; the env is read once."""
+    from probe_sdk.resident import Steps
+
+    if not _resident:
+        endpoints = _env.items("ETCD_ENDPOINTS")
+        if not endpoints:
+            raise _env.ConfigError("ETCD_ENDPOINTS is required")
+        _resident.update(
+            endpoints=endpoints,
+            threshold=_env.number("ETCD_OP_THRESHOLD_MS", 500),
+            timeout=_env.number("ETCD_TIMEOUT_SECONDS", 5),
+            context=ssl_context(endpoints),
+            base=_env.text("ETCD_KEY_PREFIX", "/kubeprobe/").rstrip("/") + "/",
+        )
+    steps = Steps()
+    for endpoint in _resident["endpoints"]:
+        prefix = "%s%s/" % (_resident["base"], uuid.uuid4().hex[:12])
+        client = EtcdClient(endpoint, _resident["context"], _resident["timeout"])
+        probe_endpoint(steps, client, prefix, _resident["threshold"])  # type: ignore[arg-type]
+    return steps.timings
 
 
 def main() -> None:

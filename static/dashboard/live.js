@@ -207,6 +207,9 @@
         // subscribing would otherwise stay unseen until the cell changes again.
         resync();
         break;
+      case "samples":  // a resident probe's batch: its page draws it (resident.js)
+        document.dispatchEvent(new CustomEvent("kubeprobe:samples", { detail: msg }));
+        break;
       case "error":
         console.warn("live:", msg.detail);
         break;

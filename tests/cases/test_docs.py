@@ -15,8 +15,9 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules(probe_sdk.cases.__path__))
 CASES = [m for m in MODULES if not m.startswith("_")]
 
 
-def test_all_eight_cases_ship() -> None:
+def test_all_nine_cases_ship() -> None:
     assert CASES == [
+        "api_roundtrip",
         "canary",
         "certificates",
         "config_coverage",

@@ -11,7 +11,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lowest first: each app may import only the ones before it.
-LAYERS = ["core", "clusters", "catalog", "runs", "scheduling", "alerts", "dashboard", "postrun"]
+LAYERS = [
+    "core",
+    "clusters",
+    "catalog",
+    "runs",
+    "scheduling",
+    "alerts",
+    "resident",
+    "diagnosis",
+    "gating",
+    "dashboard",
+    "postrun",
+]
 MAX_LINES = 500
 
 

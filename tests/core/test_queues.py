@@ -35,6 +35,11 @@ EXPECTED = {
     "apps.alerts.tasks.alerts_housekeeping": "housekeeping",
     "apps.clusters.tasks.check_cluster_apis": "housekeeping",
     "apps.clusters.tasks.check_cluster_api": "housekeeping",
+    "apps.resident.tasks.judge_resident": "alerts",
+    "apps.resident.tasks.apply_probe": "housekeeping",
+    "apps.resident.tasks.remove_probeconfigs": "housekeeping",
+    "apps.resident.tasks.resync_probeconfigs": "housekeeping",
+    "apps.resident.tasks.resident_housekeeping": "housekeeping",
 }
 
 

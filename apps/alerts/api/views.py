@@ -23,7 +23,7 @@ from apps.alerts.api.serializers import (
 )
 from apps.alerts.filters import AlertFilter, AlertRuleFilter, ChannelFilter, SilenceFilter
 from apps.alerts.models import Alert, AlertRule, AlertTimeline, Channel, Silence
-from apps.core.api import AtomicWritesMixin, Conflict
+from apps.core.api import Conflict, NamedModelViewSet
 from apps.core.permissions import ChangePermissions
 
 EXPANDABLE = ("timeline",)
@@ -164,7 +164,7 @@ class SilenceViewSet(viewsets.ModelViewSet):
         return Response(self.get_serializer(silence).data)
 
 
-class AlertRuleViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
+class AlertRuleViewSet(NamedModelViewSet):
     """When a (case, cluster) alerts. The most specific enabled rule wins: binding, case,
     cluster, group, then `default`, which can be edited but not deleted."""
 
@@ -172,9 +172,7 @@ class AlertRuleViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
         "binding", "case", "cluster", "group"
     ).prefetch_related("depends_on")
     serializer_class = AlertRuleSerializer
-    lookup_field = "name"
     filterset_class = AlertRuleFilter
-    search_fields = ["name", "description"]
     ordering_fields = ["name", "severity", "created_at", "updated_at"]
 
     @extend_schema(responses={204: None, 409: CONFLICT})

@@ -32,7 +32,9 @@ from apps.alerts.transports.base import (
     Message,
     Transport,
     TransportConfig,
+    optional_text,
     register,
+    require_username_with_password,
     utc_iso,
 )
 from apps.alerts.transports.render import truncate
@@ -129,11 +131,9 @@ class AlertmanagerConfig(TransportConfig):
         default=dict,
         help_text='Labels added to every alert, e.g. {"team": "platform"}.',
     )
-    username = serializers.CharField(required=False, default="", allow_blank=True, max_length=256)
-    password = serializers.CharField(required=False, default="", allow_blank=True, max_length=1024)
-    bearer_token = serializers.CharField(
-        required=False, default="", allow_blank=True, max_length=4096
-    )
+    username = optional_text(256)
+    password = optional_text(1024)
+    bearer_token = optional_text(4096)
     resend_interval_seconds = serializers.IntegerField(
         required=False,
         default=180,
@@ -159,8 +159,7 @@ class AlertmanagerConfig(TransportConfig):
             raise serializers.ValidationError(
                 {"bearer_token": "Use either a bearer token or a username and password, not both."}
             )
-        if attrs.get("password") and not attrs.get("username"):
-            raise serializers.ValidationError({"username": "Required with a password."})
+        require_username_with_password(attrs)
         return attrs
 
 

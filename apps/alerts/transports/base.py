@@ -11,10 +11,11 @@ settings are configured.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import importlib
 import pkgutil
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -65,21 +66,22 @@ class Message:
     def items_or_case(self) -> tuple[AlertItem, ...]:
         """The items, or one stand-in keyed by the case when a message has none, for
         receivers that need one event per alert (PagerDuty, Alertmanager)."""
-        if self.items:
-            return self.items
-        fingerprint = hashlib.sha1(f"case:{self.case}".encode(), usedforsecurity=False)
-        return (
-            AlertItem(
-                cluster="",
-                fingerprint=fingerprint.hexdigest(),
-                step="",
-                error="",
-                run_url="",
-                log_url="",
-                events_url="",
-                started_at=datetime.now(UTC),
-            ),
-        )
+        return self.items or (placeholder_item(f"case:{self.case}"),)
+
+
+def placeholder_item(key: str, *, cluster: str = "", link: str = "") -> AlertItem:
+    """An item that stands for no real (case, cluster) alert, fingerprinted by ``key``,
+    every link leading to ``link``."""
+    return AlertItem(
+        cluster=cluster,
+        fingerprint=hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest(),
+        step="",
+        error="",
+        run_url=link,
+        log_url=link,
+        events_url=link,
+        started_at=datetime.now(UTC),
+    )
 
 
 class TransportError(Exception):
@@ -226,7 +228,6 @@ def _defaults(config_cls: type[serializers.Serializer]) -> dict[str, Any]:
 
 def make_test_message(*, portal_url: str = "", case: str = "kubeprobe-test") -> Message:
     """The message a channel's "send test" action sends through the real path."""
-    now = datetime.now(UTC)
     # No run exists for a test: its links lead to the portal.
     link = portal_url or "http://kubeprobe.invalid/"
     return Message(
@@ -239,25 +240,24 @@ def make_test_message(*, portal_url: str = "", case: str = "kubeprobe-test") -> 
             "If you can read it, alerts sent to this channel will arrive here."
         ),
         hint="",
-        items=(
-            AlertItem(
-                cluster="test-cluster",
-                fingerprint=hashlib.sha1(
-                    f"test:{case}".encode(), usedforsecurity=False
-                ).hexdigest(),
-                step="",
-                error="",
-                run_url=link,
-                log_url=link,
-                events_url=link,
-                started_at=now,
-            ),
-        ),
+        items=(placeholder_item(f"test:{case}", cluster="test-cluster", link=link),),
         portal_url=portal_url,
     )
 
 
 # -- field helpers shared by transport configs ------------------------------------------
+
+
+def optional_text(max_length: int, **kwargs: Any) -> serializers.CharField:
+    """A config string that may be left empty (and is empty by default)."""
+    return serializers.CharField(
+        required=False, default="", allow_blank=True, max_length=max_length, **kwargs
+    )
+
+
+def require_username_with_password(attrs: Mapping[str, Any]) -> None:
+    if attrs.get("password") and not attrs.get("username"):
+        raise ValidationError({"username": "Required with a password."})
 
 
 def http_url(value: str) -> None:
@@ -314,3 +314,21 @@ def utc_iso(moment: datetime) -> str:
 
 def dedupe(values: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(v for v in values if v))
+
+
+# -- signing ----------------------------------------------------------------------------
+
+
+def hmac_sha256(key: str, message: str | bytes) -> bytes:
+    data = message.encode() if isinstance(message, str) else message
+    return hmac.new(key.encode(), data, hashlib.sha256).digest()
+
+
+def signature_fields(
+    secret: str, timestamp: int, sign: Callable[[str, int], str]
+) -> dict[str, str]:
+    """The ``timestamp`` and ``sign`` pair a signed chat robot checks (DingTalk as query
+    parameters, Feishu in the body), or nothing when the channel has no secret."""
+    if not secret:
+        return {}
+    return {"timestamp": str(timestamp), "sign": sign(secret, timestamp)}

@@ -18,8 +18,6 @@ success; the robot's documented errors are classified here:
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import re
 import time
 from typing import Any
@@ -30,12 +28,13 @@ from apps.alerts.transports import http
 from apps.alerts.transports.base import (
     HttpUrlField,
     Message,
-    PermanentError,
-    TransientError,
     Transport,
     TransportConfig,
+    hmac_sha256,
+    optional_text,
     register,
     require_query_param,
+    signature_fields,
 )
 from apps.alerts.transports.render import (
     EVENT_LABELS,
@@ -54,10 +53,7 @@ MOBILE_RE = re.compile(r"^\+?[0-9][0-9-]{4,19}$")
 
 def sign(secret: str, timestamp_ms: int) -> str:
     """base64 HMAC-SHA256 of "timestamp\\nsecret" keyed by the secret (not yet URL-encoded)."""
-    digest = hmac.new(
-        secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256
-    ).digest()
-    return base64.b64encode(digest).decode()
+    return base64.b64encode(hmac_sha256(secret, f"{timestamp_ms}\n{secret}")).decode()
 
 
 def payload(message: Message, *, at_mobiles: list[str], at_all: bool) -> dict[str, Any]:
@@ -81,12 +77,8 @@ class DingTalkConfig(TransportConfig):
     url = HttpUrlField(
         help_text="The robot webhook, https://oapi.dingtalk.com/robot/send?access_token=…"
     )
-    secret = serializers.CharField(
-        required=False,
-        default="",
-        allow_blank=True,
-        max_length=256,
-        help_text='The robot\'s "加签" secret (SEC…), if signing is enabled.',
+    secret = optional_text(
+        256, help_text='The robot\'s "加签" secret (SEC…), if signing is enabled.'
     )
     at_mobiles = serializers.ListField(
         child=serializers.CharField(max_length=20),
@@ -117,35 +109,7 @@ class DingTalkTransport(Transport):
 
     def send(self, message: Message) -> None:
         url = self.config["url"]
-        params: dict[str, str] = {}
-        if self.config["secret"]:
-            timestamp = int(time.time() * 1000)
-            params = {"timestamp": str(timestamp), "sign": sign(self.config["secret"], timestamp)}
+        params = signature_fields(self.config["secret"], int(time.time() * 1000), sign)
         body = payload(message, at_mobiles=self.config["at_mobiles"], at_all=self.config["at_all"])
         response = http.request("POST", url, json_body=body, params=params)
-        check_errcode(response, url, vendor="DingTalk", transient=TRANSIENT_CODES)
-
-
-def check_errcode(
-    response: http.Response, url: str, *, vendor: str, transient: frozenset[int]
-) -> None:
-    """Raise for a 200 answer carrying ``{"errcode": N != 0, "errmsg": ...}`` (DingTalk, WeCom)."""
-    answer = response.json()
-    if not isinstance(answer, dict) or "errcode" not in answer:
-        # The robot API always answers JSON; anything else is not the robot (a proxy
-        # page, a wrong URL), and the message did not arrive.
-        raise PermanentError(
-            f"HTTP {response.status} from {http.redact_url(url)} without {vendor}'s errcode: "
-            f"{http.snippet(response.text, url, limit=120) or '(empty body)'}; is this a {vendor} robot URL?"
-        )
-    try:
-        code = int(answer["errcode"])
-    except (TypeError, ValueError):
-        code = -1
-    if code == 0:
-        return
-    detail = http.snippet(str(answer.get("errmsg", "")), url)
-    message = f"{vendor} error {code} from {http.redact_url(url)}: {detail}"
-    if code in transient:
-        raise TransientError(message)
-    raise PermanentError(message)
+        http.check_answer_code(response, url, vendor="DingTalk", transient=TRANSIENT_CODES)

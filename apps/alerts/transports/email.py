@@ -25,10 +25,19 @@ from apps.alerts.transports.base import (
     TransientError,
     Transport,
     TransportConfig,
+    optional_text,
     register,
+    require_username_with_password,
 )
 from apps.alerts.transports.http import timeout_seconds
-from apps.alerts.transports.render import HEX, colour, error_limit, headline, truncate
+from apps.alerts.transports.render import (
+    HEX,
+    colour,
+    error_limit,
+    headline,
+    item_urls,
+    truncate,
+)
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
 
@@ -58,17 +67,7 @@ def html_body(message: Message) -> str:
                 item.step or "-",
                 truncate(item.error, limit) if message.event != "resolved" else "",
                 format_html_join(
-                    " · ",
-                    '<a href="{}">{}</a>',
-                    (
-                        (url, text)
-                        for text, url in (
-                            ("run", item.run_url),
-                            ("log", item.log_url),
-                            ("events", item.events_url),
-                        )
-                        if url
-                    ),
+                    " · ", '<a href="{}">{}</a>', ((url, text) for text, url in item_urls(item))
                 ),
             )
             for item in message.items
@@ -113,18 +112,12 @@ class EmailConfig(TransportConfig):
     from_email = serializers.EmailField(
         required=False, default="", allow_blank=True, help_text="Empty: DEFAULT_FROM_EMAIL."
     )
-    host = serializers.CharField(
-        required=False,
-        default="",
-        allow_blank=True,
-        max_length=255,
-        help_text="SMTP server; empty uses the portal's EMAIL_* settings.",
-    )
+    host = optional_text(255, help_text="SMTP server; empty uses the portal's EMAIL_* settings.")
     port = serializers.IntegerField(
         required=False, default=None, allow_null=True, min_value=1, max_value=65535
     )
-    username = serializers.CharField(required=False, default="", allow_blank=True, max_length=255)
-    password = serializers.CharField(required=False, default="", allow_blank=True, max_length=1024)
+    username = optional_text(255)
+    password = optional_text(1024)
     starttls = serializers.BooleanField(required=False, default=False)
     ssl = serializers.BooleanField(required=False, default=False)
 
@@ -138,8 +131,7 @@ class EmailConfig(TransportConfig):
             raise serializers.ValidationError(
                 {"ssl": "Choose STARTTLS or implicit TLS (ssl), not both."}
             )
-        if attrs.get("password") and not attrs.get("username"):
-            raise serializers.ValidationError({"username": "Required with a password."})
+        require_username_with_password(attrs)
         if not attrs.get("host") and any(
             attrs.get(f) for f in ("port", "username", "password", "starttls", "ssl")
         ):

@@ -18,22 +18,19 @@ send ``StatusCode``). Code 0 is success; documented errors:
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import time
 from typing import Any
-
-from rest_framework import serializers
 
 from apps.alerts.transports import http
 from apps.alerts.transports.base import (
     HttpUrlField,
     Message,
-    PermanentError,
-    TransientError,
     Transport,
     TransportConfig,
+    hmac_sha256,
+    optional_text,
     register,
+    signature_fields,
 )
 from apps.alerts.transports.render import (
     MARKDOWN,
@@ -42,6 +39,7 @@ from apps.alerts.transports.render import (
     colour,
     headline,
     markdown_lines,
+    message_buttons,
     truncate,
 )
 
@@ -52,8 +50,7 @@ MAX_MARKDOWN_BYTES = 14000
 
 def sign(secret: str, timestamp: int) -> str:
     """base64 HMAC-SHA256 over an empty message, keyed by "timestamp\\nsecret"."""
-    digest = hmac.new(f"{timestamp}\n{secret}".encode(), b"", hashlib.sha256).digest()
-    return base64.b64encode(digest).decode()
+    return base64.b64encode(hmac_sha256(f"{timestamp}\n{secret}", b"")).decode()
 
 
 def _escape(text: str) -> str:
@@ -84,11 +81,9 @@ def card(message: Message) -> dict[str, Any]:
             },
         }
     ]
-    buttons = []
-    if message.items and message.items[0].run_url:
-        buttons.append(_button("Open run", message.items[0].run_url, primary=True))
-    if message.portal_url:
-        buttons.append(_button("All alerts", message.portal_url, primary=False))
+    buttons = [
+        _button(text, url, primary=primary) for text, url, primary in message_buttons(message)
+    ]
     if buttons:
         elements.append({"tag": "action", "actions": buttons})
     return {
@@ -114,13 +109,7 @@ class FeishuConfig(TransportConfig):
     url = HttpUrlField(
         help_text="The bot webhook, https://open.feishu.cn/open-apis/bot/v2/hook/… (or larksuite.com)."
     )
-    secret = serializers.CharField(
-        required=False,
-        default="",
-        allow_blank=True,
-        max_length=256,
-        help_text='The bot\'s "签名校验" secret, if signing is enabled.',
-    )
+    secret = optional_text(256, help_text='The bot\'s "签名校验" secret, if signing is enabled.')
 
 
 @register
@@ -132,28 +121,17 @@ class FeishuTransport(Transport):
 
     def send(self, message: Message) -> None:
         url = self.config["url"]
-        body: dict[str, Any] = {}
-        if self.config["secret"]:
-            timestamp = int(time.time())
-            body = {"timestamp": str(timestamp), "sign": sign(self.config["secret"], timestamp)}
+        body: dict[str, Any] = signature_fields(self.config["secret"], int(time.time()), sign)
         body.update({"msg_type": "interactive", "card": card(message)})
         response = http.request("POST", url, json_body=body)
-        answer = response.json()
-        if not isinstance(answer, dict) or not ({"code", "StatusCode"} & set(answer)):
-            # The bot API always answers JSON with a code; anything else is not the bot.
-            raise PermanentError(
-                f"HTTP {response.status} from {http.redact_url(url)} without Feishu's code: "
-                f"{http.snippet(response.text, url, limit=120) or '(empty body)'}; is this a Feishu bot URL?"
-            )
-        try:
-            code = int(answer.get("code", answer.get("StatusCode")) or 0)
-        except (TypeError, ValueError):
-            code = -1
-        if code == 0:
-            return
-        detail = http.snippet(str(answer.get("msg") or answer.get("StatusMessage") or ""), url)
-        text = f"Feishu error {code} from {http.redact_url(url)}: {detail}"
-        lowered = detail.lower()
-        if code in TRANSIENT_CODES or "too many request" in lowered or "frequency" in lowered:
-            raise TransientError(text)
-        raise PermanentError(text)
+        http.check_answer_code(
+            response,
+            url,
+            vendor="Feishu",
+            robot="bot",
+            code_keys=("code", "StatusCode"),
+            message_keys=("msg", "StatusMessage"),
+            transient=TRANSIENT_CODES,
+            # Feishu's rate limit also comes with other codes, named in the message.
+            transient_words=("too many request", "frequency"),
+        )

@@ -138,6 +138,49 @@ def raise_for_status(response: Response, url: str) -> None:
     raise PermanentError(message)
 
 
+def check_answer_code(
+    response: Response,
+    url: str,
+    *,
+    vendor: str,
+    transient: frozenset[int],
+    robot: str = "robot",
+    code_keys: tuple[str, ...] = ("errcode",),
+    message_keys: tuple[str, ...] = ("errmsg",),
+    transient_words: tuple[str, ...] = (),
+) -> None:
+    """Raise for a 200 answer whose JSON carries a non-zero code (the chat robots:
+    DingTalk and WeCom ``errcode``/``errmsg``, the default; Feishu ``code``/``msg``).
+
+    The first of ``code_keys`` present is the code and the first non-empty of
+    ``message_keys`` the reason; a code in ``transient``, or a reason containing one of
+    ``transient_words``, is worth a retry.
+    """
+    answer = response.json()
+    present = [key for key in code_keys if isinstance(answer, dict) and key in answer]
+    if not present:
+        # The robot API always answers JSON with a code; anything else is not the robot
+        # (a proxy page, a wrong URL), and the message did not arrive.
+        raise PermanentError(
+            f"HTTP {response.status} from {redact_url(url)} without {vendor}'s {code_keys[0]}: "
+            f"{snippet(response.text, url, limit=120) or '(empty body)'}; "
+            f"is this a {vendor} {robot} URL?"
+        )
+    try:
+        code = int(answer[present[0]])
+    except (TypeError, ValueError):
+        code = -1
+    if code == 0:
+        return
+    reason = next((answer[key] for key in message_keys if answer.get(key)), "")
+    detail = snippet(str(reason), url)
+    message = f"{vendor} error {code} from {redact_url(url)}: {detail}"
+    lowered = detail.lower()
+    if code in transient or any(word in lowered for word in transient_words):
+        raise TransientError(message)
+    raise PermanentError(message)
+
+
 def retry_after(headers: Mapping[str, str]) -> float | None:
     value = headers.get("Retry-After", "").strip()
     if not value:

@@ -24,7 +24,7 @@ from apps.alerts.transports.base import (
     register,
     utc_iso,
 )
-from apps.alerts.transports.render import truncate
+from apps.alerts.transports.render import item_urls, truncate
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 ACTIONS = {
@@ -88,12 +88,7 @@ def event(message: Message, item: AlertItem, routing_key: str) -> dict[str, Any]
         body["client_url"] = message.portal_url
     links = [
         {"href": url, "text": text}
-        for text, url in (
-            ("Run", item.run_url),
-            ("Pod log", item.log_url),
-            ("Pod events", item.events_url),
-        )
-        if url
+        for text, url in item_urls(item, ("Run", "Pod log", "Pod events"))
     ]
     if links:
         body["links"] = links

@@ -93,17 +93,26 @@ MARKDOWN = Dialect(
 )
 
 
+def item_urls(
+    item: AlertItem, labels: tuple[str, str, str] = ("run", "log", "events")
+) -> list[tuple[str, str]]:
+    """(label, url) for the item's run page, pod log and pod events: those it has."""
+    urls = (item.run_url, item.log_url, item.events_url)
+    return [(label, url) for label, url in zip(labels, urls, strict=True) if url]
+
+
+def message_buttons(message: Message) -> list[tuple[str, str, bool]]:
+    """(text, url, primary) of the buttons under a card: the first run, the alerts page."""
+    buttons = []
+    if message.items and message.items[0].run_url:
+        buttons.append(("Open run", message.items[0].run_url, True))
+    if message.portal_url:
+        buttons.append(("All alerts", message.portal_url, False))
+    return buttons
+
+
 def item_links(item: AlertItem, dialect: Dialect) -> str:
-    links = [
-        (label, url)
-        for label, url in (
-            ("run", item.run_url),
-            ("log", item.log_url),
-            ("events", item.events_url),
-        )
-        if url
-    ]
-    return " · ".join(dialect.link(label, url) for label, url in links)
+    return " · ".join(dialect.link(label, url) for label, url in item_urls(item))
 
 
 def markdown_lines(message: Message, dialect: Dialect = MARKDOWN) -> list[str]:

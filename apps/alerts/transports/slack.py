@@ -22,7 +22,15 @@ from apps.alerts.transports.base import (
     TransportConfig,
     register,
 )
-from apps.alerts.transports.render import HEX, colour, error_limit, headline, truncate
+from apps.alerts.transports.render import (
+    HEX,
+    colour,
+    error_limit,
+    headline,
+    item_urls,
+    message_buttons,
+    truncate,
+)
 
 # Block Kit limits: 50 blocks per message, 150 chars in a header, 3000 in a section.
 MAX_BLOCKS = 50
@@ -89,15 +97,7 @@ def payload(message: Message) -> dict[str, Any]:
         ]
         if item.error and message.event != "resolved":
             lines.append(code_block(truncate(item.error, limit)))
-        links = [
-            link(url, label)
-            for label, url in (
-                ("Run", item.run_url),
-                ("Log", item.log_url),
-                ("Events", item.events_url),
-            )
-            if url
-        ]
+        links = [link(url, label) for label, url in item_urls(item, ("Run", "Log", "Events"))]
         if links:
             lines.append(" · ".join(links))
         blocks.append(
@@ -133,23 +133,10 @@ def payload(message: Message) -> dict[str, Any]:
                 "elements": [{"type": "mrkdwn", "text": truncate(escape(message.note), 3000)}],
             }
         )
-    buttons = []
-    if message.items and message.items[0].run_url:
-        buttons.append(
-            {
-                "type": "button",
-                "text": {"type": "plain_text", "text": "Open run"},
-                "url": message.items[0].run_url,
-            }
-        )
-    if message.portal_url:
-        buttons.append(
-            {
-                "type": "button",
-                "text": {"type": "plain_text", "text": "All alerts"},
-                "url": message.portal_url,
-            }
-        )
+    buttons = [
+        {"type": "button", "text": {"type": "plain_text", "text": text}, "url": url}
+        for text, url, _primary in message_buttons(message)
+    ]
     if buttons:
         blocks.append({"type": "actions", "elements": buttons})
     return {

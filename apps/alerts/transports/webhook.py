@@ -35,8 +35,6 @@ Any 2xx answer is success; see :mod:`.http` for how other answers are classified
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +48,8 @@ from apps.alerts.transports.base import (
     Transport,
     TransportConfig,
     header_map,
+    hmac_sha256,
+    optional_text,
     register,
     utc_iso,
 )
@@ -91,17 +91,14 @@ def payload(message: Message, sent_at: datetime) -> dict[str, Any]:
 
 
 def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return "sha256=" + hmac_sha256(secret, body).hex()
 
 
 class WebhookConfig(TransportConfig):
     url = HttpUrlField(help_text="Where to send the JSON (http or https).")
     method = serializers.ChoiceField(choices=["POST", "PUT"], default="POST")
-    secret = serializers.CharField(
-        required=False,
-        default="",
-        allow_blank=True,
-        max_length=512,
+    secret = optional_text(
+        512,
         help_text="If set, each request carries X-KubeProbe-Signature (HMAC-SHA256 of the body).",
     )
     headers = serializers.DictField(

@@ -22,7 +22,6 @@ from apps.alerts.transports.base import (
     register,
     require_query_param,
 )
-from apps.alerts.transports.dingtalk import check_errcode
 from apps.alerts.transports.render import EVENT_LABELS, capped_markdown, colour, markdown_lines
 
 TRANSIENT_CODES = frozenset({-1, 45009, 45033})
@@ -64,4 +63,4 @@ class WeComTransport(Transport):
     def send(self, message: Message) -> None:
         url = self.config["url"]
         response = http.request("POST", url, json_body=payload(message))
-        check_errcode(response, url, vendor="WeCom", transient=TRANSIENT_CODES)
+        http.check_answer_code(response, url, vendor="WeCom", transient=TRANSIENT_CODES)

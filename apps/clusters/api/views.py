@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, viewsets
+from rest_framework import serializers
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,15 +11,14 @@ from apps.clusters.api.serializers import ClusterGroupSerializer, ClusterSeriali
 from apps.clusters.filters import ClusterFilter, ClusterGroupFilter
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.clusters.selectors import cluster_group_resolve
-from apps.core.api import AtomicWritesMixin
+from apps.core.api import NamedModelViewSet
 
 
-class ClusterViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
+class ClusterViewSet(NamedModelViewSet):
     """Target clusters. The kubeconfig is write-only."""
 
     queryset = Cluster.objects.defer("kubeconfig")
     serializer_class = ClusterSerializer
-    lookup_field = "name"
     filterset_class = ClusterFilter
     search_fields = ["name", "display_name", "description"]
     ordering_fields = [
@@ -39,13 +38,10 @@ class ResolvedClustersSerializer(serializers.Serializer):
     clusters = serializers.ListField(child=serializers.CharField())
 
 
-class ClusterGroupViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
+class ClusterGroupViewSet(NamedModelViewSet):
     queryset = ClusterGroup.objects.prefetch_related("members")
     serializer_class = ClusterGroupSerializer
-    lookup_field = "name"
     filterset_class = ClusterGroupFilter
-    search_fields = ["name", "description"]
-    ordering_fields = ["name", "created_at"]
 
     def get_queryset(self) -> QuerySet[ClusterGroup]:
         return ClusterGroup.objects.prefetch_related("members")

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 from rest_framework import mixins, viewsets
 
-from apps.core.api import AtomicWritesMixin
+from apps.core.api import NamedModelViewSet
 from apps.scheduling.api.serializers import BindingSerializer, EventSerializer
 from apps.scheduling.filters import BindingFilter, EventFilter
 from apps.scheduling.models import Binding, Event, EventSource
 from apps.scheduling.services import event_record
 
 
-class BindingViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
+class BindingViewSet(NamedModelViewSet):
     """Clusters/groups × cases/case sets, with a schedule and event triggers.
 
     Saving a binding keeps its Celery beat entry in step, in the same transaction.
@@ -19,9 +19,7 @@ class BindingViewSet(AtomicWritesMixin, viewsets.ModelViewSet):
         "clusters", "groups", "cases", "case_sets"
     ).distinct()
     serializer_class = BindingSerializer
-    lookup_field = "name"
     filterset_class = BindingFilter
-    search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at", "updated_at"]
 
 

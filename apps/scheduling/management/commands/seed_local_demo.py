@@ -6,22 +6,24 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 
 from apps.catalog.management.commands.seed_catalog import write_seed_lines
 from apps.core.local_tls import LocalPki
-from apps.scheduling.local_demo import BINDING, CLUSTER, LocalDemoError, local_demo_setup
+from apps.scheduling.local_demo import BINDING, CLUSTER, LocalDemoResult, local_demo_setup
+from apps.scheduling.management.local_setup import LocalSetupCommand
 
 
-class Command(BaseCommand):
+class Command(LocalSetupCommand):
     help = (
         "Set up the quick start's demo: the built-in catalog, a `local` cluster (local "
         "executor), cases that inspect the portal's TLS endpoint and probe a local etcd, and a "
         "binding that runs them every 30 s and once right away. Idempotent."
     )
+    default_interval = 30
+    invalid_rows = "The demo's rows are not valid"
 
-    def add_arguments(self, parser: CommandParser) -> None:
+    def add_target_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--tls-port", type=int, default=None, help="Port of the portal's TLS endpoint."
         )
@@ -31,27 +33,20 @@ class Command(BaseCommand):
         parser.add_argument(
             "--tls-dir", default="", help="Directory of `local_tls`'s files (default var/tls)."
         )
-        parser.add_argument("--interval", type=int, default=30, help="Seconds between runs.")
-        parser.add_argument(
-            "--no-run-now", action="store_true", help="Do not fire the binding right away."
+
+    def set_up(
+        self, options: dict[str, Any], *, interval_seconds: int, run_now: bool
+    ) -> LocalDemoResult:
+        directory = Path(options["tls_dir"]) if options["tls_dir"] else settings.VAR_DIR / "tls"
+        return local_demo_setup(
+            pki=LocalPki(directory.resolve()),
+            tls_port=options["tls_port"],
+            etcd_url=options["etcd"],
+            interval_seconds=interval_seconds,
+            run_now=run_now,
         )
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        if options["interval"] < 1:
-            raise CommandError("--interval must be at least 1 second.")
-        directory = Path(options["tls_dir"]) if options["tls_dir"] else settings.VAR_DIR / "tls"
-        try:
-            result = local_demo_setup(
-                pki=LocalPki(directory.resolve()),
-                tls_port=options["tls_port"],
-                etcd_url=options["etcd"],
-                interval_seconds=options["interval"],
-                run_now=not options["no_run_now"],
-            )
-        except LocalDemoError as exc:
-            raise CommandError(str(exc)) from exc
-        except ValidationError as exc:
-            raise CommandError(f"The demo's rows are not valid: {'; '.join(exc.messages)}") from exc
+    def write_catalog(self, result: LocalDemoResult, options: dict[str, Any]) -> None:
         if options["verbosity"] > 1:
             write_seed_lines(self, result.catalog)
         else:
@@ -60,13 +55,12 @@ class Command(BaseCommand):
                 f"Built-in catalog (manage.py seed_catalog): {created} rows created, "
                 f"{len(result.catalog) - created} already there."
             )
-        for line in result.demo:
-            note = f"  ({line.note})" if line.note else ""
-            self.stdout.write(f"{line.what} {line.name}: {line.action}{note}")
-        if result.fired.created:
-            self.stdout.write(f"Fired {BINDING} now: {len(result.fired.created)} runs queued.")
-        base = settings.KUBEPROBE_PUBLIC_URL
-        self.stdout.write(
-            f"Results: {base}/admin/runs/proberun/?executor=local  "
-            f"API: {base}/api/v1/runs/?cluster={CLUSTER}"
+
+    def fired_line(self, result: LocalDemoResult) -> str:
+        return f"Fired {BINDING} now: {len(result.fired.created)} runs queued."
+
+    def results_line(self, base_url: str) -> str:
+        return (
+            f"Results: {base_url}/admin/runs/proberun/?executor=local  "
+            f"API: {base_url}/api/v1/runs/?cluster={CLUSTER}"
         )

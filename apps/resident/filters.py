@@ -1,0 +1,30 @@
+"""Filter sets of resident probes and their alert rules, shared by the API and the admin."""
+
+import django_filters
+
+from apps.resident.models import ResidentAlertRule, ResidentProbe
+
+
+class ResidentProbeFilter(django_filters.FilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+    enabled = django_filters.BooleanFilter()
+    cluster = django_filters.CharFilter(
+        field_name="clusters__name", label="Explicit target cluster"
+    )
+    group = django_filters.CharFilter(field_name="groups__name", label="Target group")
+    case = django_filters.CharFilter(field_name="case__name", label="Built-in case")
+    image = django_filters.CharFilter(lookup_expr="icontains")
+
+    class Meta:
+        model = ResidentProbe
+        fields = ["name", "enabled"]
+
+
+class ResidentAlertRuleFilter(django_filters.FilterSet):
+    probe = django_filters.CharFilter(field_name="probe__name")
+    enabled = django_filters.BooleanFilter()
+    severity = django_filters.CharFilter()
+
+    class Meta:
+        model = ResidentAlertRule
+        fields = ["probe", "enabled", "severity"]
