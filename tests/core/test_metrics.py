@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -16,9 +17,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from apps.alerts.models import Alert, AlertState, Channel, Notification, NotificationStatus
 from apps.core import metrics
 from apps.core.crypto import hash_token
+from apps.resident.storage import Window, batch_store
 from apps.runs.models import ProbeRun, RunState
 from kubeprobe_site.celery import app as celery_app
 from tests.factories import CaseFactory, ClusterFactory, ProbeRunFactory
+from tests.resident.helpers import make_probe
 from tests.runs.helpers import make_case, make_run
 
 pytestmark = pytest.mark.django_db
@@ -201,3 +204,41 @@ def test_label_values_are_escaped() -> None:
     text = f'm{{a="{metrics.label_value(chr(92) + chr(34) + chr(10))}"}} 1\n'
     (family,) = text_string_to_metric_families(text)
     assert family.samples[0].labels == {"a": '\\"\n'}
+
+
+def test_resident_availability_and_sample_rate_per_probe_and_cluster(
+    client: Client, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.KUBEPROBE_METRICS_WINDOW_SECONDS = 60
+    east = ClusterFactory(name="east")
+    probe, _ = make_probe("etcd-resident", clusters=[east])
+    now = timezone.now()
+    # 30 samples in the window, 3 failed; the newest window down.
+    batch = [
+        Window(
+            start=now - timedelta(seconds=30 - 10 * i),
+            end=now - timedelta(seconds=20 - 10 * i),
+            count=10,
+            failures=3 if i == 2 else 0,
+            p50_ms=3.0,
+            p99_ms=9.0,
+            max_ms=12.0,
+            up=i != 2,
+            errors=[],
+        )
+        for i in range(3)
+    ]
+    assert batch_store(
+        probe_id=probe.pk,
+        cluster_id=east.pk,
+        batch_id=str(uuid.uuid4()),
+        windows=batch,
+        dropped=4,
+        now=now,
+    )
+    samples = scrape(client)
+    pair = {"probe": "etcd-resident", "cluster": "east"}
+    assert value(samples, "kubeprobe_resident_availability", **pair) == 0.9
+    assert value(samples, "kubeprobe_resident_samples_per_second", **pair) == 0.5
+    assert value(samples, "kubeprobe_resident_up", **pair) == 0
+    assert value(samples, "kubeprobe_resident_samples_dropped", **pair) == 4
