@@ -50,11 +50,10 @@ class ResidentCollector:
             dropped.add_metric(pair, drops)
         totals = totals_since(since=timezone.now() - timedelta(seconds=window))
         for key, row in totals.items():
-            pair = names.get(key)
-            if pair is None or not row.count:
+            if key not in names or not row.count:
                 continue
-            availability.add_metric(pair, 1 - row.failures / row.count)
-            rate.add_metric(pair, row.count / window)
+            availability.add_metric(names[key], 1 - row.failures / row.count)
+            rate.add_metric(names[key], row.count / window)
         yield availability
         yield rate
         yield up
