@@ -20,7 +20,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.alerts.evaluation import Judgement, RuleView, judge
-from apps.alerts.hints import hint_for
 from apps.alerts.models import (
     DEFAULT_FLAP_THRESHOLD,
     DEFAULT_RULE,
@@ -35,6 +34,7 @@ from apps.alerts.models import (
     TimelineKind,
 )
 from apps.alerts.selectors import (
+    ROOT_CAUSE_FIELDS,
     active_silences,
     firing_dependency,
     recent_runs,
@@ -43,7 +43,7 @@ from apps.alerts.selectors import (
     target_of,
 )
 from apps.alerts.signals import pair_changed
-from apps.runs.models import ProbeRun
+from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 
 logger = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ def _apply(
         alert.rule = rule
         alert.reason = "; ".join(verdict.reasons)
         alert.step, alert.error = verdict.step, verdict.error
-        alert.hint = hint_for(verdict.error, verdict.run.reason if verdict.run else "")
+        _copy_root_cause(alert, verdict)
         alert.last_run_id = run_id
     if verdict.firing and old == AlertState.OK:
         silences = active_silences(now)  # usually none: then the target is not needed
@@ -320,6 +320,29 @@ def _apply(
         )
     elif verdict.healthy and old in PROBLEM_STATES:
         _resolve(alert, rule, now, run_id=verdict.run.id if verdict.run else None)
+
+
+STALE_SUMMARY = (
+    "KubeProbe itself: the probe has not finished a run in time; check the workers, the "
+    "cluster's executor and skipped runs on the binding"
+)
+
+
+def _copy_root_cause(alert: Alert, verdict: Judgement) -> None:
+    """The alert says what the diagnosis of its run said (the post-run pipeline
+    diagnoses a failed run before judging it); a pair that stopped reporting is
+    the probe's own trouble."""
+    run = verdict.run
+    if run is not None and not run.ok:
+        for field in ROOT_CAUSE_FIELDS:
+            setattr(alert, field, getattr(run, field))
+    else:
+        stale = "stopped running" in verdict.error
+        alert.root_cause = RootCause.PROBE if stale else ""
+        alert.root_cause_component = ""
+        alert.root_cause_confidence = 0.9 if stale else None
+        alert.root_cause_source = RootCauseSource.RULE if stale else ""
+        alert.root_cause_summary = STALE_SUMMARY if stale else ""
 
 
 def _was_notified(alert: Alert) -> bool:

@@ -27,6 +27,8 @@ EXPECTED = {
     "apps.postrun.tasks.process_finished_runs": "alerts",
     "apps.postrun.tasks.sweep_finished_runs": "alerts",
     "apps.alerts.tasks.deliver_flips": "alerts",
+    "apps.actions.tasks.deliver_action": "alerts",
+    "apps.diagnosis.tasks.retrain_classifier": "housekeeping",
     "apps.runs.tasks.reap_runs": "housekeeping",
     "apps.runs.tasks.reap_cluster": "housekeeping",
     "apps.runs.tasks.cleanup_runs": "housekeeping",
