@@ -18,12 +18,38 @@ import argparse
 import os
 import statistics
 import time
+from typing import Any
 
 import dashboard
 from _stack import PG, run
 
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_metrics")
 dashboard.DB = DB  # its setup_django connects to dashboard.DB
+
+
+def insert_select(cursor: Any, model: Any, computed: dict[str, str], source: str) -> None:
+    """INSERT … SELECT of `computed` columns; every other NOT NULL column its default."""
+    from django.db import connection
+
+    computed = dict(computed)
+    for field in model._meta.concrete_fields:
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            computed.setdefault(field.column, "now()")
+    defaults = [
+        field
+        for field in model._meta.concrete_fields
+        if not field.primary_key and not field.null and field.column not in computed
+    ]
+    columns = [*computed, *(field.column for field in defaults)]
+    values = [*computed.values(), *(["%s"] * len(defaults))]
+    cursor.execute(
+        f"INSERT INTO {model._meta.db_table} ({', '.join(columns)}) "
+        f"SELECT {', '.join(values)} {source}",
+        [
+            field.get_db_prep_value(field.get_default(), connection, prepared=False)
+            for field in defaults
+        ],
+    )
 
 
 def prepare(clusters: int, cases: int) -> None:
@@ -35,8 +61,10 @@ def prepare(clusters: int, cases: int) -> None:
     call_command("migrate", verbosity=0)
     from django.utils import timezone
 
+    from apps.alerts.models import Alert
     from apps.catalog.models import Case, CaseTemplate
     from apps.clusters.models import Cluster, Executor
+    from apps.runs.models import ProbeRun
 
     now = timezone.now()
     Cluster.objects.bulk_create(
@@ -58,30 +86,33 @@ def prepare(clusters: int, cases: int) -> None:
     )
     # The 200,000 alert rows (and 20,000 active runs) in SQL: much faster than the ORM.
     with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            INSERT INTO alerts_alert (case_id, cluster_id, state, severity, reason, step, error,
-                hint, latest_state, latest_duration_ms, last_finished_at, changed_at, escalated,
-                suppressed_by, ack_note)
-            SELECT c.id, k.id,
-                CASE WHEN (c.id + k.id) % 97 = 0 THEN 'firing'
-                     WHEN (c.id + k.id) % 89 = 0 THEN 'silenced' ELSE 'ok' END,
-                'warning', '', '', '', '',
-                CASE WHEN (c.id + k.id) % 97 = 0 THEN 'failed'
-                     WHEN (c.id + k.id) % 89 = 0 THEN 'timed_out' ELSE 'succeeded' END,
-                100 + (c.id * 7 + k.id) % 900, now(), now(), false, '', ''
-            FROM catalog_case AS c, clusters_cluster AS k
-            """
+        # Every other NOT NULL column gets its model default, as a parameter (so % is %%).
+        insert_select(
+            cursor,
+            Alert,
+            {
+                "case_id": "c.id",
+                "cluster_id": "k.id",
+                "state": "CASE WHEN (c.id + k.id) %% 97 = 0 THEN 'firing'"
+                " WHEN (c.id + k.id) %% 89 = 0 THEN 'silenced' ELSE 'ok' END",
+                "latest_state": "CASE WHEN (c.id + k.id) %% 97 = 0 THEN 'failed'"
+                " WHEN (c.id + k.id) %% 89 = 0 THEN 'timed_out' ELSE 'succeeded' END",
+                "latest_duration_ms": "100 + (c.id * 7 + k.id) %% 900",
+                "last_finished_at": "now()",
+            },
+            "FROM catalog_case AS c, clusters_cluster AS k",
         )
-        cursor.execute(
-            """
-            INSERT INTO runs_proberun (case_id, cluster_id, trigger, state, created_at,
-                enqueued_at, redispatch_after, errors, steps, metrics, reason, log_tail,
-                diagnostics, executor, pod_name, token_hash)
-            SELECT c.id, k.id, 'schedule', 'running', now(), now(), interval '1 minute',
-                '[]', '[]', '{}', '', '', '{}', 'local', '', ''
-            FROM catalog_case AS c, clusters_cluster AS k WHERE k.id % 10 = 0
-            """
+        # A running run on every tenth cluster (kubeprobe_runs_active).
+        insert_select(
+            cursor,
+            ProbeRun,
+            {
+                "case_id": "c.id",
+                "cluster_id": "k.id",
+                "trigger": "'schedule'",
+                "state": "'running'",
+            },
+            "FROM catalog_case AS c, clusters_cluster AS k WHERE k.id %% 10 = 0",
         )
     run(["psql", f"{PG}/{DB}", "-q", "-c", "VACUUM ANALYZE"], dict(os.environ))
 

@@ -199,21 +199,23 @@ def test_gunicorn_config_sums_metrics_over_its_worker_processes(tmp_path: Path) 
         stderr=subprocess.STDOUT,
     )
 
-    def post() -> int:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    def request(method: str, path: str, body: bytes | None = None) -> int:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         try:
-            # An invalid body: refused (400) before the database is asked.
-            connection.request("POST", "/api/v1/runs/999999999/report", body=b"{}")
+            connection.request(method, path, body=body)
             return connection.getresponse().status
-        except OSError:
-            return 0
+        except ConnectionRefusedError:
+            return 0  # not listening yet
         finally:
             connection.close()
 
     try:
-        wait_for(lambda: post() == 400, timeout=60, interval=0.2, what="gunicorn to answer")
-        for _ in range(29):
-            assert post() == 400  # a new connection each: spread over the workers
+        # Up (not a report: nothing counted yet).
+        wait_for(lambda: request("GET", "/livez") == 200, timeout=120, interval=0.2)
+        for _ in range(30):
+            # An invalid body: refused (400) before the database is asked. A new
+            # connection each: spread over the workers.
+            assert request("POST", "/api/v1/runs/999999999/report", b"{}") == 400
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         connection.request("GET", "/metrics")
         text = connection.getresponse().read().decode()
