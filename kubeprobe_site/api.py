@@ -1,5 +1,7 @@
 """The /api/v1/ router: each app registers its viewsets here."""
 
+from typing import Any
+
 from rest_framework.routers import DefaultRouter
 
 from apps.alerts.api.views import AlertRuleViewSet, AlertViewSet, ChannelViewSet, SilenceViewSet
@@ -11,7 +13,18 @@ from apps.resident.api.views import ResidentAlertRuleViewSet, ResidentProbeViewS
 from apps.runs.api.views import ProbeRunViewSet
 from apps.scheduling.api.views import BindingViewSet, EventViewSet
 
-router = DefaultRouter()
+
+class Router(DefaultRouter):
+    """A NUL character never matches an object's name or id (Postgres cannot even
+    compare text holding one): such URLs match no route and answer 404, for every
+    viewset, instead of reaching the database."""
+
+    def get_lookup_regex(self, viewset: Any, lookup_prefix: str = "") -> str:
+        regex: str = super().get_lookup_regex(viewset, lookup_prefix)
+        return regex.replace(">[^/.]+)", ">[^/.\\x00]+)")  # DRF's default, without NUL
+
+
+router = Router()
 # Accept both /api/v1/events and /api/v1/events/: clients POST without the slash,
 # and a redirect would drop their body.
 router.trailing_slash = "/?"

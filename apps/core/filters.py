@@ -8,6 +8,9 @@ from typing import Any
 
 import django_filters
 from django import forms
+from rest_framework import filters
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
 
 TRUE_WORDS = frozenset({"true", "1"})
 FALSE_WORDS = frozenset({"false", "0"})
@@ -57,3 +60,13 @@ class FilterSet(django_filters.FilterSet):
             return cleaned
 
         return type(base.__name__, (base,), {"clean": clean})
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's `?search=`, refusing NUL (Postgres cannot compare text holding one); the
+    filter sets' own text filters refuse it already (Django's form fields do)."""
+
+    def get_search_terms(self, request: Request) -> list[str]:
+        if "\x00" in request.query_params.get(self.search_param, ""):
+            raise ValidationError({self.search_param: ["Null characters are not allowed."]})
+        return list(super().get_search_terms(request))

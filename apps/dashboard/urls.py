@@ -1,16 +1,19 @@
-from django.urls import path
+from django.urls import path, register_converter
 
+from apps.core.converters import NameConverter
 from apps.dashboard import incidents, views
+
+register_converter(NameConverter, "name")
 
 app_name = "dashboard"
 
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("state.json", views.state_json, name="state"),
-    path("clusters/<str:name>/", views.cluster_detail, name="cluster"),
-    path("cases/<str:name>/", views.case_detail, name="case"),
+    path("clusters/<name:name>/", views.cluster_detail, name="cluster"),
+    path("cases/<name:name>/", views.case_detail, name="case"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
-    path("resident/<str:name>/", views.resident_detail, name="resident"),
+    path("resident/<name:name>/", views.resident_detail, name="resident"),
     path("runs/<int:run_id>/run-again/", views.run_again, name="run-again"),
     path("runs/<int:run_id>/label/", incidents.run_label, name="run-label"),
     path("incidents/", incidents.incidents, name="incidents"),
