@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 import environ
@@ -20,6 +21,14 @@ from kubeprobe_site.queues import kombu_queues
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.FileAwareEnv()
+
+# `make run` writes the quick start's settings (SECRET_KEY, database, Redis, ...)
+# to .env, so `manage.py` in another shell talks to the same portal. Variables
+# already in the environment win; KUBEPROBE_ENV_FILE names another file, or
+# none when empty (the test suite never reads a developer's .env).
+_env_file = os.environ.get("KUBEPROBE_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file and Path(_env_file).is_file():
+    environ.Env.read_env(_env_file, overwrite=False)
 
 VAR_DIR = Path(env.str("KUBEPROBE_VAR_DIR", default=str(BASE_DIR / "var")))
 
