@@ -11,6 +11,8 @@ from kubeprobe_site.api import router
 admin.site.site_header = "KubeProbe"
 admin.site.site_title = "KubeProbe"
 admin.site.index_title = "Clusters, probes and runs"
+# "View site": the dashboards.
+admin.site.site_url = "/dashboard/"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.catalog.models import Case
@@ -252,6 +253,10 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case} on {self.cluster}: {self.state}"
+
+    def get_absolute_url(self) -> str:
+        """Its row on the dashboard's alerts page (the admin's "View on dashboard")."""
+        return f"{reverse('dashboard:alerts')}#alert-{self.pk}"
 
     @property
     def is_problem(self) -> bool:

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.catalog.models import Case
@@ -99,6 +100,8 @@ class ProbeRun(models.Model):
     keep_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "run"
+        verbose_name_plural = "runs"
         ordering = ["-created_at", "-id"]
         permissions = [("run_probe", "Can run probes by hand")]
         constraints = [
@@ -146,7 +149,12 @@ class ProbeRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"run {self.pk}: {self.case_id}@{self.cluster_id} {self.state}"
+        # Reads case and cluster: select_related them where many runs are shown.
+        return f"Run {self.pk} · {self.case.name} on {self.cluster.name} · {self.state}"
+
+    def get_absolute_url(self) -> str:
+        """Its dashboard page (the admin's "View on dashboard")."""
+        return reverse("dashboard:run", args=[self.pk])
 
     def duration_ms_at(self, finished_at: datetime) -> int:
         """The run's duration if it ends at `finished_at`: from dispatch, or from
