@@ -32,6 +32,7 @@ from apps.dashboard.selectors.stats import (
 )
 from apps.runs.models import ProbeRun
 from apps.scheduling.models import Event
+from apps.scheduling.selectors import scheduled_pairs
 
 TIMELINE_LIMIT = 60
 
@@ -45,6 +46,8 @@ class PairLine:
     other_name: str
     alert: Alert | None
     stats: dict[str, WindowStats]
+    # Some enabled binding runs this pair (the cluster page; the case page lists all).
+    scheduled: bool = True
 
 
 @dataclass
@@ -82,11 +85,19 @@ def cluster_page(*, cluster: Cluster, filters: Filters, now: datetime | None = N
         key="case_id",
         now=now,
     )
+    scheduled = {case for case, cluster_id in scheduled_pairs() if cluster_id == cluster.pk}
     lines = []
     for case_id, name in case_names.items():
         alert = alerts.get(case_id)
         cell = _cell_of(alert, case_id, cluster.pk)
-        line = PairLine(cell, case_id, name, alert, stats.get(case_id) or _empty_stats())
+        line = PairLine(
+            cell,
+            case_id,
+            name,
+            alert,
+            stats.get(case_id) or _empty_stats(),
+            scheduled=case_id in scheduled,
+        )
         if _line_matches(line, filters.state):
             lines.append(line)
     open_alerts = sorted(
