@@ -121,6 +121,7 @@ def _run_context(request: HttpRequest, page: run_alerts.RunPage) -> dict[str, An
         "page": page,
         "run": page.run,
         "alert": page.alert,
+        "counters": page.counters,
         "can_run": request.user.has_perm(RUN_PERMISSION),
     }
 

@@ -166,6 +166,45 @@ class CasePage:
     counters: dict[str, int]
     charts: dict[str, Any]
     options: FilterOptions
+    history: list[HistoryEntry]
+
+
+HISTORY_LIMIT = 50
+
+
+@dataclass
+class HistoryEntry:
+    """One run of the case page's history."""
+
+    run_id: int
+    cluster_name: str
+    state: str
+    trigger: str
+    created_at: datetime
+    duration_ms: int | None
+    failing_step: str
+
+
+def case_history(*, case: Case, clusters: Any, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
+    """The case's newest runs on these clusters, any state, newest first."""
+    out = []
+    for pk, cluster_name, state, trigger, created, duration, steps in (
+        ProbeRun.objects.filter(case=case, cluster_id__in=clusters.values("pk"))
+        .order_by("-created_at", "-id")
+        .values_list(
+            "pk", "cluster__name", "state", "trigger", "created_at", "duration_ms", "steps"
+        )[:limit]
+    ):
+        failing = next(
+            (
+                str(s.get("name", ""))
+                for s in (steps if isinstance(steps, list) else [])
+                if isinstance(s, dict) and s.get("ok") is False
+            ),
+            "",
+        )
+        out.append(HistoryEntry(pk, cluster_name, state, trigger, created, duration, failing))
+    return out
 
 
 def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None = None) -> CasePage:
@@ -205,4 +244,5 @@ def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None =
         counters=firing_counters(line.cell for line in lines),
         charts=step_latency_series(case=case, clusters=scope.clusters, now=now),
         options=_options(access.clusters_of_groups(viewable), scope.groups),
+        history=case_history(case=case, clusters=scope.clusters),
     )

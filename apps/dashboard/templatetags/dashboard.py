@@ -222,6 +222,8 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
     for line in lines:
         name = escape(line.other_name)
         alert = line.alert
+        # The case page loads open alerts only: an ok pair has its cell but no alert.
+        judged = alert is not None or bool(line.cell.run_id or line.cell.run_state)
         if link == "case":  # cluster page: when the pair last finished
             when = alert.last_finished_at if alert else None
             third = (
@@ -236,7 +238,7 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
                 f'<span class="badge st-{state} sev-{severity}" title="{title}">'
                 f"{state} · {severity}</span>"
             )
-        elif alert is not None:
+        elif judged:
             badge = "ok"
         else:  # never judged: nothing ran, so nothing is "ok" yet
             badge = (
@@ -245,7 +247,7 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
                 else ('<span class="muted unscheduled">not scheduled</span>')
             )
         cell = cell_html(
-            line.cell if alert is not None else None,
+            line.cell if judged else None,
             line.cell.case_id,
             line.cell.cluster_id,
             run_prefix,
