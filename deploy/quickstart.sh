@@ -106,6 +106,8 @@ else
 fi
 
 "$PY" manage.py seed_local_demo "${demo_args[@]}"
+# A channel a newcomer can see: notifications listed on /dashboard/inbox/.
+"$PY" manage.py demo_inbox
 
 # KUBE=1: the local Kubernetes control plane as a second cluster, `local-kube`,
 # with the seeded Kubernetes cases bound to it. Its pods are kwok's and run
@@ -145,6 +147,7 @@ echo
 echo "KubeProbe dashboards: http://127.0.0.1:${PORT}/   admin: http://127.0.0.1:${PORT}/admin/ (also https://127.0.0.1:${TLS_PORT}/, CA var/tls/ca.crt)"
 echo "API: http://127.0.0.1:${PORT}/api/v1/   Logs: var/log/   (Ctrl-C stops)"
 echo "The demo's first runs finish within seconds: admin → Probe runs (cluster local)."
+echo "Notifications (the demo channel \`inbox\`): http://127.0.0.1:${PORT}/dashboard/inbox/ (stop the etcd to see one)"
 # In the background and waited for, so a TERM to this script stops everything at once.
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" \
   -e "ssl:${TLS_PORT}:interface=127.0.0.1:privateKey=${TLS}/server.key:certKey=${TLS}/server.crt" \

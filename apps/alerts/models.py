@@ -463,3 +463,23 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id}: {self.title[:60]} ({self.status})"
+
+
+class InboxMessage(models.Model):
+    """A notification kept by an `inbox` channel, shown on the dashboard's Inbox page:
+    what a chat or mail channel would have received (the quick start's demo channel)."""
+
+    event = models.CharField(max_length=20)
+    severity = models.CharField(max_length=10)
+    case = models.CharField(max_length=200)
+    title = models.CharField(max_length=500)
+    text = models.TextField()
+    clusters = models.JSONField(default=list)
+    run_url = models.CharField(max_length=2048, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -12,6 +12,7 @@ urlpatterns = [
     path("runs/<int:run_id>/", views.run_detail, name="run"),
     path("runs/<int:run_id>/run-again/", views.run_again, name="run-again"),
     path("alerts/", views.alerts, name="alerts"),
+    path("inbox/", views.inbox, name="inbox"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/<int:alert_id>/silence/", views.alert_silence, name="alert-silence"),
 ]
