@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core.views import healthz, livez
+from apps.core.views import favicon, healthz, livez
 from apps.resident.api.ingest import samples_view
 from apps.runs.reporting.http import KuberhealthyReportView, RunReportView
 from kubeprobe_site.api import router
@@ -16,6 +16,8 @@ admin.site.site_url = "/dashboard/"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
+    # Browsers ask for /favicon.ico on every page, the admin's too.
+    path("favicon.ico", favicon, name="favicon"),
     path("dashboard/", include("apps.dashboard.urls")),
     path("healthz", healthz, name="healthz"),
     path("livez", livez, name="livez"),
