@@ -14,6 +14,7 @@ from django.dispatch import receiver
 
 from apps.alerts.signals import pair_changed
 from apps.dashboard import push
+from apps.resident.signals import samples_stored
 from apps.runs.models import RunState
 from apps.runs.signals import run_state_changed
 
@@ -48,3 +49,16 @@ def push_run_state_changed(
     if state not in LIVE_RUN_STATES:
         return
     push.push_run_state(run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=str(state))
+
+
+@receiver(samples_stored, dispatch_uid="dashboard.push_samples")
+def push_resident_samples(
+    sender: Any,
+    probe_id: int,
+    cluster_id: int,
+    windows: list[dict[str, Any]],
+    state: str,
+    **kwargs: Any,
+) -> None:
+    points = [[w["t"], w["count"], w["failures"], w["p50"], w["p99"]] for w in windows]
+    push.push_samples(probe_id=probe_id, cluster_id=cluster_id, points=points, state=state)

@@ -10,6 +10,8 @@
  * - alerts and inbox pages (scope "alerts") <div id="alerts-live">, refetched from
  *   ?fragment=1 when cells change, and once more a few seconds later for the
  *   notification that follows a flip; never while one of its forms is open
+ * - incident pages (scope incidents | incident:<id>): <div data-live-fragment="URL">,
+ *   refetched when an "incident" frame names it
  * - <span id="live-status"> shows connecting / live / reconnecting / signed out
  *
  * Updates are applied in one requestAnimationFrame per batch; after every
@@ -213,6 +215,21 @@
     }
   }, true);
 
+  // Incident pages: <div data-live-fragment="URL"> is refetched when an incident changes.
+  var incidentMatch = /^incident:(\d+)$/.exec(scope);
+  var liveFragmentBusy = false;
+
+  function refetchFragment() {
+    var box = document.querySelector("[data-live-fragment]");
+    if (!box || liveFragmentBusy) return;
+    liveFragmentBusy = true;
+    fetch(box.dataset.liveFragment, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { box.innerHTML = html; })
+      .catch(function (e) { console.warn("live: fragment", e); })
+      .then(function () { liveFragmentBusy = false; });
+  }
+
   // ------------------------------------------------------------ resync
 
   // Cells pushed while a snapshot is in flight: the snapshot may have been read before
@@ -222,6 +239,7 @@
   function resync() {
     if (runId != null) { refetchRun(); return; }
     if (scope === "alerts") { refetchAlerts(); return; }
+    if (document.querySelector("[data-live-fragment]")) { refetchFragment(); return; }
     if (!document.querySelector("td.cell")) return;  // no matrix on this page
     var query = window.location.search.replace(/^\?/, "");
     var url = "/dashboard/state.json?scope=" + encodeURIComponent(scope) + (query ? "&" + query : "");
@@ -250,12 +268,20 @@
       case "run":
         if (msg.run_id === runId) refetchRun();
         break;
+      case "incident":
+        if (scope === "incidents" || (incidentMatch && Number(incidentMatch[1]) === msg.incident_id)) {
+          refetchFragment();
+        }
+        break;
       case "subscribed":
         delay = MIN_DELAY;
         setStatus("live");
         // Also on the first connection: changes between rendering the page and
         // subscribing would otherwise stay unseen until the cell changes again.
         resync();
+        break;
+      case "samples":  // a resident probe's batch: its page draws it (resident.js)
+        document.dispatchEvent(new CustomEvent("kubeprobe:samples", { detail: msg }));
         break;
       case "error":
         console.warn("live:", msg.detail);

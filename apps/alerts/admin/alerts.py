@@ -16,6 +16,7 @@ from apps.alerts import services
 from apps.alerts.inputs import AcknowledgeForm, ResolveForm
 from apps.alerts.messages import run_url
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertFlip, AlertTimeline
+from apps.runs.root_cause import root_cause_text
 
 
 def _form_action(
@@ -181,7 +182,15 @@ class AlertAdmin(admin.ModelAdmin):
         "since",
     ]
     list_select_related = ["case", "cluster"]
-    list_filter = [OpenFilter, "state", "severity", ClusterFilter, CaseFilter, "escalated"]
+    list_filter = [
+        OpenFilter,
+        "state",
+        "severity",
+        "root_cause",
+        ClusterFilter,
+        CaseFilter,
+        "escalated",
+    ]
     search_fields = ["case__name", "cluster__name", "step", "error"]
     list_per_page = 100
     show_full_result_count = False
@@ -197,7 +206,8 @@ class AlertAdmin(admin.ModelAdmin):
         "reason",
         "step",
         "error",
-        "hint",
+        "diagnosis",
+        "incident_title",
         "run_link",
         "firing_since",
         "last_finished_at",
@@ -209,7 +219,15 @@ class AlertAdmin(admin.ModelAdmin):
         "ack_by",
         "ack_until",
     ]
-    exclude = ["last_run"]
+    exclude = [
+        "last_run",
+        "root_cause",
+        "root_cause_component",
+        "root_cause_confidence",
+        "root_cause_source",
+        "root_cause_summary",
+        "incident_ref",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # alerts come from runs, not from people
@@ -240,6 +258,10 @@ class AlertAdmin(admin.ModelAdmin):
         if alert.state == "acknowledged" and alert.ack_by_id:
             return "acknowledged"
         return ""
+
+    @admin.display(description="diagnosis")
+    def diagnosis(self, alert: Alert) -> str:
+        return root_cause_text(alert) or "-"
 
     @admin.display(description="last run")
     def run_link(self, alert: Alert) -> str:
