@@ -23,7 +23,7 @@ BODY_LINES = [
     f"- **prod-1** step `create-pod` ([run]({RUN}) · [log]({RUN}#log) · [events]({RUN}#events))",
 ]
 TAIL_LINES = [
-    "**Hint:** Container runtime on the node is unhealthy",
+    "**Diagnosis:** Container runtime on the node is unhealthy",
     "**Note:** dependency etcd-blackbox is firing on prod-1",
     "[Open alerts in KubeProbe](https://kubeprobe.example.com/alerts/)",
 ]

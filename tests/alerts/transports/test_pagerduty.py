@@ -52,7 +52,6 @@ def test_trigger_one_event_per_cluster(receiver: Receiver) -> None:
                 "error": "Failed to create pod sandbox: rpc error: code = Unknown",
                 "diagnosis": "Container runtime on the node is unhealthy",
                 "root_cause": "runtime",
-                "incident": "",
                 "text": "statefulset-lifecycle failed on prod-1\nstep: create-pod",
                 "run_url": run,
                 "log_url": run + "#log",
