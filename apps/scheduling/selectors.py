@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from itertools import product
 
-from apps.catalog.models import Case, CaseSetMembership
-from apps.clusters.models import Cluster, ClusterGroup
+from apps.catalog.models import CaseSetMembership
+from apps.clusters.models import ClusterGroup
 from apps.clusters.selectors import cluster_group_resolve
 from apps.scheduling.models import Binding
 
@@ -22,21 +22,21 @@ def scheduled_pairs() -> set[tuple[int, int]]:
         return set()
     cases: dict[int, set[int]] = defaultdict(set)
     clusters: dict[int, set[int]] = defaultdict(set)
-    enabled_cases = set(Case.objects.filter(enabled=True).values_list("pk", flat=True))
-    enabled_clusters = set(Cluster.objects.filter(enabled=True).values_list("pk", flat=True))
     for binding_id, case_id in Binding.cases.through.objects.filter(
-        binding_id__in=bindings
+        binding_id__in=bindings, case__enabled=True
     ).values_list("binding_id", "case_id"):
         cases[binding_id].add(case_id)
     set_members: dict[int, set[int]] = defaultdict(set)
-    for set_id, case_id in CaseSetMembership.objects.values_list("case_set_id", "case_id"):
+    for set_id, case_id in CaseSetMembership.objects.filter(case__enabled=True).values_list(
+        "case_set_id", "case_id"
+    ):
         set_members[set_id].add(case_id)
     for binding_id, set_id in Binding.case_sets.through.objects.filter(
         binding_id__in=bindings
     ).values_list("binding_id", "caseset_id"):
         cases[binding_id] |= set_members[set_id]
     for binding_id, cluster_id in Binding.clusters.through.objects.filter(
-        binding_id__in=bindings
+        binding_id__in=bindings, cluster__enabled=True
     ).values_list("binding_id", "cluster_id"):
         clusters[binding_id].add(cluster_id)
     group_links = list(
@@ -46,12 +46,12 @@ def scheduled_pairs() -> set[tuple[int, int]]:
     )
     members: dict[int, set[int]] = {}
     for group in ClusterGroup.objects.filter(pk__in={g for _, g in group_links}):
-        members[group.pk] = set(cluster_group_resolve(group=group).values_list("pk", flat=True))
+        members[group.pk] = set(
+            cluster_group_resolve(group=group, enabled_only=True).values_list("pk", flat=True)
+        )
     for binding_id, group_id in group_links:
         clusters[binding_id] |= members.get(group_id, set())
     out: set[tuple[int, int]] = set()
     for binding_id in bindings:
-        out.update(
-            product(cases[binding_id] & enabled_cases, clusters[binding_id] & enabled_clusters)
-        )
+        out.update(product(cases[binding_id], clusters[binding_id]))
     return out
