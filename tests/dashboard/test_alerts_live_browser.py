@@ -21,7 +21,16 @@ from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture
+def no_group_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server sends a flip's notification at once. Eager Celery (the server runs tasks
+    inline) ignores countdowns: a delivery that waits for the group wait would re-run
+    itself inline until the flip is ready, and no beat runs here to send it later."""
+    monkeypatch.setenv("KUBEPROBE_ALERT_GROUP_WAIT_SECONDS", "0")
+
+
 def test_alerts_page_updates_live_and_the_inbox_has_the_message(
+    no_group_wait: None,
     server: str,  # noqa: F811
     browser: Any,  # noqa: F811
 ) -> None:
