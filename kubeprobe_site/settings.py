@@ -85,6 +85,9 @@ KUBEPROBE_KEEP_FAILED_PODS = env.int("KUBEPROBE_KEEP_FAILED_PODS", default=3)
 KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS", default=3600)
 KUBEPROBE_RUN_RETENTION_DAYS = env.int("KUBEPROBE_RUN_RETENTION_DAYS", default=30)
 KUBEPROBE_DISPATCH_MAX_RETRIES = env.int("KUBEPROBE_DISPATCH_MAX_RETRIES", default=5)
+# A cluster's api_qps holds across all worker processes (a token bucket in Redis);
+# false: each process keeps its own bucket.
+KUBEPROBE_SHARED_API_QPS = env.bool("KUBEPROBE_SHARED_API_QPS", default=True)
 # Batch dispatch (apps/runs/dispatch_batch.py): runs one task claims from the
 # table at a time, and at most how many claimers a tick wakes (parallel chains).
 KUBEPROBE_DISPATCH_BATCH = env.int("KUBEPROBE_DISPATCH_BATCH", default=20)

@@ -22,10 +22,11 @@ from django.utils import timezone
 
 from apps.catalog.models import ReportProtocol
 from apps.core.crypto import hash_token
-from apps.runs.dispatch import notify_state, run_launch_spec
+from apps.runs.dispatch import run_launch_spec
 from apps.runs.executors import ExecutorError, LaunchSpec, TransientExecutorError, get_executor
 from apps.runs.finishing import run_finish
 from apps.runs.models import ProbeRun, RunState
+from apps.runs.signals import runs_state_changed
 from apps.runs.tokens import run_token
 
 
@@ -86,8 +87,6 @@ def runs_claim_pending(
                 "dispatch_attempts",
             ],
         )
-        for run in runs:
-            notify_state(run, RunState.DISPATCHED)
     return claimed
 
 
@@ -160,8 +159,12 @@ def runs_launch_claimed(*, claimed: list[tuple[ProbeRun, LaunchSpec]]) -> BatchR
         if done < len(claimed):
             _give_back([run for run, _ in claimed[done:]], timezone.now())
         by_id = {run.pk: run for run, _ in claimed}
-        with transaction.atomic():
-            result.launched = _mark_running(launched)
-            for run_id in result.launched:
-                notify_state(by_id[run_id], RunState.RUNNING)
+        result.launched = _mark_running(launched)
+        # One notice for the batch (dashboards push its cells in one round), and none
+        # for `dispatched`: a batch is claimed and launched within moments.
+        runs_state_changed.send(
+            sender=ProbeRun,
+            runs=[(i, by_id[i].case_id, by_id[i].cluster_id) for i in result.launched],
+            state=RunState.RUNNING,
+        )
     return result

@@ -155,3 +155,47 @@ def test_a_disabled_cluster_ends_its_run_and_the_batch_goes_on(
     assert ProbeRun.objects.get(pk=off_run).state == RunState.ERROR
     assert "is disabled" in ProbeRun.objects.get(pk=off_run).reason
     assert ProbeRun.objects.get(pk=on_run).state == RunState.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_batch_announces_its_launched_runs_once_for_the_dashboards(
+    kube: LocalKube,
+    kube_ns: str,
+    monkeypatch: pytest.MonkeyPatch,
+    no_broker: dict[str, list[Any]],
+) -> None:
+    from apps.dashboard import push
+    from apps.runs.signals import run_state_changed, runs_state_changed
+
+    sent: list[list[tuple[str, dict[str, Any]]]] = []
+    monkeypatch.setattr(push, "_send", sent.append)
+    singles: list[Any] = []
+    batches: list[dict[str, Any]] = []
+
+    def on_single(**kwargs: Any) -> None:
+        singles.append(kwargs)
+
+    def on_batch(**kwargs: Any) -> None:
+        batches.append(kwargs)
+
+    run_state_changed.connect(on_single, weak=False)
+    runs_state_changed.connect(on_batch, weak=False)
+    try:
+        case = make_case()
+        clusters = [kube_cluster(kube, namespace=kube_ns) for _ in range(3)]
+        created = pending_runs(case, clusters)
+        assert dispatch_pending.apply().get() == 3
+    finally:
+        run_state_changed.disconnect(on_single)
+        runs_state_changed.disconnect(on_batch)
+    assert singles == []
+    [batch] = batches
+    assert batch["state"] == RunState.RUNNING
+    assert sorted(batch["runs"]) == [
+        (r, case.pk, c.pk) for r, c in zip(created, clusters, strict=True)
+    ]
+    # The dashboards pushed the whole batch in one round: 3 runs × (3 cell groups + the run's).
+    [messages] = sent
+    assert len(messages) == 12
+    assert {group for group, _ in messages} >= {f"live.run.{r}" for r in created}
+    assert {m["run_state"] for _, m in messages if m["type"] == "live.cell"} == {"running"}
