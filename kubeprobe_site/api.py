@@ -5,6 +5,8 @@ from rest_framework.routers import DefaultRouter
 from apps.alerts.api.views import AlertRuleViewSet, AlertViewSet, ChannelViewSet, SilenceViewSet
 from apps.catalog.api.views import CaseSetViewSet, CaseTemplateViewSet, CaseViewSet
 from apps.clusters.api.views import ClusterGroupViewSet, ClusterViewSet
+from apps.diagnosis.api.views import IncidentViewSet, RunDiagnosisViewSet
+from apps.gating.api.views import GateCheckViewSet, GateDecisionViewSet, GatePolicyViewSet
 from apps.resident.api.views import ResidentAlertRuleViewSet, ResidentProbeViewSet
 from apps.runs.api.views import ProbeRunViewSet
 from apps.scheduling.api.views import BindingViewSet, EventViewSet
@@ -25,5 +27,10 @@ router.register("alerts", AlertViewSet)
 router.register("silences", SilenceViewSet)
 router.register("alert-rules", AlertRuleViewSet)
 router.register("channels", ChannelViewSet)
+router.register("incidents", IncidentViewSet)
+router.register("diagnoses", RunDiagnosisViewSet)
+router.register("gate/checks", GateCheckViewSet)
+router.register("gate/policies", GatePolicyViewSet)
+router.register("gate/decisions", GateDecisionViewSet)
 router.register("resident", ResidentProbeViewSet)
 router.register("resident-alert-rules", ResidentAlertRuleViewSet)

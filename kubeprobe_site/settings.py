@@ -113,6 +113,19 @@ KUBEPROBE_ALERT_GROUP_WAIT_SECONDS = env.float("KUBEPROBE_ALERT_GROUP_WAIT_SECON
 KUBEPROBE_NOTIFY_MAX_ATTEMPTS = env.int("KUBEPROBE_NOTIFY_MAX_ATTEMPTS", default=8)
 KUBEPROBE_NOTIFY_LEASE_SECONDS = env.int("KUBEPROBE_NOTIFY_LEASE_SECONDS", default=120)
 KUBEPROBE_NOTIFY_TIMEOUT_SECONDS = env.float("KUBEPROBE_NOTIFY_TIMEOUT_SECONDS", default=10.0)
+# Release gate (apps/gating): the built-in policy's maximum result age, and how often
+# a check that waits re-reads its runs.
+KUBEPROBE_GATE_DEFAULT_MAX_AGE_SECONDS = env.int(
+    "KUBEPROBE_GATE_DEFAULT_MAX_AGE_SECONDS", default=3600
+)
+KUBEPROBE_GATE_CHECK_POLL_SECONDS = env.float("KUBEPROBE_GATE_CHECK_POLL_SECONDS", default=0.5)
+# Diagnosis (apps/diagnosis, docs/diagnosis.md): a rule less sure than this asks the
+# classifier; failures within the window group into incidents once the same case
+# fails alike on MIN_CLUSTERS clusters, or MIN_CASES cases fail on one cluster.
+KUBEPROBE_DIAGNOSIS_MIN_CONFIDENCE = env.float("KUBEPROBE_DIAGNOSIS_MIN_CONFIDENCE", default=0.7)
+KUBEPROBE_INCIDENT_WINDOW_SECONDS = env.int("KUBEPROBE_INCIDENT_WINDOW_SECONDS", default=600)
+KUBEPROBE_INCIDENT_MIN_CLUSTERS = env.int("KUBEPROBE_INCIDENT_MIN_CLUSTERS", default=3)
+KUBEPROBE_INCIDENT_MIN_CASES = env.int("KUBEPROBE_INCIDENT_MIN_CASES", default=3)
 # Live dashboards: each page gets at most one batch of cell updates per interval,
 # and re-reads which clusters its user may see this often.
 KUBEPROBE_LIVE_FLUSH_SECONDS = env.float("KUBEPROBE_LIVE_FLUSH_SECONDS", default=0.2)
@@ -156,6 +169,9 @@ INSTALLED_APPS = [
     "apps.runs",
     "apps.alerts",
     "apps.resident",
+    "apps.diagnosis",
+    "apps.actions",
+    "apps.gating",
     "apps.dashboard",
     "apps.postrun",
 ]
@@ -311,6 +327,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": KUBEPROBE_RESIDENT_RESYNC_SECONDS,
         "options": {"expires": KUBEPROBE_RESIDENT_RESYNC_SECONDS},
     },
+    # The learned root-cause classifier, retrained when operators labelled something new.
+    "kubeprobe-retrain-classifier": {
+        "task": "apps.diagnosis.tasks.retrain_classifier",
+        "schedule": env.float("KUBEPROBE_CLASSIFIER_RETRAIN_SECONDS", default=3600.0),
+        "options": {"expires": 3600},
+    },
     # Each cluster's /version and /readyz, shown in the admin and the API.
     "kubeprobe-check-cluster-apis": {
         "task": "apps.clusters.tasks.check_cluster_apis",
@@ -390,7 +412,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # One enum for alert severities (severity, escalate_to, channel severities).
-    "ENUM_NAME_OVERRIDES": {"SeverityEnum": "apps.alerts.models.Severity"},
+    "ENUM_NAME_OVERRIDES": {
+        "SeverityEnum": "apps.alerts.models.Severity",
+        # Several models have a `source` or `category` field with their own choices.
+        "EventSourceEnum": "apps.scheduling.models.EventSource",
+        "DecisionSourceEnum": "apps.gating.models.DecisionSource",
+        "RootCauseSourceEnum": "apps.runs.models.RootCauseSource",
+        "RootCauseEnum": "apps.runs.models.RootCause",
+    },
 }
 
 LOGGING = {

@@ -1,9 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.views import healthz, livez
+from apps.gating.api.views import GateView
 from apps.resident.api.ingest import samples_view
 from apps.runs.reporting.http import KuberhealthyReportView, RunReportView
 from kubeprobe_site.api import router
@@ -25,6 +26,7 @@ urlpatterns = [
         "api/v1/kuberhealthy/check", KuberhealthyReportView.as_view(), name="kuberhealthy-check-v1"
     ),
     path("api/v1/resident/samples", samples_view, name="resident-samples"),
+    re_path(r"^api/v1/gate/?$", GateView.as_view(), name="gate"),
     path("api/v1/", include(router.urls)),
     path("api/auth/", include("rest_framework.urls", namespace="rest_framework")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -3,7 +3,9 @@
 `flips_deliver()` claims unprocessed flips older than the group wait with
 one conditional UPDATE (`FOR UPDATE SKIP LOCKED`, `processed_at IS NULL`),
 so racing workers never take the same flip. Flips of one case with the same
-event and severity become one message listing the clusters; each enabled
+event and severity become one message listing the clusters; flips of alerts
+in one open incident (Alert.incident_ref, set by apps/diagnosis) become one
+message whatever their case; each enabled
 channel whose severities and matchers route it gets a Notification row, in
 the same transaction as the claim. Sending is apps/alerts/sending.py.
 """
@@ -31,14 +33,15 @@ from apps.alerts.models import (
 from apps.alerts.selectors import active_silences, silence_for, targets_of
 from apps.alerts.sending import notifications_send
 
-# Alertmanager's group_wait: once the oldest flip of a group (case, event, severity)
-# has waited long enough, the whole group goes, younger members included.
+# Alertmanager's group_wait: once the oldest flip of a group (incident or case, event,
+# severity) has waited long enough, the whole group goes, younger members included.
 _CLAIM_SQL = """
 UPDATE alerts_alertflip SET processed_at = %s
 WHERE id IN (
     SELECT f.id FROM alerts_alertflip f JOIN alerts_alert a ON a.id = f.alert_id
-    WHERE f.processed_at IS NULL AND (a.case_id, f.event, f.severity) IN (
-        SELECT a2.case_id, f2.event, f2.severity
+    WHERE f.processed_at IS NULL
+    AND (COALESCE(NULLIF(a.incident_ref, ''), a.case_id::text), f.event, f.severity) IN (
+        SELECT COALESCE(NULLIF(a2.incident_ref, ''), a2.case_id::text), f2.event, f2.severity
         FROM alerts_alertflip f2 JOIN alerts_alert a2 ON a2.id = f2.alert_id
         WHERE f2.processed_at IS NULL AND f2.created_at <= %s
     )
@@ -55,11 +58,17 @@ def _claim(now: datetime) -> list[int]:
     ready = now - timedelta(seconds=settings.KUBEPROBE_ALERT_GROUP_WAIT_SECONDS)
     if connection.vendor != "postgresql":  # SQLite trials: one process, no SKIP LOCKED
         pending = AlertFlip.objects.filter(processed_at=None).order_by("created_at", "id")
-        key = ("alert__case_id", "event", "severity")
-        ready_groups = set(pending.filter(created_at__lte=ready).values_list(*key))
-        ids = [
-            pk for pk, *group in pending.values_list("pk", *key) if tuple(group) in ready_groups
-        ][:CLAIM_BATCH]
+        key = ("alert__incident_ref", "alert__case_id", "event", "severity")
+
+        def group(ref: str, case_id: int, *rest: str) -> tuple[object, ...]:
+            return (ref or str(case_id), *rest)
+
+        ready_groups = {
+            group(*row) for row in pending.filter(created_at__lte=ready).values_list(*key)
+        }
+        ids = [pk for pk, *row in pending.values_list("pk", *key) if group(*row) in ready_groups][
+            :CLAIM_BATCH
+        ]
         AlertFlip.objects.filter(pk__in=ids, processed_at=None).update(processed_at=now)
         return ids
     with connection.cursor() as cursor:
@@ -93,7 +102,7 @@ def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int
         silences = active_silences(now)
         # A group never holds one alert twice: when delivery fell behind, an alert's
         # second firing (a new episode) goes in a later message, after its recovery.
-        groups: dict[tuple[int, str, str, int], list[tuple[AlertFlip, Any]]] = defaultdict(list)
+        groups: dict[tuple[str, str, str, int], list[tuple[AlertFlip, Any]]] = defaultdict(list)
         episodes: dict[tuple[int, str], int] = defaultdict(int)
         quiet: list[AlertTimeline] = []
         for flip in flips:
@@ -117,7 +126,9 @@ def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int
                 continue
             episode = episodes[(alert.pk, flip.event)]
             episodes[(alert.pk, flip.event)] += 1
-            groups[(alert.case_id, flip.event, flip.severity, episode)].append((flip, target))
+            # One message per open incident, else per case.
+            by = alert.incident_ref or f"case-{alert.case_id}"
+            groups[(by, flip.event, flip.severity, episode)].append((flip, target))
         AlertTimeline.objects.bulk_create(quiet)
         for (_, event, severity, _episode), members in groups.items():
             for channel in channels:

@@ -25,6 +25,12 @@ class RunView:
     errors: list[str]
     reason: str
     duration_ms: int | None = None
+    # The diagnosis of a failed run (apps/diagnosis), copied onto the alert.
+    root_cause: str = ""
+    root_cause_component: str = ""
+    root_cause_confidence: float | None = None
+    root_cause_source: str = ""
+    root_cause_summary: str = ""
 
     @property
     def ok(self) -> bool:

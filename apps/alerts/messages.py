@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from apps.alerts.models import Alert, AlertFlip, FlipEvent, Notification, NotificationStatus
 from apps.alerts.transports import base as transports
+from apps.runs.root_cause import root_cause_text
 
 VERBS = {
     FlipEvent.FIRING: "failing",
@@ -36,6 +37,15 @@ def fingerprint(case_id: int, cluster_id: int) -> str:
 
 def title_of(flips: list[AlertFlip]) -> str:
     first = flips[0]
+    cases = sorted({f.alert.case.name for f in flips})
+    if len(cases) > 1:  # an incident's message: several cases (apps/diagnosis)
+        verb = VERBS.get(FlipEvent(first.event), first.event)
+        clusters = sorted({f.alert.cluster.name for f in flips})
+        where = clusters[0] if len(clusters) == 1 else f"{len(clusters)} clusters"
+        return (
+            f"[{first.severity}] {first.alert.incident_title or 'incident'}: "
+            f"{len(cases)} cases {verb} on {where}"
+        )
     case = first.alert.case.name
     verb = VERBS.get(FlipEvent(first.event), first.event)
     clusters = sorted(f.alert.cluster.name for f in flips)
@@ -97,6 +107,7 @@ def message_of(notification: Notification) -> transports.Message:
             log_url=run_url(f.alert.last_run_id) + "#log" if f.alert.last_run_id else "",
             events_url=run_url(f.alert.last_run_id) + "#events" if f.alert.last_run_id else "",
             started_at=f.alert.firing_since or f.created_at,
+            case=f.alert.case.name,
         )
         for f in flips
     )
@@ -112,23 +123,29 @@ def message_of(notification: Notification) -> transports.Message:
         dependents = _dependents_note(flips)
         if dependents:
             notes.append(dependents)
-    hint = next((f.alert.hint for f in flips if f.alert.hint), "")
+    diagnosed = next((f.alert for f in flips if f.alert.root_cause), None)
+    diagnosis = root_cause_text(diagnosed) if diagnosed else ""
+    incident = next((f.alert.incident_title for f in flips if f.alert.incident_title), "")
+    several_cases = len({f.alert.case_id for f in flips}) > 1
     lines = [
         notification.title,
         f"Case: {first.alert.case.name}   Severity: {first.severity}   Event: {first.event}",
     ]
+    if incident:
+        lines.append(f"Incident: {incident}")
     if first.alert.reason and first.event != FlipEvent.RESOLVED:
         lines.append(f"Why: {first.alert.reason}")
     for item in items:
         detail = ": ".join(p for p in (item.step, item.error) if p)
         lines.append(
             f"- {item.cluster}"
+            + (f" [{item.case}]" if several_cases else "")
             + (f" — {detail}" if detail and first.event != FlipEvent.RESOLVED else "")
         )
         if item.run_url:
             lines.append(f"  run: {item.run_url}")
-    if hint and first.event != FlipEvent.RESOLVED:
-        lines.append(f"Likely cause: {hint}")
+    if diagnosis and first.event != FlipEvent.RESOLVED:
+        lines.append(f"Diagnosis: {diagnosis}")
     lines += notes
     return transports.Message(
         event=first.event,
@@ -136,7 +153,9 @@ def message_of(notification: Notification) -> transports.Message:
         case=first.alert.case.name,
         title=notification.title,
         text="\n".join(lines),
-        hint=hint,
+        diagnosis=diagnosis if first.event != FlipEvent.RESOLVED else "",
+        root_cause=diagnosed.root_cause if diagnosed else "",
+        incident=incident,
         items=items,
         note="\n".join(notes),
         portal_url=settings.KUBEPROBE_PUBLIC_URL + reverse("admin:alerts_alert_changelist"),

@@ -21,7 +21,7 @@ from apps.catalog.models import Case
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.crypto import EncryptedTextField
 from apps.core.models import TimeStampedModel
-from apps.runs.models import ProbeRun
+from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 from apps.scheduling.models import Binding
 
 
@@ -209,7 +209,16 @@ class Alert(models.Model):
     reason = models.TextField(blank=True, help_text="Which condition fired.")
     step = models.CharField(max_length=200, blank=True, help_text="The failing step.")
     error = models.TextField(blank=True)
-    hint = models.TextField(blank=True, help_text="Likely root cause.")
+    # The diagnosis of last_run (copied from it, see apps/diagnosis).
+    root_cause = models.CharField(max_length=20, choices=RootCause.choices, blank=True)
+    root_cause_component = models.CharField(max_length=200, blank=True)
+    root_cause_confidence = models.FloatField(null=True, blank=True)
+    root_cause_source = models.CharField(max_length=10, choices=RootCauseSource.choices, blank=True)
+    root_cause_summary = models.TextField(blank=True, help_text="The diagnosis in one sentence.")
+    # Set by apps/diagnosis while the alert belongs to an open incident: flips of
+    # alerts with the same incident_ref are notified as one message (delivery.py).
+    incident_ref = models.CharField(max_length=50, blank=True)
+    incident_title = models.CharField(max_length=300, blank=True)
     last_run = models.ForeignKey(
         ProbeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

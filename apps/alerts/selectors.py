@@ -53,6 +53,15 @@ def _groups_of(rules: list[AlertRule]) -> Any:
     return ClusterGroup.objects.filter(pk__in={r.group_id for r in rules})
 
 
+ROOT_CAUSE_FIELDS = (
+    "root_cause",
+    "root_cause_component",
+    "root_cause_confidence",
+    "root_cause_source",
+    "root_cause_summary",
+)
+
+
 def recent_runs(*, case_id: int, cluster_id: int, rule: RuleView, now: datetime) -> list[RunView]:
     """Finished runs, newest first: enough for the rule's counts, or its time window."""
     qs = ProbeRun.objects.filter(
@@ -62,7 +71,16 @@ def recent_runs(*, case_id: int, cluster_id: int, rule: RuleView, now: datetime)
     if rule.window_minutes:
         since = now - timedelta(minutes=rule.window_minutes)
         limit = max(limit, qs.filter(finished_at__gte=since).count())
-    fields = ("id", "state", "finished_at", "steps", "errors", "reason", "duration_ms")
+    fields = (
+        "id",
+        "state",
+        "finished_at",
+        "steps",
+        "errors",
+        "reason",
+        "duration_ms",
+        *ROOT_CAUSE_FIELDS,
+    )
     return [RunView(**row) for row in qs.values(*fields)[: min(limit, MAX_WINDOW_RUNS)]]
 
 

@@ -20,7 +20,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.alerts.evaluation import Judgement, RuleView, judge
-from apps.alerts.hints import hint_for
 from apps.alerts.models import (
     DEFAULT_FLAP_THRESHOLD,
     DEFAULT_RULE,
@@ -35,6 +34,7 @@ from apps.alerts.models import (
     TimelineKind,
 )
 from apps.alerts.selectors import (
+    ROOT_CAUSE_FIELDS,
     active_silences,
     firing_dependency,
     recent_runs,
@@ -43,7 +43,7 @@ from apps.alerts.selectors import (
     target_of,
 )
 from apps.alerts.signals import pair_changed
-from apps.runs.models import ProbeRun
+from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 
 logger = logging.getLogger(__name__)
 
@@ -257,22 +257,49 @@ def alert_evaluate(
         return alert
 
 
-def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> None:
+def alert_record_verdict(
+    *,
+    case_id: int,
+    cluster_id: int,
+    verdict: Judgement,
+    severity: str,
+    now: datetime | None = None,
+) -> Alert:
+    """Feed a judgement made outside the run loop (a resident probe's series,
+    apps/resident/alerting.py) through the same state machine: flips, flapping,
+    silences and channels. No AlertRule is behind it, so no escalation or dependency."""
+    given = now
+    with transaction.atomic():
+        alert = _locked_alert(case_id, cluster_id)
+        now = given or timezone.now()
+        _apply(alert, None, verdict, now, severity=severity)
+        alert.save()
+        _announce(alert)
+        return alert
+
+
+def _apply(
+    alert: Alert,
+    rule: AlertRule | None,
+    verdict: Judgement,
+    now: datetime,
+    severity: str | None = None,
+) -> None:
     old = alert.state
     run_id = verdict.run.id if verdict.run else None
     if verdict.firing:
         alert.rule = rule
         alert.reason = "; ".join(verdict.reasons)
         alert.step, alert.error = verdict.step, verdict.error
-        alert.hint = hint_for(verdict.error, verdict.run.reason if verdict.run else "")
+        _copy_root_cause(alert, verdict)
         alert.last_run_id = run_id
     if verdict.firing and old == AlertState.OK:
         silences = active_silences(now)  # usually none: then the target is not needed
         silence = silence_for(target_of(alert.case, alert.cluster), silences) if silences else None
-        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id)
+        dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id) if rule else None
         flapping = _flapping(alert, rule, now)
         alert.state = AlertState.SILENCED if silence else AlertState.FIRING
-        alert.severity = rule.severity
+        alert.severity = severity or (rule.severity if rule else alert.severity)
         alert.firing_since = now
         alert.changed_at = now
         alert.escalated = False
@@ -293,6 +320,29 @@ def _apply(alert: Alert, rule: AlertRule, verdict: Judgement, now: datetime) -> 
         )
     elif verdict.healthy and old in PROBLEM_STATES:
         _resolve(alert, rule, now, run_id=verdict.run.id if verdict.run else None)
+
+
+STALE_SUMMARY = (
+    "KubeProbe itself: the probe has not finished a run in time; check the workers, the "
+    "cluster's executor and skipped runs on the binding"
+)
+
+
+def _copy_root_cause(alert: Alert, verdict: Judgement) -> None:
+    """The alert says what the diagnosis of its run said (the post-run pipeline
+    diagnoses a failed run before judging it); a pair that stopped reporting is
+    the probe's own trouble."""
+    run = verdict.run
+    if run is not None and not run.ok:
+        for field in ROOT_CAUSE_FIELDS:
+            setattr(alert, field, getattr(run, field))
+    else:
+        stale = "stopped running" in verdict.error
+        alert.root_cause = RootCause.PROBE if stale else ""
+        alert.root_cause_component = ""
+        alert.root_cause_confidence = 0.9 if stale else None
+        alert.root_cause_source = RootCauseSource.RULE if stale else ""
+        alert.root_cause_summary = STALE_SUMMARY if stale else ""
 
 
 def _was_notified(alert: Alert) -> bool:

@@ -1,7 +1,7 @@
 """The three built-in roles, as Django groups.
 
 admin: every permission. operator: read everything, edit bindings, run probes
-by hand, acknowledge and resolve alerts, manage silences. viewer: read only. Groups are kept
+by hand, acknowledge and resolve alerts, manage silences, label root causes. viewer: read only. Groups are kept
 in step by a migration and after every `migrate`; permissions are only ever
 added, so local changes to a group survive.
 """
@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-KUBEPROBE_APPS = ("clusters", "catalog", "scheduling", "runs", "alerts", "resident")
+KUBEPROBE_APPS = (
+    "clusters",
+    "catalog",
+    "scheduling",
+    "runs",
+    "alerts",
+    "resident",
+    "diagnosis",
+    "gating",
+    "actions",
+)
 OPERATOR_EXTRA = {
     "scheduling.add_binding",
     "scheduling.change_binding",
@@ -21,6 +31,8 @@ OPERATOR_EXTRA = {
     "alerts.add_silence",
     "alerts.change_silence",
     "alerts.delete_silence",
+    "diagnosis.change_rundiagnosis",  # confirm or correct a run's root cause
+    "diagnosis.change_incident",  # … and an incident's
 }
 ROLE_NAMES = ("admin", "operator", "viewer")
 

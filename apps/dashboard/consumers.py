@@ -2,8 +2,8 @@
 
 Protocol (the pages' side is static/dashboard/live.js):
 
-* client → ``{"type": "subscribe", "scope": "overview" | "alerts" | "cluster:<id>" |
-  "case:<id>" | "run:<id>"}``; server → ``{"type": "subscribed", "scope": ...}`` or
+* client → ``{"type": "subscribe", "scope": "overview" | "alerts" | "incidents" | "cluster:<id>" |
+  "case:<id>" | "run:<id>" | "incident:<id>"}``; server → ``{"type": "subscribed", "scope": ...}`` or
   ``{"type": "error", "detail": ...}``. A connection may hold several scopes.
 * server → ``{"type": "cells", "cells": [...]}``: changed matrix cells, coalesced
   per connection (last write wins per (case, cluster)), at most one frame per
@@ -73,6 +73,14 @@ def _scope_target(kind: str, object_id: int) -> tuple[bool, int | None]:
 
     if kind == "cluster":
         return Cluster.objects.filter(pk=object_id).exists(), object_id
+    if kind == "resident":
+        from apps.resident.models import ResidentProbe
+
+        return ResidentProbe.objects.filter(pk=object_id).exists(), None
+    if kind == "incident":
+        from apps.diagnosis.models import Incident
+
+        return Incident.objects.filter(pk=object_id).exists(), None
     if kind == "run":
         cluster_id = (
             ProbeRun.objects.filter(pk=object_id).values_list("cluster_id", flat=True).first()
@@ -159,7 +167,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         parsed = push.parse_scope(scope)
         if parsed is None:
             await self._error(
-                "unknown scope; use overview, alerts, cluster:<id>, case:<id> or run:<id>",
+                "unknown scope; use overview, alerts, cluster:<id>, case:<id>, run:<id> "
+                "or resident:<id>",
                 scope=scope if isinstance(scope, str) else None,
             )
             return
@@ -171,6 +180,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         kind, object_id = parsed
         if not await self._refresh_access():
+            return
+        if kind in ("incidents", "incident") and self.visible is not None:
+            # Incidents span clusters: only those who see every cluster see them.
+            await self._error(f"no {kind} that you may see", scope=scope)
             return
         if object_id is not None:
             exists, cluster_id = await database_sync_to_async(_scope_target)(kind, object_id)
@@ -199,6 +212,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.pending[key] = {**earlier, **cell} if earlier else cell
         self._schedule_flush()
 
+    async def live_incident(self, event: dict[str, Any]) -> None:
+        if not await self._refresh_access() or self.visible is not None:
+            return
+        if "incidents" in self.scopes or f"incident:{event['incident_id']}" in self.scopes:
+            fields = {k: v for k, v in event.items() if k != "type"}
+            await self.send_json(push.payload("incident", for_browser=True, **fields))
+
     async def live_run(self, event: dict[str, Any]) -> None:
         if not await self._refresh_access() or not self._may_see(event["cluster_id"]):
             return
@@ -207,6 +227,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(
             push.payload("run", for_browser=True, **{k: v for k, v in event.items() if k != "type"})
         )
+
+    async def live_samples(self, event: dict[str, Any]) -> None:
+        if not await self._refresh_access() or not self._may_see(event["cluster_id"]):
+            return
+        fields = {k: v for k, v in event.items() if k != "type"}
+        await self.send_json(push.payload("samples", for_browser=True, **fields))
 
     # ------------------------------------------------------------ helpers
 

@@ -24,17 +24,20 @@ from typing import Any, Literal
 
 from channels.layers import get_channel_layer
 
+from apps.diagnosis.selectors import incidents_list
+
 logger = logging.getLogger(__name__)
 
 OVERVIEW_GROUP = "live.overview"
+INCIDENTS_GROUP = "live.incidents"
 SEND_TIMEOUT_SECONDS = 5.0
 
 # A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
 SCOPE_RE = re.compile(
-    r"^(?:(?P<plain>overview|alerts)|(?P<kind>cluster|case|run):(?P<id>[0-9]{1,18}))$"
+    r"^(?:(?P<plain>overview|alerts|incidents)|(?P<kind>cluster|case|run|resident|incident):(?P<id>[0-9]{1,18}))$"
 )
 
-PayloadKind = Literal["cell", "run", "cells", "subscribed", "error"]
+PayloadKind = Literal["cell", "run", "samples", "incident", "cells", "subscribed", "error"]
 
 # kind -> (required fields, optional fields). An optional field given as None is
 # left out: a push that does not know it (the alert state of a run that is only
@@ -46,12 +49,16 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"alert_state", "severity"}),
     ),
     "run": (frozenset({"run_id", "state", "cluster_id"}), frozenset({"case_id"})),
+    # a resident probe's batch: points are [t, count, failures, p50, p99] (both forms)
+    "samples": (frozenset({"probe_id", "cluster_id", "points", "state"}), frozenset()),
+    # an incident opened, changed members, was labelled or resolved (apps/diagnosis)
+    "incident": (frozenset({"incident_id", "state", "title", "members"}), frozenset()),
     # browser frames (type "<kind>")
     "cells": (frozenset({"cells"}), frozenset()),
     "subscribed": (frozenset({"scope"}), frozenset()),
     "error": (frozenset({"detail"}), frozenset({"scope"})),
 }
-_GROUP_EVENTS = frozenset({"cell", "run"})
+_GROUP_EVENTS = frozenset({"cell", "run", "samples", "incident"})
 _BROWSER_RUN_FIELDS = ("run_id", "state")
 
 
@@ -70,6 +77,8 @@ def payload(kind: PayloadKind, /, for_browser: bool = False, **fields: Any) -> d
     unknown = data.keys() - required - optional
     if missing or unknown:
         raise ValueError(f"{kind}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+    if kind == "samples" and for_browser:
+        return {"type": "samples", **data}
     if kind == "run" and for_browser:
         return {"type": "run", **{k: data[k] for k in _BROWSER_RUN_FIELDS}}
     if kind in _GROUP_EVENTS and not for_browser:
@@ -92,6 +101,10 @@ def run_group(run_id: int) -> str:
     return f"live.run.{int(run_id)}"
 
 
+def resident_group(probe_id: int) -> str:
+    return f"live.resident.{int(probe_id)}"
+
+
 def parse_scope(scope: object) -> tuple[str, int | None] | None:
     """``"cluster:3"`` -> ``("cluster", 3)``, ``"overview"`` -> ``("overview", None)``; else None."""
     if not isinstance(scope, str):
@@ -107,7 +120,15 @@ def parse_scope(scope: object) -> tuple[str, int | None] | None:
 def scope_group(kind: str, object_id: int | None) -> str:
     if kind in ("overview", "alerts"):
         return OVERVIEW_GROUP
-    return {"cluster": cluster_group, "case": case_group, "run": run_group}[kind](object_id or 0)
+    if kind in ("incidents", "incident"):
+        return INCIDENTS_GROUP
+    groups = {
+        "cluster": cluster_group,
+        "case": case_group,
+        "run": run_group,
+        "resident": resident_group,
+    }
+    return groups[kind](object_id or 0)
 
 
 def cell_groups(*, case_id: int, cluster_id: int) -> list[str]:
@@ -232,3 +253,30 @@ def push_run_states(*, runs: list[tuple[int, int, int]], state: str) -> None:
             )
         ]
     )
+
+
+def push_samples(*, probe_id: int, cluster_id: int, points: list[list[Any]], state: str) -> None:
+    """A resident probe's batch was stored: its points to the probe's page."""
+    message = payload(
+        "samples", probe_id=probe_id, cluster_id=cluster_id, points=points, state=state
+    )
+    _send([(resident_group(probe_id), message)])
+
+
+def push_incidents(incident_ids: list[int]) -> None:
+    """Incidents changed: their state to the incidents list and each one's page."""
+    messages = [
+        (
+            INCIDENTS_GROUP,
+            payload(
+                "incident",
+                incident_id=i.pk,
+                state=i.state,
+                title=i.title,
+                members=getattr(i, "member_count", 0),
+            ),
+        )
+        for i in incidents_list().filter(pk__in=incident_ids)
+    ]
+    if messages:
+        _send(messages)

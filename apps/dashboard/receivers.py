@@ -14,6 +14,7 @@ from django.dispatch import receiver
 
 from apps.alerts.signals import pair_changed
 from apps.dashboard import push
+from apps.resident.signals import samples_stored
 from apps.runs.models import RunState
 from apps.runs.signals import run_state_changed, runs_state_changed
 
@@ -56,3 +57,16 @@ def push_runs_state_changed(
 ) -> None:
     if state in LIVE_RUN_STATES and runs:
         push.push_run_states(runs=runs, state=str(state))
+
+
+@receiver(samples_stored, dispatch_uid="dashboard.push_samples")
+def push_resident_samples(
+    sender: Any,
+    probe_id: int,
+    cluster_id: int,
+    windows: list[dict[str, Any]],
+    state: str,
+    **kwargs: Any,
+) -> None:
+    points = [[w["t"], w["count"], w["failures"], w["p50"], w["p99"]] for w in windows]
+    push.push_samples(probe_id=probe_id, cluster_id=cluster_id, points=points, state=state)

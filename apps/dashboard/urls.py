@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.dashboard import views
+from apps.dashboard import incidents, views
 
 app_name = "dashboard"
 
@@ -10,7 +10,12 @@ urlpatterns = [
     path("clusters/<str:name>/", views.cluster_detail, name="cluster"),
     path("cases/<str:name>/", views.case_detail, name="case"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),
+    path("resident/<str:name>/", views.resident_detail, name="resident"),
     path("runs/<int:run_id>/run-again/", views.run_again, name="run-again"),
+    path("runs/<int:run_id>/label/", incidents.run_label, name="run-label"),
+    path("incidents/", incidents.incidents, name="incidents"),
+    path("incidents/<int:incident_id>/", incidents.incident_detail, name="incident"),
+    path("incidents/<int:incident_id>/label/", incidents.incident_label, name="incident-label"),
     path("alerts/", views.alerts, name="alerts"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/<int:alert_id>/silence/", views.alert_silence, name="alert-silence"),

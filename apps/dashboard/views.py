@@ -26,7 +26,10 @@ from apps.alerts import silences as alert_silences
 from apps.alerts.inputs import AcknowledgeForm, QuickSilenceForm
 from apps.catalog.models import Case
 from apps.dashboard.forms import FilterForm
-from apps.dashboard.selectors import cluster_case, matrix, run_alerts, stats, visibility
+from apps.dashboard.selectors import cluster_case, matrix, resident, run_alerts, stats, visibility
+from apps.diagnosis.inputs import LabelForm
+from apps.gating.selectors import gate_decisions_recent
+from apps.resident.models import ResidentProbe
 from apps.runs.models import Trigger
 from apps.runs.services import manual_key, runs_create
 
@@ -66,7 +69,20 @@ def overview(request: HttpRequest) -> HttpResponse:
             "options": page.options,
             "counters": page.counters,
             "query": _query(request),
+            "resident": resident.resident_overview(user=request.user),
         },
+    )
+
+
+@dashboard_view
+@require_GET
+def resident_detail(request: HttpRequest, name: str) -> HttpResponse:
+    probe = get_object_or_404(ResidentProbe, name=name)
+    page = resident.resident_page(user=request.user, probe=probe)
+    return render(
+        request,
+        "dashboard/resident.html",
+        {"live_scope": f"resident:{probe.pk}", "page": page, "probe": probe},
     )
 
 
@@ -89,6 +105,7 @@ def cluster_detail(request: HttpRequest, name: str) -> HttpResponse:
             "counters": page.counters,
             "windows": [w for w, _ in stats.WINDOWS],
             "case_sets": matrix.filter_options(user=request.user).case_sets,
+            "gate_decisions": list(gate_decisions_recent(cluster=cluster)),
         },
     )
 
@@ -122,6 +139,10 @@ def _run_context(request: HttpRequest, page: run_alerts.RunPage) -> dict[str, An
         "run": page.run,
         "alert": page.alert,
         "can_run": request.user.has_perm(RUN_PERMISSION),
+        # An operator confirms or corrects a failed run's root cause (apps/dashboard/incidents.py).
+        "can_label": request.user.has_perm("diagnosis.change_rundiagnosis")
+        and page.run.state in ("failed", "error", "timed_out"),
+        "label_form": LabelForm(initial={"category": page.run.root_cause}, auto_id=False),
     }
 
 

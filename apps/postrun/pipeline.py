@@ -7,11 +7,23 @@ guarantee, from the database-driven sweep (``tasks.sweep_finished_runs``
 over apps/alerts/judging.py) for any pair the first way lost. Either way,
 each pair goes through the same steps:
 
-1. **alerts** — the pair's alert is re-judged from its recent runs
+1. **diagnosis** — the pair's newest run, if it failed, gets its root cause
+   (apps.diagnosis.services.run_diagnose: rules, then the classifier when
+   they are unsure; stored on the run) and joins the incident it belongs to
+   (apps.diagnosis.incidents.incidents_attach). Before the alert, so the
+   alert and its notification carry the diagnosis and the incident.
+2. **alerts** — the pair's alert is re-judged from its recent runs
    (apps.alerts.services.alert_evaluate). A change of state writes a flip in
    the same transaction; the alerts queue delivers the notifications.
-2. **dashboards** — the pair's cell (its newest run and alert state) is
-   pushed to every page that shows it (apps.dashboard.push.push_pair).
+3. **incidents** — a pair that recovered leaves its incident; the last one
+   to leave resolves it (apps.diagnosis.incidents.incidents_recover).
+4. **actions** — an alert in trouble that belongs to an open incident gets
+   each matching severity policy's response once (apps.actions.services.
+   actions_plan: notify, escalate, a self-heal webhook or Job, behind the
+   rate limit, dry-run and approval safeguards; delivered by the actions task).
+5. **dashboards** — the pair's cell (its newest run and alert state) is
+   pushed to every page that shows it (apps.dashboard.push.push_pair), and
+   changed incidents to the incidents pages (push_incidents).
 
 This package sits above every app it calls: nothing below imports it.
 """
@@ -21,20 +33,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from apps.actions.services import actions_plan
 from apps.alerts import services
 from apps.alerts.models import Alert
-from apps.dashboard.push import push_pair
+from apps.dashboard.push import push_incidents, push_pair
+from apps.diagnosis import incidents, selectors
+from apps.diagnosis.services import run_diagnose
 
 logger = logging.getLogger(__name__)
 
 Pair = tuple[int, int]
 
 
+def _diagnose(case_id: int, cluster_id: int) -> list[int]:
+    run = selectors.newest_finished_run(case_id=case_id, cluster_id=cluster_id)
+    diagnosis = run_diagnose(run=run) if run is not None else None
+    if run is None or diagnosis is None:
+        return []
+    return incidents.incidents_attach(run=run, diagnosis=diagnosis)
+
+
 def finished_pair_process(*, case_id: int, cluster_id: int) -> Alert | None:
     """Every step for one pair, in order; returns its alert as judged."""
-    alert = services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)  # 1. alerts
-    if alert is not None:  # 2. dashboards
-        push_pair(
+    changed = _diagnose(case_id, cluster_id)  # 1. diagnosis
+    alert = services.alert_evaluate(case_id=case_id, cluster_id=cluster_id)  # 2. alerts
+    if alert is not None:
+        changed += incidents.incidents_recover(alert=alert)  # 3. incidents
+        if alert.is_problem:  # 4. actions
+            actions_plan(alert=alert)
+        push_pair(  # 5. dashboards
             case_id=case_id,
             cluster_id=cluster_id,
             state=alert.state,
@@ -42,6 +69,8 @@ def finished_pair_process(*, case_id: int, cluster_id: int) -> Alert | None:
             latest_state=alert.latest_state,
             latest_run_id=alert.latest_run_id,
         )
+    if changed:
+        push_incidents(sorted(set(changed)))
     return alert
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -74,6 +75,16 @@ class Series:
     p99_ms: list[float | None] = field(default_factory=list)
     max_ms: list[float | None] = field(default_factory=list)
     count: list[int] = field(default_factory=list)
+    # Postgres: the columns above as JSON text, straight from the database (the lists
+    # stay empty); columns() reads them either way.
+    columns_json: str | None = None
+
+    def columns(self) -> dict[str, Any]:
+        if self.columns_json is not None:
+            loaded: dict[str, Any] = json.loads(self.columns_json)
+            return loaded
+        names = ("t", "availability", "p50_ms", "p99_ms", "max_ms", "count")
+        return {name: getattr(self, name) for name in names}
 
 
 def _round(value: float) -> float:
@@ -104,6 +115,16 @@ def resident_series(
             "step", "Steps under a minute (or not whole minutes) cover at most 24 hours."
         )
     first = math.floor(since.timestamp() / step) * step
+    columns = storage.series_columns(
+        probe_id=probe.pk,
+        cluster_id=cluster.pk if cluster else None,
+        first=first,
+        until=until,
+        step=step,
+        rollup=rollup,
+    )
+    if columns is not None:  # Postgres computed it whole
+        return Series(step=step, source="rollup" if rollup else "raw", columns_json=columns)
     rows = storage.rows_read(
         probe_id=probe.pk,
         cluster_id=cluster.pk if cluster else None,

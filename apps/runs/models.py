@@ -27,6 +27,33 @@ class RunState(models.TextChoices):
     TIMED_OUT = "timed_out", "Timed out"
 
 
+class RootCause(models.TextChoices):
+    """Where a failure's cause lies (apps/diagnosis names it; runs and alerts carry it)."""
+
+    ETCD = "etcd", "etcd"
+    APISERVER = "apiserver", "API server"
+    SCHEDULER = "scheduler", "Scheduler"
+    CONTROLLER = "controller", "Controllers"
+    NODE = "node", "Kubelet / node"
+    RUNTIME = "runtime", "Container runtime / sandbox"
+    NETWORK = "network", "CNI / network"
+    DNS = "dns", "DNS"
+    IMAGE = "image", "Image registry / pull"
+    STORAGE = "storage", "Storage"
+    WEBHOOK = "webhook", "Admission webhook"
+    QUOTA = "quota", "Quota / limits"
+    RBAC = "rbac", "RBAC / credentials"
+    CERTIFICATES = "certificates", "Certificates"
+    CONFIG = "config", "Configuration drift"
+    PROBE = "probe", "The probe itself"
+
+
+class RootCauseSource(models.TextChoices):
+    RULE = "rule", "Rule"
+    LEARNED = "learned", "Learned (classifier)"
+    OPERATOR = "operator", "Operator"
+
+
 ACTIVE_STATES = (RunState.PENDING, RunState.DISPATCHED, RunState.RUNNING)
 FINISHED_STATES = (RunState.SUCCEEDED, RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT)
 
@@ -96,6 +123,13 @@ class ProbeRun(models.Model):
     reason = models.TextField(blank=True, help_text="Why the run ended in error or timed out.")
     log_tail = models.TextField(blank=True)
     diagnostics = models.JSONField(default=dict, blank=True, help_text="Pod status and events.")
+    # The root cause apps/diagnosis named for a failed run (its evidence is in the
+    # diagnosis app's RunDiagnosis); alerts copy these from the run they point at.
+    root_cause = models.CharField(max_length=20, choices=RootCause.choices, blank=True)
+    root_cause_component = models.CharField(max_length=200, blank=True)
+    root_cause_confidence = models.FloatField(null=True, blank=True)
+    root_cause_source = models.CharField(max_length=10, choices=RootCauseSource.choices, blank=True)
+    root_cause_summary = models.TextField(blank=True, help_text="The diagnosis in one sentence.")
     # Pod/process bookkeeping for the cleaner: when it was removed, or until when it is kept.
     cleaned_at = models.DateTimeField(null=True, blank=True)
     keep_until = models.DateTimeField(null=True, blank=True)

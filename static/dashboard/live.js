@@ -7,6 +7,8 @@
  *   the page are ignored (the overview may be filtered)
  * - counters <span data-counter="firing-critical|firing-warning|firing-info">
  * - run page <div id="run-detail">, refetched from ?fragment=1
+ * - incident pages (scope incidents | incident:<id>): <div data-live-fragment="URL">,
+ *   refetched when an "incident" frame names it
  * - <span id="live-status"> shows connecting / live / reconnecting / signed out
  *
  * Updates are applied in one requestAnimationFrame per batch; after every
@@ -165,6 +167,21 @@
       });
   }
 
+  // Incident pages: <div data-live-fragment="URL"> is refetched when an incident changes.
+  var incidentMatch = /^incident:(\d+)$/.exec(scope);
+  var liveFragmentBusy = false;
+
+  function refetchFragment() {
+    var box = document.querySelector("[data-live-fragment]");
+    if (!box || liveFragmentBusy) return;
+    liveFragmentBusy = true;
+    fetch(box.dataset.liveFragment, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) { box.innerHTML = html; })
+      .catch(function (e) { console.warn("live: fragment", e); })
+      .then(function () { liveFragmentBusy = false; });
+  }
+
   // ------------------------------------------------------------ resync
 
   // Cells pushed while a snapshot is in flight: the snapshot may have been read before
@@ -173,6 +190,7 @@
 
   function resync() {
     if (runId != null) { refetchRun(); return; }
+    if (document.querySelector("[data-live-fragment]")) { refetchFragment(); return; }
     if (!document.querySelector("td.cell")) return;  // no matrix on this page (alerts)
     var query = window.location.search.replace(/^\?/, "");
     var url = "/dashboard/state.json?scope=" + encodeURIComponent(scope) + (query ? "&" + query : "");
@@ -200,12 +218,20 @@
       case "run":
         if (msg.run_id === runId) refetchRun();
         break;
+      case "incident":
+        if (scope === "incidents" || (incidentMatch && Number(incidentMatch[1]) === msg.incident_id)) {
+          refetchFragment();
+        }
+        break;
       case "subscribed":
         delay = MIN_DELAY;
         setStatus("live");
         // Also on the first connection: changes between rendering the page and
         // subscribing would otherwise stay unseen until the cell changes again.
         resync();
+        break;
+      case "samples":  // a resident probe's batch: its page draws it (resident.js)
+        document.dispatchEvent(new CustomEvent("kubeprobe:samples", { detail: msg }));
         break;
       case "error":
         console.warn("live:", msg.detail);

@@ -131,7 +131,7 @@ def test_alert_page_shows_timeline_and_run_link(
     html = page.content.decode()
     assert "ok → firing (firing)" in html
     assert f"/admin/runs/proberun/{alert.last_run_id}/change/" in html
-    assert "network plugin" in html  # the hint
+    assert "Container runtime" in html  # the diagnosis
 
 
 def test_channel_form_validates_config_and_never_shows_secrets(

@@ -27,6 +27,11 @@ def add_run(
         [{"name": "create", "ok": True, "duration_ms": 20}]
         + ([] if ok else [{"name": "ready", "ok": False, "duration_ms": 900, "error": error}]),
     )
+    if not ok:  # as the post-run pipeline's diagnosis step leaves a failed run
+        kw.setdefault("root_cause", "runtime")
+        kw.setdefault(
+            "root_cause_summary", "The container runtime could not create the pod sandbox."
+        )
     return ProbeRunFactory(
         case=case,
         cluster=cluster,

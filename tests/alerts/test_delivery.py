@@ -56,7 +56,7 @@ def rule(db: None) -> AlertRule:
     return rule
 
 
-def test_a_firing_alert_reaches_the_webhook_with_step_error_hint_and_links(
+def test_a_firing_alert_reaches_the_webhook_with_step_error_diagnosis_and_links(
     rule: AlertRule, webhook: Channel, receiver: Receiver
 ) -> None:
     case, cluster = CaseFactory(name="statefulset-lifecycle"), ClusterFactory(name="prod-1")
@@ -76,8 +76,8 @@ def test_a_firing_alert_reaches_the_webhook_with_step_error_hint_and_links(
     assert item["error"] == "Failed to create pod sandbox: rpc error: code = Unknown"
     assert item["run_url"].endswith(f"/admin/runs/proberun/{alert.last_run_id}/change/")
     assert item["log_url"] == item["run_url"] + "#log"
-    assert "network plugin" in body["hint"]
-    assert "Likely cause:" in body["text"]
+    assert "container runtime" in body["hint"].lower()  # the diagnosis
+    assert "Diagnosis: Container runtime / sandbox" in body["text"]
     notification = Notification.objects.get(pk=notification_id)
     assert notification.status == "sent" and notification.duration_ms is not None
     assert any(t.text.startswith("notified via ops-hook") for t in alert.timeline.all())

@@ -211,6 +211,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[tuple[int, 
         "alert_evaluate",
         lambda *, case_id, cluster_id: judged.append((case_id, cluster_id)),
     )
+    # The diagnosis step is per pair like the evaluation: out of the sweep's own count.
+    monkeypatch.setattr(pipeline, "_diagnose", lambda case_id, cluster_id: [])
     return judged
 
 

@@ -50,7 +50,7 @@ def test_default_rule_fires_on_the_second_failure_and_resolves_on_a_success(
     assert alert.rule is not None and alert.rule.name == "default"
     assert alert.reason == "2 consecutive failed runs"
     assert (alert.step, alert.error) == ("ready", "Failed to create pod sandbox")
-    assert "network plugin" in alert.hint
+    assert alert.root_cause == "runtime"
     assert alert.last_run is not None and alert.firing_since is not None
     assert report(False).state == AlertState.FIRING  # still failing: no new flip
     alert = report(True)
@@ -366,7 +366,7 @@ def test_a_probe_that_stops_running_is_an_alert(pair: tuple[Any, Any]) -> None:
     alert = Alert.objects.get(case=case, cluster=cluster)
     assert alert.state == AlertState.FIRING
     assert alert.reason == "no run finished for 3 min"
-    assert "stopped running" in alert.error and "KubeProbe itself" in alert.hint
+    assert "stopped running" in alert.error and alert.root_cause == "probe"
     with time_machine.travel(start + timedelta(minutes=4), tick=False):
         add_run(case, cluster, True)
         alert = services.alert_evaluate(case_id=case.pk, cluster_id=cluster.pk)

@@ -61,7 +61,7 @@ def test_list_shows_names_and_the_last_run(api: APIClient, alerts: dict[str, Ale
     assert row["state"] == "firing" and row["severity"] == "warning"
     assert row["rule"] == "default"
     assert "consecutive failed run" in row["reason"]
-    assert row["step"] == "ready" and "sandbox" in row["error"] and row["hint"]
+    assert row["step"] == "ready" and "sandbox" in row["error"] and row["root_cause"] == "runtime"
     run_id = alerts["firing"].last_run_id
     assert row["last_run"] == run_id
     assert row["last_run_url"] == f"http://testserver/api/v1/runs/{run_id}"

@@ -20,6 +20,7 @@ LAYERS = [
     "alerts",
     "resident",
     "diagnosis",
+    "actions",
     "gating",
     "dashboard",
     "postrun",

@@ -28,6 +28,8 @@ EXPECTED = {
     "apps.postrun.tasks.process_finished_runs": "alerts",
     "apps.postrun.tasks.sweep_finished_runs": "alerts",
     "apps.alerts.tasks.deliver_flips": "alerts",
+    "apps.actions.tasks.deliver_action": "alerts",
+    "apps.diagnosis.tasks.retrain_classifier": "housekeeping",
     "apps.runs.tasks.reap_runs": "housekeeping",
     "apps.runs.tasks.reap_cluster": "housekeeping",
     "apps.runs.tasks.cleanup_runs": "housekeeping",
@@ -36,6 +38,11 @@ EXPECTED = {
     "apps.alerts.tasks.alerts_housekeeping": "housekeeping",
     "apps.clusters.tasks.check_cluster_apis": "housekeeping",
     "apps.clusters.tasks.check_cluster_api": "housekeeping",
+    "apps.resident.tasks.judge_resident": "alerts",
+    "apps.resident.tasks.apply_probe": "housekeeping",
+    "apps.resident.tasks.remove_probeconfigs": "housekeeping",
+    "apps.resident.tasks.resync_probeconfigs": "housekeeping",
+    "apps.resident.tasks.resident_housekeeping": "housekeeping",
 }
 
 

@@ -99,7 +99,8 @@ def world(db: None) -> World:
         severity="critical",
         step="ready",
         error="Failed to create pod sandbox: rpc error",
-        hint="CNI or sandbox trouble on the node",
+        root_cause="network",
+        root_cause_summary="CNI or sandbox trouble on the node",
         firing_since=timezone.now() - timedelta(minutes=5),
     )
     set_alert(etcd, b1, world.runs["b1-etcd"], state="firing", severity="warning", step="ready")

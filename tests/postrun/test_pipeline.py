@@ -43,5 +43,6 @@ def test_one_failing_pair_does_not_stop_the_others(monkeypatch: pytest.MonkeyPat
         judged.append((case_id, cluster_id))
 
     monkeypatch.setattr(services, "alert_evaluate", evaluate)
+    monkeypatch.setattr(pipeline, "_diagnose", lambda case_id, cluster_id: [])  # no database here
     process_finished_runs([(1, 1), (2, 2), (3, 3)])
     assert judged == [(1, 1), (3, 3)]

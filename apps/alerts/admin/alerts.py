@@ -15,6 +15,7 @@ from apps.alerts import services
 from apps.alerts.inputs import AcknowledgeForm, ResolveForm
 from apps.alerts.messages import run_url
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertFlip, AlertTimeline
+from apps.runs.root_cause import root_cause_text
 
 
 def _form_action(
@@ -183,7 +184,15 @@ class AlertAdmin(admin.ModelAdmin):
         "quiet",
     ]
     list_select_related = ["case", "cluster"]
-    list_filter = [OpenFilter, "state", "severity", ClusterFilter, CaseFilter, "escalated"]
+    list_filter = [
+        OpenFilter,
+        "state",
+        "severity",
+        "root_cause",
+        ClusterFilter,
+        CaseFilter,
+        "escalated",
+    ]
     search_fields = ["case__name", "cluster__name", "step", "error"]
     list_per_page = 100
     show_full_result_count = False
@@ -199,7 +208,8 @@ class AlertAdmin(admin.ModelAdmin):
         "reason",
         "step",
         "error",
-        "hint",
+        "diagnosis",
+        "incident_title",
         "run_link",
         "firing_since",
         "last_finished_at",
@@ -211,7 +221,15 @@ class AlertAdmin(admin.ModelAdmin):
         "ack_by",
         "ack_until",
     ]
-    exclude = ["last_run"]
+    exclude = [
+        "last_run",
+        "root_cause",
+        "root_cause_component",
+        "root_cause_confidence",
+        "root_cause_source",
+        "root_cause_summary",
+        "incident_ref",
+    ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # alerts come from runs, not from people
@@ -229,6 +247,10 @@ class AlertAdmin(admin.ModelAdmin):
         if alert.state == "acknowledged" and alert.ack_by_id:
             return "acknowledged"
         return ""
+
+    @admin.display(description="diagnosis")
+    def diagnosis(self, alert: Alert) -> str:
+        return root_cause_text(alert) or "-"
 
     @admin.display(description="last run")
     def run_link(self, alert: Alert) -> str:

@@ -42,6 +42,7 @@ class AlertItem:
     log_url: str  # run page anchor with the pod log tail
     events_url: str  # run page anchor with the pod events
     started_at: datetime  # when this alert started firing (aware UTC)
+    case: str = ""  # its case (an incident's message holds several)
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,13 @@ class Message:
     case: str
     title: str  # one line
     text: str  # plain multi-line body, ready to show
-    hint: str  # root-cause hint ("" if none)
+    diagnosis: str  # the root cause in one line, apps/diagnosis ("" if none)
     items: tuple[AlertItem, ...]  # one per cluster
     note: str = ""  # dependency suppression or acknowledgement note
     portal_url: str = ""  # absolute URL of the portal's alerts page
     ended_at: datetime | None = None  # set for "resolved"
+    root_cause: str = ""  # its category (etcd, image, …) or ""
+    incident: str = ""  # the open incident the alerts belong to, or ""
 
     @property
     def clusters(self) -> list[str]:
@@ -239,7 +242,7 @@ def make_test_message(*, portal_url: str = "", case: str = "kubeprobe-test") -> 
             "This is a test notification from KubeProbe.\n"
             "If you can read it, alerts sent to this channel will arrive here."
         ),
-        hint="",
+        diagnosis="",
         items=(placeholder_item(f"test:{case}", cluster="test-cluster", link=link),),
         portal_url=portal_url,
     )

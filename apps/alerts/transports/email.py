@@ -94,8 +94,10 @@ def html_body(message: Message) -> str:
                 rows,
             )
         )
-    if message.hint:
-        parts.append(format_html("<p><b>Hint:</b> {}</p>", message.hint))
+    if message.incident:
+        parts.append(format_html("<p><b>Incident:</b> {}</p>", message.incident))
+    if message.diagnosis:
+        parts.append(format_html("<p><b>Diagnosis:</b> {}</p>", message.diagnosis))
     if message.note:
         parts.append(format_html("<p><i>{}</i></p>", message.note))
     if message.portal_url:

@@ -116,7 +116,7 @@ def item_links(item: AlertItem, dialect: Dialect) -> str:
 
 
 def markdown_lines(message: Message, dialect: Dialect = MARKDOWN) -> list[str]:
-    """The body as markdown lines: facts, one block per cluster, hint, note, portal link."""
+    """The body as markdown lines: facts, one block per cluster, diagnosis, note, portal link."""
     esc = dialect.escape
     b = dialect.bold
     lines = [
@@ -136,8 +136,10 @@ def markdown_lines(message: Message, dialect: Dialect = MARKDOWN) -> list[str]:
         lines.append(head)
         if item.error and message.event != "resolved":
             lines.append(dialect.quote(esc(truncate(item.error, limit))))
-    if message.hint:
-        lines.append(f"{b('Hint:')} {esc(message.hint)}")
+    if message.incident:
+        lines.append(f"{b('Incident:')} {esc(message.incident)}")
+    if message.diagnosis:
+        lines.append(f"{b('Diagnosis:')} {esc(message.diagnosis)}")
     if message.note:
         lines.append(f"{b('Note:')} {esc(message.note)}")
     if message.ended_at and message.event == "resolved":

@@ -1,5 +1,5 @@
 """Slack incoming webhook: one attachment coloured by event and severity, with Block Kit
-blocks inside (header, facts, one section per cluster, hint, note, link buttons).
+blocks inside (header, facts, one section per cluster, diagnosis, note, link buttons).
 
 Slack reports webhook errors through the HTTP status with a short text body
 (``400 invalid_payload``, ``403 invalid_token``, ``404 no_service``/``channel_not_found``,
@@ -116,13 +116,13 @@ def payload(message: Message) -> dict[str, Any]:
                 ],
             }
         )
-    if message.hint:
+    if message.diagnosis:
         blocks.append(
             {
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": truncate(f"*Hint* {escape(message.hint)}", 3000),
+                    "text": truncate(f"*Diagnosis* {escape(message.diagnosis)}", 3000),
                 },
             }
         )

@@ -18,7 +18,9 @@ Body (schema version 1; fields are only ever added)::
       "case": "statefulset-lifecycle",
       "title": "statefulset-lifecycle failed on prod-1: ...",
       "text": "plain multi-line body",
-      "hint": "",                         # root-cause hint or ""
+      "hint": "",                         # the diagnosis in one line, or "" (see below)
+      "root_cause": "",                   # its category: etcd, apiserver, image, … or ""
+      "incident": "",                     # title of the open incident, or ""
       "note": "",                         # suppression / acknowledgement note or ""
       "portal_url": "https://kubeprobe.example.com/alerts/",
       "ended_at": null,                   # RFC 3339 UTC when resolved
@@ -69,7 +71,9 @@ def payload(message: Message, sent_at: datetime) -> dict[str, Any]:
         "case": message.case,
         "title": message.title,
         "text": message.text,
-        "hint": message.hint,
+        "hint": message.diagnosis,  # the schema only adds fields: the old name stays
+        "root_cause": message.root_cause,
+        "incident": message.incident,
         "note": message.note,
         "portal_url": message.portal_url,
         "ended_at": utc_iso(message.ended_at) if message.ended_at else None,

@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from apps.alerts.models import PROBLEM_STATES, SEVERITY_RANK, Alert, AlertState, Severity
+from apps.alerts.selectors import ROOT_CAUSE_FIELDS
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
 from apps.dashboard import access
@@ -166,7 +167,16 @@ def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None =
         a.cluster_id: a
         for a in Alert.objects.filter(case=case, cluster_id__in=scope.clusters.values("pk"))
         .exclude(state=AlertState.OK)
-        .only("pk", "cluster_id", "state", "severity", "step", "error", "hint", "firing_since")
+        .only(
+            "pk",
+            "cluster_id",
+            "state",
+            "severity",
+            "step",
+            "error",
+            "firing_since",
+            *ROOT_CAUSE_FIELDS,
+        )
     }
     names = dict(
         scope.clusters.filter(pk__in=list(cells)).order_by("name").values_list("pk", "name")

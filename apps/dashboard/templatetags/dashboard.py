@@ -22,6 +22,7 @@ from django.utils.timesince import timesince
 from apps.dashboard.selectors.cluster_case import PairLine
 from apps.dashboard.selectors.matrix import Cell, Matrix, Row
 from apps.dashboard.selectors.stats import WINDOWS, WindowStats
+from apps.runs.root_cause import root_cause_text
 
 register = template.Library()
 
@@ -228,3 +229,15 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
             f"<td>{third}</td>{_stats_html(line.stats)}<td>{badge}</td></tr>"
         )
     return mark_safe("".join(out))  # noqa: S308 - built from escaped parts
+
+
+@register.filter
+def diagnosis(obj: Any) -> str:
+    """A run's or an alert's root cause in one line (apps/runs/root_cause.py)."""
+    return root_cause_text(obj)
+
+
+@register.filter
+def incident_id(ref: str) -> int:
+    """``incident-12`` (Alert.incident_ref) -> 12."""
+    return int(ref.rpartition("-")[2] or 0)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -99,7 +101,7 @@ class ResidentProbeViewSet(viewsets.ModelViewSet):
         responses={200: SeriesSerializer},
     )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
-    def series(self, request: Request, name: str | None = None) -> Response:
+    def series(self, request: Request, name: str | None = None) -> HttpResponse:
         """Availability (%), p50/p99 latency and sample count per step.
 
         Whole-minute steps read the per-minute rollups, shorter ones the raw windows
@@ -118,9 +120,17 @@ class ResidentProbeViewSet(viewsets.ModelViewSet):
             series = resident_series(probe=probe, cluster=cluster, **params)
         except SeriesParamError as exc:
             return Response({exc.field: [str(exc)]}, status=400)
-        return Response(
-            {"probe": probe.name, "cluster": cluster.name if cluster else None, **vars(series)}
-        )
+        head = {
+            "probe": probe.name,
+            "cluster": cluster.name if cluster else None,
+            "step": series.step,
+            "source": series.source,
+        }
+        if series.columns_json is not None:
+            # 10,000-point columns pass through as the database wrote them.
+            body = json.dumps(head)[:-1] + ", " + series.columns_json[1:]
+            return HttpResponse(body, content_type="application/json")
+        return Response({**head, **series.columns()})
 
 
 class ResidentAlertRuleViewSet(viewsets.ModelViewSet):

@@ -41,7 +41,8 @@ def message(*clusters: str, **overrides: Any) -> Message:
         "case": "statefulset-lifecycle",
         "title": "statefulset-lifecycle failed on prod-1: Failed to create pod sandbox",
         "text": "statefulset-lifecycle failed on prod-1\nstep: create-pod",
-        "hint": "Container runtime on the node is unhealthy",
+        "diagnosis": "Container runtime on the node is unhealthy",
+        "root_cause": "runtime",
         "items": items,
         "portal_url": PORTAL,
     }

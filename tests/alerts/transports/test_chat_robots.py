@@ -23,7 +23,7 @@ BODY_LINES = [
     f"- **prod-1** step `create-pod` ([run]({RUN}) · [log]({RUN}#log) · [events]({RUN}#events))",
 ]
 TAIL_LINES = [
-    "**Hint:** Container runtime on the node is unhealthy",
+    "**Diagnosis:** Container runtime on the node is unhealthy",
     "**Note:** dependency etcd-blackbox is firing on prod-1",
     "[Open alerts in KubeProbe](https://kubeprobe.example.com/alerts/)",
 ]
@@ -177,7 +177,7 @@ def test_feishu_signed_interactive_card(receiver: Receiver) -> None:
 def test_feishu_unsigned_escapes_tags(receiver: Receiver) -> None:
     receiver.respond(200, {"code": 0, "msg": "success"})
     transport("feishu", url=receiver.url("/open-apis/bot/v2/hook/x")).send(
-        message(severity="warning", hint="check <at id=all></at> & co")
+        message(severity="warning", diagnosis="check <at id=all></at> & co")
     )
     body = receiver.last.json()
     assert "sign" not in body and "timestamp" not in body

@@ -84,7 +84,7 @@ def transport(port: int, **config: Any):  # type: ignore[no-untyped-def]
 def test_sends_text_and_html_to_all_recipients(smtp: tuple[Sink, int]) -> None:
     sink, port = smtp
     transport(port, username="kp", password="pw").send(
-        message("prod-1", "prod-2", hint="look at <containerd> & co")
+        message("prod-1", "prod-2", diagnosis="look at <containerd> & co")
     )
 
     ((mail_from, rcpt_tos, mail),) = sink.received

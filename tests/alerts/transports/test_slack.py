@@ -52,7 +52,7 @@ def test_posts_a_coloured_attachment_with_blocks(receiver: Receiver) -> None:
                         "type": "section",
                         "text": {
                             "type": "mrkdwn",
-                            "text": "*Hint* Container runtime on the node is unhealthy",
+                            "text": "*Diagnosis* Container runtime on the node is unhealthy",
                         },
                     },
                     {

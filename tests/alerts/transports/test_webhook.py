@@ -47,6 +47,8 @@ def test_posts_the_documented_json_signed_with_hmac(receiver: Receiver) -> None:
         "title": "statefulset-lifecycle failed on prod-1: Failed to create pod sandbox",
         "text": "statefulset-lifecycle failed on prod-1\nstep: create-pod",
         "hint": "Container runtime on the node is unhealthy",
+        "root_cause": "runtime",
+        "incident": "",
         "note": "dependency etcd-blackbox is firing on prod-1",
         "portal_url": PORTAL,
         "ended_at": None,

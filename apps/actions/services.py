@@ -1,0 +1,260 @@
+"""Severity → action writes: plan the policies' actions for an incident, deliver them,
+approve or reject disruptive ones. Every step writes a line on the incident's timeline."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.actions import executors
+from apps.actions.models import (
+    COUNTED_STATES,
+    ActionKind,
+    ActionPolicy,
+    ActionRun,
+    ActionState,
+)
+from apps.alerts.models import SEVERITY_RANK, Alert, Severity
+from apps.alerts.transports import base as transports
+from apps.diagnosis.models import Incident, IncidentEvent, IncidentEventKind, IncidentState
+
+logger = logging.getLogger(__name__)
+
+
+def _timeline(incident_id: int, text: str, user: Any = None) -> None:
+    IncidentEvent.objects.create(
+        incident_id=incident_id, kind=IncidentEventKind.ACTION, text=text, user=user
+    )
+
+
+def _matches(policy: ActionPolicy, category: str, severity: str) -> bool:
+    if policy.category and policy.category != category:
+        return False
+    if policy.severity:
+        return SEVERITY_RANK[Severity(severity)] >= SEVERITY_RANK[Severity(policy.severity)]
+    return True
+
+
+def _rate_limited(policy: ActionPolicy, cluster_id: int, now: datetime) -> bool:
+    since = now - timedelta(minutes=policy.rate_limit_minutes)
+    done = ActionRun.objects.filter(
+        cluster_id=cluster_id, created_at__gte=since, state__in=COUNTED_STATES
+    ).exclude(kind="")
+    return done.count() >= policy.rate_limit_count
+
+
+def _enqueue(action_ids: list[int]) -> None:
+    from apps.actions.tasks import deliver_action
+
+    for action_id in action_ids:
+        deliver_action.delay(action_id)
+
+
+@transaction.atomic
+def actions_plan(*, alert: Alert, now: datetime | None = None) -> list[ActionRun]:
+    """An alert in trouble that belongs to an open incident: each matching policy's
+    response, once per (policy, incident, cluster). The safeguards decide its state:
+    rate limited, dry run, awaiting approval, or queued; delivery runs after commit."""
+    now = now or timezone.now()
+    incident = (
+        Incident.objects.filter(
+            state=IncidentState.OPEN, members__alert=alert, members__left_at__isnull=True
+        )
+        .order_by("-opened_at")
+        .first()
+    )
+    if incident is None:
+        return []
+    planned = []
+    for policy in ActionPolicy.objects.filter(enabled=True).order_by("order", "name"):
+        if not _matches(policy, incident.category, alert.severity):
+            continue
+        if ActionRun.objects.filter(
+            policy=policy, incident=incident, cluster_id=alert.cluster_id
+        ).exists():
+            continue
+        state = ActionState.QUEUED
+        if policy.action:
+            # Lock the cluster's recent actions, so two workers do not both pass the limit.
+            list(
+                ActionRun.objects.select_for_update()
+                .filter(cluster_id=alert.cluster_id)
+                .values_list("pk", flat=True)[:1000]
+            )
+            if _rate_limited(policy, alert.cluster_id, now):
+                state = ActionState.RATE_LIMITED
+            elif policy.dry_run:
+                state = ActionState.DRY_RUN
+            elif policy.disruptive:
+                state = ActionState.AWAITING_APPROVAL
+        action = ActionRun.objects.create(
+            policy=policy,
+            incident=incident,
+            cluster_id=alert.cluster_id,
+            severity=alert.severity,
+            kind=policy.action,
+            state=state,
+        )
+        action.request = _request(action, _context(action, alert.case.name))
+        ActionRun.objects.filter(pk=action.pk).update(request=action.request)
+        _timeline(incident.pk, _planned_text(action))
+        planned.append(action)
+    ids = [a.pk for a in planned]
+    if ids:
+        transaction.on_commit(lambda: _enqueue(ids))
+    return planned
+
+
+def _context(action: ActionRun, case: str) -> dict[str, str]:
+    incident = action.incident
+    return {
+        "INCIDENT": str(incident.pk),
+        "CATEGORY": incident.category,
+        "COMPONENT": incident.component,
+        "CLUSTER": action.cluster.name,
+        "CASE": case,
+        "SEVERITY": action.severity,
+        "TITLE": incident.title,
+    }
+
+
+def _request(action: ActionRun, context: dict[str, str]) -> dict[str, Any]:
+    """What the action sends, rendered now with the incident's context (shown in the
+    admin, and sent as it is once approved)."""
+    policy = action.policy
+    request: dict[str, Any] = {"context": context}
+    if policy.action == ActionKind.WEBHOOK:
+        request["webhook"] = {
+            "url": policy.webhook_url,
+            "body": executors.webhook_body(context, policy.name, action.pk),
+        }
+    elif policy.action == ActionKind.JOB:
+        request["job"] = executors.job_manifest(
+            template=policy.job_template,
+            namespace=policy.job_namespace,
+            context=context,
+            action_id=action.pk,
+        )
+    return request
+
+
+def _what(action: ActionRun) -> str:
+    if action.kind == ActionKind.WEBHOOK:
+        return f"webhook POST {action.policy.webhook_url}"
+    if action.kind == ActionKind.JOB:
+        return f"Job in {action.cluster.name}/{action.policy.job_namespace}"
+    return "no self-heal action"
+
+
+def _planned_text(action: ActionRun) -> str:
+    head = f"policy {action.policy.name} ({action.severity} on {action.cluster.name}): "
+    if action.state == ActionState.RATE_LIMITED:
+        limit = f"{action.policy.rate_limit_count} per {action.policy.rate_limit_minutes} min"
+        return head + f"{_what(action)} not run: rate limit of {limit} on this cluster reached"
+    if action.state == ActionState.DRY_RUN:
+        return head + f"dry run, would run {_what(action)}"
+    if action.state == ActionState.AWAITING_APPROVAL:
+        return head + f"{_what(action)} is disruptive: waiting for an admin's approval"
+    if not action.kind:
+        return head + "notify and escalate as configured"
+    return head + f"{_what(action)} queued"
+
+
+def action_deliver(*, action_id: int) -> ActionRun:
+    """Send the policy's notifications and pages (once), then run the action if it is
+    queued (claimed by a conditional update, so it runs once)."""
+    action = ActionRun.objects.select_related("policy", "incident", "cluster").get(pk=action_id)
+    if ActionRun.objects.filter(pk=action_id, announced_at=None).update(
+        announced_at=timezone.now()
+    ):
+        _announce(action)
+    if not ActionRun.objects.filter(pk=action_id, state=ActionState.QUEUED).update(
+        state=ActionState.RUNNING
+    ):
+        action.refresh_from_db()
+        return action
+    ok, outcome = _act(action)
+    ActionRun.objects.filter(pk=action_id).update(
+        state=ActionState.SUCCEEDED if ok else ActionState.FAILED,
+        outcome=outcome,
+        finished_at=timezone.now(),
+    )
+    if action.kind:
+        word = "succeeded" if ok else "failed"
+        text = f"policy {action.policy.name}: {_what(action)} {word}: {outcome}"
+        _timeline(action.incident_id, text)
+    action.refresh_from_db()
+    return action
+
+
+def _act(action: ActionRun) -> tuple[bool, str]:
+    if action.kind == ActionKind.WEBHOOK:
+        webhook = action.request["webhook"]
+        return executors.call_webhook(
+            url=webhook["url"], secret=action.policy.webhook_secret, body=webhook["body"]
+        )
+    if action.kind == ActionKind.JOB:
+        return executors.create_job(cluster=action.cluster, manifest=action.request["job"])
+    return True, "nothing to run"
+
+
+def _announce(action: ActionRun) -> None:
+    policy, incident = action.policy, action.incident
+    sends = [(c, action.severity, "notified") for c in policy.notify_channels.all()]
+    sends += [
+        (c, Severity.CRITICAL, "paged (high urgency)") for c in policy.escalate_channels.all()
+    ]
+    for channel, severity, verb in sends:
+        message = transports.Message(
+            event="firing",
+            severity=severity,
+            case=action.request.get("context", {}).get("CASE", ""),
+            title=f"Incident #{incident.pk}: {incident.title}",
+            text=f"{incident.title}\nRoot cause: {incident.category or 'not known yet'}"
+            f"{' (' + incident.component + ')' if incident.component else ''}\n{incident.summary}",
+            diagnosis=incident.summary or incident.category,
+            items=(
+                transports.placeholder_item(
+                    f"{incident.ref}:{action.cluster.name}", cluster=action.cluster.name
+                ),
+            ),
+            root_cause=incident.category,
+            incident=incident.ref,
+        )
+        try:
+            transport = transports.get(channel.kind)(json.loads(channel.config_json or "{}"))
+            transport.send(message)
+        except transports.TransportError as exc:
+            _timeline(incident.pk, f"policy {policy.name}: {channel.name} not {verb}: {exc}")
+            continue
+        _timeline(incident.pk, f"policy {policy.name}: {verb} {channel.name} at {severity}")
+
+
+def action_approve(*, action_id: int, user: Any) -> bool:
+    """A disruptive action approved: queued, and delivered after commit. False if it was
+    not waiting (approved or rejected already)."""
+    with transaction.atomic():
+        done = ActionRun.objects.filter(pk=action_id, state=ActionState.AWAITING_APPROVAL).update(
+            state=ActionState.QUEUED, approved_by=user
+        )
+        if done:
+            action = ActionRun.objects.select_related("policy", "cluster").get(pk=action_id)
+            _timeline(action.incident_id, f"{user} approved {_what(action)}", user=user)
+            transaction.on_commit(lambda: _enqueue([action_id]))
+    return bool(done)
+
+
+def action_reject(*, action_id: int, user: Any) -> bool:
+    with transaction.atomic():
+        done = ActionRun.objects.filter(pk=action_id, state=ActionState.AWAITING_APPROVAL).update(
+            state=ActionState.REJECTED, approved_by=user, finished_at=timezone.now()
+        )
+        if done:
+            action = ActionRun.objects.select_related("policy", "cluster").get(pk=action_id)
+            _timeline(action.incident_id, f"{user} rejected {_what(action)}", user=user)
+    return bool(done)

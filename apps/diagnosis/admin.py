@@ -1,0 +1,144 @@
+"""Admin: the rule tree (ordered, editable), diagnoses, incidents, classifier versions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+
+from apps.diagnosis import services
+from apps.diagnosis.inputs import LabelForm
+from apps.diagnosis.models import (
+    ClassifierModel,
+    DiagnosisRule,
+    Incident,
+    IncidentEvent,
+    IncidentMember,
+    RunDiagnosis,
+)
+
+
+@admin.register(DiagnosisRule)
+class DiagnosisRuleAdmin(admin.ModelAdmin):
+    list_display = ["order", "name", "category", "component", "confidence", "enabled", "shipped"]
+    list_display_links = ["name"]
+    list_editable = ["order", "enabled"]
+    list_filter = ["category", "enabled", "shipped", "template_kind"]
+    search_fields = ["name", "summary", "error_pattern", "step_pattern", "component"]
+    ordering = ["order", "name"]
+
+
+def _label_view(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], apply: Any
+) -> TemplateResponse | None:
+    form = LabelForm(request.POST if "category" in request.POST else None)
+    if form.is_valid():
+        done = 0
+        for obj in queryset:
+            try:
+                apply(obj, form.cleaned_data)
+                done += 1
+            except ValueError as exc:
+                modeladmin.message_user(request, f"{obj}: {exc}", messages.ERROR)
+        modeladmin.message_user(request, f"Labelled {done}.", messages.SUCCESS)
+        return None
+    return TemplateResponse(
+        request,
+        "admin/diagnosis/label.html",
+        {
+            **modeladmin.admin_site.each_context(request),
+            "title": "Confirm or correct the root cause",
+            "form": form,
+            "objects": queryset,
+            "action": request.POST.get("action", ""),
+        },
+    )
+
+
+@admin.action(description="Confirm or correct the root cause", permissions=["change"])
+def label_runs(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[RunDiagnosis]
+) -> TemplateResponse | None:
+    return _label_view(
+        modeladmin,
+        request,
+        queryset,
+        lambda d, data: services.run_label(
+            run_id=d.run_id, category=data["category"], user=request.user
+        ),
+    )
+
+
+@admin.action(description="Confirm or correct the root cause", permissions=["change"])
+def label_incidents(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Incident]
+) -> TemplateResponse | None:
+    return _label_view(
+        modeladmin,
+        request,
+        queryset,
+        lambda i, data: services.incident_label(
+            incident_id=i.pk, category=data["category"], user=request.user, note=data["note"]
+        ),
+    )
+
+
+@admin.register(RunDiagnosis)
+class RunDiagnosisAdmin(admin.ModelAdmin):
+    list_display = [
+        "run",
+        "category",
+        "component",
+        "confidence",
+        "source",
+        "rule",
+        "labelled_category",
+    ]
+    list_filter = ["category", "source", "labelled_category"]
+    search_fields = ["run__case__name", "run__cluster__name", "summary"]
+    list_select_related = ["run", "rule"]
+    readonly_fields = [f.name for f in RunDiagnosis._meta.fields]
+    actions = [label_runs]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+class MemberInline(admin.TabularInline):
+    model = IncidentMember
+    extra = 0
+    readonly_fields = ["alert", "run", "joined_at", "left_at"]
+    can_delete = False
+
+
+class EventInline(admin.TabularInline):
+    model = IncidentEvent
+    extra = 0
+    readonly_fields = ["at", "kind", "text", "user"]
+    can_delete = False
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ["pk", "title", "state", "scope", "category", "source", "opened_at"]
+    list_filter = ["state", "scope", "category", "source"]
+    search_fields = ["title", "case__name", "cluster__name"]
+    readonly_fields = [f.name for f in Incident._meta.fields]
+    inlines = [MemberInline, EventInline]
+    actions = [label_incidents]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(ClassifierModel)
+class ClassifierModelAdmin(admin.ModelAdmin):
+    list_display = ["version", "trained_at", "samples", "labels", "accuracy"]
+    readonly_fields = ["version", "trained_at", "samples", "labels", "accuracy"]
+    exclude = ["blob"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

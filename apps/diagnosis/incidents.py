@@ -1,0 +1,318 @@
+"""Incidents: failures that share one cause, grouped.
+
+Two shapes (settings in kubeprobe_site/settings.py, see docs/diagnosis.md):
+
+* **case-wide**: the same case failing with the same signature (category,
+  step, error without its variable parts) on at least
+  KUBEPROBE_INCIDENT_MIN_CLUSTERS clusters within
+  KUBEPROBE_INCIDENT_WINDOW_SECONDS: a common cause outside the clusters
+  (the registry, the probe image, a shared dependency);
+* **cluster-wide**: at least KUBEPROBE_INCIDENT_MIN_CASES cases failing on one
+  cluster within the window: the cluster's own plumbing (API server, etcd,
+  network). Its cause is the deepest category among the members' diagnoses.
+
+A pair (its alert) is in at most one open incident; case-wide wins, since
+then the cause lies outside the cluster. Members carry the incident on their
+alert (Alert.incident_ref / incident_title) so notifications go per incident
+(apps/alerts/delivery.py). A member leaves when its alert is ok again after
+a success; the incident resolves when its last member has left.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.alerts.models import Alert, AlertState
+from apps.diagnosis.models import (
+    Incident,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentMember,
+    IncidentScope,
+    IncidentState,
+    RunDiagnosis,
+)
+from apps.runs.models import ProbeRun, RootCause, RunState
+
+# When many cases fail on one cluster, the deepest shared dependency is the cause.
+DEPTH = (
+    RootCause.ETCD,
+    RootCause.CERTIFICATES,
+    RootCause.NETWORK,
+    RootCause.DNS,
+    RootCause.APISERVER,
+    RootCause.WEBHOOK,
+    RootCause.RBAC,
+    RootCause.NODE,
+    RootCause.RUNTIME,
+    RootCause.STORAGE,
+    RootCause.SCHEDULER,
+    RootCause.CONTROLLER,
+)
+
+
+def _window_start(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.KUBEPROBE_INCIDENT_WINDOW_SECONDS)
+
+
+def _label(category: str) -> str:
+    return RootCause(category).label if category in RootCause.values else "unknown cause"
+
+
+def _open_or_create(key: str, **fields: object) -> tuple[Incident, bool]:
+    existing = Incident.objects.filter(key=key, state=IncidentState.OPEN).first()
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():  # another worker may open the same one right now
+            return Incident.objects.create(key=key, **fields), True
+    except IntegrityError:
+        return Incident.objects.get(key=key, state=IncidentState.OPEN), False
+
+
+def _alerts_of(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Alert]:
+    Alert.objects.bulk_create(
+        [Alert(case_id=c, cluster_id=k) for c, k in pairs], ignore_conflicts=True
+    )
+    found: dict[tuple[int, int], Alert] = {}
+    for alert in Alert.objects.filter(
+        case_id__in={c for c, _ in pairs}, cluster_id__in={k for _, k in pairs}
+    ).select_related("case", "cluster"):
+        if (alert.case_id, alert.cluster_id) in pairs:
+            found[(alert.case_id, alert.cluster_id)] = alert
+    return found
+
+
+def _join(incident: Incident, runs: dict[tuple[int, int], int], now: datetime) -> list[int]:
+    """Make these pairs members (moving them out of a cluster-wide incident when this
+    one is case-wide); returns the ids of incidents that changed."""
+    changed = {incident.pk}
+    alerts = _alerts_of(set(runs))
+    current = {
+        m.alert_id: m
+        for m in IncidentMember.objects.filter(
+            alert_id__in=[a.pk for a in alerts.values()],
+            left_at=None,
+            incident__state=IncidentState.OPEN,
+        ).select_related("incident")
+    }
+    events = []
+    for pair, alert in alerts.items():
+        member = current.get(alert.pk)
+        if member is not None and member.incident_id == incident.pk:
+            IncidentMember.objects.filter(pk=member.pk).update(run_id=runs[pair])
+            continue
+        if member is not None:
+            if (
+                member.incident.scope == IncidentScope.CASE
+                or incident.scope == IncidentScope.CLUSTER
+            ):
+                continue  # already where it belongs
+            member.left_at = now
+            member.save(update_fields=["left_at"])
+            changed.add(member.incident_id)
+            events.append(
+                IncidentEvent(
+                    incident_id=member.incident_id,
+                    kind=IncidentEventKind.LEFT,
+                    text=f"{alert.case.name} on {alert.cluster.name} moved to incident "
+                    f"#{incident.pk} ({incident.title})",
+                    at=now,
+                )
+            )
+        IncidentMember.objects.update_or_create(
+            incident=incident, alert=alert, defaults={"run_id": runs[pair], "left_at": None}
+        )
+        Alert.objects.filter(pk=alert.pk).update(
+            incident_ref=incident.ref, incident_title=incident.title[:300]
+        )
+        events.append(
+            IncidentEvent(
+                incident=incident,
+                kind=IncidentEventKind.JOINED,
+                text=f"{alert.case.name} on {alert.cluster.name} joined (run {runs[pair]})",
+                at=now,
+            )
+        )
+    IncidentEvent.objects.bulk_create(events)
+    Incident.objects.filter(pk=incident.pk).update(updated_at=now)
+    for other in changed - {incident.pk}:
+        _resolve_if_empty(other, now)
+    return sorted(changed)
+
+
+def _case_wide(diagnosis: RunDiagnosis, run: ProbeRun, now: datetime) -> list[int] | None:
+    key = f"case:{run.case_id}:{diagnosis.signature}"
+    newest: dict[tuple[int, int], int] = {}
+    for run_id, cluster_id in (
+        RunDiagnosis.objects.filter(
+            run__case_id=run.case_id,
+            signature=diagnosis.signature,
+            created_at__gte=_window_start(now),
+        )
+        .order_by("run_id")
+        .values_list("run_id", "run__cluster_id")
+    ):
+        newest[(run.case_id, cluster_id)] = run_id
+    newest[(run.case_id, run.cluster_id)] = run.pk
+    is_open = Incident.objects.filter(key=key, state=IncidentState.OPEN).exists()
+    if not is_open and len(newest) < settings.KUBEPROBE_INCIDENT_MIN_CLUSTERS:
+        return None
+    incident, created = _open_or_create(
+        key,
+        scope=IncidentScope.CASE,
+        title=f"{run.case.name} failing on many clusters: {_label(diagnosis.category)}",
+        case_id=run.case_id,
+        category=diagnosis.category,
+        component=diagnosis.component,
+        confidence=diagnosis.confidence,
+        source=diagnosis.source,
+        summary=diagnosis.summary,
+        opened_at=now,
+        updated_at=now,
+    )
+    if created:
+        IncidentEvent.objects.create(
+            incident=incident,
+            kind=IncidentEventKind.OPENED,
+            text=f"{len(newest)} clusters fail {run.case.name} the same way within "
+            f"{settings.KUBEPROBE_INCIDENT_WINDOW_SECONDS} s: {_label(diagnosis.category)}",
+            at=now,
+        )
+    return _join(incident, newest if created else {(run.case_id, run.cluster_id): run.pk}, now)
+
+
+def _cluster_wide(run: ProbeRun, now: datetime) -> list[int] | None:
+    key = f"cluster:{run.cluster_id}"
+    in_case_wide = set(
+        IncidentMember.objects.filter(
+            alert__cluster_id=run.cluster_id,
+            left_at=None,
+            incident__state=IncidentState.OPEN,
+            incident__scope=IncidentScope.CASE,
+        ).values_list("alert__case_id", flat=True)
+    )
+    if run.case_id in in_case_wide:
+        return None
+    newest: dict[tuple[int, int], int] = {}
+    categories: dict[int, str] = {}
+    for run_id, case_id, category in (
+        RunDiagnosis.objects.filter(
+            run__cluster_id=run.cluster_id, created_at__gte=_window_start(now)
+        )
+        .exclude(run__case_id__in=in_case_wide)
+        .order_by("run_id")
+        .values_list("run_id", "run__case_id", "category")
+    ):
+        newest[(case_id, run.cluster_id)] = run_id
+        categories[case_id] = category
+    # A case that succeeded after its failure is not failing any more.
+    for case_id, last_success in (
+        ProbeRun.objects.filter(
+            cluster_id=run.cluster_id,
+            case_id__in=[c for c, _ in newest],
+            state=RunState.SUCCEEDED,
+            finished_at__gte=_window_start(now),
+        )
+        .values("case_id")
+        .annotate(last=Max("id"))
+        .values_list("case_id", "last")
+    ):
+        if last_success > newest[(case_id, run.cluster_id)]:
+            del newest[(case_id, run.cluster_id)]
+            categories.pop(case_id, None)
+    newest[(run.case_id, run.cluster_id)] = run.pk
+    is_open = Incident.objects.filter(key=key, state=IncidentState.OPEN).exists()
+    if not is_open and len(newest) < settings.KUBEPROBE_INCIDENT_MIN_CASES:
+        return None
+    present = Counter(c for c in categories.values() if c)
+    cause = next((c for c in DEPTH if c in present), None) or (
+        present.most_common(1)[0][0] if present else ""
+    )
+    sample = RunDiagnosis.objects.filter(run_id__in=list(newest.values()), category=cause).first()
+    incident, created = _open_or_create(
+        key,
+        scope=IncidentScope.CLUSTER,
+        title=f"{len(newest)} cases failing on {run.cluster.name}: {_label(cause)}",
+        cluster_id=run.cluster_id,
+        category=cause,
+        component=sample.component if sample else "",
+        confidence=sample.confidence if sample else 0.0,
+        source=sample.source if sample else "",
+        summary=sample.summary if sample else "",
+        opened_at=now,
+        updated_at=now,
+    )
+    if created:
+        IncidentEvent.objects.create(
+            incident=incident,
+            kind=IncidentEventKind.OPENED,
+            text=f"{len(newest)} cases fail on {run.cluster.name} within "
+            f"{settings.KUBEPROBE_INCIDENT_WINDOW_SECONDS} s; the deepest cause among them: "
+            f"{_label(cause)} ({', '.join(sorted(present)) or 'undiagnosed'})",
+            at=now,
+        )
+    return _join(incident, newest if created else {(run.case_id, run.cluster_id): run.pk}, now)
+
+
+def incidents_attach(
+    *, run: ProbeRun, diagnosis: RunDiagnosis, now: datetime | None = None
+) -> list[int]:
+    """Put a diagnosed failed run's pair into the incident it belongs to, opening one
+    when the thresholds are reached; returns the ids of incidents that changed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        changed = _case_wide(diagnosis, run, now)
+        if changed is None:
+            changed = _cluster_wide(run, now)
+    return changed or []
+
+
+def _resolve_if_empty(incident_id: int, now: datetime) -> bool:
+    if IncidentMember.objects.filter(incident_id=incident_id, left_at=None).exists():
+        return False
+    resolved = Incident.objects.filter(pk=incident_id, state=IncidentState.OPEN).update(
+        state=IncidentState.RESOLVED, resolved_at=now, updated_at=now
+    )
+    if resolved:
+        IncidentEvent.objects.create(
+            incident_id=incident_id,
+            kind=IncidentEventKind.RESOLVED,
+            text="every member recovered",
+            at=now,
+        )
+    return bool(resolved)
+
+
+def incidents_recover(*, alert: Alert, now: datetime | None = None) -> list[int]:
+    """A pair whose alert is ok after a success leaves its open incidents (resolving
+    those left empty); returns the ids of incidents that changed."""
+    if alert.state != AlertState.OK or alert.latest_state != RunState.SUCCEEDED:
+        return []
+    now = now or timezone.now()
+    with transaction.atomic():
+        members = list(
+            IncidentMember.objects.select_for_update()
+            .filter(alert=alert, left_at=None, incident__state=IncidentState.OPEN)
+            .select_related("alert__case", "alert__cluster")
+        )
+        if not members:
+            return []
+        for member in members:
+            member.left_at = now
+            member.save(update_fields=["left_at"])
+            IncidentEvent.objects.create(
+                incident_id=member.incident_id,
+                kind=IncidentEventKind.LEFT,
+                text=f"{alert.case.name} on {alert.cluster.name} recovered",
+                at=now,
+            )
+            _resolve_if_empty(member.incident_id, now)
+        Alert.objects.filter(pk=alert.pk).update(incident_ref="", incident_title="")
+    return [m.incident_id for m in members]

@@ -1,0 +1,11 @@
+from django.db import migrations
+
+from apps.core.roles import sync_roles_migration
+
+
+class Migration(migrations.Migration):
+    """Every role may ask the gate and read its records (view permissions)."""
+
+    dependencies = [("gating", "0001_initial"), ("core", "0002_roles")]
+
+    operations = [migrations.RunPython(sync_roles_migration, migrations.RunPython.noop)]

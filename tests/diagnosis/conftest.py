@@ -1,0 +1,1 @@
+from tests.alerts.conftest import receiver, webhook  # noqa: F401 (shared fixtures)
