@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("runs", "0004_run_finished")]
+    dependencies = [("runs", "0005_root_cause")]
 
     operations = [
         migrations.AddField(
