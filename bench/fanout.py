@@ -153,8 +153,12 @@ def kill_mid_tick(binding_id: int, tick: datetime) -> float:
     killed_at = time.monotonic() - started
     os.kill(pid, signal.SIGKILL)
     process.wait()
-    # Postgres notices the lost client and rolls the transaction back.
-    while psql(f"SELECT count(*) FROM pg_stat_activity WHERE pid = {backend.split()[0]}") != "0":
+    # Postgres notices the lost client when a statement ends, and rolls it back:
+    # wait for every backend of the killed tick, so the redelivery is timed alone.
+    while (
+        psql(query.replace("SELECT pid", "SELECT count(*)") + " AND datname = current_database()")
+        != "0"
+    ):
         time.sleep(0.05)
     return killed_at
 
