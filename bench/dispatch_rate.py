@@ -21,7 +21,7 @@ and for each cluster the pods it got per second (from the pods'
 creationTimestamp, whole seconds) against its QPS limit and burst.
 
     python bench/dispatch_rate.py [--pods 1200] [--rounds 2] [--workers 4]
-                                  [--clusters 6] [--qps 100] [--slow-qps 5] [--slow-pods 20]
+                                  [--clusters 6] [--qps 100] [--slow-qps 5] [--slow-pods 20] [--keep]
 
 Needs the built control plane (make kube-build), Postgres (BENCH_PG,
 BENCH_DATABASE) and Redis (REDIS_URL, default db 14).
@@ -229,6 +229,7 @@ def main() -> None:
     parser.add_argument("--qps", type=float, default=100)
     parser.add_argument("--slow-qps", type=float, default=5)
     parser.add_argument("--slow-pods", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--raw-child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.raw_child:
@@ -289,6 +290,11 @@ def main() -> None:
             worker.wait(timeout=30)
         kube.stop()
         redis.Redis.from_url(ENV["REDIS_URL"]).delete(f"{QUEUE}.dispatch")
+        if not args.keep:
+            from django.db import connection
+
+            connection.close()
+            run(["psql", PG + "/postgres", "-q", "-c", f"DROP DATABASE IF EXISTS {DB}"], ENV)
 
 
 if __name__ == "__main__":
