@@ -1,7 +1,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint fmt bench services kube-build kube-up
+.PHONY: install run test lint fmt bench services kube-build kube-up helm-build
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,10 @@ services:
 ## Build the local Kubernetes control plane into ~/.cache/kubeprobe (once; cached after)
 kube-build:
 	bash deploy/dev/kube-build
+
+## Build Helm into ~/.cache/kubeprobe (once; cached after), for the chart tests
+helm-build:
+	bash deploy/dev/helm-build
 
 ## Run a local Kubernetes control plane (etcd, apiserver, controllers, scheduler, kwok) until Ctrl-C
 kube-up: install kube-build

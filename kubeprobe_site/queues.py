@@ -47,6 +47,15 @@ TASK_KINDS: dict[str, str] = {
     "apps.resident.tasks.resync_probeconfigs": HOUSEKEEPING,
     "apps.resident.tasks.resident_housekeeping": HOUSEKEEPING,
 }
+# Beat sends a heartbeat to every queue (apps/core/heartbeat.py): kwargs `kind`
+# names the queue ("default" or one of KINDS).
+HEARTBEAT_TASK = "apps.core.tasks.heartbeat"
+DEFAULT_KIND = "default"
+
+
+def queue_kinds() -> list[str]:
+    """Every queue's kind as a heartbeat names it: the default queue, then KINDS."""
+    return [DEFAULT_KIND, *KINDS]
 
 
 def queue_name(default: str, kind: str) -> str:
@@ -75,4 +84,8 @@ def route_task(
     because the test suite renames it per process after the app is configured."""
     from kubeprobe_site.celery import app
 
-    return {"queue": queue_for(name, app.conf.task_default_queue)}
+    default = app.conf.task_default_queue
+    if name == HEARTBEAT_TASK:
+        kind = (kwargs or {}).get("kind", DEFAULT_KIND)
+        return {"queue": queue_name(default, kind) if kind in KINDS else default}
+    return {"queue": queue_for(name, default)}

@@ -15,7 +15,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from kubeprobe_site.queues import kombu_queues
+from kubeprobe_site.queues import kombu_queues, queue_kinds
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -177,6 +177,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so every log line of the request carries its id.
+    "apps.core.middleware.RequestId",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -255,7 +257,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler, recording beat's heartbeat on each tick.
+CELERY_BEAT_SCHEDULER = "apps.core.beat:Scheduler"
 CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 # Dispatch, alerts and housekeeping each have a queue (kubeprobe_site/queues.py);
@@ -271,6 +274,12 @@ KUBEPROBE_API_CHECK_INTERVAL_SECONDS = env.float(
 # than a report's 30 s group-commit wait plus the clock skew between hosts).
 KUBEPROBE_JUDGE_SWEEP_SECONDS = env.float("KUBEPROBE_JUDGE_SWEEP_SECONDS", default=2.0)
 KUBEPROBE_JUDGE_SETTLE_SECONDS = env.float("KUBEPROBE_JUDGE_SETTLE_SECONDS", default=60.0)
+# Beat sends a heartbeat to every queue this often; /healthz calls beat or a
+# queue stale when its heartbeat is older than KUBEPROBE_HEARTBEAT_STALE_SECONDS.
+KUBEPROBE_HEARTBEAT_SECONDS = env.float("KUBEPROBE_HEARTBEAT_SECONDS", default=15.0)
+KUBEPROBE_HEARTBEAT_STALE_SECONDS = env.float(
+    "KUBEPROBE_HEARTBEAT_STALE_SECONDS", default=4 * KUBEPROBE_HEARTBEAT_SECONDS
+)
 # Resident probes (apps/resident): sample windows and batch ids are kept this many
 # days (whole daily partitions are dropped), per-minute rollups longer.
 KUBEPROBE_RESIDENT_RETENTION_DAYS = env.int("KUBEPROBE_RESIDENT_RETENTION_DAYS", default=30)
@@ -281,6 +290,15 @@ KUBEPROBE_RESIDENT_JUDGE_SECONDS = env.float("KUBEPROBE_RESIDENT_JUDGE_SECONDS",
 KUBEPROBE_RESIDENT_RESYNC_SECONDS = env.float("KUBEPROBE_RESIDENT_RESYNC_SECONDS", default=300.0)
 # Housekeeping of the run loop; beat copies these into its database schedule.
 CELERY_BEAT_SCHEDULE = {
+    **{
+        f"kubeprobe-heartbeat-{kind}": {
+            "task": "apps.core.tasks.heartbeat",
+            "schedule": KUBEPROBE_HEARTBEAT_SECONDS,
+            "kwargs": {"kind": kind},
+            "options": {"expires": KUBEPROBE_HEARTBEAT_SECONDS},
+        }
+        for kind in queue_kinds()
+    },
     "kubeprobe-judge-finished-runs": {
         "task": "apps.postrun.tasks.sweep_finished_runs",
         "schedule": KUBEPROBE_JUDGE_SWEEP_SECONDS,
@@ -373,7 +391,7 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=DEBUG)
 
 # Security. Production values are in deploy/production.env.example.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^readyz$", r"^metrics$"]
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
@@ -382,6 +400,15 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 X_FRAME_OPTIONS = "DENY"
+
+# Prometheus metrics (/metrics, apps/core/metrics.py). With a token set, scrapes need
+# `Authorization: Bearer <token>`; without one, a NetworkPolicy must keep others out.
+KUBEPROBE_METRICS_TOKEN = env.str("KUBEPROBE_METRICS_TOKEN", default="")
+# One series per (case, cluster) for the latest result, duration and alert state;
+# off: only the aggregates (docs/operating.md, "Metrics", has the sizes).
+KUBEPROBE_METRICS_PER_PAIR = env.bool("KUBEPROBE_METRICS_PER_PAIR", default=True)
+# Runs and notifications are counted over this recent window at scrape time.
+KUBEPROBE_METRICS_WINDOW_SECONDS = env.int("KUBEPROBE_METRICS_WINDOW_SECONDS", default=300)
 
 # Admin list pages hold thousands of rows; big deletes need more fields.
 DATA_UPLOAD_MAX_NUMBER_FIELDS = 10000
@@ -422,10 +449,31 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# KUBEPROBE_LOG_FORMAT=json: one JSON object per line (for log collectors);
+# plain otherwise. Both carry request_id, run_id and cluster where they apply
+# (apps/core/logcontext.py).
+KUBEPROBE_LOG_FORMAT = env.str("KUBEPROBE_LOG_FORMAT", default="plain")
+if KUBEPROBE_LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(
+        f"KUBEPROBE_LOG_FORMAT must be plain or json, not {KUBEPROBE_LOG_FORMAT!r}"
+    )
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "apps.core.logcontext.ContextFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "apps.core.logcontext.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "json": {"()": "apps.core.logcontext.JsonLinesFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": KUBEPROBE_LOG_FORMAT,
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core.views import healthz, livez
+from apps.core.views import healthz, livez, metrics, readyz
 from apps.gating.api.views import GateView
 from apps.resident.api.ingest import samples_view
 from apps.runs.reporting.http import KuberhealthyReportView, RunReportView
@@ -18,6 +18,8 @@ urlpatterns = [
     path("dashboard/", include("apps.dashboard.urls")),
     path("healthz", healthz, name="healthz"),
     path("livez", livez, name="livez"),
+    path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("admin/", admin.site.urls),
     path("api/v1/runs/<int:run_id>/report", RunReportView.as_view(), name="run-report"),
     # Kuberhealthy's Go check client accepts a reporting URL whose path is exactly /check.

@@ -1,57 +1,65 @@
 from __future__ import annotations
 
-import redis
-from django.conf import settings
-from django.db import connection
+import gzip
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-_redis: redis.Redis | None = None
-
-
-def _redis_client() -> redis.Redis:
-    global _redis
-    if _redis is None:
-        _redis = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-        )
-    return _redis
-
-
-def _check_database() -> str:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-        cursor.fetchone()
-    return "ok"
-
-
-def _check_redis() -> str:
-    _redis_client().ping()
-    return "ok"
+from apps.core import health
+from apps.core.metrics import CONTENT_TYPE, metrics_authorized, metrics_exposition
 
 
 @never_cache
 @require_GET
 def livez(request: HttpRequest) -> HttpResponse:
-    """Liveness: the process answers. Touches nothing else (use /healthz for dependencies)."""
+    """Liveness: the process answers. Touches nothing else (use /readyz for dependencies)."""
     return HttpResponse("ok", content_type="text/plain")
+
+
+def _answer(results: dict[str, str]) -> JsonResponse:
+    failing = health.failing(results)
+    body: dict[str, object] = {"status": "failing" if failing else "ok", "checks": results}
+    if failing:
+        body["failing"] = failing
+    return JsonResponse(body, status=503 if failing else 200)
+
+
+@never_cache
+@require_GET
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness (Kubernetes): 200 when the database and Redis answer and every
+    migration is applied; 503 naming what failed."""
+    return _answer(health.readiness_checks())
 
 
 @never_cache
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
-    """Liveness/readiness: 200 when the database and Redis answer, 503 naming what failed."""
-    checks: dict[str, str] = {}
-    for name, check in (("database", _check_database), ("redis", _check_redis)):
-        try:
-            checks[name] = check()
-        except Exception as exc:  # any failure is reported, not raised
-            # Class name only: messages can carry connection strings.
-            checks[name] = f"error: {type(exc).__name__}"
-    failing = [name for name, result in checks.items() if result != "ok"]
-    status = 503 if failing else 200
-    body: dict[str, object] = {"status": "ok" if not failing else "failing", "checks": checks}
-    if failing:
-        body["failing"] = failing
-    return JsonResponse(body, status=status)
+    """For humans and monitors: readiness plus beat's last tick and a heartbeat from
+    a worker on each queue; 503 naming what is failing or stale."""
+    return _answer({**health.readiness_checks(), **health.heartbeat_checks()})
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition. With KUBEPROBE_METRICS_TOKEN set, only with that bearer token."""
+    if not metrics_authorized(request.headers.get("Authorization", "")):
+        response = HttpResponse(
+            "metrics need Authorization: Bearer <KUBEPROBE_METRICS_TOKEN>\n",
+            status=401,
+            content_type="text/plain",
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    body = metrics_exposition()
+    # Prometheus asks for gzip: tens of MB of repetitive text at 10,000 clusters.
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        response = HttpResponse(gzip.compress(body, compresslevel=1), content_type=CONTENT_TYPE)
+        response["Content-Encoding"] = "gzip"
+    else:
+        response = HttpResponse(body, content_type=CONTENT_TYPE)
+    patch_vary_headers(response, ["Accept-Encoding"])
+    return response

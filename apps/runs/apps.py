@@ -5,3 +5,9 @@ class RunsConfig(AppConfig):
     name = "apps.runs"
     label = "runs"
     verbose_name = "Probe runs"
+
+    def ready(self) -> None:
+        from apps.core.metrics import collector_register
+        from apps.runs.metrics import RunsCollector
+
+        collector_register(name="runs", collector=RunsCollector())

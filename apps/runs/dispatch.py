@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,12 +11,15 @@ from django.utils import timezone
 
 from apps.catalog.models import ReportProtocol
 from apps.core.crypto import hash_token
+from apps.core.logcontext import log_context_update
 from apps.runs.executors import ExecutorError, LaunchSpec, get_executor
 from apps.runs.executors.base import dns_label
 from apps.runs.finishing import run_finish
 from apps.runs.models import ProbeRun, RunState
 from apps.runs.signals import run_state_changed
 from apps.runs.tokens import run_token
+
+logger = logging.getLogger(__name__)
 
 
 def run_contract_env(*, run: ProbeRun, token: str, deadline: datetime) -> dict[str, str]:
@@ -97,6 +101,7 @@ def run_dispatch(*, run_id: int) -> str:
     )
     if run is None or run.state != RunState.PENDING:
         return "not pending"
+    log_context_update(run_id=run.pk, cluster=run.cluster.name)
     token = run_token(
         run_id=run.pk, kuberhealthy=run.case.template.report_protocol == ReportProtocol.KUBERHEALTHY
     )
@@ -135,6 +140,7 @@ def run_dispatch(*, run_id: int) -> str:
                 enqueued_at=timezone.now(),
             )
             raise
+        logger.warning("dispatch failed, the run ends in error: %s", exc)
         run_finish(run=run, state=RunState.ERROR, reason=str(exc))
         return "error"
     ProbeRun.objects.filter(pk=run_id).update(pod_name=handle[:253])

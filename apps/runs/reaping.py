@@ -13,6 +13,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F
 from django.utils import timezone
 
 from apps.clusters.models import Cluster
+from apps.core.logcontext import log_context, log_context_update
 from apps.runs.executors import ExecutorError, RunStatus, get_executor
 from apps.runs.finishing import run_finish
 from apps.runs.models import ProbeRun, RunState
@@ -70,6 +71,7 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
     if not runs:
         return result
     cluster = runs[0].cluster
+    log_context_update(cluster=cluster.name)
     statuses: dict[int, RunStatus] = {}
     poll_error = ""
     executor = None
@@ -83,12 +85,20 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
 
     def close(run: ProbeRun, status: RunStatus | None, state: str, reason: str) -> bool:
         # run_finish only moves an active run: a report that landed since the poll wins.
-        diagnostics, log_tail = _diagnose(executor, cluster, run, status) if executor else ({}, "")
-        if poll_error:
-            diagnostics["poll_error"] = poll_error
-        return run_finish(
-            run=run, state=state, reason=reason, diagnostics=diagnostics, log_tail=log_tail, now=now
-        )
+        with log_context(run_id=run.pk):
+            diagnostics, log_tail = (
+                _diagnose(executor, cluster, run, status) if executor else ({}, "")
+            )
+            if poll_error:
+                diagnostics["poll_error"] = poll_error
+            return run_finish(
+                run=run,
+                state=state,
+                reason=reason,
+                diagnostics=diagnostics,
+                log_tail=log_tail,
+                now=now,
+            )
 
     for run in runs:
         status = statuses.get(run.pk)

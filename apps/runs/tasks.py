@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from apps.clusters.models import Cluster
+from apps.core.logcontext import log_context_update
 from apps.core.retry import DATABASE_ERRORS, db_retry_countdown
 from apps.runs import cleanup, dispatch, dispatch_batch, fanout, reaping
 from apps.runs.executors import TransientExecutorError
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
     max_retries=None,
 )
 def dispatch_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
+    log_context_update(run_id=run_id)
     try:
         return dispatch.run_dispatch(run_id=run_id)
     except TransientExecutorError as exc:

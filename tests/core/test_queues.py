@@ -15,7 +15,7 @@ from apps.alerts.models import Alert
 from apps.postrun.tasks import process_finished_runs
 from apps.runs.tasks import dispatch_run
 from kubeprobe_site.celery import app as celery_app
-from kubeprobe_site.queues import queue_names
+from kubeprobe_site.queues import HEARTBEAT_TASK, queue_names
 from tests.alerts.conftest import add_run
 from tests.factories import CaseFactory, ClusterFactory
 from tests.runs.test_loop import database_url
@@ -64,8 +64,17 @@ def test_each_task_routes_to_its_queue(task_name: str, kind: str) -> None:
 
 def test_every_task_of_ours_has_a_queue_and_the_rest_stay_on_the_default() -> None:
     ours = {name for name in celery_app.tasks if name.startswith("apps.")}
-    assert ours == set(EXPECTED)
+    assert ours == {*EXPECTED, HEARTBEAT_TASK}
     assert routed_queue("celery.backend_cleanup") == celery_app.conf.task_default_queue
+
+
+def test_heartbeats_go_to_the_queue_they_name() -> None:
+    default = celery_app.conf.task_default_queue
+    route = celery_app.amqp.router.route
+    for kind in ("ticks", "dispatch", "alerts", "housekeeping"):
+        queue = route({}, HEARTBEAT_TASK, kwargs={"kind": kind})["queue"].name
+        assert queue == f"{default}.{kind}"
+    assert route({}, HEARTBEAT_TASK, kwargs={"kind": "default"})["queue"].name == default
 
 
 def test_queue_names_follow_the_default_queue() -> None:

@@ -38,6 +38,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.log import log_response
 
+from apps.core.logcontext import log_context_begin, log_context_end, request_id_from
 from apps.runs.reporting.http import (
     MAX_RUN_ID,
     TEXT,
@@ -61,6 +62,7 @@ PREFIXES = ("/api/v1/runs/", "/api/v1/kuberhealthy/", "/check")
 # authenticate by the run's own token, are CSRF-exempt, never touch the
 # session, user or messages and are not static files.
 MIRRORED_MIDDLEWARE = [
+    "apps.core.middleware.RequestId",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -179,6 +181,26 @@ class ReportEndpoint:
         except ValueError:
             length = 0  # as Django reads it
         read = LimitedStream(environ["wsgi.input"], length).read
+        given = environ.get("HTTP_X_REQUEST_ID")
+        request_id = request_id_from(given)  # as apps.core.middleware.RequestId
+        log_context_begin(request_id=request_id)
+        try:
+            answer = self._answer(environ, run, read)
+        finally:
+            log_context_end()
+        headers = [
+            ("Content-Type", answer.content_type),
+            ("Content-Length", str(len(answer.body))),
+            *self.headers[secure],
+        ]
+        if request_id == given:
+            headers.append(("X-Request-ID", request_id))
+        start_response(f"{answer.status} {HTTPStatus(answer.status).phrase}", headers)
+        return [answer.body]
+
+    def _answer(
+        self, environ: dict[str, Any], run: re.Match[str] | None, read: Callable[[int], bytes]
+    ) -> Answer:
         # What Django's request_started and request_finished signals do for us:
         # drop connections past CONN_MAX_AGE or broken.
         close_old_connections()
@@ -202,12 +224,4 @@ class ReportEndpoint:
                 )
         finally:
             close_old_connections()
-        start_response(
-            f"{answer.status} {HTTPStatus(answer.status).phrase}",
-            [
-                ("Content-Type", answer.content_type),
-                ("Content-Length", str(len(answer.body))),
-                *self.headers[secure],
-            ],
-        )
-        return [answer.body]
+        return answer

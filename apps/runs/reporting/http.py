@@ -10,6 +10,7 @@ the answers are the same whichever serves them.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,9 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import permissions, serializers
 from rest_framework.views import APIView
 
+from apps.core.logcontext import log_context_update
 from apps.runs.api.serializers import ReportSerializer
+from apps.runs.metrics import report_observe
 from apps.runs.reporting.accept import (
     Refusal,
     ReportRefused,
@@ -87,7 +90,16 @@ def _bearer(meta: Mapping[str, Any]) -> str:
 
 
 def run_report_answer(run_id: int, meta: Mapping[str, Any], read: Read) -> Answer:
-    """Answer `POST /api/v1/runs/<run_id>/report`; meta is the WSGI environ (request.META)."""
+    """Answer `POST /api/v1/runs/<run_id>/report`; meta is the WSGI environ (request.META).
+    Counted and timed in kubeprobe_reports_total / kubeprobe_report_duration_seconds."""
+    started = time.perf_counter()
+    log_context_update(run_id=run_id)  # until the request ends: Django logs refusals after
+    answer = _run_report_answer(run_id, meta, read)
+    report_observe("kubeprobe", answer.status, started)
+    return answer
+
+
+def _run_report_answer(run_id: int, meta: Mapping[str, Any], read: Read) -> Answer:
     if run_id > MAX_RUN_ID:
         return Answer.json(404, {"detail": f"no run {run_id}"})
     try:
@@ -99,7 +111,14 @@ def run_report_answer(run_id: int, meta: Mapping[str, Any], read: Read) -> Answe
 
 
 def kuberhealthy_answer(meta: Mapping[str, Any], read: Read) -> Answer:
-    """Answer a Kuberhealthy v3 check client (plain text)."""
+    """Answer a Kuberhealthy v3 check client (plain text); counted and timed as reports."""
+    started = time.perf_counter()
+    answer = _kuberhealthy_answer(meta, read)
+    report_observe("kuberhealthy", answer.status, started)
+    return answer
+
+
+def _kuberhealthy_answer(meta: Mapping[str, Any], read: Read) -> Answer:
     if not meta.get("CONTENT_TYPE", "").startswith("application/json"):
         return Answer(415, TEXT, b"")
     try:
