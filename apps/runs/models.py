@@ -110,6 +110,8 @@ class ProbeRun(models.Model):
     # re-sent once redispatch_after has passed since (runs_claim_stuck_pending).
     enqueued_at = models.DateTimeField(default=timezone.now)
     redispatch_after = models.DurationField(default=default_redispatch_after, editable=False)
+    # Launch attempts made by batch dispatch (dispatch_batch.py), for its retry limit.
+    dispatch_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
@@ -151,6 +153,8 @@ class ProbeRun(models.Model):
                 name="run_active",
                 condition=models.Q(state__in=["pending", "dispatched", "running"]),
             ),
+            # Pending runs in id order: what batch dispatch claims next (SKIP LOCKED).
+            models.Index(fields=["id"], name="run_pending", condition=models.Q(state="pending")),
             models.Index(
                 fields=["token_hash"], name="run_token", condition=~models.Q(token_hash="")
             ),
