@@ -190,6 +190,7 @@ MIDDLEWARE = [
     "apps.core.middleware.RequestId",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "apps.core.middleware.RefuseNul",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -434,8 +435,14 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.Pagination",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler",
+    # The DRF parsers, refusing NUL characters (Postgres cannot store them).
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.parsers.JSONParser",
+        "apps.core.parsers.FormParser",
+        "apps.core.parsers.MultiPartParser",
+    ],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -456,6 +463,11 @@ SPECTACULAR_SETTINGS = {
         "RootCauseSourceEnum": "apps.runs.models.RootCauseSource",
         "RootCauseEnum": "apps.runs.models.RootCause",
     },
+    # 400/401/403/404/409 with their bodies on every authenticated operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.core.schema.declare_error_responses",
+    ],
 }
 
 # KUBEPROBE_LOG_FORMAT=json: one JSON object per line (for log collectors);

@@ -15,6 +15,9 @@ admin.site.index_title = "Clusters, probes and runs"
 # "View site": the dashboards.
 admin.site.site_url = "/dashboard/"
 
+# Unmatched URLs under /api/ answer JSON, like every other API error.
+handler404 = "apps.core.views.not_found"
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
     # Browsers ask for /favicon.ico on every page, the admin's too.

@@ -42,7 +42,7 @@ def channel_save(
     channel.config_json = json.dumps(validated, default=str)
     for field, value in fields.items():
         setattr(channel, field, value)
-    if channel.matchers:
+    if channel.matchers != []:  # `{}`, `""` and null are no matchers either: refused
         try:
             validate_matchers(channel.matchers, allow_empty=True)
         except ValidationError as exc:

@@ -15,9 +15,10 @@ from apps.alerts.models import (
     Severity,
     Silence,
 )
+from apps.core.filters import FilterSet
 
 
-class AlertFilter(django_filters.FilterSet):
+class AlertFilter(FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=AlertState.choices)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices)
     cluster = django_filters.CharFilter(field_name="cluster__name")
@@ -40,7 +41,7 @@ class AlertFilter(django_filters.FilterSet):
         return queryset.exclude(state__in=PROBLEM_STATES)
 
 
-class SilenceFilter(django_filters.FilterSet):
+class SilenceFilter(FilterSet):
     active = django_filters.BooleanFilter(method="filter_active", label="In force now")
     created_by = django_filters.CharFilter(field_name="created_by__username")
 
@@ -56,7 +57,7 @@ class SilenceFilter(django_filters.FilterSet):
         return queryset.filter(**active) if value else queryset.exclude(**active)
 
 
-class AlertRuleFilter(django_filters.FilterSet):
+class AlertRuleFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     enabled = django_filters.BooleanFilter()
     severity = django_filters.ChoiceFilter(choices=Severity.choices)
@@ -70,7 +71,7 @@ class AlertRuleFilter(django_filters.FilterSet):
         fields = ["name", "enabled", "severity"]
 
 
-class ChannelFilter(django_filters.FilterSet):
+class ChannelFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     kind = django_filters.CharFilter()
     enabled = django_filters.BooleanFilter()

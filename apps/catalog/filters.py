@@ -3,9 +3,10 @@
 import django_filters
 
 from apps.catalog.models import Case, CaseSet, CaseTemplate, ReportProtocol, TemplateKind
+from apps.core.filters import FilterSet
 
 
-class CaseTemplateFilter(django_filters.FilterSet):
+class CaseTemplateFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     kind = django_filters.ChoiceFilter(choices=TemplateKind.choices)
     report_protocol = django_filters.ChoiceFilter(choices=ReportProtocol.choices)
@@ -16,7 +17,7 @@ class CaseTemplateFilter(django_filters.FilterSet):
         fields = ["name", "kind", "report_protocol", "owner"]
 
 
-class CaseFilter(django_filters.FilterSet):
+class CaseFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     template = django_filters.CharFilter(field_name="template__name")
     kind = django_filters.ChoiceFilter(field_name="template__kind", choices=TemplateKind.choices)
@@ -28,7 +29,7 @@ class CaseFilter(django_filters.FilterSet):
         fields = ["name", "template", "kind", "case_set", "enabled"]
 
 
-class CaseSetFilter(django_filters.FilterSet):
+class CaseSetFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     case = django_filters.CharFilter(field_name="cases__name")
 

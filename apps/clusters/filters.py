@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTextTransform
 
 from apps.clusters.models import ApiStatus, Cluster, ClusterGroup, Executor
 from apps.clusters.selectors import cluster_group_resolve
+from apps.core.db import JSONKeyText
+from apps.core.filters import FilterSet
 
 
-class ClusterFilter(django_filters.FilterSet):
+class ClusterFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     q = django_filters.CharFilter(
         method="filter_q", max_length=100, label="Name or display name contains"
@@ -51,8 +52,8 @@ class ClusterFilter(django_filters.FilterSet):
     def filter_label(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
         key, sep, val = value.partition("=")
         if not sep:
-            return queryset.alias(_lbl=KeyTextTransform(key, "labels")).filter(_lbl__isnull=False)
-        return queryset.alias(_lbl=KeyTextTransform(key, "labels")).filter(_lbl=val)
+            return queryset.alias(_lbl=JSONKeyText(key, "labels")).filter(_lbl__isnull=False)
+        return queryset.alias(_lbl=JSONKeyText(key, "labels")).filter(_lbl=val)
 
     def filter_group(self, queryset: QuerySet[Cluster], name: str, value: str) -> QuerySet[Cluster]:
         group = ClusterGroup.objects.filter(name=value).first()
@@ -61,7 +62,7 @@ class ClusterFilter(django_filters.FilterSet):
         return queryset.filter(pk__in=cluster_group_resolve(group=group).values("pk"))
 
 
-class ClusterGroupFilter(django_filters.FilterSet):
+class ClusterGroupFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     member = django_filters.CharFilter(field_name="members__name", label="Explicit member name")
 

@@ -3,15 +3,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db.models import Q, QuerySet
-from django.db.models.fields.json import KeyTextTransform
 
 from apps.clusters.models import Cluster, ClusterGroup
+from apps.core.db import JSONKeyText
 
 
 def _label_match(queryset: QuerySet[Cluster], selector: dict[str, str]) -> QuerySet[Cluster]:
-    # KeyTextTransform handles keys with dots and slashes (e.g. topology.kubernetes.io/zone)
-    # and works on SQLite as well as Postgres.
-    aliases = {f"_label_{i}": KeyTextTransform(key, "labels") for i, key in enumerate(selector)}
+    # JSONKeyText handles keys with dots and slashes (e.g. topology.kubernetes.io/zone)
+    # and all-digit keys, and works on SQLite as well as Postgres.
+    aliases = {f"_label_{i}": JSONKeyText(key, "labels") for i, key in enumerate(selector)}
     filters = {f"_label_{i}": value for i, value in enumerate(selector.values())}
     return queryset.alias(**aliases).filter(**filters)
 

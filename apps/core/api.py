@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models import ProtectedError, RestrictedError
 from rest_framework import serializers, status, viewsets
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
+def _users_of(objects: Iterable[Any], limit: int = 10) -> str:
+    """`case "a", case "b" and 3 more` for the objects that still use something."""
+    objects = sorted(objects, key=lambda obj: (obj._meta.verbose_name, str(obj)))
+    named = [f'{obj._meta.verbose_name} "{obj}"' for obj in objects[:limit]]
+    more = len(objects) - len(named)
+    return ", ".join(named) + (f" and {more} more" if more > 0 else "")
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    """Model-level ValidationErrors become 400s naming the field, not 500s."""
-    if isinstance(exc, DjangoValidationError):
+    """Model-level ValidationErrors become 400s naming the field, and deleting what
+    others still use a 409 naming them, instead of 500s."""
+    if isinstance(exc, ProtectedError | RestrictedError):
+        used = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        exc = Conflict(f"Cannot delete it: still used by {_users_of(used)}.")
+    elif isinstance(exc, DjangoValidationError):
         detail = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import django_filters
 
+from apps.core.filters import FilterSet
 from apps.diagnosis.models import Incident, RunDiagnosis
 
 
-class IncidentFilter(django_filters.FilterSet):
+class IncidentFilter(FilterSet):
     case = django_filters.CharFilter(field_name="case__name")
     cluster = django_filters.CharFilter(field_name="cluster__name")
 
@@ -16,7 +17,7 @@ class IncidentFilter(django_filters.FilterSet):
         fields = ["state", "scope", "category", "source"]
 
 
-class RunDiagnosisFilter(django_filters.FilterSet):
+class RunDiagnosisFilter(FilterSet):
     case = django_filters.CharFilter(field_name="run__case__name")
     cluster = django_filters.CharFilter(field_name="run__cluster__name")
     labelled = django_filters.BooleanFilter(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import django_filters
 
+from apps.core.filters import FilterSet
 from apps.gating.models import (
     CheckState,
     DecisionSource,
@@ -14,7 +15,7 @@ from apps.gating.models import (
 )
 
 
-class GateDecisionFilter(django_filters.FilterSet):
+class GateDecisionFilter(FilterSet):
     cluster = django_filters.CharFilter(field_name="cluster__name")
     component = django_filters.CharFilter()
     verdict = django_filters.MultipleChoiceFilter(choices=Verdict.choices)
@@ -28,7 +29,7 @@ class GateDecisionFilter(django_filters.FilterSet):
         fields = ["cluster", "component", "verdict", "source", "policy", "since", "until"]
 
 
-class GateCheckFilter(django_filters.FilterSet):
+class GateCheckFilter(FilterSet):
     cluster = django_filters.CharFilter(field_name="cluster__name")
     component = django_filters.CharFilter()
     state = django_filters.MultipleChoiceFilter(choices=CheckState.choices)
@@ -39,7 +40,7 @@ class GateCheckFilter(django_filters.FilterSet):
         fields = ["cluster", "component", "state", "verdict"]
 
 
-class GatePolicyFilter(django_filters.FilterSet):
+class GatePolicyFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     group = django_filters.CharFilter(field_name="group__name")
     component = django_filters.CharFilter(field_name="rules__component", distinct=True)

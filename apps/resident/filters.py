@@ -2,10 +2,11 @@
 
 import django_filters
 
+from apps.core.filters import FilterSet
 from apps.resident.models import ResidentAlertRule, ResidentProbe
 
 
-class ResidentProbeFilter(django_filters.FilterSet):
+class ResidentProbeFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     enabled = django_filters.BooleanFilter()
     cluster = django_filters.CharFilter(
@@ -20,7 +21,7 @@ class ResidentProbeFilter(django_filters.FilterSet):
         fields = ["name", "enabled"]
 
 
-class ResidentAlertRuleFilter(django_filters.FilterSet):
+class ResidentAlertRuleFilter(FilterSet):
     probe = django_filters.CharFilter(field_name="probe__name")
     enabled = django_filters.BooleanFilter()
     severity = django_filters.CharFilter()

@@ -1,9 +1,10 @@
 import django_filters
 
+from apps.core.filters import FilterSet
 from apps.runs.models import ProbeRun, RunState, Trigger
 
 
-class ProbeRunFilter(django_filters.FilterSet):
+class ProbeRunFilter(FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=RunState.choices)
     trigger = django_filters.ChoiceFilter(choices=Trigger.choices)
     case = django_filters.CharFilter(field_name="case__name")

@@ -1,9 +1,10 @@
 import django_filters
 
+from apps.core.filters import FilterSet
 from apps.scheduling.models import Binding, Event, EventSource
 
 
-class BindingFilter(django_filters.FilterSet):
+class BindingFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     enabled = django_filters.BooleanFilter()
     cluster = django_filters.CharFilter(
@@ -18,7 +19,7 @@ class BindingFilter(django_filters.FilterSet):
         fields = ["name", "enabled"]
 
 
-class EventFilter(django_filters.FilterSet):
+class EventFilter(FilterSet):
     cluster = django_filters.CharFilter(field_name="cluster__name")
     kind = django_filters.CharFilter()
     component = django_filters.CharFilter()

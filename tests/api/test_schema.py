@@ -104,3 +104,58 @@ def test_schema_has_the_alerts_endpoints(tmp_path: Path) -> None:
     # The config is free-form JSON in both directions; the transport validates it.
     assert schemas["Channel"]["properties"]["config"]["type"] == "object"
     assert "timeline" not in schemas["Alert"].get("required", [])
+
+
+@pytest.mark.django_db
+def test_every_authenticated_operation_declares_its_errors(tmp_path: Path) -> None:
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(out))
+    doc = yaml.safe_load(out.read_text())
+    checked = 0
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            if not operation.get("security"):
+                continue  # the probes' report endpoints declare their own answers
+            responses = operation["responses"]
+            wanted = {"400", "401", "403"}
+            if "{" in path:
+                wanted.add("404")
+            if method == "delete":
+                wanted.add("409")
+            assert wanted <= set(responses), (method, path, sorted(responses))
+            for code in wanted:
+                assert "application/json" in responses[code]["content"], (method, path, code)
+            checked += 1
+    assert checked > 50
+    assert "409" in doc["paths"]["/api/v1/alerts/{id}/acknowledge/"]["post"]["responses"]
+    assert set(doc["paths"]["/api/v1/runs/{run_id}/report"]["post"]["responses"]) >= {
+        "200",
+        "401",
+        "410",
+    }
+
+
+@pytest.mark.django_db
+def test_fields_that_can_be_null_say_so(tmp_path: Path) -> None:
+    out = tmp_path / "schema.yml"
+    call_command("spectacular", "--file", str(out))
+    schemas = yaml.safe_load(out.read_text())["components"]["schemas"]
+    nullable = {
+        "ProbeRun": ["binding"],
+        "Alert": ["rule", "last_run", "latest_run", "ack_by"],
+        "AlertTimeline": ["user"],
+        "Silence": ["created_by"],
+    }
+    for component, fields in nullable.items():
+        for field in fields:
+            assert schemas[component]["properties"][field].get("nullable") is True, (
+                component,
+                field,
+            )
+    assert not schemas["ProbeRun"]["properties"]["case"].get("nullable")
+    # Read-only model fields, whatever the serializer says: DRF drops allow_null and
+    # allow_blank from them, the schema class adds back what the column holds.
+    assert schemas["GateDecision"]["properties"]["check"].get("nullable") is True
+    assert schemas["ProbeRun"]["properties"]["ok"].get("nullable") is True
+    root_cause = schemas["Alert"]["properties"]["root_cause"]
+    assert {"$ref": "#/components/schemas/BlankEnum"} in root_cause["oneOf"], root_cause

@@ -57,7 +57,7 @@ def name_of(queryset: Any, **kwargs: Any) -> serializers.SlugRelatedField:
 
 class AlertTimelineSerializer(serializers.ModelSerializer):
     user: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
 
     class Meta:
@@ -74,18 +74,22 @@ class AlertSerializer(serializers.ModelSerializer):
         slug_field="name", read_only=True
     )
     rule: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="name", read_only=True
+        slug_field="name", read_only=True, allow_null=True
     )
     last_run: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
-        read_only=True, help_text="Id of the run that last changed what the alert says."
+        read_only=True,
+        allow_null=True,
+        help_text="Id of the run that last changed what the alert says.",
     )
     last_run_url = serializers.SerializerMethodField()
     latest_run: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
-        read_only=True, help_text="Id of the newest finished run of the pair, whatever the state."
+        read_only=True,
+        allow_null=True,
+        help_text="Id of the newest finished run of the pair, whatever the state.",
     )
     flapping = serializers.SerializerMethodField()
     ack_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     timeline = AlertTimelineSerializer(
         many=True, read_only=True, required=False, help_text="Only with ?expand=timeline."
@@ -187,7 +191,7 @@ class SilenceSerializer(ModelCleanMixin, serializers.ModelSerializer):
         help_text="All must match: names " + ", ".join(MATCHER_NAMES) + "; label is key=value."
     )
     created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="username", read_only=True
+        slug_field="username", read_only=True, allow_null=True
     )
     active = serializers.BooleanField(source="is_active", read_only=True)
 

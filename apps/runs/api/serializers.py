@@ -22,7 +22,7 @@ class ProbeRunSerializer(serializers.ModelSerializer):
         slug_field="name", read_only=True
     )
     binding: serializers.SlugRelatedField = serializers.SlugRelatedField(
-        slug_field="name", read_only=True
+        slug_field="name", read_only=True, allow_null=True
     )
     # Declared fields are popped off the class, so this does not shadow Serializer.errors.
     errors = serializers.ListField(child=serializers.CharField(), read_only=True)  # type: ignore[assignment]

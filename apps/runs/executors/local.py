@@ -4,11 +4,20 @@ For the single-machine trial, demos and tests. Whoever can edit a template can
 run commands here, so it works only where KUBEPROBE_LOCAL_EXECUTOR_ENABLED is
 set. Runs are observed through files under KUBEPROBE_LOCAL_RUN_DIR, so the
 reaper must run on the same host as the worker that launched them.
+
+Each database has its own folder there (`<run dir>/<database key>/<run id>/`): run
+ids start again at 1 in a new database, and a folder left by an earlier one (with
+its `exit_code`) must never be read as the new run's. Whether a run's supervisor
+still lives is told by a lock it holds, never by a pid file: the executor signals
+only a supervisor holding its run's lock, which is one this executor started.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
+import hashlib
 import os
 import shutil
 import signal
@@ -20,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.db import connection
+from django.db.migrations.recorder import MigrationRecorder
 
 from apps.clusters.models import LOCAL_EXECUTOR_DISABLED
 from apps.clusters.models import Executor as ExecutorKind
@@ -34,8 +45,42 @@ SUPERVISOR = Path(__file__).with_name("_local_supervisor.py")
 PASSED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE")
 
 
+@functools.cache
+def _database_key(name: str) -> str:
+    """A short key of this database: when its first migration was applied, which a
+    database made again (a reset, a new install) does not share."""
+    first = (
+        MigrationRecorder(connection)
+        .migration_qs.order_by("pk")
+        .values_list("applied", flat=True)
+        .first()
+    )
+    return "db-" + hashlib.sha256(f"{name}|{first}".encode()).hexdigest()[:12]
+
+
+def runs_root() -> Path:
+    """This database's folder of local runs."""
+    key = _database_key(str(connection.settings_dict["NAME"]))
+    return Path(settings.KUBEPROBE_LOCAL_RUN_DIR) / key
+
+
 def run_dir(run_id: int) -> Path:
-    return Path(settings.KUBEPROBE_LOCAL_RUN_DIR) / str(run_id)
+    return runs_root() / str(run_id)
+
+
+def _supervised(directory: Path) -> bool:
+    """Whether the run's supervisor is alive: it holds the run's lock until it ends."""
+    try:
+        fd = os.open(directory / "lock", os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing also drops the lock if we took it
+    return False
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -44,16 +89,6 @@ def _tail(path: Path, lines: int) -> str:
             return "".join(deque(fh, maxlen=lines))
     except FileNotFoundError:
         return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @register
@@ -69,7 +104,13 @@ class LocalExecutor(Executor):
         if command[0] in ("python", "python3"):
             command[0] = sys.executable  # the portal's interpreter, which has probe_sdk
         directory = run_dir(spec.run_id)
-        directory.mkdir(parents=True, exist_ok=True)
+        if directory.exists():
+            if _supervised(directory):
+                raise ExecutorError(f"A process of run {spec.run_id} still runs in {directory}.")
+            shutil.rmtree(directory)  # an earlier attempt's files: never read as this one's
+        directory.mkdir(parents=True)
+        lock = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         # Killed well after the deadline, so the reaper first closes the run as timed out.
         kill_after = spec.timeout_seconds + settings.KUBEPROBE_REPORT_GRACE_SECONDS + 30
         env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
@@ -81,6 +122,7 @@ class LocalExecutor(Executor):
                 str(SUPERVISOR),
                 str(directory),
                 str(kill_after),
+                str(lock),
                 "--",
                 *command,
             ],
@@ -91,7 +133,9 @@ class LocalExecutor(Executor):
             stderr=subprocess.DEVNULL,
             start_new_session=True,
             close_fds=True,
+            pass_fds=(lock,),  # the supervisor holds the lock from here on
         )
+        os.close(lock)
         # Reap the supervisor when it ends so it leaves no zombie in the worker.
         threading.Thread(target=process.wait, daemon=True).start()
         (directory / "supervisor.pid").write_text(str(process.pid))
@@ -113,10 +157,9 @@ class LocalExecutor(Executor):
                 failed_early=True,
                 details={"exit_code": code},
             )
-        pid_file = directory / "supervisor.pid"
-        if not pid_file.exists():
+        if not (directory / "lock").exists():
             return RunStatus("missing", reason="no process was started on this host")
-        if _alive(int(pid_file.read_text())):
+        if _supervised(directory):
             return RunStatus("running")
         return RunStatus("missing", reason="the process vanished without an exit code")
 
@@ -125,14 +168,14 @@ class LocalExecutor(Executor):
 
     def cleanup(self, cluster: Cluster, run: ProbeRun) -> None:
         directory = run_dir(run.pk)
-        child = directory / "child.pid"
-        if child.exists() and not (directory / "exit_code").exists():
-            with contextlib.suppress(ProcessLookupError, ValueError):
-                os.killpg(int(child.read_text()), signal.SIGKILL)
+        if not (directory / "exit_code").exists() and _supervised(directory):
+            # Only a live supervisor of this run holds its lock: its pid is current.
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(int((directory / "supervisor.pid").read_text()), signal.SIGTERM)
         shutil.rmtree(directory, ignore_errors=True)
 
     def managed_handles(self, cluster: Cluster) -> dict[int, str]:
-        root = Path(settings.KUBEPROBE_LOCAL_RUN_DIR)
+        root = runs_root()
         if not root.is_dir():
             return {}
         return {int(p.name): f"dir {p}" for p in root.iterdir() if p.name.isdigit()}

@@ -1,0 +1,3 @@
+module kubeprobe.dev/probe-sdk
+
+go 1.21
