@@ -8,7 +8,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+	$(VENV)/bin/pip install -q -e '.[dev,trial]'
 	touch $@
 
 ## Install (if missing) and start PostgreSQL and Redis on 127.0.0.1: a new machine's first command

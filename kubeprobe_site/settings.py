@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import os
 from pathlib import Path
 
 import environ
@@ -20,6 +21,14 @@ from kubeprobe_site.queues import kombu_queues, queue_kinds
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.FileAwareEnv()
+
+# `make run` writes the quick start's settings (SECRET_KEY, database, Redis, ...)
+# to .env, so `manage.py` in another shell talks to the same portal. Variables
+# already in the environment win; KUBEPROBE_ENV_FILE names another file, or
+# none when empty (the test suite never reads a developer's .env).
+_env_file = os.environ.get("KUBEPROBE_ENV_FILE", str(BASE_DIR / ".env"))
+if _env_file and Path(_env_file).is_file():
+    environ.Env.read_env(_env_file, overwrite=False)
 
 VAR_DIR = Path(env.str("KUBEPROBE_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -85,6 +94,17 @@ KUBEPROBE_KEEP_FAILED_PODS = env.int("KUBEPROBE_KEEP_FAILED_PODS", default=3)
 KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS", default=3600)
 KUBEPROBE_RUN_RETENTION_DAYS = env.int("KUBEPROBE_RUN_RETENTION_DAYS", default=30)
 KUBEPROBE_DISPATCH_MAX_RETRIES = env.int("KUBEPROBE_DISPATCH_MAX_RETRIES", default=5)
+# A cluster's api_qps holds across all worker processes (a token bucket in Redis);
+# false: each process keeps its own bucket.
+KUBEPROBE_SHARED_API_QPS = env.bool("KUBEPROBE_SHARED_API_QPS", default=True)
+# Batch dispatch (apps/runs/dispatch_batch.py): runs one task claims from the
+# table at a time, and at most how many claimers a tick wakes (parallel chains).
+KUBEPROBE_DISPATCH_BATCH = env.int("KUBEPROBE_DISPATCH_BATCH", default=20)
+KUBEPROBE_DISPATCH_WAKE_MAX = env.int("KUBEPROBE_DISPATCH_WAKE_MAX", default=16)
+# Schedule fan-out (apps/runs/fanout.py): a tick's runs are inserted in slices of
+# about this many runs, on this many database connections at once.
+KUBEPROBE_FANOUT_SLICE_RUNS = env.int("KUBEPROBE_FANOUT_SLICE_RUNS", default=100_000)
+KUBEPROBE_FANOUT_CONNECTIONS = env.int("KUBEPROBE_FANOUT_CONNECTIONS", default=2)
 # Circuit breaker per cluster: after this many consecutive failures to reach its
 # API server the cluster is unreachable; its calls fail at once, and one call per
 # interval tries again (apps/clusters/breaker.py).

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core.views import healthz, livez, metrics, readyz
+from apps.core.views import favicon, healthz, livez, metrics, readyz
 from apps.gating.api.views import GateView
 from apps.resident.api.ingest import samples_view
 from apps.runs.reporting.http import KuberhealthyReportView, RunReportView
@@ -12,12 +12,16 @@ from kubeprobe_site.api import router
 admin.site.site_header = "KubeProbe"
 admin.site.site_title = "KubeProbe"
 admin.site.index_title = "Clusters, probes and runs"
+# "View site": the dashboards.
+admin.site.site_url = "/dashboard/"
 
 # Unmatched URLs under /api/ answer JSON, like every other API error.
 handler404 = "apps.core.views.not_found"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard:overview"), name="home"),
+    # Browsers ask for /favicon.ico on every page, the admin's too.
+    path("favicon.ico", favicon, name="favicon"),
     path("dashboard/", include("apps.dashboard.urls")),
     path("healthz", healthz, name="healthz"),
     path("livez", livez, name="livez"),

@@ -20,6 +20,40 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     db.setdefault("TEST", {})["NAME"] = f"{base}_{os.getpid()}"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """pytest-django's, and before it drops the test database, end the sessions that
+    other processes (daphne, Celery workers, probes a test started) may still hold on
+    it: otherwise DROP DATABASE fails and the database is left behind."""
+    yield
+    from django.conf import settings
+    from django.db import connection, connections
+
+    db = settings.DATABASES["default"]
+    name = connection.settings_dict["NAME"]
+    if connection.vendor != "postgresql" or not str(name).startswith("test_"):
+        return
+    import psycopg
+
+    connections.close_all()
+    try:
+        with psycopg.connect(
+            dbname="postgres",
+            user=db.get("USER") or None,
+            password=db.get("PASSWORD") or None,
+            host=db.get("HOST") or None,
+            port=db.get("PORT") or None,
+            autocommit=True,
+        ) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                [name],
+            )
+    except psycopg.Error:
+        pass  # best effort: pytest-django's own drop still runs and reports
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _own_celery_queue() -> Iterator[None]:
     """Tasks enqueued by this test process go to a queue no other run shares."""

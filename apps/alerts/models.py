@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.catalog.models import Case
@@ -262,6 +263,10 @@ class Alert(models.Model):
     def __str__(self) -> str:
         return f"{self.case} on {self.cluster}: {self.state}"
 
+    def get_absolute_url(self) -> str:
+        """Its row on the dashboard's alerts page (the admin's "View on dashboard")."""
+        return f"{reverse('dashboard:alerts')}#alert-{self.pk}"
+
     @property
     def is_problem(self) -> bool:
         return self.state in PROBLEM_STATES
@@ -467,3 +472,23 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel_id}: {self.title[:60]} ({self.status})"
+
+
+class InboxMessage(models.Model):
+    """A notification kept by an `inbox` channel, shown on the dashboard's Inbox page:
+    what a chat or mail channel would have received (the quick start's demo channel)."""
+
+    event = models.CharField(max_length=20)
+    severity = models.CharField(max_length=10)
+    case = models.CharField(max_length=200)
+    title = models.CharField(max_length=500)
+    text = models.TextField()
+    clusters = models.JSONField(default=list)
+    run_url = models.CharField(max_length=2048, blank=True)
+    received_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return self.title

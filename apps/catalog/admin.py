@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from apps.catalog.models import Case, CaseSet, CaseSetMembership, CaseTemplate, RenderConfig
-from apps.core.admin_utils import enable_actions, pretty_json
+from apps.core.admin_utils import OptionalJSONField, enable_actions, pretty_json
 
 
 @admin.register(CaseTemplate)
@@ -50,6 +52,12 @@ class RenderConfigInline(admin.StackedInline):
     extra = 1
     fields = ["name", "env", "args", "resources"]
     verbose_name = "render config (渲染配置)"
+
+    def formfield_for_dbfield(self, db_field: Any, request: Any, **kwargs: Any) -> Any:
+        # Unset args/resources (the template's apply) show empty, not "null".
+        if db_field.name in ("args", "resources"):
+            kwargs["form_class"] = OptionalJSONField
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(Case)

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.urls import reverse
 
 from apps.core.models import TimeStampedModel
 from apps.core.validators import validate_env, validate_resources, validate_string_list
@@ -78,6 +79,10 @@ class Case(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        """Its dashboard page (the admin's "View on dashboard")."""
+        return reverse("dashboard:case", args=[self.name])
 
     def _render(self) -> RenderConfig | None:
         try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from django.conf import settings
 from django.utils import timezone
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
@@ -26,6 +27,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 from apps.clusters import breaker
 from apps.clusters.models import Cluster
+from apps.clusters.ratelimit import SharedRateLimiter, bucket_key
 
 # Answers worth retrying: throttling and server-side trouble.
 TRANSIENT_STATUS = {429, 500, 502, 503, 504}
@@ -105,7 +107,7 @@ class ClusterClient:
     cluster_name: str
     api_client: k8s.ApiClient
     timeout: tuple[float, float]
-    limiter: RateLimiter
+    limiter: RateLimiter | SharedRateLimiter
     cluster_id: int | None = None  # None: no breaker (a client for an unsaved cluster)
     # What this process knows of the cluster's breaker: from the cluster rows it
     # was handed (observe) and from its own calls. The database decides the probe.
@@ -247,6 +249,15 @@ def api_error_message(exc: ApiException) -> str:
         return str(exc.reason)
 
 
+def _limiter(cluster: Cluster) -> RateLimiter | SharedRateLimiter:
+    """The cluster's QPS limit: shared by all processes through Redis (ratelimit.py)."""
+    burst = max(1, int(cluster.api_qps * 2))
+    local = RateLimiter(cluster.api_qps, burst=burst)
+    if cluster.pk is None or not settings.KUBEPROBE_SHARED_API_QPS:
+        return local
+    return SharedRateLimiter(bucket_key(cluster.pk), cluster.api_qps, burst, fallback=local)
+
+
 _clients: dict[tuple[Any, ...], ClusterClient] = {}
 _clients_lock = threading.Lock()
 
@@ -280,7 +291,7 @@ def cluster_client(cluster: Cluster) -> ClusterClient:
             cluster_name=cluster.name,
             api_client=k8s.ApiClient(configuration),
             timeout=(min(timeout, 5.0), timeout),
-            limiter=RateLimiter(cluster.api_qps, burst=max(1, int(cluster.api_qps * 2))),
+            limiter=_limiter(cluster),
             cluster_id=cluster.pk,
             breaker_view=breaker.breaker_state(cluster),
         )

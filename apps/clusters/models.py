@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from django.urls import reverse
 
 from apps.clusters import kubeconfig as kc
 from apps.core.crypto import EncryptedTextField, fingerprint
@@ -138,6 +139,10 @@ class Cluster(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def get_absolute_url(self) -> str:
+        """Its dashboard page (the admin's "View on dashboard")."""
+        return reverse("dashboard:cluster", args=[self.name])
 
     @property
     def has_kubeconfig(self) -> bool:

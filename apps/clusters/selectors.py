@@ -34,8 +34,13 @@ def clusters_for_targets(
     groups: Iterable[ClusterGroup] = (),
     enabled_only: bool = True,
 ) -> QuerySet[Cluster]:
-    """The union of explicit clusters and resolved groups, without duplicates."""
-    condition = Q(pk__in=[c.pk for c in clusters])
+    """The union of explicit clusters and resolved groups, without duplicates.
+
+    `clusters` may be a queryset (a binding's thousands of clusters): it then
+    stays a subquery instead of being loaded, kubeconfigs decrypted, row by row.
+    """
+    explicit = clusters.values("pk") if isinstance(clusters, QuerySet) else [c.pk for c in clusters]
+    condition = Q(pk__in=explicit)
     for group in groups:
         condition |= Q(pk__in=cluster_group_resolve(group=group).values("pk"))
     qs = Cluster.objects.filter(condition)

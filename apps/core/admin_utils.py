@@ -20,6 +20,16 @@ class WriteOnlyTextarea(forms.Textarea):
         return None
 
 
+class OptionalJSONField(forms.JSONField):
+    """A JSON form field for a nullable "unset means inherit" value: empty, not `null`,
+    when unset (and empty input saves as unset)."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if value is None:
+            return ""
+        return super().prepare_value(value)
+
+
 def pretty_json(value: Any) -> str:
     return format_html(
         "<pre style='margin:0'>{}</pre>", json.dumps(value, indent=2, sort_keys=True)

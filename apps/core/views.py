@@ -66,6 +66,15 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for on every page (the admin's too): the icon's
+    static URL, resolved per request (hashed names exist only after collectstatic)."""
+    from django.shortcuts import redirect
+    from django.templatetags.static import static
+
+    return redirect(static("favicon.svg"))
+
+
 def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """404 for URLs no route matches: JSON under /api/, as the API's own 404s are."""
     if request.path_info.startswith("/api/"):

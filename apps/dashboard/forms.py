@@ -25,7 +25,10 @@ from apps.dashboard.selectors.matrix import Filters
 # and a few more that links and the API's users may bring along.
 CLUSTER_PARAMS = ("q", "group", "region", "environment", "label", "executor", "api_status")
 CASE_PARAMS = ("case_set",)
-SHOWN_PARAMS = frozenset({"q", "group", "region", "environment", "case_set", "state", "group_by"})
+SHOWN_PARAMS = frozenset(
+    {"q", "group", "region", "environment", "case_set", "state", "group_by", "columns"}
+)
+COLUMN_CHOICES = [("", "scheduled or with results"), ("all", "every enabled case")]
 
 STATE_CHOICES = [
     ("", "any"),
@@ -42,6 +45,7 @@ class PageForm(forms.Form):
 
     state = forms.ChoiceField(required=False, choices=STATE_CHOICES)
     group_by = forms.ChoiceField(required=False, choices=GROUP_BY_CHOICES, label="Group by")
+    columns = forms.ChoiceField(required=False, choices=COLUMN_CHOICES)
 
 
 def _subset(data: QueryDict, names: tuple[str, ...]) -> dict[str, str]:
@@ -58,6 +62,7 @@ class FilterForm:
     hidden: list[tuple[str, str]]  # accepted parameters without a control, kept on "Apply"
     state_choices = STATE_CHOICES
     group_by_choices = GROUP_BY_CHOICES
+    column_choices = COLUMN_CHOICES
 
     @classmethod
     def parse(cls, data: QueryDict) -> tuple[FilterForm, Filters]:
@@ -77,7 +82,7 @@ class FilterForm:
         cleaned = getattr(page, "cleaned_data", {})
         cluster_values = {k: v for k, v in clusters.data.items() if k not in errors}
         case_values = {k: v for k, v in cases.data.items() if k not in errors}
-        values = {**clusters.data, **cases.data, **_subset(data, ("state", "group_by"))}
+        values = {**clusters.data, **cases.data, **_subset(data, ("state", "group_by", "columns"))}
         return cls(
             values=values,
             errors=errors,
@@ -87,4 +92,5 @@ class FilterForm:
             cases=case_values,
             state="" if "state" in errors else cleaned.get("state") or "",
             group_by="region" if "group_by" in errors else cleaned.get("group_by") or "region",
+            all_cases=cleaned.get("columns") == "all",
         )

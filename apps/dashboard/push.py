@@ -223,8 +223,9 @@ def push_pair(
     _send(messages)
 
 
-def push_run_state(*, run_id: int, case_id: int, cluster_id: int, state: str) -> None:
-    """A run was dispatched or started: its cell (alert state unchanged) and its run page."""
+def _run_state_messages(
+    *, run_id: int, case_id: int, cluster_id: int, state: str
+) -> list[tuple[str, dict[str, Any]]]:
     cell = payload("cell", case_id=case_id, cluster_id=cluster_id, run_state=state, run_id=run_id)
     messages = [(group, cell) for group in cell_groups(case_id=case_id, cluster_id=cluster_id)]
     messages.append(
@@ -233,7 +234,25 @@ def push_run_state(*, run_id: int, case_id: int, cluster_id: int, state: str) ->
             payload("run", run_id=run_id, state=state, cluster_id=cluster_id, case_id=case_id),
         )
     )
-    _send(messages)
+    return messages
+
+
+def push_run_state(*, run_id: int, case_id: int, cluster_id: int, state: str) -> None:
+    """A run was dispatched or started: its cell (alert state unchanged) and its run page."""
+    _send(_run_state_messages(run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=state))
+
+
+def push_run_states(*, runs: list[tuple[int, int, int]], state: str) -> None:
+    """Many runs (run_id, case_id, cluster_id) reached `state` together: one round of sends."""
+    _send(
+        [
+            message
+            for run_id, case_id, cluster_id in runs
+            for message in _run_state_messages(
+                run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=state
+            )
+        ]
+    )
 
 
 def push_samples(*, probe_id: int, cluster_id: int, points: list[list[Any]], state: str) -> None:

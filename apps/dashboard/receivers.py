@@ -16,7 +16,7 @@ from apps.alerts.signals import pair_changed
 from apps.dashboard import push
 from apps.resident.signals import samples_stored
 from apps.runs.models import RunState
-from apps.runs.signals import run_state_changed
+from apps.runs.signals import run_state_changed, runs_state_changed
 
 LIVE_RUN_STATES = frozenset({RunState.DISPATCHED, RunState.RUNNING})
 
@@ -49,6 +49,14 @@ def push_run_state_changed(
     if state not in LIVE_RUN_STATES:
         return
     push.push_run_state(run_id=run_id, case_id=case_id, cluster_id=cluster_id, state=str(state))
+
+
+@receiver(runs_state_changed, dispatch_uid="dashboard.push_runs_state")
+def push_runs_state_changed(
+    sender: Any, runs: list[tuple[int, int, int]], state: str, **kwargs: Any
+) -> None:
+    if state in LIVE_RUN_STATES and runs:
+        push.push_run_states(runs=runs, state=str(state))
 
 
 @receiver(samples_stored, dispatch_uid="dashboard.push_samples")

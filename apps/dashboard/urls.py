@@ -20,6 +20,7 @@ urlpatterns = [
     path("incidents/<int:incident_id>/", incidents.incident_detail, name="incident"),
     path("incidents/<int:incident_id>/label/", incidents.incident_label, name="incident-label"),
     path("alerts/", views.alerts, name="alerts"),
+    path("inbox/", views.inbox, name="inbox"),
     path("alerts/<int:alert_id>/acknowledge/", views.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/<int:alert_id>/silence/", views.alert_silence, name="alert-silence"),
 ]

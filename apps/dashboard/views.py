@@ -21,10 +21,12 @@ from django.utils import timezone
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.alerts import inbox as alert_inbox
 from apps.alerts import services as alert_services
 from apps.alerts import silences as alert_silences
 from apps.alerts.inputs import AcknowledgeForm, QuickSilenceForm
 from apps.catalog.models import Case
+from apps.dashboard import access
 from apps.dashboard.forms import FilterForm
 from apps.dashboard.selectors import cluster_case, matrix, resident, run_alerts, stats, visibility
 from apps.diagnosis.inputs import LabelForm
@@ -138,6 +140,7 @@ def _run_context(request: HttpRequest, page: run_alerts.RunPage) -> dict[str, An
         "page": page,
         "run": page.run,
         "alert": page.alert,
+        "counters": page.counters,
         "can_run": request.user.has_perm(RUN_PERMISSION),
         # An operator confirms or corrects a failed run's root cause (apps/dashboard/incidents.py).
         "can_label": request.user.has_perm("diagnosis.change_rundiagnosis")
@@ -188,9 +191,11 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
 @require_GET
 def alerts(request: HttpRequest) -> HttpResponse:
     page = run_alerts.alerts_page(user=request.user)
+    # The live script swaps the fragment in when alerts change.
+    template = "_alerts_list" if request.GET.get("fragment") == "1" else "alerts"
     return render(
         request,
-        "dashboard/alerts.html",
+        f"dashboard/{template}.html",
         {
             "live_scope": "alerts",
             "page": page,
@@ -199,6 +204,26 @@ def alerts(request: HttpRequest) -> HttpResponse:
             "can_silence": request.user.has_perm(SILENCE_PERMISSION),
             "ack_form": AcknowledgeForm(auto_id=False),
             "silence_form": QuickSilenceForm(auto_id=False),
+        },
+    )
+
+
+@dashboard_view
+@require_GET
+def inbox(request: HttpRequest) -> HttpResponse:
+    """What `inbox` channels received: the notifications a chat or mail channel would get."""
+    if not access.sees_all_clusters(request.user):
+        # Messages name clusters of every group.
+        raise PermissionDenied("The inbox shows messages about every cluster.")
+    template = "_inbox_list" if request.GET.get("fragment") == "1" else "inbox"
+    return render(
+        request,
+        f"dashboard/{template}.html",
+        {
+            "live_scope": "alerts",
+            "messages_kept": alert_inbox.inbox_messages_recent(),
+            "inbox_channels": alert_inbox.inbox_channels(),
+            "counters": run_alerts.firing_counts(user=request.user),
         },
     )
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from apps.core.admin_utils import pretty_json
 from apps.runs.admin_actions import RunNowMixin, run_now_action
@@ -20,7 +22,8 @@ def _run_again(queryset: QuerySet[ProbeRun], user_id: int | None) -> CreateResul
 
 @admin.register(ProbeRun)
 class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
-    list_display = ["id", "case", "cluster", "trigger", "state", "ok", "created_at", "duration_ms"]
+    list_display = ["id", "case", "cluster", "trigger", "state", "created", "duration"]
+    list_display_links = ["id"]
     list_select_related = ["case", "cluster"]
     list_filter = ["state", "trigger", "executor"]
     search_fields = ["=id", "case__name", "cluster__name"]
@@ -44,7 +47,7 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
         "dispatched_at",
         "finished_at",
         "deadline",
-        "duration_ms",
+        "duration",
         "ok",
         "errors_display",
         "steps_display",
@@ -53,18 +56,27 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
         "log_tail",
         "diagnostics_display",
     ]
-    exclude = [
-        "errors",
-        "steps",
-        "metrics",
-        "diagnostics",
-        "token_hash",
-        "cleaned_at",
-        "keep_until",
+    # What happened first, bookkeeping last.
+    fieldsets = [
+        (None, {"fields": ["case", "cluster", "state", "duration", "reason"]}),
+        ("Result", {"fields": ["steps_display", "errors_display", "metrics_display", "log_tail"]}),
+        (
+            "Origin",
+            {"fields": ["trigger", "binding", "event", "requested_by", "executor", "pod_name"]},
+        ),
+        (
+            "Times",
+            {"fields": ["created_at", "dispatched_at", "finished_at", "deadline", "ok"]},
+        ),
+        (
+            "Diagnostics",
+            {"fields": ["diagnostics_display", "idempotency_key"], "classes": ["collapse"]},
+        ),
     ]
 
     def get_queryset(self, request: HttpRequest):  # type: ignore[no-untyped-def]
-        qs = super().get_queryset(request)
+        # The title names the case and the cluster (ProbeRun.__str__).
+        qs = super().get_queryset(request).select_related("case", "cluster")
         if request.resolver_match and (request.resolver_match.url_name or "").endswith(
             "changelist"
         ):
@@ -78,18 +90,67 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: ProbeRun | None = None) -> bool:
         return False
 
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: ProbeRun) -> str:
+        return f"{obj.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @admin.display(description="duration", ordering="duration_ms")
+    def duration(self, obj: ProbeRun) -> str:
+        return _ms(obj.duration_ms)
+
     @admin.display(description="errors")
-    def errors_display(self, obj: ProbeRun) -> str:
-        return pretty_json(obj.errors)
+    def errors_display(self, obj: ProbeRun) -> SafeString | str:
+        if not obj.errors:
+            return "-"
+        return format_html(
+            "<ol style='margin:0;padding-left:1.2em'>{}</ol>",
+            format_html_join(
+                "", "<li><pre style='margin:0'>{}</pre></li>", ((e,) for e in obj.errors)
+            ),
+        )
 
     @admin.display(description="steps")
-    def steps_display(self, obj: ProbeRun) -> str:
-        return pretty_json(obj.steps)
+    def steps_display(self, obj: ProbeRun) -> SafeString | str:
+        if not obj.steps:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td style='text-align:right'>{}</td><td><pre style='margin:0;white-space:pre-wrap'>{}</pre></td></tr>",
+            (
+                (
+                    n,
+                    step.get("name", ""),
+                    "✗ failed" if step.get("ok") is False else "✓ ok",
+                    _ms(step.get("duration_ms")),
+                    step.get("error", ""),
+                )
+                for n, step in enumerate(obj.steps, 1)
+                if isinstance(step, dict)
+            ),
+        )
+        return format_html(
+            "<table><thead><tr><th>#</th><th>step</th><th>result</th><th>duration</th><th>error</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="metrics")
-    def metrics_display(self, obj: ProbeRun) -> str:
-        return pretty_json(obj.metrics)
+    def metrics_display(self, obj: ProbeRun) -> SafeString | str:
+        if not obj.metrics:
+            return "-"
+        rows = format_html_join(
+            "",
+            "<tr><th scope='row'>{}</th><td style='text-align:right'>{}</td></tr>",
+            sorted(obj.metrics.items()),
+        )
+        return format_html("<table><tbody>{}</tbody></table>", rows)
 
     @admin.display(description="diagnostics")
     def diagnostics_display(self, obj: ProbeRun) -> str:
         return pretty_json(obj.diagnostics)
+
+
+def _ms(value: object) -> str:
+    """1234 → "1.23 s", 87 → "87 ms", None → "-"."""
+    if not isinstance(value, int | float):
+        return "-"
+    return f"{value / 1000:.2f} s" if value >= 1000 else f"{value:.0f} ms"

@@ -73,7 +73,7 @@ def run_launch_spec(*, run: ProbeRun, token: str, deadline: datetime) -> LaunchS
     )
 
 
-def _notify(run: ProbeRun, state: str) -> None:
+def notify_state(run: ProbeRun, state: str) -> None:
     def send() -> None:
         run_state_changed.send(
             sender=ProbeRun,
@@ -119,7 +119,7 @@ def run_dispatch(*, run_id: int) -> str:
         )
         if not claimed:
             return "claimed elsewhere"
-        _notify(run, RunState.DISPATCHED)
+        notify_state(run, RunState.DISPATCHED)
     run.state, run.dispatched_at, run.deadline = RunState.DISPATCHED, now, deadline
     try:
         if not run.cluster.enabled:
@@ -148,7 +148,7 @@ def run_dispatch(*, run_id: int) -> str:
         if ProbeRun.objects.filter(pk=run_id, state=RunState.DISPATCHED).update(
             state=RunState.RUNNING
         ):
-            _notify(run, RunState.RUNNING)
+            notify_state(run, RunState.RUNNING)
     return "launched"
 
 

@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.catalog.models import Case
@@ -109,6 +110,8 @@ class ProbeRun(models.Model):
     # re-sent once redispatch_after has passed since (runs_claim_stuck_pending).
     enqueued_at = models.DateTimeField(default=timezone.now)
     redispatch_after = models.DurationField(default=default_redispatch_after, editable=False)
+    # Launch attempts made by batch dispatch (dispatch_batch.py), for its retry limit.
+    dispatch_attempts = models.PositiveSmallIntegerField(default=0, editable=False)
     dispatched_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deadline = models.DateTimeField(null=True, blank=True)
@@ -133,6 +136,8 @@ class ProbeRun(models.Model):
     keep_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = "run"
+        verbose_name_plural = "runs"
         ordering = ["-created_at", "-id"]
         permissions = [("run_probe", "Can run probes by hand")]
         constraints = [
@@ -148,6 +153,8 @@ class ProbeRun(models.Model):
                 name="run_active",
                 condition=models.Q(state__in=["pending", "dispatched", "running"]),
             ),
+            # Pending runs in id order: what batch dispatch claims next (SKIP LOCKED).
+            models.Index(fields=["id"], name="run_pending", condition=models.Q(state="pending")),
             models.Index(
                 fields=["token_hash"], name="run_token", condition=~models.Q(token_hash="")
             ),
@@ -180,7 +187,12 @@ class ProbeRun(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"run {self.pk}: {self.case_id}@{self.cluster_id} {self.state}"
+        # Reads case and cluster: select_related them where many runs are shown.
+        return f"Run {self.pk} · {self.case.name} on {self.cluster.name} · {self.state}"
+
+    def get_absolute_url(self) -> str:
+        """Its dashboard page (the admin's "View on dashboard")."""
+        return reverse("dashboard:run", args=[self.pk])
 
     def duration_ms_at(self, finished_at: datetime) -> int:
         """The run's duration if it ends at `finished_at`: from dispatch, or from

@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.clusters.models import Cluster
 from apps.core.logcontext import log_context_update
 from apps.core.retry import DATABASE_ERRORS, db_retry_countdown
-from apps.runs import cleanup, dispatch, reaping
+from apps.runs import cleanup, dispatch, dispatch_batch, fanout, reaping
 from apps.runs.executors import TransientExecutorError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,36 @@ def dispatch_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
         with contextlib.suppress(*DATABASE_ERRORS):  # the database may still be away
             reaping.run_requeued(run_id=run_id, due=timezone.now() + timedelta(seconds=countdown))
         raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(
+    bind=True,
+    name="apps.runs.tasks.dispatch_pending",
+    acks_late=True,
+    ignore_result=True,
+    max_retries=None,
+)
+def dispatch_pending(self) -> int:  # type: ignore[no-untyped-def]
+    """Claim and launch one batch of pending runs (a tick's wake-up). Returns how many launched.
+
+    A full batch passes the baton before launching: one more claimer is
+    queued, so each chain the tick started keeps going until the table has no
+    due pending run left, while the launches of this batch overlap the next claim.
+    """
+    limit = settings.KUBEPROBE_DISPATCH_BATCH
+    try:
+        claimed = dispatch_batch.runs_claim_pending(limit=limit)
+    except DATABASE_ERRORS as exc:
+        countdown = db_retry_countdown(self.request.retries)
+        if countdown is None:  # the runs stay pending: the reaper sends them again
+            raise
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    if len(claimed) >= limit:
+        dispatch_pending.delay()
+    result = dispatch_batch.runs_launch_claimed(claimed=claimed)
+    if result.retry_in is not None:
+        fanout.dispatch_wake(runs=result.retried, countdown=result.retry_in)
+    return len(result.launched)
 
 
 @shared_task(name="apps.runs.tasks.reap_runs", ignore_result=True)

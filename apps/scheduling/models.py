@@ -95,6 +95,9 @@ class Binding(TimeStampedModel):
     last_fired_at = models.DateTimeField(
         null=True, blank=True, editable=False, help_text="The last schedule tick accepted."
     )
+    # A tick accepted whose runs are not all stored yet (its slices commit one by
+    # one): the next delivery for the binding finishes it first (services.py).
+    tick_open_at = models.DateTimeField(null=True, blank=True, editable=False)
     periodic_task = models.OneToOneField(
         PeriodicTask,
         null=True,

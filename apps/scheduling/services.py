@@ -1,20 +1,22 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from celery.schedules import crontab
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
 from apps.catalog.models import Case, CaseSetMembership
 from apps.clusters.models import Cluster
 from apps.clusters.selectors import cluster_group_resolve, clusters_for_targets
+from apps.runs.fanout import runs_fan_out
 from apps.runs.models import Trigger
 from apps.runs.services import CreateResult, manual_key, redispatch_window, runs_create
 from apps.scheduling import cron
@@ -22,6 +24,7 @@ from apps.scheduling.models import Binding, Event, EventSource
 from apps.scheduling.signals import event_recorded
 
 FIRE_BINDING_TASK = "apps.scheduling.tasks.fire_binding"
+TICK_LOCK_CLASS = 0x6B70  # advisory lock namespace of schedule ticks ("kp")
 
 
 def _periodic_task_name(binding: Binding) -> str:
@@ -100,22 +103,27 @@ def binding_redispatch_after(binding: Binding, now: datetime) -> timedelta:
     return redispatch_window(binding_period(binding, now))
 
 
-def binding_cases(*, binding: Binding) -> list[Case]:
+def binding_cases_queryset(*, binding: Binding) -> QuerySet[Case]:
     """Enabled cases of a binding: its own plus those of its case sets."""
     condition = Q(pk__in=binding.cases.values("pk")) | Q(
         pk__in=CaseSetMembership.objects.filter(case_set__in=binding.case_sets.all()).values(
             "case_id"
         )
     )
-    return list(
-        Case.objects.filter(condition, enabled=True)
-        .select_related("template", "render_config")
-        .order_by("pk")
-    )
+    return Case.objects.filter(condition, enabled=True).order_by("pk")
+
+
+def binding_cases(*, binding: Binding) -> list[Case]:
+    return list(binding_cases_queryset(binding=binding).select_related("template", "render_config"))
+
+
+def binding_clusters_queryset(*, binding: Binding) -> QuerySet[Cluster]:
+    """Enabled clusters of a binding (explicit and through groups), as a subquery."""
+    return clusters_for_targets(clusters=binding.clusters.all(), groups=binding.groups.all())
 
 
 def binding_clusters(*, binding: Binding) -> list[Cluster]:
-    return list(clusters_for_targets(clusters=binding.clusters.all(), groups=binding.groups.all()))
+    return list(binding_clusters_queryset(binding=binding))
 
 
 def _record_skips(binding: Binding, result: CreateResult) -> None:
@@ -125,44 +133,79 @@ def _record_skips(binding: Binding, result: CreateResult) -> None:
         )
 
 
-@transaction.atomic
+@contextmanager
+def _tick_lock(binding_id: int) -> Iterator[None]:
+    """One tick of a binding at a time, across workers: a Postgres session advisory lock.
+
+    A second delivery of the tick waits here, then finds it claimed and done.
+    The lock dies with its session, so a worker killed mid-tick never holds it.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [TICK_LOCK_CLASS, binding_id])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [TICK_LOCK_CLASS, binding_id])
+
+
+def _store_tick(binding: Binding, tick: datetime) -> CreateResult:
+    """Store every run of an accepted tick that is not stored yet, then close the tick."""
+    # Planned and stored by the database (apps/runs/fanout.py): a tick over
+    # 10,000 clusters × 20 cases never passes through Python row by row.
+    # The idempotency key names the accepted tick, down to the microsecond.
+    result = runs_fan_out(
+        cases=binding_cases_queryset(binding=binding),
+        clusters=binding_clusters_queryset(binding=binding),
+        trigger=Trigger.SCHEDULE,
+        key=f"schedule:{binding.pk}:{tick.isoformat()}",
+        binding_id=binding.pk,
+        redispatch_after=binding_redispatch_after(binding, tick),
+    )
+    Binding.objects.filter(pk=binding.pk, tick_open_at=tick).update(
+        tick_open_at=None, skipped_count=F("skipped_count") + result.skipped
+    )
+    return result
+
+
 def binding_fire_schedule(*, binding_id: int, now: datetime | None = None) -> CreateResult:
     """A beat tick: create runs for every case × cluster of the binding.
 
     The tick is claimed by moving the binding's last_fired_at forward, only if
     the last accepted tick is at least half a period old. A duplicated tick (a
     second beat, a redelivered message) finds it moved and creates nothing;
-    a tick that waited in the queue still counts. The claim and the runs
-    commit together, so a crash in between leaves the tick to its redelivery.
+    a tick that waited in the queue still counts. The claim commits first and
+    marks the tick open (tick_open_at); its runs are stored in slices that
+    commit one by one (runs_fan_out), and the tick is closed when all are in.
+    A worker that dies midway leaves the tick open: the next delivery for the
+    binding (the redelivered message, a retry or the next tick) stores what is
+    missing, under the same idempotency keys, before anything else.
     """
     now = now or timezone.now()
-    binding = Binding.objects.filter(pk=binding_id, enabled=True).first()
-    if binding is None:
-        return CreateResult()
-    half_period = timedelta(seconds=(binding.interval_seconds or 60) / 2)
-    claimed = (
-        Binding.objects.filter(pk=binding_id, enabled=True)
-        .filter(Q(last_fired_at__isnull=True) | Q(last_fired_at__lte=now - half_period))
-        .update(last_fired_at=now)
-    )
-    if not claimed:
-        return CreateResult()
-    pairs = [
-        (case, cluster)
-        for cluster in binding_clusters(binding=binding)
-        for case in binding_cases(binding=binding)
-    ]
-    # The idempotency key names the accepted tick, down to the microsecond.
-    key = f"schedule:{binding.pk}:{now.isoformat()}"
-    result = runs_create(
-        pairs=pairs,
-        trigger=Trigger.SCHEDULE,
-        key=key,
-        binding_id=binding.pk,
-        redispatch_after=binding_redispatch_after(binding, now),
-    )
-    _record_skips(binding, result)
-    return result
+    total = CreateResult()
+    with _tick_lock(binding_id):
+        binding = Binding.objects.filter(pk=binding_id, enabled=True).first()
+        if binding is None:
+            return total
+        if binding.tick_open_at is not None:
+            _add(total, _store_tick(binding, binding.tick_open_at))
+        half_period = timedelta(seconds=(binding.interval_seconds or 60) / 2)
+        claimed = (
+            Binding.objects.filter(pk=binding_id, enabled=True)
+            .filter(Q(last_fired_at__isnull=True) | Q(last_fired_at__lte=now - half_period))
+            .update(last_fired_at=now, tick_open_at=now)
+        )
+        if claimed:
+            _add(total, _store_tick(binding, now))
+    return total
+
+
+def _add(total: CreateResult, result: CreateResult) -> None:
+    total.created += result.created
+    total.skipped += result.skipped
 
 
 def binding_fire_now(

@@ -15,8 +15,15 @@ logger = logging.getLogger(__name__)
 
 
 # max_retries=None: Celery's default (3) would cut the budget below short.
+# acks_late + reject_on_worker_lost: a worker killed mid-tick has committed nothing
+# (the claim and the runs are one transaction), and the tick is delivered again.
 @shared_task(
-    bind=True, name="apps.scheduling.tasks.fire_binding", ignore_result=True, max_retries=None
+    bind=True,
+    name="apps.scheduling.tasks.fire_binding",
+    ignore_result=True,
+    max_retries=None,
+    acks_late=True,
+    reject_on_worker_lost=True,
 )
 def fire_binding(self, binding_id: int, tick_at: str | None = None) -> int:  # type: ignore[no-untyped-def]
     """A binding's beat tick. Returns how many runs it created.

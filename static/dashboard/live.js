@@ -7,6 +7,9 @@
  *   the page are ignored (the overview may be filtered)
  * - counters <span data-counter="firing-critical|firing-warning|firing-info">
  * - run page <div id="run-detail">, refetched from ?fragment=1
+ * - alerts and inbox pages (scope "alerts") <div id="alerts-live">, refetched from
+ *   ?fragment=1 when cells change, and once more a few seconds later for the
+ *   notification that follows a flip; never while one of its forms is open
  * - incident pages (scope incidents | incident:<id>): <div data-live-fragment="URL">,
  *   refetched when an "incident" frame names it
  * - <span id="live-status"> shows connecting / live / reconnecting / signed out
@@ -167,6 +170,51 @@
       });
   }
 
+  // ------------------------------------------------------------ alerts and inbox
+
+  var alertsBusy = false;
+  var alertsAgain = false;
+  var alertsLater = null;
+  var AFTER_NOTIFY = 4000; // the alert group wait (1 s by default) plus the send
+
+  function refetchAlerts() {
+    var box = document.getElementById("alerts-live");
+    if (!box) return;
+    // An open Acknowledge/Silence form would lose what was typed: wait until it closes.
+    if (box.querySelector("details[open]")) { alertsAgain = true; return; }
+    if (alertsBusy) { alertsAgain = true; return; }
+    alertsBusy = true;
+    fetch(window.location.pathname + "?fragment=1", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        box.innerHTML = html;
+        var counts = box.querySelector("[data-fragment-counts]");
+        if (!counts) return;
+        ["critical", "warning", "info"].forEach(function (sev) {
+          var el = document.querySelector('[data-counter="firing-' + sev + '"]');
+          if (el) el.textContent = counts.dataset[sev] || "0";
+        });
+      })
+      .catch(function (e) { console.warn("live: alerts fragment", e); })
+      .then(function () {
+        alertsBusy = false;
+        if (alertsAgain) { alertsAgain = false; refetchAlerts(); }
+      });
+  }
+
+  function alertsChanged() {
+    refetchAlerts();
+    clearTimeout(alertsLater);
+    alertsLater = setTimeout(refetchAlerts, AFTER_NOTIFY);
+  }
+
+  document.addEventListener("toggle", function (event) {
+    if (alertsAgain && event.target.tagName === "DETAILS" && !event.target.open) {
+      alertsAgain = false;
+      refetchAlerts();
+    }
+  }, true);
+
   // Incident pages: <div data-live-fragment="URL"> is refetched when an incident changes.
   var incidentMatch = /^incident:(\d+)$/.exec(scope);
   var liveFragmentBusy = false;
@@ -190,8 +238,9 @@
 
   function resync() {
     if (runId != null) { refetchRun(); return; }
+    if (scope === "alerts") { refetchAlerts(); return; }
     if (document.querySelector("[data-live-fragment]")) { refetchFragment(); return; }
-    if (!document.querySelector("td.cell")) return;  // no matrix on this page (alerts)
+    if (!document.querySelector("td.cell")) return;  // no matrix on this page
     var query = window.location.search.replace(/^\?/, "");
     var url = "/dashboard/state.json?scope=" + encodeURIComponent(scope) + (query ? "&" + query : "");
     pushedDuringResync = [];
@@ -213,6 +262,7 @@
     switch (msg.type) {
       case "cells":
         queueCells(msg.cells || []);
+        if (scope === "alerts") alertsChanged();
         if (pushedDuringResync) pushedDuringResync.push.apply(pushedDuringResync, msg.cells || []);
         break;
       case "run":

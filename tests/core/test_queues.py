@@ -24,6 +24,7 @@ from tests.utils import celery_worker, wait_for
 EXPECTED = {
     "apps.scheduling.tasks.fire_binding": "ticks",
     "apps.runs.tasks.dispatch_run": "dispatch",
+    "apps.runs.tasks.dispatch_pending": "dispatch",
     "apps.postrun.tasks.process_finished_runs": "alerts",
     "apps.postrun.tasks.sweep_finished_runs": "alerts",
     "apps.alerts.tasks.deliver_flips": "alerts",

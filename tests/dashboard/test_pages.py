@@ -58,8 +58,9 @@ def test_overview_matrix_cells_follow_the_contract(
     )
     assert f'href="/dashboard/runs/{failing.pk}/" title="failed; alert firing (critical)"' in html
     assert 'class="cell run-succeeded alert-ok"' in cells[f"c-{etcd.pk}-{world.a1.pk}"]
+    # No result and no binding (this world has none): marked as not scheduled.
     assert cells[f"c-{etcd.pk}-{world.a2.pk}"] == (
-        f'<td id="c-{etcd.pk}-{world.a2.pk}" class="cell run-none alert-ok" '
+        f'<td id="c-{etcd.pk}-{world.a2.pk}" class="cell run-unscheduled alert-ok" '
         'data-severity="" data-run="">'
     )
     assert 'data-live-scope="overview"' in html

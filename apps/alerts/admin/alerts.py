@@ -9,6 +9,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from apps.alerts import services
@@ -175,13 +176,10 @@ class AlertAdmin(admin.ModelAdmin):
     list_display = [
         "case",
         "cluster",
-        "state",
-        "severity",
+        "status",
         "step",
         "short_error",
-        "firing_since",
-        "changed_at",
-        "quiet",
+        "since",
     ]
     list_select_related = ["case", "cluster"]
     list_filter = [
@@ -236,7 +234,20 @@ class AlertAdmin(admin.ModelAdmin):
 
     @admin.display(description="error")
     def short_error(self, alert: Alert) -> str:
-        return alert.error[:120]
+        # Short enough for the list to fit 1400 px; the whole text is on the alert's page.
+        return alert.error if len(alert.error) <= 48 else alert.error[:47] + "…"
+
+    @admin.display(description="firing since", ordering="firing_since")
+    def since(self, alert: Alert) -> str:
+        if alert.firing_since is None:
+            return "-"
+        return f"{timezone.localtime(alert.firing_since):%m-%d %H:%M}"
+
+    @admin.display(description="state", ordering="state")
+    def status(self, alert: Alert) -> str:
+        # State, severity and what keeps it quiet in one column, so the list fits 1400 px.
+        quiet = self.quiet(alert)
+        return f"{alert.get_state_display()} · {alert.severity}" + (f" ({quiet})" if quiet else "")
 
     @admin.display(description="kept quiet by")
     def quiet(self, alert: Alert) -> str:

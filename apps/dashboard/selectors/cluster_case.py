@@ -33,6 +33,7 @@ from apps.dashboard.selectors.stats import (
 )
 from apps.runs.models import ProbeRun
 from apps.scheduling.models import Event
+from apps.scheduling.selectors import scheduled_pairs
 
 TIMELINE_LIMIT = 60
 
@@ -46,6 +47,8 @@ class PairLine:
     other_name: str
     alert: Alert | None
     stats: dict[str, WindowStats]
+    # Some enabled binding runs this pair (the cluster page; the case page lists all).
+    scheduled: bool = True
 
 
 @dataclass
@@ -83,11 +86,19 @@ def cluster_page(*, cluster: Cluster, filters: Filters, now: datetime | None = N
         key="case_id",
         now=now,
     )
+    scheduled = {case for case, cluster_id in scheduled_pairs() if cluster_id == cluster.pk}
     lines = []
     for case_id, name in case_names.items():
         alert = alerts.get(case_id)
         cell = _cell_of(alert, case_id, cluster.pk)
-        line = PairLine(cell, case_id, name, alert, stats.get(case_id) or _empty_stats())
+        line = PairLine(
+            cell,
+            case_id,
+            name,
+            alert,
+            stats.get(case_id) or _empty_stats(),
+            scheduled=case_id in scheduled,
+        )
         if _line_matches(line, filters.state):
             lines.append(line)
     open_alerts = sorted(
@@ -156,6 +167,45 @@ class CasePage:
     counters: dict[str, int]
     charts: dict[str, Any]
     options: FilterOptions
+    history: list[HistoryEntry]
+
+
+HISTORY_LIMIT = 50
+
+
+@dataclass
+class HistoryEntry:
+    """One run of the case page's history."""
+
+    run_id: int
+    cluster_name: str
+    state: str
+    trigger: str
+    created_at: datetime
+    duration_ms: int | None
+    failing_step: str
+
+
+def case_history(*, case: Case, clusters: Any, limit: int = HISTORY_LIMIT) -> list[HistoryEntry]:
+    """The case's newest runs on these clusters, any state, newest first."""
+    out = []
+    for pk, cluster_name, state, trigger, created, duration, steps in (
+        ProbeRun.objects.filter(case=case, cluster_id__in=clusters.values("pk"))
+        .order_by("-created_at", "-id")
+        .values_list(
+            "pk", "cluster__name", "state", "trigger", "created_at", "duration_ms", "steps"
+        )[:limit]
+    ):
+        failing = next(
+            (
+                str(s.get("name", ""))
+                for s in (steps if isinstance(steps, list) else [])
+                if isinstance(s, dict) and s.get("ok") is False
+            ),
+            "",
+        )
+        out.append(HistoryEntry(pk, cluster_name, state, trigger, created, duration, failing))
+    return out
 
 
 def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None = None) -> CasePage:
@@ -204,4 +254,5 @@ def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None =
         counters=firing_counters(line.cell for line in lines),
         charts=step_latency_series(case=case, clusters=scope.clusters, now=now),
         options=_options(access.clusters_of_groups(viewable), scope.groups),
+        history=case_history(case=case, clusters=scope.clusters),
     )

@@ -22,6 +22,7 @@ from apps.clusters.filters import ClusterFilter
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.dashboard import access
 from apps.runs.models import RunState
+from apps.scheduling.selectors import scheduled_pairs
 
 RED_STATES = frozenset({RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT})
 SEVERITIES = (Severity.CRITICAL, Severity.WARNING, Severity.INFO)
@@ -38,6 +39,8 @@ class Filters:
     cases: Mapping[str, str] = field(default_factory=dict)
     state: str = ""  # "", failing, alerting, firing, ok
     group_by: str = "region"  # region | group
+    # Columns: every enabled case, not only those scheduled on a shown cluster or with results.
+    all_cases: bool = False
 
 
 def filter_clusters(clusters: QuerySet[Cluster], filters: Filters) -> QuerySet[Cluster]:
@@ -106,6 +109,10 @@ class Matrix:
     sections: list[Section]
     counters: dict[str, int]
     options: FilterOptions
+    # (case id, cluster id) pairs an enabled binding runs; other empty cells say "not scheduled".
+    scheduled: set[tuple[int, int]] = field(default_factory=set)
+    # Enabled cases left out as columns: scheduled on none of the shown clusters, no results.
+    unscheduled_cases: int = 0
 
     @property
     def row_count(self) -> int:
@@ -267,11 +274,22 @@ def _options(user_clusters: QuerySet[Cluster], groups: list[ClusterGroup]) -> Fi
 def matrix_overview(*, user: Any, filters: Filters) -> Matrix:
     """Clusters (rows, in sections) × enabled cases (columns); about ten queries in all."""
     scope = _scope(user, filters, case=None, cluster=None)
-    cases = list(scope.cases.order_by("name").values_list("pk", "name"))
+    enabled_cases = list(scope.cases.order_by("name").values_list("pk", "name"))
     cells = _cells(scope)
     by_group = filters.group_by == "group"
     rows, labels = _rows(scope, cells, with_labels=by_group)
     rows = [r for r in rows if _row_matches(r, filters.state)]
+    # A case no enabled binding runs on these clusters and without results is an empty
+    # column that reads like "all fine": left out unless every case is asked for, or
+    # cases are filtered (case set, name): then the columns are what the filter names.
+    shown_clusters = {r.cluster_id for r in rows}
+    scheduled = {pair for pair in scheduled_pairs() if pair[1] in shown_clusters}
+    useful = {case for case, _ in scheduled} | {c for r in rows for c in r.cells}
+    cases = (
+        enabled_cases
+        if filters.all_cases or filters.cases
+        else [(pk, name) for pk, name in enabled_cases if pk in useful]
+    )
     sections = (
         _sections_by_group(rows, labels, scope.groups) if by_group else _sections_by_region(rows)
     )
@@ -282,6 +300,8 @@ def matrix_overview(*, user: Any, filters: Filters) -> Matrix:
         sections=sections,
         counters=firing_counters(shown),
         options=_options(access.clusters_of_groups(viewable), scope.groups),
+        scheduled=scheduled,
+        unscheduled_cases=len(enabled_cases) - len(cases),
     )
 
 

@@ -23,6 +23,7 @@ class RunPage:
     failing_step: dict[str, Any] | None
     pod_events: list[dict[str, Any]]
     pod: dict[str, Any]
+    counters: dict[str, int]  # firing alerts by severity, for the top bar
 
 
 def run_page(*, user: Any, run_id: int) -> RunPage | None:
@@ -47,7 +48,22 @@ def run_page(*, user: Any, run_id: int) -> RunPage | None:
         failing_step=failing,
         pod_events=[e for e in events if isinstance(e, dict)] if isinstance(events, list) else [],
         pod=pod,
+        counters=firing_counts(user=user),
     )
+
+
+def firing_counts(*, user: Any) -> dict[str, int]:
+    """Firing alerts of the visible clusters by severity: the top bar's counters."""
+    counters = {str(s): 0 for s in SEVERITIES}
+    for severity, n in (
+        Alert.objects.filter(_visible(user), state=AlertState.FIRING)
+        .order_by()
+        .values_list("severity")
+        .annotate(n=Count("pk"))
+    ):
+        if severity in counters:
+            counters[severity] += n
+    return counters
 
 
 @dataclass

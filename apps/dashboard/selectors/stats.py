@@ -121,7 +121,10 @@ def step_latency_series(
 ) -> dict[str, Any]:
     """p50/p95 duration per step over time, from the case's last runs (at most CHART_RUNS, 24 h).
 
-    {"x": [unix seconds per bucket], "steps": [{"name", "p50": [...], "p95": [...]}], "runs": n}
+    {"x": [unix seconds per bucket], "steps": [{"name", "p50": [...], "p95": [...],
+    "failed": [...]}], "runs": n}. A failed step's duration is how long it took to fail (often
+    a few ms): it is left out of p50/p95, where it would read as faster, and plotted apart
+    as "failed" (the slowest failure of the bucket; None where none failed).
     """
     now = now or timezone.now()
     runs = list(
@@ -141,6 +144,7 @@ def step_latency_series(
     width = max((end - start) / CHART_BUCKETS, 1.0)
     edges = [start + width * (i + 1) for i in range(CHART_BUCKETS - 1)]
     samples: dict[str, list[list[float]]] = {}
+    failures: dict[str, list[list[float]]] = {}
     order: list[str] = []
     for created, steps in reversed(runs):
         bucket = bisect.bisect_right(edges, created.timestamp())
@@ -154,9 +158,10 @@ def step_latency_series(
                 if len(samples) >= CHART_MAX_STEPS:
                     continue
                 samples[name] = [[] for _ in range(CHART_BUCKETS)]
+                failures[name] = [[] for _ in range(CHART_BUCKETS)]
                 order.append(name)
-            samples[name][bucket].append(float(duration))
-    used = [i for i in range(CHART_BUCKETS) if any(samples[n][i] for n in order)]
+            (failures if step.get("ok") is False else samples)[name][bucket].append(float(duration))
+    used = [i for i in range(CHART_BUCKETS) if any(samples[n][i] or failures[n][i] for n in order)]
     return {
         "x": [round(start + width * (i + 0.5)) for i in used],
         "steps": [
@@ -164,6 +169,7 @@ def step_latency_series(
                 "name": name,
                 "p50": [percentile(samples[name][i], 0.5) for i in used],
                 "p95": [percentile(samples[name][i], 0.95) for i in used],
+                "failed": [max(failures[name][i], default=None) for i in used],
             }
             for name in order
         ],

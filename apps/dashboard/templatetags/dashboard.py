@@ -58,8 +58,16 @@ def _variant(run_state: str, alert_state: str, severity: str) -> tuple[str, str,
     )
 
 
-def cell_html(cell: Cell | None, case_id: int, cluster_id: int, run_prefix: str) -> str:
+def cell_html(
+    cell: Cell | None, case_id: int, cluster_id: int, run_prefix: str, scheduled: bool = True
+) -> str:
     if cell is None:
+        if not scheduled:
+            # No enabled binding runs this pair: not a result, so not drawn like one.
+            return (
+                f'<td id="c-{case_id}-{cluster_id}" class="cell run-unscheduled alert-ok" '
+                'data-severity="" data-run=""><span title="not scheduled here">–</span></td>'
+            )
         return (
             f'<td id="c-{case_id}-{cluster_id}" class="cell run-none alert-ok" '
             'data-severity="" data-run=""></td>'
@@ -125,7 +133,15 @@ def _rows_html(matrix: Matrix, out: list[str]) -> None:
             )
             cells = row.cells
             for case_id in case_ids:
-                out.append(cell_html(cells.get(case_id), case_id, row.cluster_id, run_prefix))
+                out.append(
+                    cell_html(
+                        cells.get(case_id),
+                        case_id,
+                        row.cluster_id,
+                        run_prefix,
+                        (case_id, row.cluster_id) in matrix.scheduled,
+                    )
+                )
             out.append("</tr>")
         out.append("</tbody>")
 
@@ -207,6 +223,8 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
     for line in lines:
         name = escape(line.other_name)
         alert = line.alert
+        # The case page loads open alerts only: an ok pair has its cell but no alert.
+        judged = alert is not None or bool(line.cell.run_id or line.cell.run_state)
         if link == "case":  # cluster page: when the pair last finished
             when = alert.last_finished_at if alert else None
             third = (
@@ -221,11 +239,24 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
                 f'<span class="badge st-{state} sev-{severity}" title="{title}">'
                 f"{state} · {severity}</span>"
             )
-        else:
+        elif judged:
             badge = "ok"
+        else:  # never judged: nothing ran, so nothing is "ok" yet
+            badge = (
+                '<span class="muted">no result yet</span>'
+                if line.scheduled
+                else ('<span class="muted unscheduled">not scheduled</span>')
+            )
+        cell = cell_html(
+            line.cell if judged else None,
+            line.cell.case_id,
+            line.cell.cluster_id,
+            run_prefix,
+            line.scheduled,
+        )
         out.append(
             f'<tr><th scope="row"><a href="{other_prefix}{name}/">{name}</a></th>'
-            f"{cell_html(line.cell, line.cell.case_id, line.cell.cluster_id, run_prefix)}"
+            f"{cell}"
             f"<td>{third}</td>{_stats_html(line.stats)}<td>{badge}</td></tr>"
         )
     return mark_safe("".join(out))  # noqa: S308 - built from escaped parts

@@ -39,7 +39,7 @@ def test_unknown_kind_lists_the_known_ones() -> None:
     ):
         get("telegram")
     assert (
-        "Unknown channel kind 'telegram' (known: alertmanager, dingtalk, email, feishu, pagerduty, slack, webhook, wecom)."
+        "Unknown channel kind 'telegram' (known: alertmanager, dingtalk, email, feishu, inbox, pagerduty, slack, webhook, wecom)."
         in errors("telegram", {})["kind"][0]
     )
 

@@ -1,0 +1,18 @@
+"""`manage.py demo_inbox`: the quick start's demo channel, an inbox shown on the dashboards."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from apps.alerts.inbox import inbox_channel_ensure
+
+
+class Command(BaseCommand):
+    help = "Create the channel `inbox` (kind inbox): notifications listed on /dashboard/inbox/."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        channel, created = inbox_channel_ensure()
+        state = "created" if created else ("kept" if channel.enabled else "kept (disabled)")
+        self.stdout.write(f"Channel {channel.name} ({channel.kind}): {state}; /dashboard/inbox/")
