@@ -237,7 +237,8 @@ SERVICE_MONITOR_CRD = {
 
 def established(kube: LocalKube, name: str) -> bool:
     crd = kube.api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-    conditions = crd.get("status", {}).get("conditions", [])
+    # A CRD the apiserver has just taken may have no conditions yet (null).
+    conditions = (crd.get("status") or {}).get("conditions") or []
     return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
 
 
