@@ -21,7 +21,7 @@ from django.utils import timezone
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.crypto import EncryptedTextField
-from apps.core.models import TimeStampedModel
+from apps.core.models import TimelineEntry, TimeStampedModel
 from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 from apps.scheduling.models import Binding
 
@@ -337,23 +337,14 @@ class TimelineKind(models.TextChoices):
     NOTE = "note", "Note"
 
 
-class AlertTimeline(models.Model):
+class AlertTimeline(TimelineEntry):
     """What happened to an alert, in order: flips, notifications and human actions."""
 
     alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="timeline")
     kind = models.CharField(max_length=20, choices=TimelineKind.choices)
-    text = models.TextField()
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["at", "id"]
+    class Meta(TimelineEntry.Meta):
         indexes = [models.Index(fields=["alert", "at"], name="timeline_alert")]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.text[:60]}"
 
 
 MATCHER_NAMES = ("cluster", "group", "case", "case_set", "label")

@@ -11,6 +11,25 @@ from apps.core.crypto import hash_token
 TOKEN_PREFIX = "kp_"  # noqa: S105 (a marker, not a secret)
 
 
+class TimelineEntry(models.Model):
+    """One line of a timeline (an alert's, an incident's): what, by whom, when.
+    Subclasses add the owner's ForeignKey, the `kind` with its choices, and indexes."""
+
+    text = models.TextField()
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    at = models.DateTimeField(default=timezone.now)
+    kind: str
+
+    class Meta:
+        abstract = True
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.text[:60]}"
+
+
 class TimeStampedModel(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.alerts.models import Alert
 from apps.catalog.models import Case, TemplateKind
 from apps.clusters.models import Cluster
+from apps.core.models import TimelineEntry
 from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 
 _confidence = [MinValueValidator(0.0), MaxValueValidator(1.0)]
@@ -206,23 +207,14 @@ class IncidentEventKind(models.TextChoices):
     ACTION = "action", "Action"
 
 
-class IncidentEvent(models.Model):
+class IncidentEvent(TimelineEntry):
     """The incident's timeline, oldest first."""
 
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="timeline")
     kind = models.CharField(max_length=20, choices=IncidentEventKind.choices)
-    text = models.TextField()
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
-    )
-    at = models.DateTimeField(default=timezone.now)
 
-    class Meta:
-        ordering = ["at", "id"]
+    class Meta(TimelineEntry.Meta):
         indexes = [models.Index(fields=["incident", "at"], name="incident_event_at")]
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.text[:60]}"
 
 
 class ClassifierModel(models.Model):
