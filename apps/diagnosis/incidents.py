@@ -316,3 +316,67 @@ def incidents_recover(*, alert: Alert, now: datetime | None = None) -> list[int]
             _resolve_if_empty(member.incident_id, now)
         Alert.objects.filter(pk=alert.pk).update(incident_ref="", incident_title="")
     return [m.incident_id for m in members]
+
+
+def incidents_attach_many(
+    *, diagnosed: list[tuple[ProbeRun, RunDiagnosis]], now: datetime | None = None
+) -> list[int]:
+    """incidents_attach() of many diagnosed failed runs (the post-run pipeline's batch).
+
+    A pair already in the open case-wide incident its new diagnosis points to (the
+    usual case while an incident lasts) only moves its member to the new run: one
+    UPDATE for all of them, as the single-run path's _join does for each. Every
+    other run takes the single-run path. Returns the incidents that changed.
+    """
+    if not diagnosed:
+        return []
+    now = now or timezone.now()
+    keys = {run.pk: f"case:{run.case_id}:{d.signature}" for run, d in diagnosed}
+    members = {
+        (case_id, cluster_id): (member_id, incident_id, key)
+        for member_id, case_id, cluster_id, incident_id, key in IncidentMember.objects.filter(
+            alert__case_id__in={run.case_id for run, _ in diagnosed},
+            alert__cluster_id__in={run.cluster_id for run, _ in diagnosed},
+            left_at=None,
+            incident__state=IncidentState.OPEN,
+            incident__scope=IncidentScope.CASE,
+        ).values_list("pk", "alert__case_id", "alert__cluster_id", "incident_id", "incident__key")
+    }
+    moved: dict[int, int] = {}  # member -> run
+    changed: set[int] = set()
+    rest = []
+    for run, diagnosis in diagnosed:
+        member = members.get((run.case_id, run.cluster_id))
+        if member is not None and member[2] == keys[run.pk]:
+            moved[member[0]] = run.pk
+            changed.add(member[1])
+        else:
+            rest.append((run, diagnosis))
+    if moved:
+        with transaction.atomic():
+            IncidentMember.objects.bulk_update(
+                [IncidentMember(pk=m, run_id=r) for m, r in sorted(moved.items())], ["run"]
+            )
+            Incident.objects.filter(pk__in=changed).update(updated_at=now)
+    for run, diagnosis in rest:
+        changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
+    return sorted(changed)
+
+
+def incidents_recover_many(*, alerts: list[Alert], now: datetime | None = None) -> list[int]:
+    """incidents_recover() of many judged alerts: one query finds which recovered ones
+    are in an open incident; only those take the single-alert path."""
+    recovered = {
+        a.pk: a for a in alerts if a.state == AlertState.OK and a.latest_state == RunState.SUCCEEDED
+    }
+    if not recovered:
+        return []
+    members = set(
+        IncidentMember.objects.filter(
+            alert_id__in=list(recovered), left_at=None, incident__state=IncidentState.OPEN
+        ).values_list("alert_id", flat=True)
+    )
+    changed: list[int] = []
+    for alert_id in sorted(members):
+        changed += incidents_recover(alert=recovered[alert_id], now=now)
+    return changed
