@@ -120,16 +120,17 @@ def finished_pairs_process(pairs: Iterable[Pair]) -> list[Pair]:
     pair, so one pair's failure never costs the others their turn. Returns the pairs
     that failed."""
     batch = sorted(set(pairs))
-    if len(batch) > 1:
-        try:
-            finished_batch_process(batch)
-            return []
-        except Exception:
-            logger.warning(
-                "post-run: a batch of %d pairs failed; judging them one by one",
-                len(batch),
-                exc_info=True,
-            )
+    if not batch:
+        return []
+    try:
+        finished_batch_process(batch)
+        return []
+    except Exception:
+        logger.warning(
+            "post-run: a batch of %d pairs failed; judging them one by one",
+            len(batch),
+            exc_info=True,
+        )
     failed = []
     for case_id, cluster_id in batch:
         try:
