@@ -317,7 +317,7 @@ def main() -> None:
     stop = threading.Event()
     dispatched = [0]
     with processes(ENV, tmp, server=gunicorn(PORT), alerts=worker, dispatch=dispatcher):
-        wait_http(base + "/livez", 30)
+        wait_http(base + "/livez", 120)
         time.sleep(3)  # the workers connect to the broker before the clock starts
         threads = [
             threading.Thread(target=feed_dispatch, args=(opts.dispatch_rate, stop, dispatched)),

@@ -15,8 +15,9 @@ fixed number of statements instead of ~15 per pair:
 * verdicts are computed in Python; only a pair whose state changes writes its
   flip and timeline line (and reads what a change needs: flapping count,
   silences, dependencies), as the single-pair path does;
-* the alerts are written back with two bulk UPDATEs: the newest-run columns
-  for the pairs whose state stayed, every judged column for the others.
+* the alerts are written back with two UPDATEs (apps/core/db.py
+  ``rows_update``): the newest-run columns for the pairs whose state stayed,
+  every judged column for the others.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from apps.alerts.selectors import (
     rules_for_pairs,
 )
 from apps.alerts.services import _apply, _resolve
+from apps.core.db import rows_update
 
 Pair = tuple[int, int]
 
@@ -137,8 +139,6 @@ def alerts_evaluate_many(
                 changed.append(alert)
             else:
                 stayed.append(alert)
-        if stayed:
-            Alert.objects.bulk_update(stayed, LATEST_FIELDS)
-        if changed:
-            Alert.objects.bulk_update(changed, JUDGED_FIELDS)
+        rows_update(model=Alert, objects=stayed, fields=LATEST_FIELDS)
+        rows_update(model=Alert, objects=changed, fields=JUDGED_FIELDS)
     return {(a.case_id, a.cluster_id): a for a in alerts}

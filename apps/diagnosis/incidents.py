@@ -29,6 +29,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertState
+from apps.core.db import rows_update
 from apps.diagnosis.models import (
     Incident,
     IncidentEvent,
@@ -354,29 +355,65 @@ def incidents_attach_many(
             rest.append((run, diagnosis))
     if moved:
         with transaction.atomic():
-            IncidentMember.objects.bulk_update(
-                [IncidentMember(pk=m, run_id=r) for m, r in sorted(moved.items())], ["run"]
+            rows_update(
+                model=IncidentMember,
+                objects=[IncidentMember(pk=m, run_id=r) for m, r in moved.items()],
+                fields=["run"],
             )
             Incident.objects.filter(pk__in=changed).update(updated_at=now)
+    # The others, one incident key at a time: the first run decides (opens the
+    # incident, or not yet); once it is open, the rest of its runs join in one go,
+    # as each would have joined alone.
+    by_key: dict[str, list[tuple[ProbeRun, RunDiagnosis]]] = {}
     for run, diagnosis in rest:
+        by_key.setdefault(keys[run.pk], []).append((run, diagnosis))
+    for key, items in by_key.items():
+        run, diagnosis = items[0]
         changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
+        incident = Incident.objects.filter(key=key, state=IncidentState.OPEN).first()
+        if incident is None:
+            for run, diagnosis in items[1:]:
+                changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
+        elif items[1:]:
+            with transaction.atomic():
+                joining = {(r.case_id, r.cluster_id): r.pk for r, _ in items[1:]}
+                changed.update(_join(incident, joining, now))
     return sorted(changed)
 
 
 def incidents_recover_many(*, alerts: list[Alert], now: datetime | None = None) -> list[int]:
-    """incidents_recover() of many judged alerts: one query finds which recovered ones
-    are in an open incident; only those take the single-alert path."""
+    """incidents_recover() of many judged alerts, in one transaction: their open
+    memberships are locked and left together, each emptied incident resolves."""
     recovered = {
         a.pk: a for a in alerts if a.state == AlertState.OK and a.latest_state == RunState.SUCCEEDED
     }
     if not recovered:
         return []
-    members = set(
-        IncidentMember.objects.filter(
-            alert_id__in=list(recovered), left_at=None, incident__state=IncidentState.OPEN
-        ).values_list("alert_id", flat=True)
-    )
-    changed: list[int] = []
-    for alert_id in sorted(members):
-        changed += incidents_recover(alert=recovered[alert_id], now=now)
-    return changed
+    now = now or timezone.now()
+    with transaction.atomic():
+        members = list(
+            IncidentMember.objects.select_for_update(of=("self",))
+            .filter(alert_id__in=list(recovered), left_at=None, incident__state=IncidentState.OPEN)
+            .order_by("pk")
+        )
+        if not members:
+            return []
+        IncidentMember.objects.filter(pk__in=[m.pk for m in members]).update(left_at=now)
+        IncidentEvent.objects.bulk_create(
+            [
+                IncidentEvent(
+                    incident_id=m.incident_id,
+                    kind=IncidentEventKind.LEFT,
+                    text=f"{recovered[m.alert_id].case.name} on "
+                    f"{recovered[m.alert_id].cluster.name} recovered",
+                    at=now,
+                )
+                for m in members
+            ]
+        )
+        for incident_id in sorted({m.incident_id for m in members}):
+            _resolve_if_empty(incident_id, now)
+        Alert.objects.filter(pk__in={m.alert_id for m in members}).update(
+            incident_ref="", incident_title=""
+        )
+    return [m.incident_id for m in members]

@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.alerts.models import Alert
+from apps.core.db import rows_update
 from apps.diagnosis import classifier
 from apps.diagnosis.defaults import RULES
 from apps.diagnosis.models import (
@@ -186,9 +187,10 @@ def runs_diagnose_many(*, runs: list[ProbeRun]) -> dict[int, RunDiagnosis]:
             run.root_cause, run.root_cause_component = diagnosis.category, diagnosis.component
             run.root_cause_confidence = diagnosis.confidence if diagnosis.category else None
             run.root_cause_source, run.root_cause_summary = diagnosis.source, diagnosis.summary
-        ProbeRun.objects.bulk_update(
-            [failed[d.run_id] for d in stored],
-            [
+        rows_update(
+            model=ProbeRun,
+            objects=[failed[d.run_id] for d in stored],
+            fields=[
                 "root_cause",
                 "root_cause_component",
                 "root_cause_confidence",

@@ -43,6 +43,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from django.db import connection
+
 from apps.actions.services import actions_plan, actions_plan_many
 from apps.alerts import services
 from apps.alerts.batch import alerts_evaluate_many
@@ -122,15 +124,18 @@ def finished_pairs_process(pairs: Iterable[Pair]) -> list[Pair]:
     batch = sorted(set(pairs))
     if not batch:
         return []
-    try:
-        finished_batch_process(batch)
-        return []
-    except Exception:
-        logger.warning(
-            "post-run: a batch of %d pairs failed; judging them one by one",
-            len(batch),
-            exc_info=True,
-        )
+    # The batch reads use Postgres (unnest, LATERAL); the SQLite of a trial judges
+    # its few pairs one by one.
+    if connection.vendor == "postgresql":
+        try:
+            finished_batch_process(batch)
+            return []
+        except Exception:
+            logger.warning(
+                "post-run: a batch of %d pairs failed; judging them one by one",
+                len(batch),
+                exc_info=True,
+            )
     failed = []
     for case_id, cluster_id in batch:
         try:
