@@ -56,6 +56,7 @@ PORT = int(os.environ.get("BENCH_PORT", "8767"))
 QUEUE = f"bench-alert-eval-{os.getpid()}"
 ENV = bench_env(DB, 12, QUEUE)
 POLL_SECONDS = 0.05
+LOGLEVEL = os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING")
 
 FAILING = (
     '{"ok": false, "errors": ["step ready failed: Failed to create pod sandbox: rpc error"],'
@@ -308,7 +309,7 @@ def main() -> None:
     )
     base = f"http://127.0.0.1:{PORT}"
     worker = [sys.executable, "-m", "celery", "-A", "kubeprobe_site", "worker", "-c", "2",
-              "-Q", f"{QUEUE}.alerts", "-n", f"alerts-{os.getpid()}@%h", "--loglevel", "WARNING",
+              "-Q", f"{QUEUE}.alerts", "-n", f"alerts-{os.getpid()}@%h", "--loglevel", LOGLEVEL,
               "--without-gossip", "--without-mingle"]  # fmt: skip
     dispatcher = [sys.executable, str(ROOT / "bench" / "_fake_executor_worker.py"), "-c", "2",
                   "-Q", f"{QUEUE}.dispatch", "-n", f"dispatch-{os.getpid()}@%h",

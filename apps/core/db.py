@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Func, Model, TextField
+from django.db.models import Field, Func, Model, TextField
 
 
 class JSONKeyText(Func):
@@ -47,8 +47,13 @@ def rows_update(*, model: type[Model], objects: Sequence[Model], fields: Sequenc
     if not objects:
         return 0
     meta = model._meta
-    pk, columns = meta.pk, [meta.get_field(name) for name in fields]
+    pk = meta.pk
     assert pk is not None
+    columns: list[Field[Any, Any]] = []
+    for name in fields:
+        field = meta.get_field(name)
+        assert isinstance(field, Field), f"{name} is not a column"
+        columns.append(field)
     ordered = sorted(objects, key=lambda obj: obj.pk)
     arrays: list[list[Any]] = [[pk.get_db_prep_value(obj.pk, connection) for obj in ordered]]
     casts = [f"%s::{pk.rel_db_type(connection)}[]"]
@@ -59,10 +64,10 @@ def rows_update(*, model: type[Model], objects: Sequence[Model], fields: Sequenc
         casts.append(f"%s::{field.db_type(connection)}[]")
     qn = connection.ops.quote_name
     names = ", ".join(f"c{i}" for i in range(len(columns)))
-    sets = ", ".join(f"{qn(field.column)} = v.c{i}" for i, field in enumerate(columns))
+    sets = ", ".join(f"{qn(str(field.column))} = v.c{i}" for i, field in enumerate(columns))
     sql = (
         f"UPDATE {qn(meta.db_table)} AS t SET {sets} FROM unnest({', '.join(casts)})"  # noqa: S608
-        f" AS v(k, {names}) WHERE t.{qn(pk.column)} = v.k"
+        f" AS v(k, {names}) WHERE t.{qn(str(pk.column))} = v.k"
     )  # identifiers from the model only; every value is a parameter
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)

@@ -15,8 +15,9 @@ from django.utils import timezone
 from apps.alerts import channels, delivery, sending, silences
 from apps.alerts.models import Alert, AlertFlip, AlertRule, AlertState, Notification
 from apps.dashboard import push
-from apps.diagnosis.models import Incident, IncidentMember
+from apps.diagnosis.models import Incident, IncidentMember, RunDiagnosis
 from apps.postrun import pipeline
+from apps.runs.models import ProbeRun
 from tests.alerts.conftest import add_run
 from tests.alerts.transports.helpers import Receiver
 from tests.factories import CaseFactory, ClusterFactory
@@ -73,7 +74,11 @@ def test_a_batch_fires_resolves_and_records_the_newest_run_of_every_pair(
     judged = pipeline.finished_batch_process(pairs)
     assert {pair: a.state for pair, a in judged.items()} == dict.fromkeys(pairs, AlertState.FIRING)
     assert firing_flips() == sorted(pairs)
-    # The failure's diagnosis reached the alert, as in the one-by-one path.
+    # Each failed run got its diagnosis, copied onto the run, and the alert says it.
+    diagnosed = dict(RunDiagnosis.objects.values_list("run_id", "source"))
+    assert len(diagnosed) == len(pairs)
+    copied = dict(ProbeRun.objects.filter(pk__in=diagnosed).values_list("pk", "root_cause_source"))
+    assert copied == diagnosed and set(copied.values()) != {""}
     assert set(Alert.objects.values_list("root_cause", flat=True)) == {"runtime"}
     finish_all(case_rows, cluster_rows, ok=True)
     pipeline.finished_batch_process(pairs)
