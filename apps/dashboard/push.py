@@ -138,9 +138,10 @@ def cell_groups(*, case_id: int, cluster_id: int) -> list[str]:
 # ------------------------------------------------------------------ pushes
 
 
-# Sends in flight at once: each holds one of the layer's pooled Redis connections,
-# and a batch of the post-run pipeline (hundreds of cells) would exhaust the pool.
-MAX_CONCURRENT_SENDS = 16
+# Sends in flight at once: each holds one of the layer's pooled Redis connections (100
+# per process by default), and a batch of the post-run pipeline (hundreds of cells)
+# sent all at once exhausted the pool.
+MAX_CONCURRENT_SENDS = 64
 
 
 async def _send_all(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
