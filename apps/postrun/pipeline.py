@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import connection, transaction
 
 from apps.actions.services import actions_plan, actions_plan_many
 from apps.alerts import services
@@ -128,7 +128,11 @@ def finished_pairs_process(pairs: Iterable[Pair]) -> list[Pair]:
     # its few pairs one by one.
     if connection.vendor == "postgresql":
         try:
-            finished_batch_process(batch)
+            if connection.in_atomic_block:  # the sweep's: a failed batch rolls back to here
+                with transaction.atomic():
+                    finished_batch_process(batch)
+            else:
+                finished_batch_process(batch)
             return []
         except Exception:
             logger.warning(
