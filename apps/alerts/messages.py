@@ -1,4 +1,8 @@
-"""Notification texts: titles, message bodies, run links and alert fingerprints."""
+"""Notification texts: titles, message bodies, run links and alert fingerprints.
+
+Texts are gettext'd; callers render them under the channel's language
+(`translation.override(channel.language)` in delivery.py and sending.py).
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,23 @@ from datetime import datetime
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from apps.alerts.models import Alert, AlertFlip, FlipEvent, Notification, NotificationStatus
 from apps.alerts.transports import base as transports
+from apps.alerts.transports.render import event_name, severity_name
 from apps.runs.root_cause import root_cause_text
 
+# "<case> <verb> on <where>": title_of() puts them together with named placeholders.
 VERBS = {
-    FlipEvent.FIRING: "failing",
-    FlipEvent.RESOLVED: "recovered",
-    FlipEvent.FLAPPING: "flapping",
-    FlipEvent.ACKNOWLEDGED: "acknowledged",
-    FlipEvent.ESCALATED: "escalated",
-    FlipEvent.SILENCED: "silenced",
-    FlipEvent.TEST: "test",
+    FlipEvent.FIRING: gettext_lazy("failing"),
+    FlipEvent.RESOLVED: gettext_lazy("recovered"),
+    FlipEvent.FLAPPING: gettext_lazy("flapping"),
+    FlipEvent.ACKNOWLEDGED: gettext_lazy("acknowledged"),
+    FlipEvent.ESCALATED: gettext_lazy("escalated"),
+    FlipEvent.SILENCED: gettext_lazy("silenced"),
+    FlipEvent.TEST: gettext_lazy("test"),
 }
 
 
@@ -35,26 +43,39 @@ def fingerprint(case_id: int, cluster_id: int) -> str:
     return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
 
 
+def _clusters(count: int) -> str:
+    return ngettext("%(count)d cluster", "%(count)d clusters", count) % {"count": count}
+
+
 def title_of(flips: list[AlertFlip]) -> str:
     first = flips[0]
     cases = sorted({f.alert.case.name for f in flips})
+    severity = severity_name(first.severity)
+    verb = str(VERBS.get(FlipEvent(first.event), first.event))
     if len(cases) > 1:  # an incident's message: several cases (apps/diagnosis)
-        verb = VERBS.get(FlipEvent(first.event), first.event)
         clusters = sorted({f.alert.cluster.name for f in flips})
-        where = clusters[0] if len(clusters) == 1 else f"{len(clusters)} clusters"
-        return (
-            f"[{first.severity}] {first.alert.incident_title or 'incident'}: "
-            f"{len(cases)} cases {verb} on {where}"
-        )
-    case = first.alert.case.name
-    verb = VERBS.get(FlipEvent(first.event), first.event)
+        where = clusters[0] if len(clusters) == 1 else _clusters(len(clusters))
+        return _("[%(severity)s] %(incident)s: %(cases)s %(verb)s on %(where)s") % {
+            "severity": severity,
+            "incident": first.alert.incident_title or _("incident"),
+            "cases": ngettext("%(count)d case", "%(count)d cases", len(cases))
+            % {"count": len(cases)},
+            "verb": verb,
+            "where": where,
+        }
     clusters = sorted(f.alert.cluster.name for f in flips)
     where = (
         clusters[0]
         if len(clusters) == 1
-        else f"{len(clusters)} clusters ({', '.join(clusters[:5])}{'…' if len(clusters) > 5 else ''})"
+        else f"{_clusters(len(clusters))} ({', '.join(clusters[:5])}"
+        f"{'…' if len(clusters) > 5 else ''})"
     )
-    title = f"[{first.severity}] {case} {verb} on {where}"
+    title = _("[%(severity)s] %(case)s %(verb)s on %(where)s") % {
+        "severity": severity,
+        "case": first.alert.case.name,
+        "verb": verb,
+        "where": where,
+    }
     if first.event == FlipEvent.FIRING and len(flips) == 1:
         detail = ": ".join(
             p
@@ -77,15 +98,15 @@ def _dependents_note(flips: list[AlertFlip]) -> str:
         cluster_id__in={cluster for _, cluster in pairs},
     ).select_related("case", "cluster")
     lines = [
-        f"{a.case.name} on {a.cluster.name}"
+        _("%(case)s on %(cluster)s") % {"case": a.case.name, "cluster": a.cluster.name}
         for a in quiet
         if (a.suppressed_by, a.cluster_id) in pairs
     ]
-    return (
-        ("also failing, not notified because they depend on this: " + ", ".join(lines))
-        if lines
-        else ""
-    )
+    if not lines:
+        return ""
+    return _("also failing, not notified because they depend on this: %(alerts)s") % {
+        "alerts": ", ".join(lines)
+    }
 
 
 def message_of(notification: Notification) -> transports.Message:
@@ -115,9 +136,14 @@ def message_of(notification: Notification) -> transports.Message:
     fired = _undelivered_firings(notification)
     if fired:
         notes.append(
-            f"fired {', '.join(f'{t:%Y-%m-%d %H:%M:%S}' for t in fired)} UTC, "
-            f"recovered {first.created_at:%Y-%m-%d %H:%M:%S} UTC "
-            "(the failure notice could not be delivered to this channel)"
+            _(
+                "fired %(fired)s UTC, recovered %(recovered)s UTC "
+                "(the failure notice could not be delivered to this channel)"
+            )
+            % {
+                "fired": ", ".join(f"{t:%Y-%m-%d %H:%M:%S}" for t in fired),
+                "recovered": f"{first.created_at:%Y-%m-%d %H:%M:%S}",
+            }
         )
     if first.event == FlipEvent.FIRING:
         dependents = _dependents_note(flips)
@@ -129,12 +155,17 @@ def message_of(notification: Notification) -> transports.Message:
     several_cases = len({f.alert.case_id for f in flips}) > 1
     lines = [
         notification.title,
-        f"Case: {first.alert.case.name}   Severity: {first.severity}   Event: {first.event}",
+        _("Case: %(case)s   Severity: %(severity)s   Event: %(event)s")
+        % {
+            "case": first.alert.case.name,
+            "severity": severity_name(first.severity),
+            "event": event_name(first.event),
+        },
     ]
     if incident:
-        lines.append(f"Incident: {incident}")
+        lines.append(_("Incident: %(incident)s") % {"incident": incident})
     if first.alert.reason and first.event != FlipEvent.RESOLVED:
-        lines.append(f"Why: {first.alert.reason}")
+        lines.append(_("Why: %(reason)s") % {"reason": first.alert.reason})
     for item in items:
         detail = ": ".join(p for p in (item.step, item.error) if p)
         lines.append(
@@ -143,9 +174,9 @@ def message_of(notification: Notification) -> transports.Message:
             + (f" — {detail}" if detail and first.event != FlipEvent.RESOLVED else "")
         )
         if item.run_url:
-            lines.append(f"  run: {item.run_url}")
+            lines.append("  " + _("run: %(url)s") % {"url": item.run_url})
     if diagnosis and first.event != FlipEvent.RESOLVED:
-        lines.append(f"Diagnosis: {diagnosis}")
+        lines.append(_("Diagnosis: %(diagnosis)s") % {"diagnosis": diagnosis})
     lines += notes
     return transports.Message(
         event=first.event,

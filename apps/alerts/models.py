@@ -17,6 +17,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import get_supported_language_variant
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster, ClusterGroup
@@ -399,6 +401,11 @@ class Silence(TimeStampedModel):
         return self.starts_at <= now < self.ends_at
 
 
+def default_language() -> str:
+    """settings.LANGUAGE_CODE as one of settings.LANGUAGES ("en-us" → "en")."""
+    return get_supported_language_variant(settings.LANGUAGE_CODE)
+
+
 class Channel(TimeStampedModel):
     """Where notifications go: one transport kind with its config (encrypted, write-only)."""
 
@@ -416,6 +423,10 @@ class Channel(TimeStampedModel):
         default=list, blank=True, help_text="Only alerts matching every matcher; empty: all."
     )
     send_resolved = models.BooleanField(default=True)
+    language = models.CharField(
+        _("language"), max_length=15, choices=settings.LANGUAGES, default=default_language,
+        help_text=_("The language its messages are written in; JSON field names stay English."),
+    )  # fmt: skip
 
     class Meta:
         ordering = ["name"]

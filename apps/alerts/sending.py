@@ -19,7 +19,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.alerts.messages import message_of, title_of
 from apps.alerts.models import (
@@ -128,7 +128,8 @@ def channel_send_test(*, channel_id: int) -> Notification:
     (a permanent refusal disables the channel), without retries."""
     channel = Channel.objects.get(pk=channel_id)
     portal = settings.KUBEPROBE_PUBLIC_URL + reverse("admin:alerts_alert_changelist")
-    message = transports.make_test_message(portal_url=portal)
+    with translation.override(channel.language):
+        message = transports.make_test_message(portal_url=portal)
     notification = Notification.objects.create(
         channel=channel,
         event=FlipEvent.TEST,
@@ -150,7 +151,10 @@ def _attempt(
     status, error, permanent, wait = NotificationStatus.SENT, "", False, 0.0
     try:
         transport = transports.get(channel.kind)(json.loads(channel.config_json or "{}"))
-        transport.send(build())
+        # Every human text of the message and of the transport's payload in the channel's
+        # language; machine-readable keys and values stay as they are.
+        with translation.override(channel.language):
+            transport.send(build())
     except transports.PermanentError as exc:
         status, error, permanent = NotificationStatus.FAILED, str(exc), True
     except Exception as exc:  # transient, or a bug: retry either way, never lose the message
@@ -291,11 +295,13 @@ def notifications_resend(*, now: datetime | None = None) -> list[int]:
                         "alert__case", "alert__cluster"
                     )
                 )
+                with translation.override(channel.language):
+                    title = (_("(still firing) %(title)s") % {"title": title_of(flips)})[:500]
                 notification = Notification.objects.create(
                     channel=channel,
                     event=FlipEvent.FIRING,
                     severity=severity,
-                    title=("(still firing) " + title_of(flips))[:500],
+                    title=title,
                     created_at=now,
                 )
                 notification.flips.set(flips)

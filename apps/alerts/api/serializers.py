@@ -309,6 +309,7 @@ class ChannelSerializer(serializers.ModelSerializer):
             "severities",
             "matchers",
             "send_resolved",
+            "language",
             "created_at",
             "updated_at",
         ]
