@@ -61,7 +61,7 @@ def matches(matchers: list[dict[str, str]], target: Target) -> bool:
         if name == "case_set" and value not in target.case_sets:
             return False
         if name == "label":
-            key, _, wanted = value.partition("=")
+            key, _sep, wanted = value.partition("=")
             if target.labels.get(key.strip()) != wanted.strip():
                 return False
     return True

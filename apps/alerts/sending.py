@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from apps.alerts.messages import message_of, title_of
 from apps.alerts.models import (
@@ -289,7 +290,7 @@ def notifications_resend(*, now: datetime | None = None) -> list[int]:
         for case_id, severity, flip_id in due:
             groups[(case_id, severity)].append(flip_id)
         with transaction.atomic():
-            for (_, severity), flip_ids in groups.items():
+            for (_case, severity), flip_ids in groups.items():
                 flips = list(
                     AlertFlip.objects.filter(pk__in=flip_ids).select_related(
                         "alert__case", "alert__cluster"

@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
 
 from apps.diagnosis import services
 from apps.diagnosis.inputs import LabelForm
@@ -58,7 +59,7 @@ def _label_view(
     )
 
 
-@admin.action(description="Confirm or correct the root cause", permissions=["change"])
+@admin.action(description=_("Confirm or correct the root cause"), permissions=["change"])
 def label_runs(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[RunDiagnosis]
 ) -> TemplateResponse | None:
@@ -72,7 +73,7 @@ def label_runs(
     )
 
 
-@admin.action(description="Confirm or correct the root cause", permissions=["change"])
+@admin.action(description=_("Confirm or correct the root cause"), permissions=["change"])
 def label_incidents(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Incident]
 ) -> TemplateResponse | None:

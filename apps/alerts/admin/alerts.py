@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from apps.alerts import services
 from apps.alerts.inputs import AcknowledgeForm, ResolveForm
@@ -58,7 +59,7 @@ def _form_action(
     return TemplateResponse(request, "admin/alerts/action_form.html", context)
 
 
-@admin.action(description="Acknowledge selected alerts…", permissions=["change"])
+@admin.action(description=_("Acknowledge selected alerts…"), permissions=["change"])
 def acknowledge(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]
 ) -> TemplateResponse | None:
@@ -84,7 +85,7 @@ def acknowledge(
     )
 
 
-@admin.action(description="Resolve selected alerts by hand…", permissions=["change"])
+@admin.action(description=_("Resolve selected alerts by hand…"), permissions=["change"])
 def resolve(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]
 ) -> TemplateResponse | None:
@@ -232,24 +233,24 @@ class AlertAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # alerts come from runs, not from people
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def short_error(self, alert: Alert) -> str:
         # Short enough for the list to fit 1400 px; the whole text is on the alert's page.
         return alert.error if len(alert.error) <= 48 else alert.error[:47] + "…"
 
-    @admin.display(description="firing since", ordering="firing_since")
+    @admin.display(description=_("firing since"), ordering="firing_since")
     def since(self, alert: Alert) -> str:
         if alert.firing_since is None:
             return "-"
         return f"{timezone.localtime(alert.firing_since):%m-%d %H:%M}"
 
-    @admin.display(description="state", ordering="state")
+    @admin.display(description=_("state"), ordering="state")
     def status(self, alert: Alert) -> str:
         # State, severity and what keeps it quiet in one column, so the list fits 1400 px.
         quiet = self.quiet(alert)
         return f"{alert.get_state_display()} · {alert.severity}" + (f" ({quiet})" if quiet else "")
 
-    @admin.display(description="kept quiet by")
+    @admin.display(description=_("kept quiet by"))
     def quiet(self, alert: Alert) -> str:
         if alert.flapping_since:
             return "flapping"
@@ -259,11 +260,11 @@ class AlertAdmin(admin.ModelAdmin):
             return "acknowledged"
         return ""
 
-    @admin.display(description="diagnosis")
+    @admin.display(description=_("diagnosis"))
     def diagnosis(self, alert: Alert) -> str:
         return root_cause_text(alert) or "-"
 
-    @admin.display(description="last run")
+    @admin.display(description=_("last run"))
     def run_link(self, alert: Alert) -> str:
         if not alert.last_run_id:
             return "-"

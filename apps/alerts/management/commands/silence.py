@@ -98,7 +98,7 @@ class Command(BaseCommand):
                 raise CommandError(f"{flag}: no {model._meta.verbose_name} named {value!r}.")
             matchers.append({"name": name, "value": value})
         for label in options["label"]:
-            key, sep, _ = label.partition("=")
+            key, sep, _value = label.partition("=")
             if not sep or not key.strip():
                 raise CommandError(f"--label: {label!r} is not key=value.")
             matchers.append({"name": "label", "value": label})
