@@ -6,6 +6,7 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -172,7 +173,7 @@ class AcknowledgeSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         hours = attrs.pop("hours", None)
         if hours is not None and attrs.get("until") is not None:
-            raise serializers.ValidationError({"hours": "Give until or hours, not both."})
+            raise serializers.ValidationError({"hours": gettext("Give until or hours, not both.")})
         if hours is not None:
             attrs["until"] = timezone.now() + timedelta(hours=hours)
         return attrs
@@ -259,7 +260,7 @@ class AlertRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
 
     def validate_name(self, value: str) -> str:
         if self.instance is not None and self.instance.name == DEFAULT_RULE != value:
-            raise serializers.ValidationError("The default rule keeps its name.")
+            raise serializers.ValidationError(gettext("The default rule keeps its name."))
         return value
 
 
@@ -318,7 +319,7 @@ class ChannelSerializer(serializers.ModelSerializer):
 
     def validate_name(self, value: str) -> str:
         if value == "kinds":  # /channels/kinds/ lists the transports
-            raise serializers.ValidationError("'kinds' is reserved; choose another name.")
+            raise serializers.ValidationError(gettext("'kinds' is reserved; choose another name."))
         return value
 
 

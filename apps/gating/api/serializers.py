@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -96,13 +97,15 @@ class GateCheckRequestSerializer(serializers.Serializer):
 
     def validate_cluster(self, cluster: Cluster) -> Cluster:
         if not cluster.enabled:
-            raise serializers.ValidationError(f"Cluster '{cluster.name}' is disabled.")
+            raise serializers.ValidationError(
+                gettext("Cluster '%(name)s' is disabled.") % {"name": cluster.name}
+            )
         return cluster
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("component") and attrs.get("case_set"):
             raise serializers.ValidationError(
-                {"case_set": "Give a component or a case set, not both."}
+                {"case_set": gettext("Give a component or a case set, not both.")}
             )
         return attrs
 
@@ -194,8 +197,8 @@ class GatePolicySerializer(serializers.ModelSerializer):
             key = (rule.get("component", ""), rule["case_set"].pk)
             if key in seen:
                 raise serializers.ValidationError(
-                    f"Rule {index + 1} repeats component '{key[0]}' with case set "
-                    f"'{rule['case_set'].name}'."
+                    gettext("Rule %(n)d repeats component '%(component)s' with case set '%(set)s'.")
+                    % {"n": index + 1, "component": key[0], "set": rule["case_set"].name}
                 )
             seen.add(key)
         return rules
