@@ -8,6 +8,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.diagnosis import services
@@ -44,7 +45,7 @@ def _label_view(
                 done += 1
             except ValueError as exc:
                 modeladmin.message_user(request, f"{obj}: {exc}", messages.ERROR)
-        modeladmin.message_user(request, f"Labelled {done}.", messages.SUCCESS)
+        modeladmin.message_user(request, gettext("Labelled %(n)d.") % {"n": done}, messages.SUCCESS)
         return None
     return TemplateResponse(
         request,

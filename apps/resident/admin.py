@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_utils import enable_actions, pretty_json
@@ -129,7 +130,10 @@ class ResidentProbeAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("targets"))
     def target_count(self, obj: ResidentProbe) -> str:
-        return f"{getattr(obj, '_clusters', 0)} clusters, {getattr(obj, '_groups', 0)} groups"
+        return gettext("%(clusters)d clusters, %(groups)d groups") % {
+            "clusters": getattr(obj, "_clusters", 0),
+            "groups": getattr(obj, "_groups", 0),
+        }
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -137,8 +141,11 @@ class ResidentProbeAdmin(admin.ModelAdmin):
         if token:
             self.message_user(
                 request,
-                f"Token of resident probe '{form.instance.name}': {token} — copy it now, it "
-                "will not be shown again (the portal writes it into each cluster's Secret).",
+                gettext(
+                    "Token of resident probe '%(name)s': %(token)s — copy it now, it will not "
+                    "be shown again (the portal writes it into each cluster's Secret)."
+                )
+                % {"name": form.instance.name, "token": token},
                 messages.WARNING,
             )
 
@@ -154,7 +161,10 @@ class ResidentProbeAdmin(admin.ModelAdmin):
         for probe in queryset[:20]:  # each is shown once: keep the page readable
             token = services.resident_probe_rotate_token(probe=probe)
             self.message_user(
-                request, f"New token of '{probe.name}': {token} — shown once.", messages.WARNING
+                request,
+                gettext("New token of '%(name)s': %(token)s — shown once.")
+                % {"name": probe.name, "token": token},
+                messages.WARNING,
             )
 
     @admin.action(description=_("Apply to clusters now"), permissions=["change"])
@@ -162,7 +172,10 @@ class ResidentProbeAdmin(admin.ModelAdmin):
         count = services.resident_probes_apply(
             probe_ids=list(queryset.values_list("pk", flat=True))
         )
-        self.message_user(request, f"Applying {count} resident probe(s).", messages.SUCCESS)
+        text = ngettext(
+            "Applying %(n)d resident probe.", "Applying %(n)d resident probes.", count
+        ) % {"n": count}
+        self.message_user(request, text, messages.SUCCESS)
 
 
 @admin.register(ResidentAlertRule)

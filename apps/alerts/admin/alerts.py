@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.alerts import services
@@ -41,8 +42,14 @@ def _form_action(
                 apply(alert, form)
                 done += 1
             except ValueError as exc:
-                refused.append(f"{alert.case} on {alert.cluster}: {exc}")
-        modeladmin.message_user(request, f"{submit}: {done} alert(s).", messages.SUCCESS)
+                refused.append(
+                    gettext("%(case)s on %(cluster)s: %(error)s")
+                    % {"case": alert.case, "cluster": alert.cluster, "error": exc}
+                )
+        done_text = ngettext("%(action)s: %(n)d alert.", "%(action)s: %(n)d alerts.", done)
+        modeladmin.message_user(
+            request, done_text % {"action": submit, "n": done}, messages.SUCCESS
+        )
         for reason in refused[:20]:
             modeladmin.message_user(request, reason, messages.WARNING)
         return None
@@ -78,9 +85,11 @@ def acknowledge(
         queryset,
         form_class=AcknowledgeForm,
         action="acknowledge",
-        intro="Someone is on it: these alerts stay quiet until they resolve or the "
-        "acknowledgement expires.",
-        submit="Acknowledge",
+        intro=gettext(
+            "Someone is on it: these alerts stay quiet until they resolve or the "
+            "acknowledgement expires."
+        ),
+        submit=gettext("Acknowledge"),
         apply=apply,
     )
 
@@ -100,8 +109,10 @@ def resolve(
         queryset,
         form_class=ResolveForm,
         action="resolve",
-        intro="Close these alerts now; the next failing run opens them again if the rule says so.",
-        submit="Resolve",
+        intro=gettext(
+            "Close these alerts now; the next failing run opens them again if the rule says so."
+        ),
+        submit=gettext("Resolve"),
         apply=apply,
     )
 

@@ -190,7 +190,7 @@ class ResolveSerializer(serializers.Serializer):
 
 class SilenceSerializer(ModelCleanMixin, serializers.ModelSerializer):
     matchers = MatchersField(
-        help_text=_("All must match: names ") + ", ".join(MATCHER_NAMES) + "; label is key=value."
+        help_text="All must match: names " + ", ".join(MATCHER_NAMES) + "; label is key=value."
     )
     created_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
