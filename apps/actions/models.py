@@ -45,10 +45,10 @@ def validate_http_url(value: str) -> None:
 def validate_job_template(value: Any) -> None:
     """A Job's `spec` (with $(VARS)): an object holding a pod template with containers."""
     if not isinstance(value, dict):
-        raise ValidationError("The Job template must be an object: the Job's spec.")
+        raise ValidationError(_("The Job template must be an object: the Job's spec."))
     containers = value.get("template", {}).get("spec", {}).get("containers")
     if not isinstance(containers, list) or not containers:
-        raise ValidationError("The Job template needs template.spec.containers (a list).")
+        raise ValidationError(_("The Job template needs template.spec.containers (a list)."))
 
 
 class ActionPolicy(TimeStampedModel):
@@ -117,7 +117,7 @@ class ActionPolicy(TimeStampedModel):
     def clean(self) -> None:
         super().clean()
         if self.action == ActionKind.WEBHOOK and not self.webhook_url:
-            raise ValidationError({"webhook_url": "A webhook action needs a URL."})
+            raise ValidationError({"webhook_url": _("A webhook action needs a URL.")})
         if self.action == ActionKind.JOB:
             try:
                 validate_job_template(self.job_template)

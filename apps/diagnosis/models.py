@@ -80,7 +80,7 @@ class DiagnosisRule(models.Model):
 
         errors = {f: e for f in RULE_PATTERNS if (e := pattern_error(getattr(self, f)))}
         if not any(getattr(self, f) for f in RULE_PATTERNS) and not self.case_kinds:
-            errors["error_pattern"] = "A rule needs at least one condition."
+            errors["error_pattern"] = str(_("A rule needs at least one condition."))
         if errors:
             raise ValidationError(errors)
 

@@ -8,9 +8,12 @@ written and read with SQL (apps/resident/storage.py, created by migration 0002).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.alerts.models import Severity
@@ -32,7 +35,7 @@ def validate_resident_env(value: object) -> None:
     reserved = sorted(k for k in value if k.startswith("KUBEPROBE_"))  # type: ignore[attr-defined]
     if reserved:
         raise ValidationError(
-            "KUBEPROBE_* variables are set by the operator: %(names)s.",
+            _("KUBEPROBE_* variables are set by the operator: %(names)s."),
             params={"names": ", ".join(reserved)},
         )
 
@@ -49,7 +52,7 @@ def case_module(case: Case) -> str:
 def validate_probe_name(value: str) -> None:
     if value in RESERVED_NAMES:
         raise ValidationError(
-            "%(value)r is reserved (it is a path under /api/v1/resident/).",
+            _("%(value)r is reserved (it is a path under /api/v1/resident/)."),
             params={"value": value},
         )
 
@@ -156,18 +159,18 @@ class ResidentProbe(TimeStampedModel):
 
     def clean(self) -> None:
         super().clean()
-        errors: dict[str, str] = {}
+        errors: dict[str, Any] = {}
         if bool(self.case_id) == bool(self.image):
-            errors["image"] = "Set exactly one of case (built-in) or image."
+            errors["image"] = _("Set exactly one of case (built-in) or image.")
         if self.case_id and (self.command or self.args):
-            errors["command"] = "Command and args go with an image; a case runs its own module."
+            errors["command"] = _("Command and args go with an image; a case runs its own module.")
         if self.case_id and self.case is not None and case_module(self.case) not in RESIDENT_CASES:
             errors["case"] = (
                 f"Case {self.case.name} cannot run resident: only the built-in cases "
                 f"{', '.join(RESIDENT_CASES)} can (or give an image)."
             )
         if self.denoise_k and self.denoise_n and self.denoise_k > self.denoise_n:
-            errors["denoise_k"] = "k must not exceed n (k of the last n samples agree)."
+            errors["denoise_k"] = _("k must not exceed n (k of the last n samples agree).")
         if errors:
             raise ValidationError(errors)
 
@@ -175,7 +178,7 @@ class ResidentProbe(TimeStampedModel):
 def probe_scope_errors(*, clusters: object, groups: object) -> dict[str, str]:
     """A resident probe needs somewhere to run (admin and API alike)."""
     if not (clusters or groups):
-        return {"clusters": "Name at least one cluster or group."}
+        return {"clusters": gettext("Name at least one cluster or group.")}
     return {}
 
 
@@ -290,7 +293,8 @@ class ResidentAlertRule(TimeStampedModel):
         ):
             raise ValidationError(
                 {
-                    "availability_below": "Set at least one condition: availability, "
-                    "p99 latency or no data."
+                    "availability_below": _(
+                        "Set at least one condition: availability, p99 latency or no data."
+                    )
                 }
             )
