@@ -78,7 +78,7 @@ def silence_errors(
     errors: dict[str, str] = {}
     if starts_at and ends_at:
         if ends_at <= starts_at:
-            errors["ends_at"] = SILENCE_ENDS_BEFORE_START
+            errors["ends_at"] = str(SILENCE_ENDS_BEFORE_START)
         elif ends_at - starts_at > MAX_QUIET:
             errors["ends_at"] = SILENCE_TOO_LONG
     try:
