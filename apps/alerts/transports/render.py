@@ -153,11 +153,16 @@ def markdown_lines(message: Message, dialect: Dialect = MARKDOWN) -> list[str]:
     esc = dialect.escape
     b = dialect.bold
     lines = [
-        f"{b(_('Case:'))} {esc(message.case)}  {b(_('Severity:'))} "
-        f"{severity_name(message.severity)}  {b(_('Event:'))} {event_name(message.event)}",
+        "  ".join(
+            (
+                b(_("Case:")) + " " + esc(message.case),
+                b(_("Severity:")) + " " + severity_name(message.severity),
+                b(_("Event:")) + " " + event_name(message.event),
+            )
+        ),
     ]
     if message.items:
-        lines.append(f"{b(_('Clusters:'))} {esc(', '.join(message.clusters))}")
+        lines.append(b(_("Clusters:")) + " " + esc(", ".join(message.clusters)))
     limit = error_limit(message)
     for item in message.items:
         head = f"- {b(esc(item.cluster))}"
@@ -170,13 +175,13 @@ def markdown_lines(message: Message, dialect: Dialect = MARKDOWN) -> list[str]:
         if item.error and message.event != "resolved":
             lines.append(dialect.quote(esc(truncate(item.error, limit))))
     if message.incident:
-        lines.append(f"{b(_('Incident:'))} {esc(message.incident)}")
+        lines.append(b(_("Incident:")) + " " + esc(message.incident))
     if message.diagnosis:
-        lines.append(f"{b(_('Diagnosis:'))} {esc(message.diagnosis)}")
+        lines.append(b(_("Diagnosis:")) + " " + esc(message.diagnosis))
     if message.note:
-        lines.append(f"{b(_('Note:'))} {esc(message.note)}")
+        lines.append(b(_("Note:")) + " " + esc(message.note))
     if message.ended_at and message.event == "resolved":
-        lines.append(f"{b(_('Resolved at:'))} {message.ended_at:%Y-%m-%d %H:%M:%S} UTC")
+        lines.append(b(_("Resolved at:")) + f" {message.ended_at:%Y-%m-%d %H:%M:%S} UTC")
     if message.portal_url:
         lines.append(dialect.link(_("Open alerts in KubeProbe"), message.portal_url))
     return lines

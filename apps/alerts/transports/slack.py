@@ -74,6 +74,10 @@ def code_block(text: str) -> str:
     return "```" + escape(text).replace("```", "'''") + "```"
 
 
+def fact(label: str, value: str) -> str:
+    return f"*{label}*\n{value}"
+
+
 def payload(message: Message) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {
@@ -83,13 +87,13 @@ def payload(message: Message) -> dict[str, Any]:
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*{_('Case')}*\n{escape(message.case)}"},
-                {"type": "mrkdwn", "text": f"*{_('Severity')}*\n{severity_name(message.severity)}"},
-                {"type": "mrkdwn", "text": f"*{_('Event')}*\n{event_name(message.event)}"},
+                {"type": "mrkdwn", "text": fact(_("Case"), escape(message.case))},
+                {"type": "mrkdwn", "text": fact(_("Severity"), severity_name(message.severity))},
+                {"type": "mrkdwn", "text": fact(_("Event"), event_name(message.event))},
                 {
                     "type": "mrkdwn",
                     "text": truncate(
-                        f"*{_('Clusters')}*\n{escape(', '.join(message.clusters)) or '-'}", 2000
+                        fact(_("Clusters"), escape(", ".join(message.clusters)) or "-"), 2000
                     ),
                 },
             ],
@@ -137,7 +141,7 @@ def payload(message: Message) -> dict[str, Any]:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": truncate(f"*{_('Diagnosis')}* {escape(message.diagnosis)}", 3000),
+                    "text": truncate("*" + _("Diagnosis") + "* " + escape(message.diagnosis), 3000),
                 },
             }
         )
