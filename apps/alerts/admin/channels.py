@@ -38,6 +38,8 @@ class ChannelForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["kind"].choices = transports.choices()  # type: ignore[attr-defined]
+        # Forms posted without it (older scripts) keep the channel's, or get the default.
+        self.fields["language"].required = False
         if self.instance.pk and self.instance.config_json:
             stored = json.loads(self.instance.config_json)
             self.initial["config"] = transports.redact(stored, self.instance.kind)
@@ -57,7 +59,9 @@ class ChannelForm(forms.ModelForm):
                 severities=data.get("severities") or [],
                 matchers=data.get("matchers") or [],
                 send_resolved=data.get("send_resolved", True),
-                language=data.get("language") or Channel.language.field.get_default(),
+                language=data.get("language")
+                or self.instance.language
+                or Channel.language.field.get_default(),
             )
         except ValidationError as exc:
             if hasattr(exc, "error_dict"):
