@@ -3,7 +3,7 @@ choice labels, actions and their messages are translated."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +18,13 @@ from tests.factories import CaseFactory, ClusterFactory
 
 pytestmark = pytest.mark.django_db
 ZH = {"HTTP_ACCEPT_LANGUAGE": "zh-hans"}
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -52,8 +59,8 @@ def test_a_channel_is_given_its_language_in_the_admin(admin: Client, receiver: R
         follow=True,
         **ZH,
     )
-    [shown] = messages_of(listing)
-    assert shown.startswith("dd：已发送，耗时 ") and shown.endswith(" 毫秒。")
+    shown = messages_of(listing)[-1]  # after the add's own message
+    assert shown.startswith("dd：已发送，耗时 ") and shown.endswith(" 毫秒。"), shown
     assert receiver.last.json()["title"] == "KubeProbe 测试通知：此通知渠道可用"
 
 
