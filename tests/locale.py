@@ -29,9 +29,11 @@ def compile_messages(root: Path = ROOT) -> list[Path]:
 
 
 def reset_translations() -> None:
-    """Forget catalogs Django loaded before the .mo files existed."""
-    from django.utils.translation import trans_real
+    """Forget catalogs Django loaded before the .mo files existed (as Django's own
+    test machinery does when LOCALE_PATHS changes)."""
+    from django.conf import settings
+    from django.test.signals import setting_changed
 
-    trans_real._translations = {}
-    trans_real._default = None
-    trans_real._active = trans_real.Local()
+    setting_changed.send(
+        sender=type(settings), setting="LOCALE_PATHS", value=settings.LOCALE_PATHS, enter=True
+    )

@@ -28,12 +28,12 @@ from apps.gating.scope import UnknownComponent
 
 BAD_REQUEST = 3
 # The first word of the answer; scripts should use the exit code (or --json) instead.
-VERDICT_WORDS = {
+VERDICT_WORDS: dict[str, Any] = {
     Verdict.ALLOW: gettext_lazy("ALLOW"),
     Verdict.DENY: gettext_lazy("DENY"),
     Verdict.UNKNOWN: gettext_lazy("UNKNOWN"),
 }
-CASE_VERDICTS = {
+CASE_VERDICTS: dict[str, Any] = {
     Verdict.ALLOW: pgettext_lazy("verdict", "allow"),
     Verdict.DENY: pgettext_lazy("verdict", "deny"),
     Verdict.UNKNOWN: pgettext_lazy("verdict", "unknown"),
