@@ -109,7 +109,7 @@ class ActionPolicy(TimeStampedModel):
 
     class Meta:
         ordering = ["order", "name"]
-        verbose_name_plural = "action policies"
+        verbose_name_plural = _("action policies")
 
     def __str__(self) -> str:
         return self.name

@@ -115,7 +115,7 @@ class RunDiagnosis(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "run diagnoses"
+        verbose_name_plural = _("run diagnoses")
         indexes = [
             models.Index(
                 fields=["labelled_at"],

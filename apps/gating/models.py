@@ -67,7 +67,7 @@ class GatePolicy(TimeStampedModel):
 
     class Meta:
         ordering = ["priority", "name"]
-        verbose_name_plural = "gate policies"
+        verbose_name_plural = _("gate policies")
 
     def __str__(self) -> str:
         return self.name

@@ -12,7 +12,7 @@ import pytest
 from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("alerts", "resident", "diagnosis", "actions", "gating")
+APPS = ("alerts", "resident", "diagnosis", "actions", "gating", "postrun")
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdr]")
 
 
