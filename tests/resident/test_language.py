@@ -32,6 +32,8 @@ def test_reserved_env_in_both_languages() -> None:
         ("zh-hans", "KUBEPROBE_* 变量由 operator 设置：KUBEPROBE_TOKEN。"),
         ("en", "KUBEPROBE_* variables are set by the operator: KUBEPROBE_TOKEN."),
     ):
-        with translation.override(language), pytest.raises(ValidationError) as refused:
-            validate_resident_env({"KUBEPROBE_TOKEN": "x"})
-        assert refused.value.messages == [message]
+        with translation.override(language):
+            with pytest.raises(ValidationError) as refused:
+                validate_resident_env({"KUBEPROBE_TOKEN": "x"})
+            # The message is lazy: read it in the language it is meant for.
+            assert refused.value.messages == [message]
