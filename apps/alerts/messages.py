@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.urls import reverse
@@ -150,7 +151,7 @@ def message_of(notification: Notification) -> transports.Message:
         if dependents:
             notes.append(dependents)
     diagnosed = next((f.alert for f in flips if f.alert.root_cause), None)
-    diagnosis = root_cause_text(diagnosed) if diagnosed else ""
+    diagnosis = root_cause_text(_in_language(diagnosed)) if diagnosed else ""
     incident = next((f.alert.incident_title for f in flips if f.alert.incident_title), "")
     several_cases = len({f.alert.case_id for f in flips}) > 1
     lines = [
@@ -191,6 +192,19 @@ def message_of(notification: Notification) -> transports.Message:
         note="\n".join(notes),
         portal_url=settings.KUBEPROBE_PUBLIC_URL + reverse("admin:alerts_alert_changelist"),
         ended_at=first.created_at if first.event == FlipEvent.RESOLVED else None,
+    )
+
+
+def _in_language(alert: Alert) -> SimpleNamespace:
+    """The alert's root cause with a shipped rule's summary in the active language
+    (apps/diagnosis/summaries.py marks them); other summaries read as written."""
+    summary = alert.root_cause_summary
+    return SimpleNamespace(
+        root_cause=alert.root_cause,
+        root_cause_component=alert.root_cause_component,
+        root_cause_summary=_(summary) if summary else "",  # gettext("") is the header
+        root_cause_source=alert.root_cause_source,
+        root_cause_confidence=alert.root_cause_confidence,
     )
 
 

@@ -5,6 +5,7 @@ stay English whatever the language."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -22,6 +23,11 @@ from tests.factories import CaseFactory, ClusterFactory
 pytestmark = pytest.mark.django_db
 
 ERROR = "Failed to create pod sandbox"
+# A shipped rule's summary (apps/diagnosis/defaults.py): notifications translate it.
+SANDBOX = (
+    "The container runtime could not create the pod sandbox or start the container: "
+    "check containerd/CRI-O and runc on the node and their logs."
+)
 
 
 @pytest.fixture
@@ -56,7 +62,7 @@ def test_one_alert_reaches_each_channel_in_its_language(
         name="ops-hook", kind="webhook", config={"url": receiver.url()}, language="zh-hans"
     )
     case, cluster = CaseFactory(name="statefulset-lifecycle"), ClusterFactory(name="prod-1")
-    add_run(case, cluster, False, error=ERROR)
+    add_run(case, cluster, False, error=ERROR, root_cause_summary=SANDBOX)
     services.alert_evaluate(case_id=case.pk, cluster_id=cluster.pk)
 
     assert deliver_and_send() == ["sent", "sent", "sent"]
@@ -69,7 +75,8 @@ def test_one_alert_reaches_each_channel_in_its_language(
     assert "**用例：** statefulset-lifecycle  **级别：** 警告  **事件：** 告警" in text
     assert "**集群：** prod-1" in text
     assert "- **prod-1** 步骤 `ready` ([运行](" in text and "[日志](" in text
-    assert "**诊断：** " in text and "[在 KubeProbe 中查看告警](" in text
+    assert "容器运行时无法创建 Pod 沙箱或启动容器" in text and "[在 KubeProbe 中查看告警](" in text
+    assert "**诊断：** " in text
     for english in ("Case:", "Severity:", "Event:", "step `", "Open alerts", "[run]("):
         assert english not in text
     stored = Notification.objects.get(channel=ding)
@@ -84,6 +91,7 @@ def test_one_alert_reaches_each_channel_in_its_language(
     facts = [f["text"] for f in blocks[1]["fields"]]
     assert facts[:3] == ["*Case*\nstatefulset-lifecycle", "*Severity*\nwarning", "*Event*\nfiring"]
     assert [b["text"]["text"] for b in blocks[-1]["elements"]] == ["Open run", "All alerts"]
+    assert "could not create the pod sandbox or start the container" in json.dumps(body)
 
     # The webhook in Chinese: the same keys and machine values, human texts translated.
     hook = receiver.last.json()

@@ -35,3 +35,16 @@ def test_a_rule_without_conditions_in_both_languages() -> None:
         with translation.override(language), pytest.raises(ValidationError) as refused:
             rule.clean()
         assert refused.value.message_dict["error_pattern"] == [message]
+
+
+def test_shipped_summaries_are_marked_and_read_in_chinese() -> None:
+    from django.utils.translation import gettext
+
+    from apps.diagnosis.defaults import RULES
+    from apps.diagnosis.summaries import SUMMARIES
+
+    assert set(SUMMARIES) == {rule["summary"] for rule in RULES}
+    etcd = "etcd answers slowly: check disk fsync latency, leader changes and load."
+    with translation.override("zh-hans"):
+        assert gettext(etcd) == "etcd 响应缓慢：检查磁盘 fsync 延迟、leader 变更和负载。"
+        assert gettext("A summary an operator wrote.") == "A summary an operator wrote."

@@ -35,7 +35,9 @@ from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from django.db import close_old_connections
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.utils import translation
 from django.utils.log import log_response
 
 from apps.core.logcontext import log_context_begin, log_context_end, request_id_from
@@ -64,6 +66,9 @@ PREFIXES = ("/api/v1/runs/", "/api/v1/kuberhealthy/", "/check")
 MIRRORED_MIDDLEWARE = [
     "apps.core.middleware.RequestId",
     "django.middleware.security.SecurityMiddleware",
+    # Reports carry no Accept-Language or cookie (those go to Django): the default
+    # language, whose Content-Language and Vary headers are added below.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -98,7 +103,8 @@ def _middleware_headers(secure: bool) -> list[tuple[str, str]]:
     def respond(_: Any) -> HttpResponse:
         return HttpResponse(content_type=TEXT)
 
-    response = respond(request)
+    with translation.override(None):  # LocaleMiddleware activates a language
+        response = LocaleMiddleware(respond)(request)
     for middleware in (SecurityMiddleware(respond), XFrameOptionsMiddleware(respond)):
         response = middleware.process_response(request, response)
     return [(name, value) for name, value in response.items() if name != "Content-Type"]
@@ -167,6 +173,8 @@ class ReportEndpoint:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not self.enabled or environ.get("REQUEST_METHOD") != "POST":
             return self.django_app(environ, start_response)
+        if "HTTP_ACCEPT_LANGUAGE" in environ or "HTTP_COOKIE" in environ:
+            return self.django_app(environ, start_response)  # LocaleMiddleware reads them
         path = environ.get("PATH_INFO", "")
         run = RUN_REPORT_PATH.fullmatch(path)
         if run is None and path not in KUBERHEALTHY_PATHS:
