@@ -103,11 +103,14 @@ def _middleware_headers(secure: bool) -> list[tuple[str, str]]:
     def respond(_: Any) -> HttpResponse:
         return HttpResponse(content_type=TEXT)
 
-    with translation.override(None):  # LocaleMiddleware activates a language
-        response = LocaleMiddleware(respond)(request)
+    response = respond(request)
     for middleware in (SecurityMiddleware(respond), XFrameOptionsMiddleware(respond)):
         response = middleware.process_response(request, response)
-    return [(name, value) for name, value in response.items() if name != "Content-Type"]
+    locale = LocaleMiddleware(respond)
+    with translation.override(None):  # process_request activates a language
+        locale.process_request(request)
+        answer = locale.process_response(request, response)
+    return [(name, value) for name, value in answer.items() if name != "Content-Type"]
 
 
 class ReportEndpoint:
