@@ -74,6 +74,8 @@ if command -v etcd >/dev/null; then
     >var/log/etcd.log 2>&1 &
   ETCD_PID=$!
   PIDS+=("$ETCD_PID")
+  # The docs' "stop the etcd" command reads it (kill $(cat var/etcd.pid)).
+  echo "$ETCD_PID" >var/etcd.pid
   # Ready when it answers /health over TLS with our client certificate; another
   # etcd already on the port fails that and ours exits, so both are checked.
   if "$PY" - "$ETCD_PORT" "$TLS" "$ETCD_PID" <<'PYEOF'
