@@ -140,7 +140,7 @@ if [[ ${KUBE:-} == 1 ]]; then
 fi
 
 # Without -Q one worker consumes every queue (dispatch, alerts, housekeeping, default);
-# production splits them (README, "Running it in production").
+# production splits them (docs/operating.md, "Running it in production").
 "$VENV/bin/celery" -A kubeprobe_site worker -B --loglevel INFO --concurrency 2 \
   >var/log/celery.log 2>&1 &
 PIDS+=("$!")

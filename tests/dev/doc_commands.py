@@ -80,11 +80,8 @@ def commands(pages: list[str] = PAGES) -> list[Command]:
         for block in blocks(page):
             if block.marker.startswith("skip"):
                 continue
-            exit_code = (
-                int(re.search(r"exit=(\d+)", block.marker).group(1))
-                if "exit=" in block.marker
-                else 0
-            )  # type: ignore[union-attr]
+            expected_exit = re.search(r"exit=(\d+)", block.marker)
+            exit_code = int(expected_exit.group(1)) if expected_exit else 0
             if block.language != "console":
                 result.append(Command(page, block.line, "\n".join(block.body), exit_code=exit_code))
                 continue

@@ -70,22 +70,42 @@ def test_the_pages_exist_and_have_links() -> None:
     assert sum(len(links(page)) for page in PAGES) > 50
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
-def test_relative_links_and_anchors_resolve(page: Path) -> None:
+def broken_links(page: Path, root: Path = ROOT) -> list[str]:
     broken = []
     for target in links(page):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
             continue
         path, _, anchor = unquote(target).partition("#")
         resolved = (page.parent / path).resolve() if path else page
-        if "shared/" in path and not resolved.is_relative_to(ROOT):
+        if not resolved.is_relative_to(root):
             broken.append(f"{target}: outside the repository")
-            continue
-        if not resolved.exists():
+        elif not resolved.exists():
             broken.append(f"{target}: no such file")
         elif anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
-            broken.append(f"{target}: no heading #{anchor} in {resolved.relative_to(ROOT)}")
+            broken.append(f"{target}: no heading #{anchor} in {resolved.relative_to(root)}")
+    return broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+def test_relative_links_and_anchors_resolve(page: Path) -> None:
+    broken = broken_links(page)
     assert not broken, f"{page.relative_to(ROOT)}: " + "; ".join(broken)
+
+
+def test_the_checker_finds_a_broken_file_an_anchor_and_a_way_out(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs/other.md").write_text("# Other\n\n## Real part\n")
+    page = tmp_path / "docs/page.md"
+    page.write_text(
+        "# Page\n\nSee [ok](other.md#real-part), [self](#page), [gone](missing.md),\n"
+        "[no part](other.md#fake-part), [away](../../shared/DESIGN.md) and\n"
+        "`[code](ignored.md)`.\n\n```\n[fenced](ignored.md)\n```\n"
+    )
+    assert broken_links(page, root=tmp_path) == [
+        "missing.md: no such file",
+        "other.md#fake-part: no heading #fake-part in docs/other.md",
+        "../../shared/DESIGN.md: outside the repository",
+    ]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
