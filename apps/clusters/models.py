@@ -213,7 +213,7 @@ class Cluster(TimeStampedModel):
             kc.validate(self.kubeconfig, self.context)
         elif self.executor == Executor.KUBERNETES:
             raise ValidationError(
-                {"kubeconfig": "A kubeconfig is required for the kubernetes executor."}
+                {"kubeconfig": _("A kubeconfig is required for the kubernetes executor.")}
             )
 
     def save(self, *args: object, **kwargs: object) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django import forms
 from django.http import QueryDict
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.filters import CaseFilter
 from apps.catalog.models import Case
@@ -44,7 +45,7 @@ class PageForm(forms.Form):
     """What only the matrix pages filter on."""
 
     state = forms.ChoiceField(required=False, choices=STATE_CHOICES)
-    group_by = forms.ChoiceField(required=False, choices=GROUP_BY_CHOICES, label="Group by")
+    group_by = forms.ChoiceField(required=False, choices=GROUP_BY_CHOICES, label=_("Group by"))
     columns = forms.ChoiceField(required=False, choices=COLUMN_CHOICES)
 
 

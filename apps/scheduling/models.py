@@ -21,24 +21,26 @@ BUILTIN_EVENT_KINDS = ("component_release", "cluster_change", "upgrade")
 def validate_event_triggers(value: Any) -> None:
     """[{"kind": "component_release", "component": "etcd"}, {"kind": "upgrade"}]"""
     if not isinstance(value, list):
-        raise ValidationError("Event triggers must be a list of {kind, component} objects.")
+        raise ValidationError(_("Event triggers must be a list of {kind, component} objects."))
     for i, item in enumerate(value):
         if not isinstance(item, dict) or set(item) - {"kind", "component"}:
             raise ValidationError(
-                "Event trigger %(i)d must be an object with 'kind' and optional 'component'.",
+                _("Event trigger %(i)d must be an object with 'kind' and optional 'component'."),
                 params={"i": i},
             )
         kind = item.get("kind")
         if not isinstance(kind, str) or not EVENT_WORD_RE.match(kind):
             raise ValidationError(
-                "Event trigger %(i)d: kind %(kind)r is not a lowercase word "
-                "(built in: %(builtin)s, or your own).",
+                _(
+                    "Event trigger %(i)d: kind %(kind)r is not a lowercase word "
+                    "(built in: %(builtin)s, or your own)."
+                ),
                 params={"i": i, "kind": kind, "builtin": ", ".join(BUILTIN_EVENT_KINDS)},
             )
         component = item.get("component", "")
         if not isinstance(component, str) or (component and not EVENT_WORD_RE.match(component)):
             raise ValidationError(
-                "Event trigger %(i)d: component %(c)r is not a lowercase word.",
+                _("Event trigger %(i)d: component %(c)r is not a lowercase word."),
                 params={"i": i, "c": component},
             )
 
@@ -156,7 +158,7 @@ class Binding(TimeStampedModel):
         super().clean()
         if self.interval_seconds and self.cron:
             raise ValidationError(
-                {"cron": "Set either an interval or a cron expression, not both."}
+                {"cron": _("Set either an interval or a cron expression, not both.")}
             )
         if self.cron:
             try:
