@@ -29,16 +29,16 @@ CASE_PARAMS = ("case_set",)
 SHOWN_PARAMS = frozenset(
     {"q", "group", "region", "environment", "case_set", "state", "group_by", "columns"}
 )
-COLUMN_CHOICES = [("", "scheduled or with results"), ("all", "every enabled case")]
+COLUMN_CHOICES = [("", _("scheduled or with results")), ("all", _("every enabled case"))]
 
 STATE_CHOICES = [
-    ("", "any"),
-    ("failing", "failing (a red run)"),
-    ("alerting", "alerting (firing, acknowledged or silenced)"),
-    ("firing", "firing"),
-    ("ok", "all green"),
+    ("", _("any")),
+    ("failing", _("failing (a red run)")),
+    ("alerting", _("alerting (firing, acknowledged or silenced)")),
+    ("firing", _("firing")),
+    ("ok", _("all green")),
 ]
-GROUP_BY_CHOICES = [("region", "region"), ("group", "cluster group")]
+GROUP_BY_CHOICES = [("region", _("region")), ("group", _("cluster group"))]
 
 
 class PageForm(forms.Form):

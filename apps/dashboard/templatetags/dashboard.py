@@ -22,7 +22,7 @@ from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 
 from apps.dashboard.selectors.cluster_case import PairLine
-from apps.dashboard.selectors.matrix import Cell, Matrix, Row
+from apps.dashboard.selectors.matrix import NO_GROUP, NO_REGION, Cell, Matrix, Row
 from apps.dashboard.selectors.stats import WINDOWS, WindowStats
 from apps.runs.root_cause import root_cause_text
 
@@ -152,10 +152,12 @@ def _rows_html(matrix: Matrix, out: list[str]) -> None:
     case_ids = [case_id for case_id, _ in matrix.cases]
     width = len(case_ids) + 1
     also_in = _("also in %(groups)s")
+    # The selectors' placeholder section titles, in the page's language.
+    placeholders = {NO_REGION: _("(no region)"), NO_GROUP: _("(no group)")}
     for section in matrix.sections:
         out.append(
             f'<tbody class="section"><tr class="section-head"><th colspan="{width}" scope="rowgroup">'
-            f"{escape(section.title)} <small>{escape(clusters_text(len(section.rows)))}</small></th></tr>"
+            f"{escape(placeholders.get(section.title, section.title))} <small>{escape(clusters_text(len(section.rows)))}</small></th></tr>"
         )
         for row in section.rows:
             name = escape(row.name)
