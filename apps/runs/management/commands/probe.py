@@ -51,8 +51,8 @@ class Command(BaseCommand):
         )
         [run_id] = result.created
         self.stdout.write(
-            _("Run %(run_id)s: %(name)s on %(name2)s")
-            % {"run_id": run_id, "name": case.name, "name2": cluster.name}
+            _("Run %(run_id)s: %(case)s on %(cluster)s")
+            % {"run_id": run_id, "case": case.name, "cluster": cluster.name}
         )
         if options["dispatch_here"]:
             dispatch.run_dispatch(run_id=run_id)
@@ -62,7 +62,8 @@ class Command(BaseCommand):
         self._print(run)
         if run.state != RunState.SUCCEEDED:
             raise CommandError(
-                _("Run %(pk)s ended %(state)s.") % {"pk": run.pk, "state": run.state}, returncode=1
+                _("Run %(run)s ended %(state)s.") % {"run": run.pk, "state": run.state},
+                returncode=1,
             )
 
     def _wait(self, run_id: int, timeout: int) -> ProbeRun:
@@ -103,6 +104,6 @@ class Command(BaseCommand):
                 "  metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(run.metrics.items()))
             )
         self.stdout.write(
-            _("Run %(pk)s %(state)s in %(duration_ms)s ms")
-            % {"pk": run.pk, "state": run.state, "duration_ms": run.duration_ms}
+            _("Run %(run)s %(state)s in %(duration_ms)s ms")
+            % {"run": run.pk, "state": run.state, "duration_ms": run.duration_ms}
         )
