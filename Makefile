@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Translations (docs/i18n.md): the .po files are committed, the .mo files built here.
 PO_FILES := $(wildcard locale/*/LC_MESSAGES/*.po apps/*/locale/*/LC_MESSAGES/*.po)
 MO_FILES := $(PO_FILES:.po=.mo)
-# Folders with no strings to translate; tests/i18n/test_catalogs.py extracts the same way.
+# Folders with no strings to translate; tests/core/test_i18n_catalogs.py extracts the same way.
 MESSAGES_IGNORE := --ignore 'var/*' --ignore 'tests/*' --ignore 'bench/*' --ignore 'deploy/*' --ignore 'operator/*' --ignore 'probe_sdk/*' --ignore 'docs/*' --ignore 'static/vendor/*'
 
 install: $(VENV)/.installed $(MO_FILES)

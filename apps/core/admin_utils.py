@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.functional import lazy
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
 
@@ -58,13 +58,15 @@ def enable_actions(
         modeladmin.message_user(request, text % {"count": count, "noun": noun}, messages.SUCCESS)
 
     @admin.action(
-        description=lazy_format("Enable selected %(noun)s", noun=noun), permissions=["change"]
+        description=lazy_format(gettext_noop("Enable selected %(noun)s"), noun=noun),
+        permissions=["change"],
     )
     def enable(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         apply(modeladmin, request, queryset, True)
 
     @admin.action(
-        description=lazy_format("Disable selected %(noun)s", noun=noun), permissions=["change"]
+        description=lazy_format(gettext_noop("Disable selected %(noun)s"), noun=noun),
+        permissions=["change"],
     )
     def disable(
         modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]

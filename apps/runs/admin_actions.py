@@ -14,6 +14,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from apps.core.admin_utils import lazy_format
 from apps.runs.services import CreateResult
@@ -58,7 +59,8 @@ def run_now_action(
     what: str, runner: Callable[[QuerySet[Any], int | None], CreateResult]
 ) -> Callable[..., None]:
     @admin.action(
-        description=lazy_format("Run now: selected %(what)s", what=what), permissions=["run"]
+        description=lazy_format(gettext_noop("Run now: selected %(what)s"), what=what),
+        permissions=["run"],
     )
     def run_now(
         modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
