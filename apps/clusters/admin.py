@@ -66,7 +66,7 @@ class BreakerFilter(admin.SimpleListFilter):
     title = _("reachable")
     parameter_name = "breaker"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
         return [("open", _("unreachable (breaker open)")), ("closed", _("reachable"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> QuerySet[Cluster]:

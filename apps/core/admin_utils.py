@@ -10,7 +10,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils.functional import lazy
+from django.utils import translation
+from django.utils.functional import Promise, lazy
 from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
@@ -46,7 +47,7 @@ def lazy_format(message: str, **values: Any) -> str:
 
 
 def enable_actions(
-    noun: str, setter: Callable[[QuerySet[Any], bool], int] | None = None
+    noun: str | Promise, setter: Callable[[QuerySet[Any], bool], int] | None = None
 ) -> tuple[Callable[..., None], Callable[..., None]]:
     """Bulk enable/disable actions that report what they did."""
 
@@ -73,6 +74,9 @@ def enable_actions(
     ) -> None:
         apply(modeladmin, request, queryset, False)
 
-    enable.__name__ = f"enable_{noun.replace(' ', '_')}"
-    disable.__name__ = f"disable_{noun.replace(' ', '_')}"
+    # The action's name is posted back by the form: the English noun, whatever the language.
+    with translation.override(None):
+        name = str(noun).replace(" ", "_")
+    enable.__name__ = f"enable_{name}"
+    disable.__name__ = f"disable_{name}"
     return enable, disable

@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
@@ -36,7 +37,7 @@ def add_run_now(admin_class: type[admin.ModelAdmin], action: Callable[..., None]
 
 
 def report_runs(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, result: CreateResult, what: str
+    modeladmin: admin.ModelAdmin, request: HttpRequest, result: CreateResult, what: str | Promise
 ) -> None:
     if not result.created and not result.skipped:
         modeladmin.message_user(
@@ -56,7 +57,7 @@ def report_runs(
 
 
 def run_now_action(
-    what: str, runner: Callable[[QuerySet[Any], int | None], CreateResult]
+    what: str | Promise, runner: Callable[[QuerySet[Any], int | None], CreateResult]
 ) -> Callable[..., None]:
     @admin.action(
         description=lazy_format(gettext_noop("Run now: selected %(what)s"), what=what),
