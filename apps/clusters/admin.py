@@ -261,19 +261,19 @@ class ClusterAdmin(admin.ModelAdmin):
     @admin.display(description=_("reachable"), ordering="breaker_open_since")
     def reachability(self, obj: Cluster) -> str:
         if obj.breaker_open_since is None:
-            return "yes"
+            return _("yes")
         since = timezone.localtime(obj.breaker_open_since)
         return format_html(
-            '<span title="{}">unreachable since {}</span>',
+            '<span title="{}">{}</span>',
             obj.breaker_last_error,
-            f"{since:%Y-%m-%d %H:%M:%S}",
+            _("unreachable since %(when)s") % {"when": f"{since:%Y-%m-%d %H:%M:%S}"},
         )
 
     @admin.display(description=_("kubeconfig"), ordering="kubeconfig_fingerprint")
     def kubeconfig_status(self, obj: Cluster) -> str:
         if not obj.has_kubeconfig:
             return "—"
-        return f"set ({obj.kubeconfig_fingerprint})"
+        return _("set (%(fingerprint)s)") % {"fingerprint": obj.kubeconfig_fingerprint}
 
 
 @admin.register(ClusterGroup)
@@ -299,5 +299,5 @@ class ClusterGroupAdmin(admin.ModelAdmin):
         qs = cluster_group_resolve(group=obj)
         total = qs.count()
         names = format_html_join(", ", "{}", ((n,) for n in qs.values_list("name", flat=True)[:50]))
-        more = f" … and {total - 50} more" if total > 50 else ""
-        return format_html("{} cluster(s): {}{}", total, names, more)
+        more = _(" … and %(more)s more") % {"more": total - 50} if total > 50 else ""
+        return format_html("{}: {}{}", _("%(count)s cluster(s)") % {"count": total}, names, more)

@@ -124,7 +124,7 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
                 (
                     n,
                     step.get("name", ""),
-                    "✗ failed" if step.get("ok") is False else "✓ ok",
+                    "✗ " + _("failed") if step.get("ok") is False else "✓ " + _("ok"),
                     _ms(step.get("duration_ms")),
                     step.get("error", ""),
                 )
@@ -133,7 +133,11 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
             ),
         )
         return format_html(
-            "<table><thead><tr><th>#</th><th>step</th><th>result</th><th>duration</th><th>error</th></tr></thead><tbody>{}</tbody></table>",
+            "<table><thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("step"),
+            _("result"),
+            _("duration"),
+            _("error"),
             rows,
         )
 
