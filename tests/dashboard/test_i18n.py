@@ -80,7 +80,15 @@ def test_admin_index_and_change_list(client: Client, make_user: Callable[..., Us
     client.force_login(User.objects.create_superuser("root", password="pw-For-tests-1"))
     zh = page(client, "/admin/", **ZH)
     # Django's own strings, our app and model names, and the language switch.
-    for text in ("最近动作", "注销", "集群、探测与运行", "集群组", "用例模版", "渲染配置", "用例集"):
+    for text in (
+        "最近动作",
+        "注销",
+        "集群、探测与运行",
+        "集群组",
+        "用例模版",
+        "渲染配置",
+        "用例集",
+    ):
         assert text in zh, text
     assert 'id="language-switch"' in zh and 'data-language="en"' in zh
     en = page(client, "/admin/", **EN)
