@@ -261,7 +261,7 @@ class ClusterAdmin(admin.ModelAdmin):
     @admin.display(description=_("reachable"), ordering="breaker_open_since")
     def reachability(self, obj: Cluster) -> str:
         if obj.breaker_open_since is None:
-            return _("yes")
+            return str(_("yes"))
         since = timezone.localtime(obj.breaker_open_since)
         return format_html(
             '<span title="{}">{}</span>',

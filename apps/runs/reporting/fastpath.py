@@ -110,8 +110,8 @@ def _middleware_headers(secure: bool) -> list[tuple[str, str]]:
         response = respond(request)
         for middleware in (SecurityMiddleware(respond), XFrameOptionsMiddleware(respond)):
             response = middleware.process_response(request, response)
-        response = locale.process_response(request, response)
-    return [(name, value) for name, value in response.items() if name != "Content-Type"]
+        answered = locale.process_response(request, response)
+    return [(name, value) for name, value in answered.items() if name != "Content-Type"]
 
 
 class ReportEndpoint:
