@@ -63,7 +63,7 @@ def _window_start(now: datetime) -> datetime:
 
 
 def _label(category: str) -> str:
-    return RootCause(category).label if category in RootCause.values else "unknown cause"
+    return str(RootCause(category).label) if category in RootCause.values else "unknown cause"
 
 
 def _open_or_create(key: str, **fields: object) -> tuple[Incident, bool]:
