@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -37,7 +38,7 @@ SCOPE_RE = re.compile(
     r"^(?:(?P<plain>overview|alerts|incidents)|(?P<kind>cluster|case|run|resident|incident):(?P<id>[0-9]{1,18}))$"
 )
 
-PayloadKind = Literal["cell", "run", "samples", "incident", "cells", "subscribed", "error"]
+PayloadKind = Literal["cell", "run", "samples", "rcell", "incident", "cells", "subscribed", "error"]
 
 # kind -> (required fields, optional fields). An optional field given as None is
 # left out: a push that does not know it (the alert state of a run that is only
@@ -51,6 +52,8 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "run": (frozenset({"run_id", "state", "cluster_id"}), frozenset({"case_id"})),
     # a resident probe's batch: points are [t, count, failures, p50, p99] (both forms)
     "samples": (frozenset({"probe_id", "cluster_id", "points", "state"}), frozenset()),
+    # a resident probe's cell of the overview matrix: the newest window's state (up/down)
+    "rcell": (frozenset({"probe_id", "cluster_id", "state"}), frozenset()),
     # an incident opened, changed members, was labelled or resolved (apps/diagnosis)
     "incident": (frozenset({"incident_id", "state", "title", "members"}), frozenset()),
     # browser frames (type "<kind>")
@@ -58,7 +61,7 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "subscribed": (frozenset({"scope"}), frozenset()),
     "error": (frozenset({"detail"}), frozenset({"scope"})),
 }
-_GROUP_EVENTS = frozenset({"cell", "run", "samples", "incident"})
+_GROUP_EVENTS = frozenset({"cell", "run", "samples", "rcell", "incident"})
 _BROWSER_RUN_FIELDS = ("run_id", "state")
 
 
@@ -255,12 +258,29 @@ def push_run_states(*, runs: list[tuple[int, int, int]], state: str) -> None:
     )
 
 
+# What this process last told overview pages of each resident cell, and when: a batch
+# per second per cell must not reach every overview page, only a change of state, or
+# the first batch after a quiet minute (a stale grey cell turns live again at once).
+_overview_told: dict[tuple[int, int], tuple[str, float]] = {}
+OVERVIEW_RETELL_SECONDS = 60.0
+
+
 def push_samples(*, probe_id: int, cluster_id: int, points: list[list[Any]], state: str) -> None:
-    """A resident probe's batch was stored: its points to the probe's page."""
+    """A resident probe's batch was stored: its points to the probe's page, and its cell's
+    state to the overview when that may have changed."""
     message = payload(
         "samples", probe_id=probe_id, cluster_id=cluster_id, points=points, state=state
     )
-    _send([(resident_group(probe_id), message)])
+    messages = [(resident_group(probe_id), message)]
+    key, now = (probe_id, cluster_id), time.monotonic()
+    told = _overview_told.get(key)
+    if told is None or told[0] != state or now - told[1] > OVERVIEW_RETELL_SECONDS:
+        if len(_overview_told) > 100_000:
+            _overview_told.clear()
+        _overview_told[key] = (state, now)
+        cell = payload("rcell", probe_id=probe_id, cluster_id=cluster_id, state=state)
+        messages.append((OVERVIEW_GROUP, cell))
+    _send(messages)
 
 
 def push_incidents(incident_ids: list[int]) -> None:

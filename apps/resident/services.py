@@ -249,9 +249,9 @@ def _probe_by_token(token_hash: str) -> _Probe | None:
     return probe
 
 
-def _target_clusters(probe: _Probe) -> dict[str, int]:
+def _target_clusters(probe: _Probe, *, fresh: bool = False) -> dict[str, int]:
     key = (probe.pk, probe.updated_at)
-    names: dict[str, int] | None = _cached(_targets, key)
+    names: dict[str, int] | None = None if fresh else _cached(_targets, key)
     if names is None:
         names = dict(
             clusters_for_targets(
@@ -300,6 +300,8 @@ def _ingest(probe: _Probe, token_hash: str, body: bytes) -> dict[str, Any]:
     if not probe.enabled:
         raise SampleRejected(403, {"probe": [f"Resident probe {probe.name} is disabled."]})
     cluster_id = _target_clusters(probe).get(batch.cluster)
+    if cluster_id is None:  # maybe a cluster added since: resolved again before refusing
+        cluster_id = _target_clusters(probe, fresh=True).get(batch.cluster)
     if cluster_id is None:
         raise SampleRejected(
             403,

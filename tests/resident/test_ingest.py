@@ -150,6 +150,15 @@ def test_a_token_that_worked_is_refused_at_once_when_rotated_or_deleted(
     assert rows(count, [setup["probe"].pk]) == [(2,)]
 
 
+def test_a_cluster_added_to_a_probe_may_report_at_once(setup: dict[str, Any]) -> None:
+    """Each process remembers a probe's clusters for a few seconds, but not against a new one."""
+    first = batch("etcd-resident", "prod-1", windows(now_minute(), 1))
+    assert post_samples(Client(), first, setup["token"]).status_code == 202  # now cached
+    setup["probe"].clusters.add(ClusterFactory(name="prod-9"))
+    added = batch("etcd-resident", "prod-9", windows(now_minute(), 1))
+    assert post_samples(Client(), added, setup["token"]).status_code == 202
+
+
 def test_rollup_minutes_are_utc_minutes_whatever_the_offset(setup: dict[str, Any]) -> None:
     wins = windows(now_minute(), 1, count=4)
     moment = now_minute().astimezone(timezone.get_fixed_timezone(330)) + timedelta(seconds=30)
