@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 OVERVIEW_GROUP = "live.overview"
 INCIDENTS_GROUP = "live.incidents"
 SEND_TIMEOUT_SECONDS = 5.0
+# Resident sample pushes (send_nowait) in flight per process before new ones are dropped.
+MAX_PENDING_PUSHES = 200
 
 # A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
 SCOPE_RE = re.compile(
@@ -162,16 +164,50 @@ class _PushLoop:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
+        self._pending = 0  # send_nowait's messages not sent yet
+        self._queue: asyncio.Queue[list[tuple[str, dict[str, Any]]]] | None = None
+        self._drainer: asyncio.Task[None] | None = None
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None or self._pid != os.getpid():
+                self._pending, self._queue = 0, None
                 loop = asyncio.new_event_loop()
                 threading.Thread(
                     target=loop.run_forever, name="kubeprobe-live-push", daemon=True
                 ).start()
                 self._loop, self._pid = loop, os.getpid()
             return self._loop
+
+    def send_nowait(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """Queue the messages and return at once. One task sends the queue in order (a
+        cell's "up" never overtakes its later "down"); while MAX_PENDING_PUSHES are
+        unsent, new ones are dropped and logged, so a stuck Redis piles nothing up."""
+        loop = self.loop()  # first: a new loop (after a fork) resets the count
+        with self._lock:
+            if self._pending >= MAX_PENDING_PUSHES:
+                logger.warning("live push to %s dropped: Redis is behind", [g for g, _ in messages])
+                return
+            self._pending += 1
+        loop.call_soon_threadsafe(self._enqueue, messages)
+
+    def _enqueue(self, messages: list[tuple[str, dict[str, Any]]]) -> None:  # in the loop
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            # Held here: the loop keeps only a weak reference to its tasks.
+            self._drainer = asyncio.get_running_loop().create_task(self._drain(self._queue))
+        self._queue.put_nowait(messages)
+
+    async def _drain(self, queue: asyncio.Queue[list[tuple[str, dict[str, Any]]]]) -> None:
+        while True:
+            messages = await queue.get()
+            try:
+                await asyncio.wait_for(_send_all(messages), SEND_TIMEOUT_SECONDS)
+            except Exception:  # a push never breaks anything; pages heal on resync
+                logger.warning("live push to %s failed", [g for g, _ in messages], exc_info=True)
+            finally:
+                with self._lock:
+                    self._pending -= 1
 
     def send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         future = asyncio.run_coroutine_threadsafe(_send_all(messages), self.loop())
@@ -280,7 +316,13 @@ def push_samples(*, probe_id: int, cluster_id: int, points: list[list[Any]], sta
         _overview_told[key] = (state, now)
         cell = payload("rcell", probe_id=probe_id, cluster_id=cluster_id, state=state)
         messages.append((OVERVIEW_GROUP, cell))
-    _send(messages)
+    # Not waited for: this runs in the ingestion request, whose answer must not wait
+    # for Redis (three thread hops and a round trip, the most of a batch's latency
+    # after its one statement on a busy machine).
+    try:
+        _push_loop.send_nowait(messages)
+    except Exception:  # a push never breaks ingestion; pages heal on resync
+        logger.warning("live push of resident samples failed", exc_info=True)
 
 
 def push_incidents(incident_ids: list[int]) -> None:
