@@ -48,6 +48,7 @@ from _stack import (
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_resident")
 PORT = int(os.environ.get("BENCH_PORT", "8766"))
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
+WARM = 3  # batches per probe before measuring
 
 SETUP = """
 import json
@@ -201,7 +202,7 @@ def ingest(args: argparse.Namespace, env: dict[str, str]) -> None:
     probes = json.loads(
         django_shell(env, SETUP.format(probes=args.probes)).strip().splitlines()[-1]
     )
-    per_probe = int(args.seconds * 200 / len(probes)) + 5  # more than the clients can send
+    per_probe = int(args.seconds * 200 / len(probes)) + 5 + WARM  # more than the clients can send
     # Each probe's windows are consecutive seconds ending before now.
     start = datetime.now(UTC) - timedelta(seconds=per_probe * args.windows + 60)
     bodies = {
@@ -213,11 +214,22 @@ def ingest(args: argparse.Namespace, env: dict[str, str]) -> None:
     latencies: list[float] = []
     stored: list[int] = []
     errors: list[str] = []  # any answer but 202, over all phases
-    # Warm-up: one batch per probe (connections, caches), not counted.
-    warm = {name: (token, queue[:1]) for name, (token, queue) in bodies.items()}
-    client_loop(warm, names, time.monotonic() + 60, [], [], errors, 0)
+    # Warm-up, not counted: WARM batches per probe from all clients at once, so that
+    # every gunicorn thread has opened its database connection and each process has
+    # looked up every probe (a cold thread's first request takes a connection set-up).
+    warm = {name: (token, queue[:WARM]) for name, (token, queue) in bodies.items()}
+    warmers = [
+        threading.Thread(
+            target=client_loop, args=(warm, group, time.monotonic() + 60, [], [], errors, 0)
+        )
+        for group in groups
+    ]
+    for thread in warmers:
+        thread.start()
+    for thread in warmers:
+        thread.join()
     for name in names:
-        bodies[name] = (bodies[name][0], bodies[name][1][1:])
+        bodies[name] = (bodies[name][0], bodies[name][1][WARM:])
     total_stored = 0
     for phase, rate in (("paced", args.rate), ("flat out", 0.0)):
         latencies, stored = [], []
@@ -269,7 +281,7 @@ def ingest(args: argparse.Namespace, env: dict[str, str]) -> None:
         .split()
     )
     print(f"  stored windows {rows[0]}, samples {rows[1]} (warm-up batches included)")
-    expected = (total_stored + len(names)) * args.windows
+    expected = (total_stored + WARM * len(names)) * args.windows
     assert int(rows[0]) == expected, f"{rows[0]} windows stored, {expected} acknowledged"
 
 
