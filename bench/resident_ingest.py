@@ -168,11 +168,14 @@ def client_loop(
     errors: list[str],
     samples_per_batch: int,
     interval: float = 0.0,
+    phase: float = 0.0,
 ) -> None:
-    """Post each probe's batches in order; `interval` > 0 paces this client (s per batch)."""
+    """Post each probe's batches in order; `interval` > 0 paces this client (s per batch),
+    its first batch `phase` s late (the clients' sends interleave, as independent
+    runners' do, instead of arriving together)."""
     conn = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     index = 0
-    due = time.monotonic()
+    due = time.monotonic() + phase
     while time.monotonic() < stop_at:
         for name in names:
             token, queue = bodies[name]
@@ -237,7 +240,7 @@ def ingest(args: argparse.Namespace, env: dict[str, str]) -> None:
         began = time.monotonic()
         stop_at = began + args.seconds
         interval = args.clients / rate if rate else 0.0
-        for group in groups:
+        for number, group in enumerate(groups):
             thread = threading.Thread(
                 target=client_loop,
                 args=(
@@ -249,7 +252,7 @@ def ingest(args: argparse.Namespace, env: dict[str, str]) -> None:
                     errors,
                     args.windows * args.samples,
                 ),
-                kwargs={"interval": interval},
+                kwargs={"interval": interval, "phase": number * interval / len(groups)},
             )
             thread.start()
             threads.append(thread)
