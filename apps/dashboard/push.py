@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -31,13 +32,15 @@ logger = logging.getLogger(__name__)
 OVERVIEW_GROUP = "live.overview"
 INCIDENTS_GROUP = "live.incidents"
 SEND_TIMEOUT_SECONDS = 5.0
+# Resident sample pushes (send_nowait) in flight per process before new ones are dropped.
+MAX_PENDING_PUSHES = 200
 
 # A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
 SCOPE_RE = re.compile(
     r"^(?:(?P<plain>overview|alerts|incidents)|(?P<kind>cluster|case|run|resident|incident):(?P<id>[0-9]{1,18}))$"
 )
 
-PayloadKind = Literal["cell", "run", "samples", "incident", "cells", "subscribed", "error"]
+PayloadKind = Literal["cell", "run", "samples", "rcell", "incident", "cells", "subscribed", "error"]
 
 # kind -> (required fields, optional fields). An optional field given as None is
 # left out: a push that does not know it (the alert state of a run that is only
@@ -51,6 +54,8 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "run": (frozenset({"run_id", "state", "cluster_id"}), frozenset({"case_id"})),
     # a resident probe's batch: points are [t, count, failures, p50, p99] (both forms)
     "samples": (frozenset({"probe_id", "cluster_id", "points", "state"}), frozenset()),
+    # a resident probe's cell of the overview matrix: the newest window's state (up/down)
+    "rcell": (frozenset({"probe_id", "cluster_id", "state"}), frozenset()),
     # an incident opened, changed members, was labelled or resolved (apps/diagnosis)
     "incident": (frozenset({"incident_id", "state", "title", "members"}), frozenset()),
     # browser frames (type "<kind>")
@@ -58,7 +63,7 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "subscribed": (frozenset({"scope"}), frozenset()),
     "error": (frozenset({"detail"}), frozenset({"scope"})),
 }
-_GROUP_EVENTS = frozenset({"cell", "run", "samples", "incident"})
+_GROUP_EVENTS = frozenset({"cell", "run", "samples", "rcell", "incident"})
 _BROWSER_RUN_FIELDS = ("run_id", "state")
 
 
@@ -171,16 +176,50 @@ class _PushLoop:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
+        self._pending = 0  # send_nowait's messages not sent yet
+        self._queue: asyncio.Queue[list[tuple[str, dict[str, Any]]]] | None = None
+        self._drainer: asyncio.Task[None] | None = None
 
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None or self._pid != os.getpid():
+                self._pending, self._queue = 0, None
                 loop = asyncio.new_event_loop()
                 threading.Thread(
                     target=loop.run_forever, name="kubeprobe-live-push", daemon=True
                 ).start()
                 self._loop, self._pid = loop, os.getpid()
             return self._loop
+
+    def send_nowait(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """Queue the messages and return at once. One task sends the queue in order (a
+        cell's "up" never overtakes its later "down"); while MAX_PENDING_PUSHES are
+        unsent, new ones are dropped and logged, so a stuck Redis piles nothing up."""
+        loop = self.loop()  # first: a new loop (after a fork) resets the count
+        with self._lock:
+            if self._pending >= MAX_PENDING_PUSHES:
+                logger.warning("live push to %s dropped: Redis is behind", [g for g, _ in messages])
+                return
+            self._pending += 1
+        loop.call_soon_threadsafe(self._enqueue, messages)
+
+    def _enqueue(self, messages: list[tuple[str, dict[str, Any]]]) -> None:  # in the loop
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            # Held here: the loop keeps only a weak reference to its tasks.
+            self._drainer = asyncio.get_running_loop().create_task(self._drain(self._queue))
+        self._queue.put_nowait(messages)
+
+    async def _drain(self, queue: asyncio.Queue[list[tuple[str, dict[str, Any]]]]) -> None:
+        while True:
+            messages = await queue.get()
+            try:
+                await asyncio.wait_for(_send_all(messages), SEND_TIMEOUT_SECONDS)
+            except Exception:  # a push never breaks anything; pages heal on resync
+                logger.warning("live push to %s failed", [g for g, _ in messages], exc_info=True)
+            finally:
+                with self._lock:
+                    self._pending -= 1
 
     def send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         future = asyncio.run_coroutine_threadsafe(_send_all(messages), self.loop())
@@ -299,12 +338,35 @@ def push_run_states(*, runs: list[tuple[int, int, int]], state: str) -> None:
     )
 
 
+# What this process last told overview pages of each resident cell, and when: a batch
+# per second per cell must not reach every overview page, only a change of state, or
+# the first batch after a quiet minute (a stale grey cell turns live again at once).
+_overview_told: dict[tuple[int, int], tuple[str, float]] = {}
+OVERVIEW_RETELL_SECONDS = 60.0
+
+
 def push_samples(*, probe_id: int, cluster_id: int, points: list[list[Any]], state: str) -> None:
-    """A resident probe's batch was stored: its points to the probe's page."""
+    """A resident probe's batch was stored: its points to the probe's page, and its cell's
+    state to the overview when that may have changed."""
     message = payload(
         "samples", probe_id=probe_id, cluster_id=cluster_id, points=points, state=state
     )
-    _send([(resident_group(probe_id), message)])
+    messages = [(resident_group(probe_id), message)]
+    key, now = (probe_id, cluster_id), time.monotonic()
+    told = _overview_told.get(key)
+    if told is None or told[0] != state or now - told[1] > OVERVIEW_RETELL_SECONDS:
+        if len(_overview_told) > 100_000:
+            _overview_told.clear()
+        _overview_told[key] = (state, now)
+        cell = payload("rcell", probe_id=probe_id, cluster_id=cluster_id, state=state)
+        messages.append((OVERVIEW_GROUP, cell))
+    # Not waited for: this runs in the ingestion request, whose answer must not wait
+    # for Redis (three thread hops and a round trip, the most of a batch's latency
+    # after its one statement on a busy machine).
+    try:
+        _push_loop.send_nowait(messages)
+    except Exception:  # a push never breaks ingestion; pages heal on resync
+        logger.warning("live push of resident samples failed", exc_info=True)
 
 
 def push_incidents(incident_ids: list[int]) -> None:

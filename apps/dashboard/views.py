@@ -61,6 +61,7 @@ def _query(request: HttpRequest) -> str:
 def overview(request: HttpRequest) -> HttpResponse:
     form, filters = FilterForm.parse(request.GET)
     page = matrix.matrix_overview(user=request.user, filters=filters)
+    rows = {row.cluster_id for section in page.sections for row in section.rows}
     return render(
         request,
         "dashboard/overview.html",
@@ -72,7 +73,7 @@ def overview(request: HttpRequest) -> HttpResponse:
             "options": page.options,
             "counters": page.counters,
             "query": _query(request),
-            "resident": resident.resident_overview(user=request.user),
+            "resident": resident.resident_matrix(user=request.user, cluster_ids=rows),
         },
     )
 
@@ -311,7 +312,8 @@ def _errors(form: Any) -> str:
 @gzip_page
 @require_GET
 def state_json(request: HttpRequest) -> HttpResponse:
-    """Cells of a page, for the live script's resync: ?scope=overview|cluster:<id>|case:<id>."""
+    """Cells of a page, for the live script's resync: ?scope=overview|cluster:<id>|case:<id>;
+    with ?part=resident (overview only) the resident cells instead."""
     scope = request.GET.get("scope", "overview")
     kind, _, raw_id = scope.partition(":")
     _, filters = FilterForm.parse(request.GET)
@@ -329,5 +331,9 @@ def state_json(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"error": "scope must be overview, cluster:<id> or case:<id>"}, status=400
         )
+    if request.GET.get("part") == "resident" and kind == "overview":
+        # The overview's resident columns instead (resident-matrix.js refreshes them).
+        found = resident.resident_matrix(user=request.user).cells.values()
+        return JsonResponse({"scope": scope, "resident": [c.as_json() for c in found]})
     cells = matrix.matrix_cells(user=request.user, filters=filters, case=case, cluster=cluster)
     return JsonResponse({"scope": scope, "cells": [c.as_json() for c in cells]})

@@ -275,6 +275,8 @@
   function onMessage(event) {
     var msg;
     try { msg = JSON.parse(event.data); } catch (e) { return; }
+    // Every frame, for page scripts of their own (resident-matrix.js: "rcell", ...).
+    document.dispatchEvent(new CustomEvent("kubeprobe:frame", { detail: msg }));
     switch (msg.type) {
       case "cells":
         queueCells(msg.cells || []);

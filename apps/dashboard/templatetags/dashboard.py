@@ -21,8 +21,10 @@ from django.utils.timesince import timesince
 from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 
+from apps.dashboard.resident_html import column_links, resident_cells_html
 from apps.dashboard.selectors.cluster_case import PairLine
 from apps.dashboard.selectors.matrix import NO_GROUP, NO_REGION, Cell, Matrix, Row
+from apps.dashboard.selectors.resident import ResidentMatrix
 from apps.dashboard.selectors.stats import WINDOWS, WindowStats
 from apps.runs.root_cause import root_cause_text
 
@@ -146,11 +148,12 @@ def clusters_text(count: int) -> str:
     return ngettext("%(count)d cluster", "%(count)d clusters", count) % {"count": count}
 
 
-def _rows_html(matrix: Matrix, out: list[str]) -> None:
+def _rows_html(matrix: Matrix, out: list[str], resident: ResidentMatrix | None = None) -> None:
     run_prefix = _url_prefix("dashboard:run")
     cluster_prefix = _url_prefix("dashboard:cluster")
     case_ids = [case_id for case_id, _ in matrix.cases]
-    width = len(case_ids) + 1
+    width = len(case_ids) + 1 + (len(resident.columns) if resident else 0)
+    resident_links = column_links(resident) if resident else []
     also_in = _("also in %(groups)s")
     # The selectors' placeholder section titles, in the page's language.
     placeholders = {NO_REGION: _("(no region)"), NO_GROUP: _("(no group)")}
@@ -188,15 +191,17 @@ def _rows_html(matrix: Matrix, out: list[str]) -> None:
                         (case_id, row.cluster_id) in matrix.scheduled,
                     )
                 )
+            if resident:
+                out.append(resident_cells_html(resident, row.cluster_id, resident_links))
             out.append("</tr>")
         out.append("</tbody>")
 
 
 @register.simple_tag
-def matrix_body(matrix: Matrix) -> SafeString:
-    """Every <tbody> of the overview matrix, one per section."""
+def matrix_body(matrix: Matrix, resident: ResidentMatrix | None = None) -> SafeString:
+    """Every <tbody> of the overview matrix, one per section; resident columns last."""
     out: list[str] = []
-    _rows_html(matrix, out)
+    _rows_html(matrix, out, resident)
     return mark_safe("".join(out))  # noqa: S308 - built from escaped parts
 
 
