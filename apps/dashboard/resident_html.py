@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from django.urls import reverse
 from django.utils.html import escape
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from apps.dashboard.selectors.resident import OVERVIEW_MINUTES, ResidentCell, ResidentMatrix
 
 STATE_WORDS = {
-    "up": "up",
-    "down": "down (the newest window failed)",
-    "firing": "alert firing",
-    "stale": f"stale: no samples for {OVERVIEW_MINUTES} min",
-    "nodata": "no samples yet",
+    "up": pgettext_lazy("resident state", "up"),
+    "down": gettext_lazy("down (the newest window failed)"),
+    "firing": gettext_lazy("alert firing"),
+    "stale": gettext_lazy("stale: no samples for 5 min"),
+    "nodata": gettext_lazy("no samples yet"),
 }
 
 
@@ -27,11 +29,14 @@ def availability_text(value: float | None) -> str:
 def cell_title(probe: str, cell: ResidentCell) -> str:
     parts = [f"{probe}: {STATE_WORDS.get(cell.state, cell.state)}"]
     if cell.availability is not None:
-        parts.append(f"{cell.availability:.2f} % ok over {OVERVIEW_MINUTES} min")
+        parts.append(
+            _("%(availability).2f %% ok over %(minutes)d min")
+            % {"availability": cell.availability, "minutes": OVERVIEW_MINUTES}
+        )
     if cell.p99_ms is not None:
         parts.append(f"p99 {cell.p99_ms:.1f} ms")
     if cell.alert_state not in ("ok", "firing"):
-        parts.append(f"alert {cell.alert_state}")
+        parts.append(_("alert %(state)s") % {"state": cell.alert_state})
     return " · ".join(parts)
 
 

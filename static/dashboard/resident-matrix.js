@@ -16,9 +16,11 @@
   var REFRESH_EVERY = 30000;
   var SOON = 1000;
   var STATES = /(^|\s)res-(up|down|firing|stale|nodata)(?=\s|$)/;
+  var _ = window.gettext || function (s) { return s; };
+  var pgettext = window.pgettext || function (context, s) { return s; };
   var WORDS = {
-    up: "up", down: "down (the newest window failed)", firing: "alert firing",
-    stale: "stale: no samples for 5 min", nodata: "no samples yet"
+    up: pgettext("resident state", "up"), down: _("down (the newest window failed)"),
+    firing: _("alert firing"), stale: _("stale: no samples for 5 min"), nodata: _("no samples yet")
   };
   var names = {};  // probe id -> name
   var alertCases = {};  // alert case id -> probe id
@@ -36,10 +38,10 @@
 
   function title(probe, cell) {
     var parts = [probe + ": " + (WORDS[cell.state] || cell.state)];
-    if (cell.availability != null) parts.push(cell.availability.toFixed(2) + " % ok over 5 min");
+    if (cell.availability != null) parts.push(cell.availability.toFixed(2) + " " + _("% ok over 5 min"));
     if (cell.p99_ms != null) parts.push("p99 " + cell.p99_ms.toFixed(1) + " ms");
     if (cell.alert_state && cell.alert_state !== "ok" && cell.alert_state !== "firing") {
-      parts.push("alert " + cell.alert_state);
+      parts.push(_("alert") + " " + cell.alert_state);
     }
     return parts.join(" \u00b7 ");
   }
