@@ -17,6 +17,9 @@
   var SOON = 1000;
   var STATES = /(^|\s)res-(up|down|firing|stale|nodata)(?=\s|$)/;
   var _ = window.gettext || function (s) { return s; };
+  var fill = window.interpolate || function (fmt, obj) {
+    return fmt.replace(/%\((\w+)\)s/g, function (m, key) { return obj[key]; });
+  };
   var pgettext = window.pgettext || function (context, s) { return s; };
   var WORDS = {
     up: pgettext("resident state", "up"), down: _("down (the newest window failed)"),
@@ -38,7 +41,7 @@
 
   function title(probe, cell) {
     var parts = [probe + ": " + (WORDS[cell.state] || cell.state)];
-    if (cell.availability != null) parts.push(cell.availability.toFixed(2) + " " + _("% ok over 5 min"));
+    if (cell.availability != null) parts.push(fill(_("%(share)s ok over 5 min"), {share: cell.availability.toFixed(2) + " %"}, true));
     if (cell.p99_ms != null) parts.push("p99 " + cell.p99_ms.toFixed(1) + " ms");
     if (cell.alert_state && cell.alert_state !== "ok" && cell.alert_state !== "firing") {
       parts.push(_("alert") + " " + cell.alert_state);
