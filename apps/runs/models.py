@@ -246,9 +246,7 @@ class RunRollup(models.Model):
     """
 
     case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+", db_index=False)
-    cluster = models.ForeignKey(
-        Cluster, on_delete=models.CASCADE, related_name="+", db_index=False
-    )
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+", db_index=False)
     hour = models.DateTimeField()
     runs = models.PositiveIntegerField(default=0)
     succeeded = models.PositiveIntegerField(default=0)

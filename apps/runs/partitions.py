@@ -25,6 +25,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
+from django.db.models import ForeignObjectRel
 from django.utils import timezone
 
 from apps.runs.models import ACTIVE_STATES, ProbeRun, RunPartition
@@ -73,9 +74,7 @@ def _create(cur: Any, number: int) -> None:
     )
     # Unique per partition: Postgres cannot enforce it across partitions
     # without the id in it (docs/scale.md, "Idempotency keys").
-    cur.execute(
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_idem ON {name} (idempotency_key)"
-    )
+    cur.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {name}_idem ON {name} (idempotency_key)")
 
 
 def _existing(cur: Any) -> set[int]:
@@ -113,9 +112,7 @@ def partitions_maintain(*, now: datetime | None = None) -> Maintenance:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
         existing = _existing(cur)
         current = _sequence_value(cur) // STRIDE
-        last_open = (
-            RunPartition.objects.filter(opened_at__isnull=False).order_by("-number").first()
-        )
+        last_open = RunPartition.objects.filter(opened_at__isnull=False).order_by("-number").first()
         if last_open is None or now - last_open.opened_at >= window:  # type: ignore[operator]
             value = _sequence_value(cur)
             target = value // STRIDE + 1
@@ -158,8 +155,9 @@ def _release_references(low: int, high: int) -> None:
     """What points at runs with ids in [low, high) goes the way its on_delete says:
     rows that cascade are deleted, SET_NULL references cleared (Django emulates
     on_delete; the database's foreign keys would refuse the detach otherwise)."""
-    for rel in ProbeRun._meta.related_objects:
-        if rel.many_to_many or rel.field.model is ProbeRun:
+    # include_hidden: related_name="+" references (an alert's latest run) count too.
+    for rel in ProbeRun._meta.get_fields(include_hidden=True):
+        if not isinstance(rel, ForeignObjectRel) or rel.many_to_many:
             continue
         column = rel.field.attname
         rows = rel.related_model._base_manager.filter(  # type: ignore[union-attr]

@@ -237,9 +237,7 @@ def rollups_rebuild(*, since: datetime | None = None, now: datetime | None = Non
         mark = RunWatermark.objects.select_for_update().get(name=WATERMARK)
         if mark.finished_at == BEGINNING and mark.run_id == 0:
             horizon = _horizon(now)
-            last = ProbeRun.objects.filter(finished_at__lte=horizon).order_by(
-                "-finished_at", "-id"
-            )
+            last = ProbeRun.objects.filter(finished_at__lte=horizon).order_by("-finished_at", "-id")
             newest = last.values_list("id", "finished_at").first()
             mark.run_id, mark.finished_at = newest or (0, horizon)
             mark.moved_at = timezone.now()

@@ -34,15 +34,17 @@ def partition(apps: Any, schema_editor: Any) -> None:
         # Identity columns cannot be attached as a partition (Postgres 15): a plain
         # sequence owned by the new table's id takes over the numbering.
         cur.execute(
-            "SELECT attidentity FROM pg_attribute WHERE attrelid = %s::regclass"
-            " AND attname = 'id'",
-            [TABLE],
+            "SELECT attidentity, pg_get_serial_sequence(%s, 'id') FROM pg_attribute"
+            " WHERE attrelid = %s::regclass AND attname = 'id'",
+            [TABLE, TABLE],
         )
-        if cur.fetchone()[0]:
+        identity, serial = cur.fetchone()
+        if identity:  # Django's BigAutoField; its sequence goes with it
             cur.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id DROP IDENTITY")
-        else:
+        else:  # a serial column (older Django)
             cur.execute(f"ALTER TABLE {TABLE} ALTER COLUMN id DROP DEFAULT")
-        cur.execute(f"DROP SEQUENCE IF EXISTS {SEQUENCE}")
+            if serial:
+                cur.execute(f"DROP SEQUENCE {serial}")
         # Index and constraint definitions, before the names move to the new table.
         indexes = _rows(
             cur,
@@ -99,7 +101,9 @@ def partition(apps: Any, schema_editor: Any) -> None:
         )
         cur.execute(f"CREATE UNIQUE INDEX {TABLE}_p00001_idem ON {TABLE}_p00001 (idempotency_key)")
     RunPartition = apps.get_model("runs", "RunPartition")
-    RunPartition.objects.bulk_create([RunPartition(number=0), RunPartition(number=1)])
+    RunPartition.objects.bulk_create(
+        [RunPartition(number=0), RunPartition(number=1)], ignore_conflicts=True
+    )
 
 
 class Migration(migrations.Migration):

@@ -11,7 +11,9 @@ from apps.runs.partitions import is_partitioned, partitions_maintain
 
 
 class Command(BaseCommand):
-    help = "Create the runs table's partitions ahead (what beat does every 10 minutes) and list them."
+    help = (
+        "Create the runs table's partitions ahead (what beat does every 10 minutes) and list them."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not is_partitioned():
