@@ -88,7 +88,7 @@ def _existing(cur: Any) -> set[int]:
 
 
 def _sequence_value(cur: Any) -> int:
-    cur.execute(f"SELECT last_value FROM {SEQUENCE}")
+    cur.execute(f"SELECT last_value FROM {SEQUENCE}")  # noqa: S608 (a constant name)
     return int(cur.fetchone()[0])
 
 

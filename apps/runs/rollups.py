@@ -23,7 +23,7 @@ import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -210,7 +210,11 @@ def rollups_advance(
             mark = _locked_watermark()
             if mark is None:
                 break
-            runs = list(_after(mark, horizon).values_list("id", "finished_at")[:batch])
+            # finished_at is not null here (the filter): typed as such.
+            runs = cast(
+                list[tuple[int, datetime]],
+                list(_after(mark, horizon).values_list("id", "finished_at")[:batch]),
+            )
             if not runs:
                 break
             ids = [run_id for run_id, _ in runs]
@@ -238,7 +242,9 @@ def rollups_rebuild(*, since: datetime | None = None, now: datetime | None = Non
         if mark.finished_at == BEGINNING and mark.run_id == 0:
             horizon = _horizon(now)
             last = ProbeRun.objects.filter(finished_at__lte=horizon).order_by("-finished_at", "-id")
-            newest = last.values_list("id", "finished_at").first()
+            newest = cast(
+                tuple[int, datetime] | None, last.values_list("id", "finished_at").first()
+            )
             mark.run_id, mark.finished_at = newest or (0, horizon)
             mark.moved_at = timezone.now()
             mark.save()

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.django_db
 STATES = ("succeeded", "succeeded", "succeeded", "failed", "error", "timed_out")
 
 
-def _run(case: Any, cluster: Any, created: Any, finished: Any, state: str, ms: int | None) -> ProbeRun:
+def _run(
+    case: Any, cluster: Any, created: Any, finished: Any, state: str, ms: int | None
+) -> ProbeRun:
     run = ProbeRunFactory(case=case, cluster=cluster, state=state, duration_ms=ms)
     ProbeRun.objects.filter(pk=run.pk).update(created_at=created, finished_at=finished)
     return run
@@ -31,8 +33,17 @@ def _run(case: Any, cluster: Any, created: Any, finished: Any, state: str, ms: i
 def _raw() -> dict[tuple[int, int, Any], dict[str, Any]]:
     """The rollups computed here from the finished runs, the slow obvious way."""
     out: dict[tuple[int, int, Any], dict[str, Any]] = defaultdict(
-        lambda: {"runs": 0, "succeeded": 0, "failed": 0, "errored": 0, "timed_out": 0,
-                 "timed": 0, "duration_sum": 0, "duration_max": None, "histogram": {}}
+        lambda: {
+            "runs": 0,
+            "succeeded": 0,
+            "failed": 0,
+            "errored": 0,
+            "timed_out": 0,
+            "timed": 0,
+            "duration_sum": 0,
+            "duration_max": None,
+            "histogram": {},
+        }
     )
     finished = ProbeRun.objects.filter(finished_at__isnull=False)
     for run in finished:
@@ -52,8 +63,17 @@ def _raw() -> dict[tuple[int, int, Any], dict[str, Any]]:
 
 
 def _stored() -> dict[tuple[int, int, Any], dict[str, Any]]:
-    fields = ("runs", "succeeded", "failed", "errored", "timed_out", "timed", "duration_sum",
-              "duration_max", "histogram")
+    fields = (
+        "runs",
+        "succeeded",
+        "failed",
+        "errored",
+        "timed_out",
+        "timed",
+        "duration_sum",
+        "duration_max",
+        "histogram",
+    )
     return {
         (r.case_id, r.cluster_id, r.hour): {f: getattr(r, f) for f in fields}
         for r in RunRollup.objects.all()
@@ -63,7 +83,7 @@ def _stored() -> dict[tuple[int, int, Any], dict[str, Any]]:
 @pytest.fixture
 def history() -> list[ProbeRun]:
     """Runs of 2 cases × 2 clusters over 30 hours, all outcomes, some without a duration."""
-    rng = random.Random(18)
+    rng = random.Random(18)  # noqa: S311 (test data)
     cases, clusters = [CaseFactory(), CaseFactory()], [ClusterFactory(), ClusterFactory()]
     now = timezone.now()
     runs = []
@@ -71,8 +91,14 @@ def history() -> list[ProbeRun]:
         created = now - timedelta(minutes=rng.randint(5, 30 * 60))
         ms = None if rng.random() < 0.1 else rng.choice([0, 1, 7, 120, 999, 1000, 4321, 90_000])
         runs.append(
-            _run(rng.choice(cases), rng.choice(clusters), created,
-                 created + timedelta(seconds=rng.randint(1, 120)), rng.choice(STATES), ms)
+            _run(
+                rng.choice(cases),
+                rng.choice(clusters),
+                created,
+                created + timedelta(seconds=rng.randint(1, 120)),
+                rng.choice(STATES),
+                ms,
+            )
         )
     return runs
 
@@ -118,9 +144,11 @@ def test_runs_inside_the_settle_time_wait_for_the_next_pass(history: list[ProbeR
 def test_a_batch_that_fails_is_rolled_back_whole_and_counted_once_later(
     history: list[ProbeRun],
 ) -> None:
-    with mock.patch.object(RunWatermark, "save", side_effect=RuntimeError("worker died")):
-        with pytest.raises(RuntimeError):
-            rollups.rollups_advance(batch=50)
+    with (
+        mock.patch.object(RunWatermark, "save", side_effect=RuntimeError("worker died")),
+        pytest.raises(RuntimeError),
+    ):
+        rollups.rollups_advance(batch=50)
     assert not RunRollup.objects.exists()  # the upsert went with the watermark's move
     assert rollups.rollups_advance(batch=50) == len(history)
     assert _stored() == _raw()
@@ -132,8 +160,14 @@ def test_rebuild_equals_incremental_and_backfills_from_scratch(history: list[Pro
     assert rollups.rollups_advance() == 0  # nothing counted twice afterwards
     # A rebuild of the last hours after more runs: same as raw again.
     now = timezone.now()
-    _run(history[0].case, history[0].cluster, now - timedelta(minutes=30),
-         now - timedelta(minutes=20), "failed", 250)
+    _run(
+        history[0].case,
+        history[0].cluster,
+        now - timedelta(minutes=30),
+        now - timedelta(minutes=20),
+        "failed",
+        250,
+    )
     rollups.rollups_advance()
     RunRollup.objects.filter(hour__gte=hour_of(now - timedelta(hours=3))).update(runs=0)
     rollups.rollups_rebuild(since=now - timedelta(hours=3))
@@ -143,7 +177,7 @@ def test_rebuild_equals_incremental_and_backfills_from_scratch(history: list[Pro
 
 
 def test_percentiles_from_the_histogram_are_within_one_bucket_of_the_exact_ones() -> None:
-    rng = random.Random(5)
+    rng = random.Random(5)  # noqa: S311 (test data)
     values = [int(rng.lognormvariate(6, 1.2)) for _ in range(2000)]
     histogram: dict[str, int] = defaultdict(int)
     for v in values:

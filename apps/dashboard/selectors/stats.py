@@ -138,10 +138,7 @@ def step_latency_series(
         created_at__gte=now - CHART_SPAN,
         cluster_id__in=clusters.values("pk"),
     )
-    runs = list(
-        recent.order_by("-created_at")
-        .values_list("created_at", "steps")[:CHART_RUNS]
-    )
+    runs = list(recent.order_by("-created_at").values_list("created_at", "steps")[:CHART_RUNS])
     if not runs:
         return {"x": [], "steps": [], "runs": 0}
     start = runs[-1][0].timestamp()
