@@ -84,7 +84,7 @@ def _columns(case_ids: list[int], cluster_ids: list[int]) -> dict[str, str]:
         "dispatched_at": "t + interval '1 second'",
         "finished_at": "t + interval '20 seconds'",
         "deadline": "t + interval '10 minutes'",
-        "duration_ms": "200 + mod(g * 7919, 4000)",
+        "duration_ms": "200 + mod(g::bigint * 7919, 4000)",
         "ok": f"NOT {failed}",
         "errors": f"CASE WHEN {failed} THEN '[\"etcd: context deadline exceeded\"]'::jsonb"
         " ELSE '[]'::jsonb END",
@@ -329,7 +329,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--reports", type=int, default=60_000, help="running runs per ingest phase")
+    parser.add_argument("--reports", type=int, default=120_000, help="running runs per ingest phase")
     opts = parser.parse_args()
     os.environ.update(ENV)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubeprobe_site.settings")
