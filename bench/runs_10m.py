@@ -329,7 +329,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--reports", type=int, default=120_000, help="running runs per ingest phase")
+    parser.add_argument(
+        "--reports", type=int, default=120_000, help="running runs per ingest phase"
+    )
     opts = parser.parse_args()
     os.environ.update(ENV)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubeprobe_site.settings")
