@@ -93,6 +93,8 @@ KUBEPROBE_LOCAL_RUN_DIR = Path(env.str("KUBEPROBE_LOCAL_RUN_DIR", default=str(VA
 KUBEPROBE_KEEP_FAILED_PODS = env.int("KUBEPROBE_KEEP_FAILED_PODS", default=3)
 KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS", default=3600)
 KUBEPROBE_RUN_RETENTION_DAYS = env.int("KUBEPROBE_RUN_RETENTION_DAYS", default=30)
+# Postgres: each partition of the runs table holds the runs created in this many hours.
+KUBEPROBE_RUN_PARTITION_HOURS = env.float("KUBEPROBE_RUN_PARTITION_HOURS", default=24.0)
 KUBEPROBE_DISPATCH_MAX_RETRIES = env.int("KUBEPROBE_DISPATCH_MAX_RETRIES", default=5)
 # A cluster's api_qps holds across all worker processes (a token bucket in Redis);
 # false: each process keeps its own bucket.
@@ -341,6 +343,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "apps.alerts.tasks.alerts_housekeeping",
         "schedule": env.float("KUBEPROBE_ALERT_HOUSEKEEPING_SECONDS", default=15.0),
         "options": {"expires": 60},
+    },
+    "kubeprobe-run-partitions": {
+        "task": "apps.runs.tasks.maintain_run_partitions",
+        "schedule": 600.0,
+        "options": {"expires": 600},
     },
     "kubeprobe-purge-runs": {
         "task": "apps.runs.tasks.purge_runs",

@@ -4,7 +4,8 @@ A tick of a binding over 10,000 clusters × 20 cases is 200,000 runs. Building
 them as model instances and publishing one broker message per run took minutes
 and most of a gigabyte; here the database expands cases × clusters itself,
 skips pairs whose previous run is still active, and inserts the rest with a
-few statements (`ON CONFLICT (idempotency_key) DO NOTHING`), so Python never
+few statements (`ON CONFLICT DO NOTHING`: the idempotency key's unique index
+is per partition of the runs table, see docs/scale.md), so Python never
 holds the rows. Runs are handed to dispatch by being committed as `pending`:
 dispatch workers claim them from the table in batches
 (apps/runs/dispatch_batch.py), and the tick only publishes a few wake-up
@@ -118,7 +119,7 @@ def _plan(
         f" ins AS (INSERT INTO {table} ({', '.join(names)})"
         f" SELECT {', '.join(exprs)}"
         " FROM p WHERE NOT p.busy ORDER BY p.case_id, p.cluster_id"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
+        " ON CONFLICT DO NOTHING RETURNING id)"
         " SELECT (SELECT count(*) FROM p WHERE p.busy), (SELECT array_agg(id) FROM ins)"
     )
     head = [*(str(state) for state in ACTIVE_STATES), f"{key}:", *cases_params, *clusters_params]

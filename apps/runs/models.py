@@ -248,3 +248,67 @@ class ProbeRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+
+class RunPartition(models.Model):
+    """One partition of the runs table on Postgres: a range of run ids opened at a time.
+
+    Partition `number` holds ids [number × STRIDE, (number + 1) × STRIDE); the
+    sequence jumps to the next partition's first id when it is opened, so each
+    partition holds the runs created in one time window (apps/runs/partitions.py).
+    """
+
+    number = models.PositiveIntegerField(primary_key=True)
+    # When the id sequence was moved into it (None: created ahead, not opened yet).
+    opened_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+
+    def __str__(self) -> str:
+        return f"runs partition {self.number}"
+
+
+class RunWatermark(models.Model):
+    """How far a consumer of finished runs has got, in (finished_at, run id) order
+    (the rollups: apps/runs/rollups.py)."""
+
+    name = models.CharField(max_length=50, primary_key=True)
+    finished_at = models.DateTimeField()
+    run_id = models.BigIntegerField(default=0)
+    moved_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.finished_at:%Y-%m-%d %H:%M:%S} / run {self.run_id}"
+
+
+class RunRollup(models.Model):
+    """Finished runs of one (case, cluster) created in one clock hour, summed up.
+
+    Written only by apps/runs/rollups.py (one upsert per batch of finished runs);
+    the 24 h and 7 d statistics read these instead of the runs.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="+", db_index=False)
+    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="+", db_index=False)
+    hour = models.DateTimeField()
+    runs = models.PositiveIntegerField(default=0)
+    succeeded = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    errored = models.PositiveIntegerField(default=0)
+    timed_out = models.PositiveIntegerField(default=0)
+    # Runs with a duration, their sum and maximum (ms).
+    timed = models.PositiveIntegerField(default=0)
+    duration_sum = models.BigIntegerField(default=0)
+    duration_max = models.PositiveIntegerField(null=True, blank=True)
+    # Duration histogram: {bucket index: count}, buckets of rollups.BOUNDS.
+    histogram = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "cluster", "hour"], name="run_rollup_uniq")
+        ]
+        indexes = [models.Index(fields=["cluster", "hour"], name="run_rollup_cluster")]
+
+    def __str__(self) -> str:
+        return f"rollup {self.case_id}/{self.cluster_id} {self.hour:%Y-%m-%d %H:00}"
