@@ -87,7 +87,7 @@ def _existing(cur: Any) -> set[int]:
     return {int(name[len(prefix) :]) for (name,) in cur.fetchall() if name.startswith(prefix)}
 
 
-def _sequence_value(cur: Any) -> int:
+def sequence_value(cur: Any) -> int:
     cur.execute(f"SELECT last_value FROM {SEQUENCE}")  # noqa: S608 (a constant name)
     return int(cur.fetchone()[0])
 
@@ -111,10 +111,10 @@ def partitions_maintain(*, now: datetime | None = None) -> Maintenance:
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
         existing = _existing(cur)
-        current = _sequence_value(cur) // STRIDE
+        current = sequence_value(cur) // STRIDE
         last_open = RunPartition.objects.filter(opened_at__isnull=False).order_by("-number").first()
         if last_open is None or now - last_open.opened_at >= window:  # type: ignore[operator]
-            value = _sequence_value(cur)
+            value = sequence_value(cur)
             target = value // STRIDE + 1
             if target * STRIDE - value < JUMP_MARGIN:  # about to get there anyway
                 target += 1
@@ -178,7 +178,7 @@ def partitions_drop(*, cutoff: datetime) -> int:
         return 0
     dropped = 0
     with connection.cursor() as cur:
-        current = _sequence_value(cur) // STRIDE
+        current = sequence_value(cur) // STRIDE
         candidates = sorted(n for n in _existing(cur) if n < current)
     for number in candidates:
         name = partition_name(number)

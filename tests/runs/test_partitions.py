@@ -191,6 +191,34 @@ def test_idempotency_keys_still_dedupe_within_a_partition() -> None:
     assert ProbeRun.objects.filter(idempotency_key__startswith="tick-1:").count() == 1
 
 
+def test_a_fan_out_repeated_after_a_new_window_opened_stores_nothing_twice(
+    sequence: None,
+) -> None:
+    """The unique index is per partition; fan-out also looks in the previous one."""
+    from apps.catalog.models import Case
+    from apps.clusters.models import Cluster
+    from apps.runs.fanout import runs_fan_out
+
+    cases = [CaseFactory() for _ in range(2)]
+    clusters = [ClusterFactory() for _ in range(3)]
+    request = {
+        "cases": Case.objects.filter(pk__in=[c.pk for c in cases]),
+        "clusters": Cluster.objects.filter(pk__in=[k.pk for k in clusters]),
+        "trigger": "schedule",
+        "key": "tick-boundary",
+    }
+    first = runs_fan_out(**request)
+    assert len(first.created) == 6
+    ProbeRun.objects.filter(pk__in=first.created).update(
+        state="succeeded", finished_at=timezone.now()
+    )
+    opened = partitions.partitions_maintain(now=timezone.now() + timedelta(days=2)).opened
+    assert opened is not None and ProbeRunFactory().pk >= opened * STRIDE  # new ids, new partition
+    again = runs_fan_out(**request)
+    assert again.created == [] and again.skipped == 0
+    assert ProbeRun.objects.filter(idempotency_key__startswith="tick-boundary:").count() == 6
+
+
 class _Editor:
     connection = connection
 
