@@ -548,8 +548,8 @@ def main() -> None:
     phases: list[dict[str, Any]] = []
     try:
         with processes(ENV, workdir, **commands):
-            wait_http(f"http://127.0.0.1:{PORT}/livez", 60)
-            wait_http(f"http://127.0.0.1:{PORT + 1}/livez", 60)
+            wait_http(f"http://127.0.0.1:{PORT}/livez", 300)
+            wait_http(f"http://127.0.0.1:{PORT + 1}/livez", 300)
             me = _children(os.getpid())
             groups = {
                 name: [p for p in me if marker in _cmdline(p)]
