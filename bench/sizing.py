@@ -13,7 +13,7 @@ Postgres and Redis themselves:
 * passing reports on pairs that stay ok (the steady state): CPU of gunicorn
   per report, of the alerts worker per judged run, of daphne per pushed cell
   (per cell sent to one dashboard), of this database's Postgres backends per
-  report, and WAL per report (pg_waldump over the phase's LSN range, records
+  report, and WAL per report (pg_waldump following the log through the phase: records
   on this database's relations and their transactions' commits, so other
   databases on the server do not count);
 * failing reports on fresh pairs: the same when every judged run flips its
@@ -155,34 +155,57 @@ def wal_lsn() -> str:
     return str(sql("SELECT pg_current_wal_insert_lsn()")[0][0])
 
 
-WAL_RECORD = re.compile(r"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*(\d+).*?desc: (.*)$")
+WAL_RECORD = re.compile(
+    r"len \(rec/tot\):\s*\d+/\s*(\d+), tx:\s*(\d+), lsn: ([0-9A-F]+)/([0-9A-F]+)"
+)
 
 
-def wal_bytes(start: str, end: str) -> int:
-    """Bytes of WAL written for this database between two LSNs."""
-    sql("SELECT pg_switch_wal()")  # the range is then complete in closed segments
-    oid = sql("SELECT oid FROM pg_database WHERE datname = current_database()")[0][0]
-    directory = sql("SHOW data_directory")[0][0] + "/pg_wal"
-    waldump = "/usr/lib/postgresql/15/bin/pg_waldump"
-    done = subprocess.run(
-        [waldump, "-p", directory, "-s", start, "-e", end],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    out = done.stdout
-    if not out:
-        print(f"pg_waldump {start}..{end}: {done.stderr.strip()[:300]}", file=sys.stderr)
-    ours, mine, commits = 0, set(), {}
-    for line in out.splitlines():
-        found = WAL_RECORD.search(line)
-        if not found:
-            continue
-        size, tx = int(found.group(1)), found.group(2)
-        if f"/{oid}/" in line:
-            ours += size
-            mine.add(tx)
-        elif line.startswith("rmgr: Transaction"):
-            commits[tx] = commits.get(tx, 0) + size
-    return ours + sum(size for tx, size in commits.items() if tx in mine)
+def _lsn(text: str) -> int:
+    high, low = text.split("/")
+    return (int(high, 16) << 32) + int(low, 16)
+
+
+class WalWatch:
+    """Bytes of WAL written for this database from now until stop(): records on its
+    relations and their transactions' commits. pg_waldump follows the log as it is
+    written (-f): on a busy server the phase's first segments are recycled by its end."""
+
+    def __init__(self) -> None:
+        self.start = wal_lsn()
+        self.oid = str(sql("SELECT oid FROM pg_database WHERE datname = current_database()")[0][0])
+        directory = sql("SHOW data_directory")[0][0] + "/pg_wal"
+        self.process = subprocess.Popen(
+            ["/usr/lib/postgresql/15/bin/pg_waldump", "-f", "-p", directory, "-s", self.start],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.records: list[tuple[int, str, int, bool, bool]] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            found = WAL_RECORD.search(line)
+            if found:
+                lsn = (int(found.group(3), 16) << 32) + int(found.group(4), 16)
+                ours = f"/{self.oid}/" in line
+                commit = line.startswith("rmgr: Transaction")
+                self.records.append((lsn, found.group(2), int(found.group(1)), ours, commit))
+
+    def stop(self) -> int:
+        end = _lsn(wal_lsn())
+        sql("SELECT pg_switch_wal()")  # pushes the last records out to the follower
+        deadline = time.monotonic() + 30
+        while not any(r[0] >= end for r in self.records[-50:]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.process.terminate()
+        self.process.wait()
+        self.thread.join(timeout=10)
+        mine = {tx for lsn, tx, _, ours, _ in self.records if ours and lsn < end}
+        return sum(
+            size for lsn, tx, size, ours, commit in self.records
+            if lsn < end and (ours or (commit and tx in mine))
+        )  # fmt: skip
 
 
 # --- the work -------------------------------------------------------------------
@@ -349,13 +372,23 @@ def redis_message_bytes(count: int = 1000) -> dict[str, float]:
     return out
 
 
-def redis_layer_bytes() -> tuple[int, int]:
-    """Bytes and keys of the Channels layer in this Redis database (groups, channels)."""
+def redis_layer_bytes() -> tuple[int, int, float]:
+    """The Channels layer in this Redis database: bytes and members of its groups
+    (sorted sets of channel names), and bytes per message waiting in channel lists."""
     import redis
 
     client = redis.Redis.from_url(ENV["REDIS_URL"])
-    keys = list(client.scan_iter("asgi*", count=1000))
-    return sum(client.memory_usage(k, samples=0) or 0 for k in keys), len(keys)
+    group_bytes = members = 0
+    waiting: list[tuple[int, int]] = []
+    for key in client.scan_iter("asgi*", count=1000):
+        kind = client.type(key)
+        if kind == b"zset":
+            group_bytes += client.memory_usage(key, samples=0) or 0
+            members += client.zcard(key)
+        elif kind == b"list" and client.llen(key):
+            waiting.append((client.memory_usage(key, samples=0) or 0, client.llen(key)))
+    per_message = sum(b for b, _ in waiting) / max(1, sum(n for _, n in waiting))
+    return group_bytes, members, per_message
 
 
 # --- the run ----------------------------------------------------------------------
@@ -397,7 +430,7 @@ def report_phase(
     runs = make_runs(pairs, key)
     dashboards.settle()  # the previous phase's last cells are not this one's
     cells, sent = dashboards.total(), receiver.count
-    lsn = wal_lsn()
+    wal = WalWatch()
     meter = Meter(groups)
     seconds = report_all(runs, body)
     wait_judged([r for r, _ in runs])
@@ -412,11 +445,10 @@ def report_phase(
             time.sleep(0.1)
         time.sleep(2)  # group wait: the last flips' messages
     used = meter.stop()
-    end = wal_lsn()
     return {
         "name": name, "reports": len(runs), "seconds": seconds, "cpu": used,
         "cells": dashboards.total() - cells, "notifications": receiver.count - sent,
-        "wal": wal_bytes(lsn, end),
+        "wal": wal.stop(),
     }  # fmt: skip
 
 
@@ -455,7 +487,7 @@ def dispatch_phase(pods: int, workdir: Path, pairs_per_cluster: int) -> dict[str
                     raise SystemExit(f"the dispatch worker did not start: {log}")
                 time.sleep(0.2)
             worker = [int(p) for p in _children(os.getpid()) if "dispatch" in _cmdline(p)]
-            lsn = wal_lsn()
+            wal = WalWatch()
             meter = Meter({"dispatch worker": worker})
             started = time.monotonic()
             tick = time.process_time()
@@ -468,11 +500,11 @@ def dispatch_phase(pods: int, workdir: Path, pairs_per_cluster: int) -> dict[str
                 time.sleep(0.1)
             seconds = time.monotonic() - started
             used = meter.stop()
-            end = wal_lsn()
+            wal_used = wal.stop()
         running = mine.filter(state="running").count()
         return {
             "name": "dispatch", "runs": len(created), "running": running, "seconds": seconds,
-            "cpu": used, "fan_out_cpu": fan_out, "wal": wal_bytes(lsn, end),
+            "cpu": used, "fan_out_cpu": fan_out, "wal": wal_used,
         }  # fmt: skip
     finally:
         kube.stop()
@@ -516,9 +548,10 @@ def print_table(phases: list[dict[str, Any]], sizes: dict[str, Any], clients: in
     print("Redis:")
     for label, size in sizes["messages"].items():
         print(f"  queued {label}: {size:.0f} bytes per message")
-    layer, keys = sizes["layer"]
-    print(f"  channel layer, {clients} pages connected: {layer} bytes more in {keys} more keys,"
-          f" {layer / max(1, clients):.0f} per page")  # fmt: skip
+    layer, members, message = sizes["layer"]
+    print(f"  channel layer, {clients} pages connected: groups {layer} bytes more,"
+          f" {members} more memberships, {layer / max(1, clients):.0f} bytes per page;"
+          f" a message waiting in a channel list: {message:.0f} bytes")  # fmt: skip
 
 
 def main() -> None:
@@ -572,7 +605,8 @@ def main() -> None:
             print(f"reports measured; load average {os.getloadavg()[0]:.1f}", flush=True)
             dashboards.settle()
             layer_after = redis_layer_bytes()
-            layer = (layer_after[0] - layer_before[0], layer_after[1] - layer_before[1])
+            layer = (layer_after[0] - layer_before[0], layer_after[1] - layer_before[1],
+                     max(layer_after[2], layer_before[2]))  # fmt: skip
             if not opts.no_kube:
                 phases.append(dispatch_phase(opts.pods, workdir, 20))
         sizes = {
