@@ -67,6 +67,15 @@ def _own_celery_queue() -> Iterator[None]:
     app.control.purge()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_messages() -> None:
+    """The zh-hans catalogs as .mo (not committed): compiled when older than their .po."""
+    from tests.locale import compile_messages, reset_translations
+
+    if compile_messages():
+        reset_translations()
+
+
 @pytest.fixture
 def local_run_dir(tmp_path, settings):  # type: ignore[no-untyped-def]
     settings.KUBEPROBE_LOCAL_RUN_DIR = tmp_path / "runs"

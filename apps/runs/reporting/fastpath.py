@@ -35,7 +35,9 @@ from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from django.db import close_old_connections
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.utils import translation
 from django.utils.log import log_response
 
 from apps.core.logcontext import log_context_begin, log_context_end, request_id_from
@@ -64,6 +66,9 @@ PREFIXES = ("/api/v1/runs/", "/api/v1/kuberhealthy/", "/check")
 MIRRORED_MIDDLEWARE = [
     "apps.core.middleware.RequestId",
     "django.middleware.security.SecurityMiddleware",
+    # Reports carry no Accept-Language or cookie (those go to Django): the default
+    # language, whose Content-Language and Vary headers are added below.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -101,7 +106,11 @@ def _middleware_headers(secure: bool) -> list[tuple[str, str]]:
     response = respond(request)
     for middleware in (SecurityMiddleware(respond), XFrameOptionsMiddleware(respond)):
         response = middleware.process_response(request, response)
-    return [(name, value) for name, value in response.items() if name != "Content-Type"]
+    locale = LocaleMiddleware(respond)
+    with translation.override(None):  # process_request activates a language
+        locale.process_request(request)
+        answer = locale.process_response(request, response)
+    return [(name, value) for name, value in answer.items() if name != "Content-Type"]
 
 
 class ReportEndpoint:
@@ -167,6 +176,8 @@ class ReportEndpoint:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not self.enabled or environ.get("REQUEST_METHOD") != "POST":
             return self.django_app(environ, start_response)
+        if "HTTP_ACCEPT_LANGUAGE" in environ or "HTTP_COOKIE" in environ:
+            return self.django_app(environ, start_response)  # LocaleMiddleware reads them
         path = environ.get("PATH_INFO", "")
         run = RUN_REPORT_PATH.fullmatch(path)
         if run is None and path not in KUBERHEALTHY_PATHS:
