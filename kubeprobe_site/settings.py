@@ -384,8 +384,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# English and Simplified Chinese (docs/i18n.md). LocaleMiddleware picks the language
+# from the switch's cookie, else the browser's Accept-Language, else LANGUAGE_CODE,
+# which is also the language of manage.py's output (LANGUAGE_CODE=zh-hans).
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# Templates and JS strings (djangojs); each app keeps its own apps/<app>/locale.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

@@ -10,6 +10,14 @@ from rest_framework.test import APIClient
 from tests.kube import kube, kube_ns  # noqa: F401  (fixtures: the real control plane)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Build the translations' .mo files (as `make install` does) before any page is
+    rendered, so a run straight after editing a .po file tests the new strings."""
+    from kubeprobe_site.locale_build import catalogs_compile
+
+    catalogs_compile()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """One test database per pytest process, so concurrent runs never collide."""
@@ -65,15 +73,6 @@ def _own_celery_queue() -> Iterator[None]:
     app.conf.task_queues = kombu_queues(app.conf.task_default_queue)
     yield
     app.control.purge()
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _compiled_messages() -> None:
-    """The zh-hans catalogs as .mo (not committed): compiled when older than their .po."""
-    from tests.locale import compile_messages, reset_translations
-
-    if compile_messages():
-        reset_translations()
 
 
 @pytest.fixture

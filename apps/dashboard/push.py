@@ -138,11 +138,23 @@ def cell_groups(*, case_id: int, cluster_id: int) -> list[str]:
 # ------------------------------------------------------------------ pushes
 
 
+# Sends in flight at once: each holds one of the layer's pooled Redis connections (100
+# per process by default), and a batch of the post-run pipeline (hundreds of cells)
+# sent all at once exhausted the pool.
+MAX_CONCURRENT_SENDS = 64
+
+
 async def _send_all(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+    gate = asyncio.Semaphore(MAX_CONCURRENT_SENDS)
+
+    async def send(group: str, message: dict[str, Any]) -> None:
+        async with gate:
+            await layer.group_send(group, message)
+
+    await asyncio.gather(*(send(group, message) for group, message in messages))
 
 
 class _PushLoop:
@@ -188,7 +200,10 @@ def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
     try:
         _push_loop.send(messages)
     except Exception:  # a push never breaks the worker; pages heal on resync
-        logger.warning("live push to %s failed", [g for g, _ in messages], exc_info=True)
+        groups = sorted({g for g, _ in messages})
+        logger.warning(
+            "live push to %d groups (%s…) failed", len(groups), groups[:5], exc_info=True
+        )
 
 
 def push_pair(
@@ -201,6 +216,35 @@ def push_pair(
     latest_run_id: int | None,
 ) -> None:
     """A (case, cluster) pair was re-judged: its cell to every page showing it, and its run."""
+    _send(
+        _pair_messages(
+            case_id=case_id,
+            cluster_id=cluster_id,
+            state=state,
+            severity=severity,
+            latest_state=latest_state,
+            latest_run_id=latest_run_id,
+        )
+    )
+
+
+def push_pairs(cells: list[dict[str, Any]]) -> None:
+    """Many pairs re-judged together (the post-run pipeline's batch): one round of sends.
+    Each cell has push_pair's arguments."""
+    messages = [message for cell in cells for message in _pair_messages(**cell)]
+    if messages:
+        _send(messages)
+
+
+def _pair_messages(
+    *,
+    case_id: int,
+    cluster_id: int,
+    state: str,
+    severity: str,
+    latest_state: str | None,
+    latest_run_id: int | None,
+) -> list[tuple[str, dict[str, Any]]]:
     cell = payload(
         "cell",
         case_id=case_id,
@@ -220,7 +264,7 @@ def push_pair(
             case_id=case_id,
         )
         messages.append((run_group(latest_run_id), run))
-    _send(messages)
+    return messages
 
 
 def _run_state_messages(

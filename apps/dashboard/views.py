@@ -18,6 +18,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
@@ -169,7 +170,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
     if page is None:
         raise Http404("No such run.")
     if not request.user.has_perm(RUN_PERMISSION):
-        raise PermissionDenied("Running probes by hand needs the runs.run_probe permission.")
+        raise PermissionDenied(_("Running probes by hand needs the runs.run_probe permission."))
     run = page.run
     # As the admin's "Run again": one manual run of the same case on the same cluster.
     result = runs_create(
@@ -179,10 +180,10 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
         requested_by_id=request.user.pk,
     )
     if result.created:
-        messages.success(request, f"Started run {result.created[0]}.")
+        messages.success(request, _("Started run %(run)s.") % {"run": result.created[0]})
         return redirect("dashboard:run", run_id=result.created[0])
     messages.warning(
-        request, "Not started: the previous run of this case on this cluster is still active."
+        request, _("Not started: the previous run of this case on this cluster is still active.")
     )
     return redirect("dashboard:run", run_id=run.pk)
 
@@ -214,7 +215,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     """What `inbox` channels received: the notifications a chat or mail channel would get."""
     if not access.sees_all_clusters(request.user):
         # Messages name clusters of every group.
-        raise PermissionDenied("The inbox shows messages about every cluster.")
+        raise PermissionDenied(_("The inbox shows messages about every cluster."))
     template = "_inbox_list" if request.GET.get("fragment") == "1" else "inbox"
     return render(
         request,
@@ -242,7 +243,9 @@ def _alert_form(
     if alert is None:
         raise Http404("No such alert.")
     if not request.user.has_perm(permission):
-        raise PermissionDenied(f"This needs the {permission} permission.")
+        raise PermissionDenied(
+            _("This needs the %(permission)s permission.") % {"permission": permission}
+        )
     form = form_class(request.POST)
     if not form.is_valid():
         messages.error(request, f"{failed}: {_errors(form)}")
@@ -263,9 +266,13 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
             alert_id=alert.pk, user=request.user, note=form.cleaned_data["note"], until=form.until()
         )
     except ValueError as exc:
-        messages.error(request, f"Not acknowledged: {exc}")
+        messages.error(request, _("Not acknowledged: %(error)s") % {"error": exc})
     else:
-        messages.success(request, f"Acknowledged {alert.case} on {alert.cluster}.")
+        messages.success(
+            request,
+            _("Acknowledged %(case)s on %(cluster)s.")
+            % {"case": alert.case, "cluster": alert.cluster},
+        )
     return _back(request)
 
 
@@ -289,7 +296,7 @@ def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
             user=request.user,
         )
     except ValidationError as exc:
-        messages.error(request, f"Not silenced: {'; '.join(exc.messages)}")
+        messages.error(request, _("Not silenced: %(errors)s") % {"errors": "; ".join(exc.messages)})
     else:
         text = f"Silenced {alert.case} on {alert.cluster} until {ends_at:%Y-%m-%d %H:%M} UTC."
         messages.success(request, text)

@@ -283,3 +283,47 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     assert "ready" in detail and FAILURE in detail
     assert "pod-lifecycle" in browser.page_source and "prod-eu-west-1" in browser.page_source
     screenshot(browser, "run")
+
+
+def test_the_top_bar_switch_shows_the_page_in_chinese_and_back_in_english(
+    server: str, browser: Any
+) -> None:
+    """One page in each language: the switch's choice is kept (a cookie) across pages,
+    and the live script's words come from the JavaScript catalog."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    world()
+    browser.get(f"{server}/admin/login/?next=/dashboard/")
+    browser.find_element(By.NAME, "username").send_keys("oncall")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    WebDriverWait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
+
+    def nav() -> str:
+        return browser.find_element(By.CSS_SELECTOR, "header.top nav").text
+
+    def switch_to(code: str) -> None:
+        browser.find_element(By.CSS_SELECTOR, f"header.top [data-language='{code}']").click()
+        WebDriverWait(browser, 20).until(
+            lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == code
+        )
+
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    assert "Overview" in nav() and "Alerts" in nav()
+
+    switch_to("zh-hans")
+    assert browser.current_url.rstrip("/").endswith("/dashboard")  # back on the same page
+    assert "总览" in nav() and "告警" in nav() and "Overview" not in nav()
+    assert "个集群" in browser.find_element(By.CSS_SELECTOR, "p.summary").text
+    WebDriverWait(browser, 20).until(
+        lambda d: d.find_element(By.ID, "live-status").text == "实时"  # from /jsi18n/
+    )
+    screenshot(browser, "overview-zh-hans")
+    # Remembered on the next page.
+    browser.get(f"{server}/dashboard/alerts/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "告警"
+
+    switch_to("en")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Alerts"
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "live-status").text == "live")

@@ -66,8 +66,8 @@ PREFIXES = ("/api/v1/runs/", "/api/v1/kuberhealthy/", "/check")
 MIRRORED_MIDDLEWARE = [
     "apps.core.middleware.RequestId",
     "django.middleware.security.SecurityMiddleware",
-    # Reports carry no Accept-Language or cookie (those go to Django): the default
-    # language, whose Content-Language and Vary headers are added below.
+    # Report answers are not translated; it only adds Content-Language and Vary,
+    # the same for every request that names no language (others go to Django).
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -103,14 +103,15 @@ def _middleware_headers(secure: bool) -> list[tuple[str, str]]:
     def respond(_: Any) -> HttpResponse:
         return HttpResponse(content_type=TEXT)
 
-    response = respond(request)
-    for middleware in (SecurityMiddleware(respond), XFrameOptionsMiddleware(respond)):
-        response = middleware.process_response(request, response)
     locale = LocaleMiddleware(respond)
-    with translation.override(None):  # process_request activates a language
+    # process_request activates the request's language: not this thread's for good.
+    with translation.override(None):
         locale.process_request(request)
-        answer = locale.process_response(request, response)
-    return [(name, value) for name, value in answer.items() if name != "Content-Type"]
+        response = respond(request)
+        for middleware in (SecurityMiddleware(respond), XFrameOptionsMiddleware(respond)):
+            response = middleware.process_response(request, response)
+        answered = locale.process_response(request, response)
+    return [(name, value) for name, value in answered.items() if name != "Content-Type"]
 
 
 class ReportEndpoint:
@@ -176,14 +177,16 @@ class ReportEndpoint:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not self.enabled or environ.get("REQUEST_METHOD") != "POST":
             return self.django_app(environ, start_response)
-        if "HTTP_ACCEPT_LANGUAGE" in environ or "HTTP_COOKIE" in environ:
-            return self.django_app(environ, start_response)  # LocaleMiddleware reads them
         path = environ.get("PATH_INFO", "")
         run = RUN_REPORT_PATH.fullmatch(path)
         if run is None and path not in KUBERHEALTHY_PATHS:
             return self.django_app(environ, start_response)
         if run is not None and len(run.group(1)) > MAX_RUN_ID_DIGITS:
             return self.django_app(environ, start_response)  # 404, as Django finds no run
+        if "HTTP_ACCEPT_LANGUAGE" in environ or (
+            settings.LANGUAGE_COOKIE_NAME in environ.get("HTTP_COOKIE", "")
+        ):
+            return self.django_app(environ, start_response)  # its Content-Language is Django's
         secure = self._origin(environ)
         if secure is None:
             return self.django_app(environ, start_response)
