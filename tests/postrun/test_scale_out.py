@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.test import Client
 
 from apps.alerts import channels
@@ -84,6 +84,12 @@ def binding(name: str, clusters: list[Cluster], cases: list[Case]) -> Binding:
 def viewer_cookie() -> str:
     user = User.objects.create_user("wall", password="pw-For-tests-1", is_staff=True)
     user.groups.add(Group.objects.get(name="viewer"))
+    # The viewer role's own permission, directly too: after an earlier transactional
+    # test's flush the role may be re-created before this permission exists again,
+    # and a page that may see no cluster is sent no cell.
+    user.user_permissions.add(
+        Permission.objects.get(content_type__app_label="clusters", codename="view_cluster")
+    )
     client = Client()
     client.force_login(user)
     return str(client.cookies["sessionid"].value)
