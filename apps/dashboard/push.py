@@ -10,6 +10,13 @@ characters.
 Pushes come from signal receivers in Celery workers (see receivers.py). A
 push must never break its caller: a failure is logged and dropped, and the
 browser heals on its next resync.
+
+Re-judged pairs (``push_pair``, up to thousands a second from the post-run
+pipeline) are coalesced per process: the first change after a quiet spell
+goes out at once, later ones are buffered by (case, cluster), last write
+winning, and sent every ``KUBEPROBE_LIVE_PUSH_WINDOW_SECONDS`` as one
+``live.cells`` event per group. So 1,000 changes a second reach each page's
+consumer as a few events a second instead of a thousand.
 """
 
 from __future__ import annotations
@@ -18,11 +25,14 @@ import asyncio
 import logging
 import os
 import re
+import atexit
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any, Literal
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from apps.diagnosis.selectors import incidents_list
 
@@ -31,6 +41,7 @@ logger = logging.getLogger(__name__)
 OVERVIEW_GROUP = "live.overview"
 INCIDENTS_GROUP = "live.incidents"
 SEND_TIMEOUT_SECONDS = 5.0
+DEFAULT_PUSH_WINDOW_SECONDS = 0.1
 
 # A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
 SCOPE_RE = re.compile(
@@ -38,6 +49,7 @@ SCOPE_RE = re.compile(
 )
 
 PayloadKind = Literal["cell", "run", "samples", "incident", "cells", "subscribed", "error"]
+# Group events carry "cells" too: a coalesced batch (type "live.cells").
 
 # kind -> (required fields, optional fields). An optional field given as None is
 # left out: a push that does not know it (the alert state of a run that is only
@@ -59,6 +71,7 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "error": (frozenset({"detail"}), frozenset({"scope"})),
 }
 _GROUP_EVENTS = frozenset({"cell", "run", "samples", "incident"})
+CELLS_EVENT = "live.cells"
 _BROWSER_RUN_FIELDS = ("run_id", "state")
 
 
@@ -138,11 +151,21 @@ def cell_groups(*, case_id: int, cluster_id: int) -> list[str]:
 # ------------------------------------------------------------------ pushes
 
 
+# Sends in flight at once: each borrows a connection from the layer's pool (100 at most).
+SEND_CONCURRENCY = 32
+
+
 async def _send_all(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    await asyncio.gather(*(layer.group_send(group, message) for group, message in messages))
+    limit = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def send(group: str, message: dict[str, Any]) -> None:
+        async with limit:
+            await layer.group_send(group, message)
+
+    await asyncio.gather(*(send(group, message) for group, message in messages))
 
 
 class _PushLoop:
@@ -191,6 +214,96 @@ def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
         logger.warning("live push to %s failed", [g for g, _ in messages], exc_info=True)
 
 
+def _window() -> float:
+    return float(getattr(settings, "KUBEPROBE_LIVE_PUSH_WINDOW_SECONDS", DEFAULT_PUSH_WINDOW_SECONDS))
+
+
+def _batch_messages(
+    cells: Iterable[dict[str, Any]], runs: Iterable[dict[str, Any]]
+) -> list[tuple[str, dict[str, Any]]]:
+    """One ``live.cells`` event per group that shows any of `cells`, plus each run's event."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for cell in cells:
+        for group in cell_groups(case_id=cell["case_id"], cluster_id=cell["cluster_id"]):
+            by_group.setdefault(group, []).append(cell)
+    messages = [(group, {"type": CELLS_EVENT, "cells": batch}) for group, batch in by_group.items()]
+    messages += [(run_group(run["run_id"]), run) for run in runs]
+    return messages
+
+
+class _PairBatcher:
+    """Buffers re-judged pairs and sends them as batches, at most one per window.
+
+    Callers only take a lock and update a dict; the sending happens on the
+    push loop's thread. A flush already under way when more pairs arrive is
+    followed by the next one a window later, so a burst costs one send per
+    window whatever its size, and an isolated change waits for nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cells: dict[tuple[int, int], dict[str, Any]] = {}
+        self._runs: dict[int, dict[str, Any]] = {}
+        self._scheduled = False
+        self._last_flush = 0.0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._pid = os.getpid()
+
+    def add(self, cell: dict[str, Any], run: dict[str, Any] | None) -> None:
+        if self._pid != os.getpid():  # forked (Celery prefork): the parent's buffer is not ours
+            self.__init__()  # type: ignore[misc]
+        with self._lock:
+            key = (cell["case_id"], cell["cluster_id"])
+            earlier = self._cells.get(key)
+            self._cells[key] = {**earlier, **cell} if earlier else cell
+            if run is not None:
+                self._runs[run["run_id"]] = run
+            if self._scheduled:
+                return
+            self._scheduled = True
+            self._idle.clear()
+            delay = max(0.0, self._last_flush + _window() - time.monotonic())
+        loop = _push_loop.loop()
+        loop.call_soon_threadsafe(loop.call_later, delay, self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        asyncio.ensure_future(self._flush())
+
+    def _take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        with self._lock:
+            cells, runs = list(self._cells.values()), list(self._runs.values())
+            self._cells, self._runs = {}, {}
+            self._scheduled = False
+            self._last_flush = time.monotonic()
+            return cells, runs
+
+    async def _flush(self) -> None:
+        cells, runs = self._take()
+        messages = _batch_messages(cells, runs)
+        try:
+            await asyncio.wait_for(_send_all(messages), SEND_TIMEOUT_SECONDS)
+        except Exception:  # a push never breaks the worker; pages heal on resync
+            logger.warning("live push of %d cells failed", len(cells), exc_info=True)
+        finally:
+            with self._lock:
+                if not self._scheduled:
+                    self._idle.set()
+
+    def wait_idle(self, timeout: float = SEND_TIMEOUT_SECONDS) -> bool:
+        """Block until everything buffered was sent (tests, process exit)."""
+        return self._idle.wait(timeout)
+
+
+_pairs = _PairBatcher()
+atexit.register(_pairs.wait_idle)
+
+
+def flush_pairs(timeout: float = SEND_TIMEOUT_SECONDS) -> bool:
+    """Wait until the pairs pushed so far have left this process; False on timeout."""
+    return _pairs.wait_idle(timeout)
+
+
 def push_pair(
     *,
     case_id: int,
@@ -200,7 +313,9 @@ def push_pair(
     latest_state: str | None,
     latest_run_id: int | None,
 ) -> None:
-    """A (case, cluster) pair was re-judged: its cell to every page showing it, and its run."""
+    """A (case, cluster) pair was re-judged: its cell to every page showing it, and its run.
+
+    Buffered and sent with the other pairs of its window (see `_PairBatcher`)."""
     cell = payload(
         "cell",
         case_id=case_id,
@@ -210,7 +325,8 @@ def push_pair(
         severity=str(severity),
         run_id=latest_run_id,
     )
-    messages = [(group, cell) for group in cell_groups(case_id=case_id, cluster_id=cluster_id)]
+    cell.pop("type")
+    run = None
     if latest_run_id and latest_state:
         run = payload(
             "run",
@@ -219,8 +335,10 @@ def push_pair(
             cluster_id=cluster_id,
             case_id=case_id,
         )
-        messages.append((run_group(latest_run_id), run))
-    _send(messages)
+    try:
+        _pairs.add(cell, run)
+    except Exception:  # a push never breaks the worker; pages heal on resync
+        logger.warning("live push of case %s on cluster %s failed", case_id, cluster_id, exc_info=True)
 
 
 def _run_state_messages(
