@@ -22,10 +22,10 @@ consumer as a few events a second instead of a thousand.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import re
-import atexit
 import threading
 import time
 from collections.abc import Iterable
@@ -215,7 +215,9 @@ def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
 
 
 def _window() -> float:
-    return float(getattr(settings, "KUBEPROBE_LIVE_PUSH_WINDOW_SECONDS", DEFAULT_PUSH_WINDOW_SECONDS))
+    return float(
+        getattr(settings, "KUBEPROBE_LIVE_PUSH_WINDOW_SECONDS", DEFAULT_PUSH_WINDOW_SECONDS)
+    )
 
 
 def _batch_messages(
@@ -249,6 +251,7 @@ class _PairBatcher:
         self._idle = threading.Event()
         self._idle.set()
         self._pid = os.getpid()
+        self._task: asyncio.Future[None] | None = None
 
     def add(self, cell: dict[str, Any], run: dict[str, Any] | None) -> None:
         if self._pid != os.getpid():  # forked (Celery prefork): the parent's buffer is not ours
@@ -268,7 +271,7 @@ class _PairBatcher:
         loop.call_soon_threadsafe(loop.call_later, delay, self._flush_soon)
 
     def _flush_soon(self) -> None:
-        asyncio.ensure_future(self._flush())
+        self._task = asyncio.ensure_future(self._flush())  # a reference: tasks are weakly held
 
     def _take(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         with self._lock:
@@ -338,7 +341,9 @@ def push_pair(
     try:
         _pairs.add(cell, run)
     except Exception:  # a push never breaks the worker; pages heal on resync
-        logger.warning("live push of case %s on cluster %s failed", case_id, cluster_id, exc_info=True)
+        logger.warning(
+            "live push of case %s on cluster %s failed", case_id, cluster_id, exc_info=True
+        )
 
 
 def _run_state_messages(

@@ -229,6 +229,18 @@ def report_failure(server: str, run: ProbeRun) -> None:
         assert answer.status == 200
 
 
+def wait_matrix_ready(driver: Any) -> float:
+    """Wait for grid.js to draw the matrix; ms from navigation start to its "matrix-ready" mark."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return performance.getEntriesByName('matrix-ready').length")
+    )
+    return float(
+        driver.execute_script("return performance.getEntriesByName('matrix-ready')[0].startTime")
+    )
+
+
 def screenshot(driver: Any, name: str) -> None:
     target = os.environ.get("KUBEPROBE_SCREENSHOTS")
     if target:
@@ -249,6 +261,7 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     WebDriverWait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
+    wait_matrix_ready(browser)
 
     cell_id = f"c-{run.case_id}-{run.cluster_id}"
     cell = browser.find_element(By.ID, cell_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from datetime import timedelta
@@ -78,14 +79,17 @@ def count(client: Client, url: str) -> tuple[int, list[str], str]:
 
 
 @pytest.mark.parametrize("query", ["", "?group_by=group", "?state=failing&region=r-1&q=c-0"])
+@pytest.mark.parametrize(
+    "page", ["/dashboard/grid.json", "/dashboard/", "/dashboard/?render=table"]
+)
 def test_overview_queries_do_not_grow_with_clusters(
-    client: Client, make_user: Callable[..., User], cases: list[Case], query: str
+    client: Client, make_user: Callable[..., User], cases: list[Case], query: str, page: str
 ) -> None:
     for i in range(3):
         group = ClusterGroup.objects.create(name=f"g-{i}", selector={"team": f"t{i}"})
     client.force_login(make_user("viewer"))
     grow(0, 10, cases)
-    url = "/dashboard/" + query
+    url = page + ("&" if "?" in page else "?") + query.lstrip("?") if query else page
     client.get(url)  # warm per-process caches (content types, permissions)
     small, _, html = count(client, url)
     assert small <= OVERVIEW_MAX_QUERIES
@@ -94,8 +98,13 @@ def test_overview_queries_do_not_grow_with_clusters(
     group.members.add(*Cluster.objects.all()[:50])
     big, sql, html = count(client, url)
     assert big == small, "\n".join(sql)
-    if not query:
-        assert len(re.findall(r'<td id="c-', html)) == 2000 * CASES
+    if not query and page.endswith("grid.json"):
+        data = json.loads(html)
+        rows = [row for _, section in data["sections"] for row in section]
+        assert len(rows) == data["rows"] == 2000
+        assert {len(row[3]) for row in rows} == {3 * CASES}  # three characters per cell
+    if not query and page.endswith("table"):
+        assert len(re.findall(r'<td id="c-', html)) == 500 * CASES  # one page of 500 rows
 
 
 def test_restricted_overview_queries_are_constant_too(client: Client, cases: list[Case]) -> None:
@@ -106,13 +115,14 @@ def test_restricted_overview_queries_are_constant_too(client: Client, cases: lis
     user.groups.add(viewers)
     client.force_login(user)
     grow(0, 9, cases)
-    client.get("/dashboard/")
-    small, _, html = count(client, "/dashboard/")
-    assert len(re.findall(r'data-cluster="', html)) == 3
+    url = "/dashboard/grid.json"
+    client.get(url)
+    small, _, body = count(client, url)
+    assert json.loads(body)["rows"] == 3
     grow(9, 900, cases)
-    big, sql, html = count(client, "/dashboard/")
+    big, sql, body = count(client, url)
     assert big == small, "\n".join(sql)
-    assert len(re.findall(r'data-cluster="', html)) == 300
+    assert json.loads(body)["rows"] == 300
 
 
 def _history(cluster: Cluster, cases: list[Case], runs_per_case: int, events: int) -> None:

@@ -20,7 +20,8 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
 
 from apps.dashboard.selectors.cluster_case import PairLine
-from apps.dashboard.selectors.matrix import Cell, Matrix, Row
+from apps.dashboard.selectors.grid import UNSCHEDULED, Grid, GridRow, row_title
+from apps.dashboard.selectors.matrix import Cell
 from apps.dashboard.selectors.stats import WINDOWS, WindowStats
 from apps.runs.root_cause import root_cause_text
 
@@ -92,7 +93,7 @@ def matrix_cell(cell: Cell) -> SafeString:
     )
 
 
-def _unreachable_html(row: Row) -> str:
+def _unreachable_html(row: GridRow) -> str:
     """The marker of a cluster whose circuit breaker is open: since when, and why (on hover)."""
     if row.unreachable_since is None:
         return ""
@@ -103,54 +104,39 @@ def _unreachable_html(row: Row) -> str:
     )
 
 
-def _rows_html(matrix: Matrix, out: list[str]) -> None:
+@register.simple_tag
+def grid_table_body(grid: Grid, sections: list[tuple[str, list[GridRow], int]]) -> SafeString:
+    """The <tbody>s of the table fallback (?render=table): one page of the grid's rows,
+    each cell with the markup of the cluster and case pages."""
     run_prefix = _url_prefix("dashboard:run")
     cluster_prefix = _url_prefix("dashboard:cluster")
-    case_ids = [case_id for case_id, _ in matrix.cases]
+    case_ids = [case_id for case_id, _ in grid.cases]
     width = len(case_ids) + 1
-    for section in matrix.sections:
+    out: list[str] = []
+    for title, rows, total in sections:
         out.append(
             f'<tbody class="section"><tr class="section-head"><th colspan="{width}" scope="rowgroup">'
-            f"{escape(section.title)} <small>{len(section.rows)} cluster{'' if len(section.rows) == 1 else 's'}</small></th></tr>"
+            f"{escape(title)} <small>{total} cluster{'' if total == 1 else 's'}</small></th></tr>"
         )
-        for row in section.rows:
+        for row in rows:
             name = escape(row.name)
-            title = escape(
-                " · ".join(
-                    part
-                    for part in (
-                        row.display_name,
-                        row.environment,
-                        row.region,
-                        ("also in " + ", ".join(row.also_in)) if row.also_in else "",
-                    )
-                    if part
-                )
-            )
             out.append(
                 f'<tr data-cluster="{row.cluster_id}"><th scope="row" class="cluster">'
-                f'<a href="{cluster_prefix}{name}/" title="{title}">{name}</a>{_unreachable_html(row)}</th>'
+                f'<a href="{cluster_prefix}{name}/" title="{escape(row_title(row))}">{name}</a>'
+                f"{_unreachable_html(row)}</th>"
             )
-            cells = row.cells
-            for case_id in case_ids:
+            for index, case_id in enumerate(case_ids):
                 out.append(
                     cell_html(
-                        cells.get(case_id),
+                        row.cell(index, case_id),
                         case_id,
                         row.cluster_id,
                         run_prefix,
-                        (case_id, row.cluster_id) in matrix.scheduled,
+                        row.codes[3 * index] != UNSCHEDULED,
                     )
                 )
             out.append("</tr>")
         out.append("</tbody>")
-
-
-@register.simple_tag
-def matrix_body(matrix: Matrix) -> SafeString:
-    """Every <tbody> of the overview matrix, one per section."""
-    out: list[str] = []
-    _rows_html(matrix, out)
     return mark_safe("".join(out))  # noqa: S308 - built from escaped parts
 
 
