@@ -38,6 +38,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 PASSWORD = "browser-Test-pw-1"
 TOKEN = "browser-test-run-token"
+# A Redis database of its own for the server below: the channel layer and cache keys of
+# this pytest process (other tests push and schedule too) stay out of its way.
+SERVER_REDIS = "redis://127.0.0.1:6379/11"
 FAILURE = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox"
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,9 +68,7 @@ def server() -> Iterator[str]:
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_TASK_ALWAYS_EAGER": "true",
-        # A Redis database of its own: the channel layer and cache keys of this
-        # pytest process (other tests push and schedule too) stay out of its way.
-        "REDIS_URL": "redis://127.0.0.1:6379/11",
+        "REDIS_URL": SERVER_REDIS,
         "KUBEPROBE_DEBUG": "1",  # static files straight from static/ (no collectstatic)
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "KUBEPROBE_PUBLIC_URL": url,

@@ -15,7 +15,13 @@ from apps.catalog.models import Case, CaseTemplate
 from apps.clusters.models import Cluster
 from apps.dashboard import push
 from apps.runs.models import ProbeRun
-from tests.dashboard.test_browser import PASSWORD, browser, server, wait_matrix_ready  # noqa: F401
+from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
+    PASSWORD,
+    SERVER_REDIS,
+    browser,
+    server,
+    wait_matrix_ready,
+)
 from tests.utils import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,6 +68,7 @@ def login(driver: Any, base: str) -> None:
 def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
     server: str,  # noqa: F811
     browser: Any,  # noqa: F811
+    settings: Any,
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -90,6 +97,11 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
     WebDriverWait(browser, 20).until(
         lambda d: d.find_element(By.ID, "live-status").get_attribute("data-state") == "live"
     )
+    # Pushed from this process as the post-run pipeline pushes, on the server's layer.
+    layer = settings.CHANNEL_LAYERS["default"]
+    settings.CHANNEL_LAYERS = {
+        "default": {**layer, "CONFIG": {**layer["CONFIG"], "hosts": [SERVER_REDIS]}}
+    }
     target = clusters[CLUSTERS // 2]
     push.push_pair(
         case_id=cases[1].pk,
