@@ -252,6 +252,7 @@ class _PairBatcher:
         self._idle.set()
         self._pid = os.getpid()
         self._task: asyncio.Future[None] | None = None
+        self._send_lock: asyncio.Lock | None = None  # made on the push loop, where it is used
 
     def add(self, cell: dict[str, Any], run: dict[str, Any] | None) -> None:
         if self._pid != os.getpid():  # forked (Celery prefork): the parent's buffer is not ours
@@ -282,16 +283,22 @@ class _PairBatcher:
             return cells, runs
 
     async def _flush(self) -> None:
-        cells, runs = self._take()
-        messages = _batch_messages(cells, runs)
-        try:
-            await asyncio.wait_for(_send_all(messages), SEND_TIMEOUT_SECONDS)
-        except Exception:  # a push never breaks the worker; pages heal on resync
-            logger.warning("live push of %d cells failed", len(cells), exc_info=True)
-        finally:
-            with self._lock:
-                if not self._scheduled:
-                    self._idle.set()
+        # One flush at a time, in order: an older batch must never land after a newer one.
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        async with self._send_lock:
+            cells, runs = self._take()
+            try:
+                if cells or runs:
+                    await asyncio.wait_for(
+                        _send_all(_batch_messages(cells, runs)), SEND_TIMEOUT_SECONDS
+                    )
+            except Exception:  # a push never breaks the worker; pages heal on resync
+                logger.warning("live push of %d cells failed", len(cells), exc_info=True)
+            finally:
+                with self._lock:
+                    if not self._scheduled:
+                        self._idle.set()
 
     def wait_idle(self, timeout: float = SEND_TIMEOUT_SECONDS) -> bool:
         """Block until everything buffered was sent (tests, process exit)."""
