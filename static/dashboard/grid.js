@@ -266,10 +266,11 @@
       if (r == null || c == null) continue; // not on this page (filters)
       var i = r * cases.length + c, before = alert[i], beforeSev = SEVERITIES[severity[i]];
       var was = [run[i], alert[i], severity[i], runId[i]];
-      if (cell.run_state != null) run[i] = runIndex[cell.run_state || "none"] || runIndex.none;
+      // (Index 0 is a state too: "succeeded", "ok", "critical"; unknown names fall back.)
+      if (cell.run_state != null) run[i] = lookup(runIndex, cell.run_state, "none");
       // Absent alert_state (a run dispatched or started): keep the alert shown.
-      if (cell.alert_state != null) alert[i] = alertIndex[cell.alert_state || "ok"] || 0;
-      if (cell.severity != null) severity[i] = severityIndex[cell.severity] || 0;
+      if (cell.alert_state != null) alert[i] = lookup(alertIndex, cell.alert_state, "ok");
+      if (cell.severity != null) severity[i] = lookup(severityIndex, cell.severity, "");
       if ("run_id" in cell) runId[i] = cell.run_id || 0;
       if (was[0] === run[i] && was[1] === alert[i] && was[2] === severity[i] && was[3] === runId[i]) continue;
       changed = true;
@@ -283,6 +284,10 @@
       }
     }
     return changed;
+  }
+
+  function lookup(index, name, fallback) {
+    return Object.prototype.hasOwnProperty.call(index, name || fallback) ? index[name || fallback] : index[fallback];
   }
 
   function counts() { return firing; }

@@ -56,6 +56,16 @@ def fleet() -> tuple[list[Case], list[Cluster], dict[tuple[int, int], int]]:
     return cases, clusters, {(c.pk, k.pk): r.pk for (c, k), r in zip(pairs, runs, strict=True)}
 
 
+def classes(driver: Any, cell_id: str) -> str:
+    """A cell's classes, read in one step: a live update replaces the <td> in between."""
+    return str(
+        driver.execute_script(
+            "const td = document.getElementById(arguments[0]); return td ? td.className : ''",
+            cell_id,
+        )
+    )
+
+
 def login(driver: Any, base: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -121,6 +131,21 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
     cell_id = f"c-{cases[1].pk}-{target.pk}"
     cell = WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, cell_id))[0]
     assert {"run-failed", "alert-firing"} <= set(cell.get_attribute("class").split())
+    # And back to green, in view this time (the first state of each kind is index 0).
+    push.push_pair(
+        case_id=cases[1].pk, cluster_id=target.pk, state="ok", severity="critical",
+        latest_state="succeeded", latest_run_id=runs[(cases[1].pk, target.pk)],
+    )  # fmt: skip
+    assert push.flush_pairs()
+    WebDriverWait(browser, 20).until(lambda d: classes(d, cell_id) == "cell run-succeeded alert-ok")
+    assert browser.find_element(By.CSS_SELECTOR, "[data-counter=firing-critical]").text == "0"
+    push.push_pair(
+        case_id=cases[1].pk, cluster_id=target.pk, state="firing", severity="critical",
+        latest_state="failed", latest_run_id=runs[(cases[1].pk, target.pk)],
+    )  # fmt: skip
+    assert push.flush_pairs()
+    WebDriverWait(browser, 20).until(lambda d: "alert-firing" in classes(d, cell_id))
+    cell = browser.find_element(By.ID, cell_id)
 
     # Keyboard: from a cell, ArrowDown and ArrowRight move focus, drawing rows as needed.
     cell.find_element(By.TAG_NAME, "a").send_keys(Keys.ARROW_DOWN)
