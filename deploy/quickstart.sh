@@ -74,6 +74,8 @@ if command -v etcd >/dev/null; then
     >var/log/etcd.log 2>&1 &
   ETCD_PID=$!
   PIDS+=("$ETCD_PID")
+  # The docs' "stop the etcd" command reads it (kill $(cat var/etcd.pid)).
+  echo "$ETCD_PID" >var/etcd.pid
   # Ready when it answers /health over TLS with our client certificate; another
   # etcd already on the port fails that and ours exits, so both are checked.
   if "$PY" - "$ETCD_PORT" "$TLS" "$ETCD_PID" <<'PYEOF'
@@ -138,7 +140,7 @@ if [[ ${KUBE:-} == 1 ]]; then
 fi
 
 # Without -Q one worker consumes every queue (dispatch, alerts, housekeeping, default);
-# production splits them (README, "Running it in production").
+# production splits them (docs/operating.md, "Running it in production").
 "$VENV/bin/celery" -A kubeprobe_site worker -B --loglevel INFO --concurrency 2 \
   >var/log/celery.log 2>&1 &
 PIDS+=("$!")

@@ -223,6 +223,14 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'kubeprobe.sqlite3'}")
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+# SQLite (the quick start): a transaction that reads and then writes, while the
+# worker writes too, fails at once with "database is locked" (each holds a read
+# lock the other's write must wait out). IMMEDIATE takes the write lock at BEGIN,
+# so transactions queue for up to `timeout` seconds instead.
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"transaction_mode": "IMMEDIATE", "timeout": env.int("DATABASE_SQLITE_TIMEOUT", default=20)}
+    )
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Under ASGI every request runs in its own thread, so persistent connections
 # pile up; a psycopg pool shares a bounded set instead (Postgres only).
