@@ -1,15 +1,30 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint fmt bench services kube-build kube-up helm-build
+.PHONY: install run test lint fmt bench services kube-build kube-up helm-build messages
 
-install: $(VENV)/.installed
+# Translations (docs/i18n.md): the .po files are committed, the .mo files built here.
+PO_FILES := $(wildcard locale/*/LC_MESSAGES/*.po apps/*/locale/*/LC_MESSAGES/*.po)
+MO_FILES := $(PO_FILES:.po=.mo)
+# Folders with no strings to translate; tests/core/test_i18n_catalogs.py extracts the same way.
+MESSAGES_IGNORE := --ignore 'var/*' --ignore 'tests/*' --ignore 'bench/*' --ignore 'deploy/*' --ignore 'operator/*' --ignore 'probe_sdk/*' --ignore 'docs/*' --ignore 'static/vendor/*'
+
+install: $(VENV)/.installed $(MO_FILES)
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev,trial]'
 	touch $@
+
+# Babel compiles them, so no GNU gettext is needed to install or run.
+%.mo: %.po $(VENV)/.installed
+	$(PY) -m kubeprobe_site.locale_build
+
+## Extract the strings to translate into the zh_Hans catalogs (needs GNU gettext: apt-get install gettext)
+messages: install
+	KUBEPROBE_DEBUG=1 $(PY) manage.py makemessages -l zh_Hans --no-obsolete $(MESSAGES_IGNORE)
+	KUBEPROBE_DEBUG=1 $(PY) manage.py makemessages -l zh_Hans -d djangojs --no-obsolete $(MESSAGES_IGNORE)
 
 ## Install (if missing) and start PostgreSQL and Redis on 127.0.0.1: a new machine's first command
 services:

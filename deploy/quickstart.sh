@@ -54,6 +54,8 @@ if ! redis_up; then
   done
 fi
 
+# The Chinese catalogs (make install builds them too; this covers running the script alone).
+"$PY" -m kubeprobe_site.locale_build
 "$PY" manage.py migrate --noinput
 "$PY" manage.py collectstatic --noinput -v 0
 "$PY" manage.py bootstrap

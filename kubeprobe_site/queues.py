@@ -37,6 +37,7 @@ TASK_KINDS: dict[str, str] = {
     "apps.runs.tasks.cleanup_runs": HOUSEKEEPING,
     "apps.runs.tasks.sweep_orphans": HOUSEKEEPING,
     "apps.runs.tasks.purge_runs": HOUSEKEEPING,
+    "apps.runs.tasks.maintain_run_partitions": HOUSEKEEPING,
     "apps.alerts.tasks.alerts_housekeeping": HOUSEKEEPING,
     "apps.clusters.tasks.check_cluster_apis": HOUSEKEEPING,
     "apps.diagnosis.tasks.retrain_classifier": HOUSEKEEPING,

@@ -93,6 +93,8 @@ KUBEPROBE_LOCAL_RUN_DIR = Path(env.str("KUBEPROBE_LOCAL_RUN_DIR", default=str(VA
 KUBEPROBE_KEEP_FAILED_PODS = env.int("KUBEPROBE_KEEP_FAILED_PODS", default=3)
 KUBEPROBE_KEEP_FAILED_POD_SECONDS = env.int("KUBEPROBE_KEEP_FAILED_POD_SECONDS", default=3600)
 KUBEPROBE_RUN_RETENTION_DAYS = env.int("KUBEPROBE_RUN_RETENTION_DAYS", default=30)
+# Postgres: each partition of the runs table holds the runs created in this many hours.
+KUBEPROBE_RUN_PARTITION_HOURS = env.float("KUBEPROBE_RUN_PARTITION_HOURS", default=24.0)
 KUBEPROBE_DISPATCH_MAX_RETRIES = env.int("KUBEPROBE_DISPATCH_MAX_RETRIES", default=5)
 # A cluster's api_qps holds across all worker processes (a token bucket in Redis);
 # false: each process keeps its own bucket.
@@ -193,6 +195,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -343,6 +346,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": env.float("KUBEPROBE_ALERT_HOUSEKEEPING_SECONDS", default=15.0),
         "options": {"expires": 60},
     },
+    "kubeprobe-run-partitions": {
+        "task": "apps.runs.tasks.maintain_run_partitions",
+        "schedule": 600.0,
+        "options": {"expires": 600},
+    },
     "kubeprobe-purge-runs": {
         "task": "apps.runs.tasks.purge_runs",
         "schedule": 3600.0,
@@ -385,7 +393,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
+# English and Simplified Chinese (docs/i18n.md). LocaleMiddleware picks the language
+# from the switch's cookie, else the browser's Accept-Language, else LANGUAGE_CODE,
+# which is also the language of manage.py's output (LANGUAGE_CODE=zh-hans).
+LANGUAGE_CODE = env.str("LANGUAGE_CODE", default="en")
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+# Templates and JS strings (djangojs); each app keeps its own apps/<app>/locale.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True

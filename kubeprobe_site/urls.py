@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.views import favicon, healthz, livez, metrics, readyz
@@ -11,7 +13,7 @@ from kubeprobe_site.api import router
 
 admin.site.site_header = "KubeProbe"
 admin.site.site_title = "KubeProbe"
-admin.site.index_title = "Clusters, probes and runs"
+admin.site.index_title = _("Clusters, probes and runs")
 # "View site": the dashboards.
 admin.site.site_url = "/dashboard/"
 
@@ -23,6 +25,9 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on every page, the admin's too.
     path("favicon.ico", favicon, name="favicon"),
     path("dashboard/", include("apps.dashboard.urls")),
+    # The language switch (set_language: a cookie) and the dashboards' JS strings.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("healthz", healthz, name="healthz"),
     path("livez", livez, name="livez"),
     path("readyz", readyz, name="readyz"),

@@ -10,6 +10,14 @@ from rest_framework.test import APIClient
 from tests.kube import kube, kube_ns  # noqa: F401  (fixtures: the real control plane)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Build the translations' .mo files (as `make install` does) before any page is
+    rendered, so a run straight after editing a .po file tests the new strings."""
+    from kubeprobe_site.locale_build import catalogs_compile
+
+    catalogs_compile()
+
+
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
     """One test database per pytest process, so concurrent runs never collide."""

@@ -8,6 +8,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.actions import services
 from apps.actions.models import ActionPolicy, ActionRun
@@ -63,16 +65,18 @@ class ActionPolicyAdmin(admin.ModelAdmin):
     filter_horizontal = ["notify_channels", "escalate_channels"]
 
 
-@admin.action(description="Approve selected disruptive actions", permissions=["change"])
+@admin.action(description=_("Approve selected disruptive actions"), permissions=["change"])
 def approve(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     done = sum(services.action_approve(action_id=a.pk, user=request.user) for a in queryset)
-    modeladmin.message_user(request, f"Approved {done} action(s).", messages.SUCCESS)
+    text = ngettext("Approved %(n)d action.", "Approved %(n)d actions.", done) % {"n": done}
+    modeladmin.message_user(request, text, messages.SUCCESS)
 
 
-@admin.action(description="Reject selected disruptive actions", permissions=["change"])
+@admin.action(description=_("Reject selected disruptive actions"), permissions=["change"])
 def reject(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
     done = sum(services.action_reject(action_id=a.pk, user=request.user) for a in queryset)
-    modeladmin.message_user(request, f"Rejected {done} action(s).", messages.SUCCESS)
+    text = ngettext("Rejected %(n)d action.", "Rejected %(n)d actions.", done) % {"n": done}
+    modeladmin.message_user(request, text, messages.SUCCESS)
 
 
 @admin.register(ActionRun)
@@ -99,7 +103,7 @@ class ActionRunAdmin(admin.ModelAdmin):
     ]
     exclude = ["request"]
 
-    @admin.display(description="request")
+    @admin.display(description=_("request"))
     def request_shown(self, action: ActionRun) -> str:
         return pretty_json(action.request)
 

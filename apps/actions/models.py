@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.alerts.models import Channel, Severity
 from apps.clusters.models import DNS_LABEL_RE, Cluster
@@ -26,9 +27,9 @@ from apps.runs.models import RootCause
 
 
 class ActionKind(models.TextChoices):
-    NONE = "", "None (notify / escalate only)"
-    WEBHOOK = "webhook", "Webhook"
-    JOB = "job", "Kubernetes Job"
+    NONE = "", _("None (notify / escalate only)")
+    WEBHOOK = "webhook", _("Webhook")
+    JOB = "job", _("Kubernetes Job")
 
 
 def validate_http_url(value: str) -> None:
@@ -44,10 +45,10 @@ def validate_http_url(value: str) -> None:
 def validate_job_template(value: Any) -> None:
     """A Job's `spec` (with $(VARS)): an object holding a pod template with containers."""
     if not isinstance(value, dict):
-        raise ValidationError("The Job template must be an object: the Job's spec.")
+        raise ValidationError(_("The Job template must be an object: the Job's spec."))
     containers = value.get("template", {}).get("spec", {}).get("containers")
     if not isinstance(containers, list) or not containers:
-        raise ValidationError("The Job template needs template.spec.containers (a list).")
+        raise ValidationError(_("The Job template needs template.spec.containers (a list)."))
 
 
 class ActionPolicy(TimeStampedModel):
@@ -55,27 +56,27 @@ class ActionPolicy(TimeStampedModel):
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
     category = models.CharField(
-        max_length=20, choices=RootCause.choices, blank=True, help_text="Empty: any root cause."
+        max_length=20, choices=RootCause.choices, blank=True, help_text=_("Empty: any root cause.")
     )
     severity = models.CharField(
         max_length=10,
         choices=Severity.choices,
         blank=True,
-        help_text="The joining alert's severity, or higher. Empty: any.",
+        help_text=_("The joining alert's severity, or higher. Empty: any."),
     )
     notify_channels = models.ManyToManyField(
-        Channel, blank=True, related_name="+", help_text="Told at the incident's severity."
+        Channel, blank=True, related_name="+", help_text=_("Told at the incident's severity.")
     )
     escalate_channels = models.ManyToManyField(
         Channel,
         blank=True,
         related_name="+",
-        help_text="Paged at severity critical (PagerDuty: a high-urgency incident).",
+        help_text=_("Paged at severity critical (PagerDuty: a high-urgency incident)."),
     )
     action = models.CharField(max_length=10, choices=ActionKind.choices, blank=True)
     webhook_url = models.CharField(max_length=500, blank=True, validators=[validate_http_url])
     webhook_secret = EncryptedTextField(
-        blank=True, help_text="Signs each request (X-KubeProbe-Signature). Write-only."
+        blank=True, help_text=_("Signs each request (X-KubeProbe-Signature). Write-only.")
     )
     job_template = models.JSONField(
         default=dict,
@@ -89,24 +90,26 @@ class ActionPolicy(TimeStampedModel):
         validators=[RegexValidator(DNS_LABEL_RE, "Not a valid namespace name (DNS label).")],
     )
     disruptive = models.BooleanField(
-        default=False, help_text="Runs only after an admin approves it (admin action)."
+        default=False, help_text=_("Runs only after an admin approves it (admin action).")
     )
-    dry_run = models.BooleanField(default=False, help_text="Record what would be done, do nothing.")
+    dry_run = models.BooleanField(
+        default=False, help_text=_("Record what would be done, do nothing.")
+    )
     rate_limit_count = models.PositiveIntegerField(
         default=1,
         validators=[MinValueValidator(1), MaxValueValidator(1000)],
-        help_text="At most this many actions per cluster…",
+        help_text=_("At most this many actions per cluster…"),
     )
     rate_limit_minutes = models.PositiveIntegerField(
         default=60,
         validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
-        help_text="…within this many minutes (all policies together).",
+        help_text=_("…within this many minutes (all policies together)."),
     )
     order = models.PositiveSmallIntegerField(default=100)
 
     class Meta:
         ordering = ["order", "name"]
-        verbose_name_plural = "action policies"
+        verbose_name_plural = _("action policies")
 
     def __str__(self) -> str:
         return self.name
@@ -114,7 +117,7 @@ class ActionPolicy(TimeStampedModel):
     def clean(self) -> None:
         super().clean()
         if self.action == ActionKind.WEBHOOK and not self.webhook_url:
-            raise ValidationError({"webhook_url": "A webhook action needs a URL."})
+            raise ValidationError({"webhook_url": _("A webhook action needs a URL.")})
         if self.action == ActionKind.JOB:
             try:
                 validate_job_template(self.job_template)
@@ -123,14 +126,14 @@ class ActionPolicy(TimeStampedModel):
 
 
 class ActionState(models.TextChoices):
-    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    DRY_RUN = "dry_run", "Dry run (nothing done)"
-    RATE_LIMITED = "rate_limited", "Rate limited (nothing done)"
-    REJECTED = "rejected", "Rejected"
+    AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
+    QUEUED = "queued", _("Queued")
+    RUNNING = "running", _("Running")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    DRY_RUN = "dry_run", _("Dry run (nothing done)")
+    RATE_LIMITED = "rate_limited", _("Rate limited (nothing done)")
+    REJECTED = "rejected", _("Rejected")
 
 
 # What counts against a cluster's rate limit: actions that did, or will, act on it.
@@ -152,7 +155,9 @@ class ActionRun(models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices)
     kind = models.CharField(max_length=10, choices=ActionKind.choices, blank=True)
     state = models.CharField(max_length=20, choices=ActionState.choices, db_index=True)
-    request = models.JSONField(default=dict, blank=True, help_text="What was (or would be) sent.")
+    request = models.JSONField(
+        default=dict, blank=True, help_text=_("What was (or would be) sent.")
+    )
     outcome = models.TextField(blank=True)
     approved_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -21,7 +21,13 @@ from apps.actions.models import (
 )
 from apps.alerts.models import SEVERITY_RANK, Alert, Severity
 from apps.alerts.transports import base as transports
-from apps.diagnosis.models import Incident, IncidentEvent, IncidentEventKind, IncidentState
+from apps.diagnosis.models import (
+    Incident,
+    IncidentEvent,
+    IncidentEventKind,
+    IncidentMember,
+    IncidentState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +113,24 @@ def actions_plan(*, alert: Alert, now: datetime | None = None) -> list[ActionRun
     ids = [a.pk for a in planned]
     if ids:
         transaction.on_commit(lambda: _enqueue(ids))
+    return planned
+
+
+def actions_plan_many(*, alerts: list[Alert], now: datetime | None = None) -> list[ActionRun]:
+    """actions_plan() of many judged alerts (the post-run pipeline's batch): with no
+    enabled policy nothing is read per alert; otherwise one query finds the alerts in
+    trouble that belong to an open incident, and only those are planned."""
+    troubled = {a.pk: a for a in alerts if a.is_problem}
+    if not troubled or not ActionPolicy.objects.filter(enabled=True).exists():
+        return []
+    members = set(
+        IncidentMember.objects.filter(
+            alert_id__in=list(troubled), left_at=None, incident__state=IncidentState.OPEN
+        ).values_list("alert_id", flat=True)
+    )
+    planned: list[ActionRun] = []
+    for alert_id in sorted(members):
+        planned += actions_plan(alert=troubled[alert_id], now=now)
     return planned
 
 

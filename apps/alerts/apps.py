@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class AlertsConfig(AppConfig):
     name = "apps.alerts"
     label = "alerts"
-    verbose_name = "Alerts"
+    verbose_name = _("Alerts")
 
     def ready(self) -> None:
         from django.db.models.signals import post_migrate

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from rest_framework import serializers as drf_serializers
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
@@ -50,7 +51,10 @@ def channel_save(
     bad = [s for s in channel.severities or [] if s not in Severity.values]
     if not isinstance(channel.severities, list) or bad:
         raise ValidationError(
-            {"severities": f"A list of {', '.join(Severity.values)}; unknown: {bad}"}
+            {
+                "severities": gettext("A list of %(known)s; unknown: %(bad)s")
+                % {"known": ", ".join(Severity.values), "bad": bad}
+            }
         )
     if channel.enabled:
         channel.disabled_reason = ""

@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.alerts.matchers import matches
 from apps.alerts.messages import title_of
@@ -135,12 +135,10 @@ def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int
                 routed = [flip for flip, target in members if _routes(channel, flip, target)]
                 if not routed:
                     continue
+                with translation.override(channel.language):  # the title is stored as sent
+                    title = title_of(routed)[:500]
                 notification = Notification.objects.create(
-                    channel=channel,
-                    event=event,
-                    severity=severity,
-                    title=title_of(routed)[:500],
-                    created_at=now,
+                    channel=channel, event=event, severity=severity, title=title, created_at=now
                 )
                 notification.flips.set(routed)
                 created.append(notification.pk)

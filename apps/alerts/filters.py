@@ -5,6 +5,7 @@ from __future__ import annotations
 import django_filters
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.alerts.models import (
     PROBLEM_STATES,
@@ -24,7 +25,7 @@ class AlertFilter(FilterSet):
     cluster = django_filters.CharFilter(field_name="cluster__name")
     case = django_filters.CharFilter(field_name="case__name")
     open = django_filters.BooleanFilter(
-        method="filter_open", label="Open: firing, acknowledged or silenced"
+        method="filter_open", label=_("Open: firing, acknowledged or silenced")
     )
     escalated = django_filters.BooleanFilter()
     flapping = django_filters.BooleanFilter(
@@ -42,7 +43,7 @@ class AlertFilter(FilterSet):
 
 
 class SilenceFilter(FilterSet):
-    active = django_filters.BooleanFilter(method="filter_active", label="In force now")
+    active = django_filters.BooleanFilter(method="filter_active", label=_("In force now"))
     created_by = django_filters.CharFilter(field_name="created_by__username")
 
     class Meta:

@@ -6,7 +6,8 @@ a silence's window and comment are checked by `Silence.clean()`, which the
 admin's model form, the API and `silence_create` all run. So one value is
 refused everywhere with the same message.
 
-No model imports here: `Silence.clean()` imports this module.
+No model imports here: `Silence.clean()` imports this module. Messages are lazy:
+each is read in the language of the request (Accept-Language) or command.
 """
 
 from __future__ import annotations
@@ -18,21 +19,32 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 # A note or a comment says who is on it and why; a pasted log belongs elsewhere.
 NOTE_MAX_CHARS = 2_000
-NOTE_TOO_LONG = "At most %(limit_value)d characters; this one has %(show_value)d."
+NOTE_TOO_LONG = _("At most %(limit_value)d characters; this one has %(show_value)d.")
 
 # Acknowledgements expire, and silences end, within 30 days: a forgotten one
 # must not hide a cluster for good.
 HOURS_MIN = 0.1
 HOURS_MAX = 24 * 30
 MAX_QUIET = timedelta(hours=HOURS_MAX)
-HOURS_OUT_OF_RANGE = f"Give between {HOURS_MIN:g} and {HOURS_MAX} hours."
-UNTIL_IN_THE_PAST = "Must be in the future."
-UNTIL_TOO_LATE = f"At most {HOURS_MAX} hours ({MAX_QUIET.days} days) from now."
-SILENCE_ENDS_BEFORE_START = "The window must end after it starts."
-SILENCE_TOO_LONG = f"A silence lasts at most {HOURS_MAX} hours ({MAX_QUIET.days} days)."
+_LIMITS = {"min": f"{HOURS_MIN:g}", "max": HOURS_MAX, "days": MAX_QUIET.days}
+
+
+def _limited(message: str) -> str:
+    """``message`` (a msgid with %(min)s, %(max)s, %(days)s) translated when it is read."""
+    return lazy(lambda: gettext(message) % _LIMITS, str)()
+
+
+HOURS_OUT_OF_RANGE = _limited(gettext_noop("Give between %(min)s and %(max)s hours."))
+UNTIL_IN_THE_PAST = _("Must be in the future.")
+UNTIL_TOO_LATE = _limited(gettext_noop("At most %(max)s hours (%(days)s days) from now."))
+SILENCE_ENDS_BEFORE_START = _("The window must end after it starts.")
+SILENCE_TOO_LONG = _limited(gettext_noop("A silence lasts at most %(max)s hours (%(days)s days)."))
 
 
 def note_validators() -> list[Any]:
@@ -66,7 +78,7 @@ def silence_errors(
     errors: dict[str, str] = {}
     if starts_at and ends_at:
         if ends_at <= starts_at:
-            errors["ends_at"] = SILENCE_ENDS_BEFORE_START
+            errors["ends_at"] = str(SILENCE_ENDS_BEFORE_START)
         elif ends_at - starts_at > MAX_QUIET:
             errors["ends_at"] = SILENCE_TOO_LONG
     try:
@@ -90,11 +102,12 @@ def hours_field(**kwargs: Any) -> forms.FloatField:
 class AcknowledgeForm(forms.Form):
     """Acknowledge a firing alert (dashboard, admin action)."""
 
-    note = note_field()
+    note = note_field(label=_("Note"))
     hours = hours_field(
         required=False,
         initial=4,
-        help_text="The acknowledgement expires after this many hours; empty: until it resolves.",
+        label=_("Hours"),
+        help_text=_("The acknowledgement expires after this many hours; empty: until it resolves."),
     )
 
     def until(self, now: datetime | None = None) -> datetime | None:
@@ -106,11 +119,11 @@ class AcknowledgeForm(forms.Form):
 class ResolveForm(forms.Form):
     """Resolve an open alert by hand (admin action)."""
 
-    note = note_field()
+    note = note_field(label=_("Note"))
 
 
 class QuickSilenceForm(forms.Form):
     """Silence one alert's (case, cluster) from now for some hours (dashboard)."""
 
-    hours = hours_field(initial=2)
-    comment = note_field()
+    hours = hours_field(initial=2, label=_("Hours"))
+    comment = note_field(label=_("Comment"))

@@ -128,8 +128,8 @@ def finished_runs_judge(
 
     Bounded: at most ``max_batches`` transactions of ``batch`` runs. Each
     batch costs one range scan of runs, one query of their alerts and one
-    pipeline pass per pair not judged yet, inside the transaction that moves
-    the watermark. Returns 0 at once if another sweeper holds the watermark.
+    pipeline batch of the pairs not judged yet, inside the transaction that
+    moves the watermark. Returns 0 at once if another sweeper holds the watermark.
     """
     horizon = (now or timezone.now()) - timedelta(seconds=settings.KUBEPROBE_JUDGE_SETTLE_SECONDS)
     passed = 0

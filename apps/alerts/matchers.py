@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
 
 from apps.alerts.models import MATCHER_NAMES
 
@@ -28,24 +29,30 @@ class Target:
 def validate_matchers(value: Any, allow_empty: bool = False) -> list[dict[str, str]]:
     """The matchers, or a ValidationError naming the bad entry."""
     if not isinstance(value, list):
-        raise ValidationError("Matchers must be a list of {name, value} objects.")
+        raise ValidationError(_("Matchers must be a list of {name, value} objects."))
     if not value and not allow_empty:
         raise ValidationError(
-            "Give at least one matcher; a silence of everything is a mistake waiting to happen."
+            _("Give at least one matcher; a silence of everything is a mistake waiting to happen.")
         )
     for index, matcher in enumerate(value):
-        where = f"Matcher {index + 1}"
+        n = index + 1
         if not isinstance(matcher, dict) or set(matcher) != {"name", "value"}:
-            raise ValidationError(f"{where} must be an object with exactly 'name' and 'value'.")
+            raise ValidationError(
+                _("Matcher %(n)d must be an object with exactly 'name' and 'value'.") % {"n": n}
+            )
         name, text = matcher["name"], matcher["value"]
         if name not in MATCHER_NAMES:
             raise ValidationError(
-                f"{where}: unknown name {name!r}; use one of {', '.join(MATCHER_NAMES)}."
+                _("Matcher %(n)d: unknown name %(name)r; use one of %(names)s.")
+                % {"n": n, "name": name, "names": ", ".join(MATCHER_NAMES)}
             )
         if not isinstance(text, str) or not text.strip():
-            raise ValidationError(f"{where}: value must be a non-empty string.")
+            raise ValidationError(_("Matcher %(n)d: value must be a non-empty string.") % {"n": n})
         if name == "label" and ("=" not in text or not text.split("=", 1)[0].strip()):
-            raise ValidationError(f"{where}: a label matcher's value is key=value, got {text!r}.")
+            raise ValidationError(
+                _("Matcher %(n)d: a label matcher's value is key=value, got %(value)r.")
+                % {"n": n, "value": text}
+            )
     return value
 
 
@@ -61,7 +68,7 @@ def matches(matchers: list[dict[str, str]], target: Target) -> bool:
         if name == "case_set" and value not in target.case_sets:
             return False
         if name == "label":
-            key, _, wanted = value.partition("=")
+            key, _sep, wanted = value.partition("=")
             if target.labels.get(key.strip()) != wanted.strip():
                 return False
     return True

@@ -1,25 +1,34 @@
-"""Notification texts: titles, message bodies, run links and alert fingerprints."""
+"""Notification texts: titles, message bodies, run links and alert fingerprints.
+
+Texts are gettext'd; callers render them under the channel's language
+(`translation.override(channel.language)` in delivery.py and sending.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from types import SimpleNamespace
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from apps.alerts.models import Alert, AlertFlip, FlipEvent, Notification, NotificationStatus
 from apps.alerts.transports import base as transports
+from apps.alerts.transports.render import event_name, severity_name
 from apps.runs.root_cause import root_cause_text
 
+# "<case> <verb> on <where>": title_of() puts them together with named placeholders.
 VERBS = {
-    FlipEvent.FIRING: "failing",
-    FlipEvent.RESOLVED: "recovered",
-    FlipEvent.FLAPPING: "flapping",
-    FlipEvent.ACKNOWLEDGED: "acknowledged",
-    FlipEvent.ESCALATED: "escalated",
-    FlipEvent.SILENCED: "silenced",
-    FlipEvent.TEST: "test",
+    FlipEvent.FIRING: gettext_lazy("failing"),
+    FlipEvent.RESOLVED: gettext_lazy("recovered"),
+    FlipEvent.FLAPPING: gettext_lazy("flapping"),
+    FlipEvent.ACKNOWLEDGED: gettext_lazy("acknowledged"),
+    FlipEvent.ESCALATED: gettext_lazy("escalated"),
+    FlipEvent.SILENCED: gettext_lazy("silenced"),
+    FlipEvent.TEST: gettext_lazy("test"),
 }
 
 
@@ -35,26 +44,39 @@ def fingerprint(case_id: int, cluster_id: int) -> str:
     return hashlib.sha1(raw.encode(), usedforsecurity=False).hexdigest()
 
 
+def _clusters(count: int) -> str:
+    return ngettext("%(count)d cluster", "%(count)d clusters", count) % {"count": count}
+
+
 def title_of(flips: list[AlertFlip]) -> str:
     first = flips[0]
     cases = sorted({f.alert.case.name for f in flips})
+    severity = severity_name(first.severity)
+    verb = str(VERBS.get(FlipEvent(first.event), first.event))
     if len(cases) > 1:  # an incident's message: several cases (apps/diagnosis)
-        verb = VERBS.get(FlipEvent(first.event), first.event)
         clusters = sorted({f.alert.cluster.name for f in flips})
-        where = clusters[0] if len(clusters) == 1 else f"{len(clusters)} clusters"
-        return (
-            f"[{first.severity}] {first.alert.incident_title or 'incident'}: "
-            f"{len(cases)} cases {verb} on {where}"
-        )
-    case = first.alert.case.name
-    verb = VERBS.get(FlipEvent(first.event), first.event)
+        where = clusters[0] if len(clusters) == 1 else _clusters(len(clusters))
+        return _("[%(severity)s] %(incident)s: %(cases)s %(verb)s on %(where)s") % {
+            "severity": severity,
+            "incident": first.alert.incident_title or _("incident"),
+            "cases": ngettext("%(count)d case", "%(count)d cases", len(cases))
+            % {"count": len(cases)},
+            "verb": verb,
+            "where": where,
+        }
     clusters = sorted(f.alert.cluster.name for f in flips)
     where = (
         clusters[0]
         if len(clusters) == 1
-        else f"{len(clusters)} clusters ({', '.join(clusters[:5])}{'…' if len(clusters) > 5 else ''})"
+        else f"{_clusters(len(clusters))} ({', '.join(clusters[:5])}"
+        f"{'…' if len(clusters) > 5 else ''})"
     )
-    title = f"[{first.severity}] {case} {verb} on {where}"
+    title = _("[%(severity)s] %(case)s %(verb)s on %(where)s") % {
+        "severity": severity,
+        "case": first.alert.case.name,
+        "verb": verb,
+        "where": where,
+    }
     if first.event == FlipEvent.FIRING and len(flips) == 1:
         detail = ": ".join(
             p
@@ -77,15 +99,15 @@ def _dependents_note(flips: list[AlertFlip]) -> str:
         cluster_id__in={cluster for _, cluster in pairs},
     ).select_related("case", "cluster")
     lines = [
-        f"{a.case.name} on {a.cluster.name}"
+        _("%(case)s on %(cluster)s") % {"case": a.case.name, "cluster": a.cluster.name}
         for a in quiet
         if (a.suppressed_by, a.cluster_id) in pairs
     ]
-    return (
-        ("also failing, not notified because they depend on this: " + ", ".join(lines))
-        if lines
-        else ""
-    )
+    if not lines:
+        return ""
+    return _("also failing, not notified because they depend on this: %(alerts)s") % {
+        "alerts": ", ".join(lines)
+    }
 
 
 def message_of(notification: Notification) -> transports.Message:
@@ -115,26 +137,36 @@ def message_of(notification: Notification) -> transports.Message:
     fired = _undelivered_firings(notification)
     if fired:
         notes.append(
-            f"fired {', '.join(f'{t:%Y-%m-%d %H:%M:%S}' for t in fired)} UTC, "
-            f"recovered {first.created_at:%Y-%m-%d %H:%M:%S} UTC "
-            "(the failure notice could not be delivered to this channel)"
+            _(
+                "fired %(fired)s UTC, recovered %(recovered)s UTC "
+                "(the failure notice could not be delivered to this channel)"
+            )
+            % {
+                "fired": ", ".join(f"{t:%Y-%m-%d %H:%M:%S}" for t in fired),
+                "recovered": f"{first.created_at:%Y-%m-%d %H:%M:%S}",
+            }
         )
     if first.event == FlipEvent.FIRING:
         dependents = _dependents_note(flips)
         if dependents:
             notes.append(dependents)
     diagnosed = next((f.alert for f in flips if f.alert.root_cause), None)
-    diagnosis = root_cause_text(diagnosed) if diagnosed else ""
+    diagnosis = root_cause_text(_in_language(diagnosed)) if diagnosed else ""
     incident = next((f.alert.incident_title for f in flips if f.alert.incident_title), "")
     several_cases = len({f.alert.case_id for f in flips}) > 1
     lines = [
         notification.title,
-        f"Case: {first.alert.case.name}   Severity: {first.severity}   Event: {first.event}",
+        _("Case: %(case)s   Severity: %(severity)s   Event: %(event)s")
+        % {
+            "case": first.alert.case.name,
+            "severity": severity_name(first.severity),
+            "event": event_name(first.event),
+        },
     ]
     if incident:
-        lines.append(f"Incident: {incident}")
+        lines.append(_("Incident: %(incident)s") % {"incident": incident})
     if first.alert.reason and first.event != FlipEvent.RESOLVED:
-        lines.append(f"Why: {first.alert.reason}")
+        lines.append(_("Why: %(reason)s") % {"reason": first.alert.reason})
     for item in items:
         detail = ": ".join(p for p in (item.step, item.error) if p)
         lines.append(
@@ -143,9 +175,9 @@ def message_of(notification: Notification) -> transports.Message:
             + (f" — {detail}" if detail and first.event != FlipEvent.RESOLVED else "")
         )
         if item.run_url:
-            lines.append(f"  run: {item.run_url}")
+            lines.append("  " + _("run: %(url)s") % {"url": item.run_url})
     if diagnosis and first.event != FlipEvent.RESOLVED:
-        lines.append(f"Diagnosis: {diagnosis}")
+        lines.append(_("Diagnosis: %(diagnosis)s") % {"diagnosis": diagnosis})
     lines += notes
     return transports.Message(
         event=first.event,
@@ -160,6 +192,19 @@ def message_of(notification: Notification) -> transports.Message:
         note="\n".join(notes),
         portal_url=settings.KUBEPROBE_PUBLIC_URL + reverse("admin:alerts_alert_changelist"),
         ended_at=first.created_at if first.event == FlipEvent.RESOLVED else None,
+    )
+
+
+def _in_language(alert: Alert) -> SimpleNamespace:
+    """The alert's root cause with a shipped rule's summary in the active language
+    (apps/diagnosis/summaries.py marks them); other summaries read as written."""
+    summary = alert.root_cause_summary
+    return SimpleNamespace(
+        root_cause=alert.root_cause,
+        root_cause_component=alert.root_cause_component,
+        root_cause_summary=_(summary) if summary else "",  # gettext("") is the header
+        root_cause_source=alert.root_cause_source,
+        root_cause_confidence=alert.root_cause_confidence,
     )
 
 

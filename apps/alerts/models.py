@@ -17,29 +17,31 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.crypto import EncryptedTextField
+from apps.core.i18n import default_language
 from apps.core.models import TimelineEntry, TimeStampedModel
 from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 from apps.scheduling.models import Binding
 
 
 class Severity(models.TextChoices):
-    INFO = "info", "Info"
-    WARNING = "warning", "Warning"
-    CRITICAL = "critical", "Critical"
+    INFO = "info", _("Info")
+    WARNING = "warning", _("Warning")
+    CRITICAL = "critical", _("Critical")
 
 
 SEVERITY_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
 
 
 class AlertState(models.TextChoices):
-    OK = "ok", "OK"
-    FIRING = "firing", "Firing"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    SILENCED = "silenced", "Silenced"
+    OK = "ok", _("OK")
+    FIRING = "firing", _("Firing")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    SILENCED = "silenced", _("Silenced")
 
 
 PROBLEM_STATES = (AlertState.FIRING, AlertState.ACKNOWLEDGED, AlertState.SILENCED)
@@ -77,40 +79,44 @@ class AlertRule(TimeStampedModel):
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="Fire after this many failed runs in a row. Empty: off.",
+        help_text=_("Fire after this many failed runs in a row. Empty: off."),
     )
     success_rate_below = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(0.1), MaxValueValidator(100)],
-        help_text="Fire when the success rate (percent) in the window is below this. Empty: off.",
+        help_text=_(
+            "Fire when the success rate (percent) in the window is below this. Empty: off."
+        ),
     )
     window_runs = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(1000)],
-        help_text="Success-rate window: the last M finished runs.",
+        help_text=_("Success-rate window: the last M finished runs."),
     )
     window_minutes = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
-        help_text="Success-rate window: runs finished in the last T minutes.",
+        help_text=_("Success-rate window: runs finished in the last T minutes."),
     )
     step_latency_ms = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="Fire when a step of the latest run took longer than this. Empty: off.",
+        help_text=_("Fire when a step of the latest run took longer than this. Empty: off."),
     )
     step_name = models.CharField(
-        max_length=200, blank=True, help_text="The step the latency limit applies to; empty: any."
+        max_length=200,
+        blank=True,
+        help_text=_("The step the latency limit applies to; empty: any."),
     )
     stale_factor = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1.0), MaxValueValidator(1000)],
-        help_text="Fire when no run finished for K × the binding's schedule. Empty: off.",
+        help_text=_("Fire when no run finished for K × the binding's schedule. Empty: off."),
     )
     resolve_after_successes = models.PositiveIntegerField(
         default=1, validators=[MinValueValidator(1), MaxValueValidator(100)]
@@ -123,7 +129,9 @@ class AlertRule(TimeStampedModel):
     flap_threshold = models.PositiveIntegerField(
         default=DEFAULT_FLAP_THRESHOLD,
         validators=[MinValueValidator(2), MaxValueValidator(1000)],
-        help_text="More transitions than this in an hour is flapping: notified once, then quiet.",
+        help_text=_(
+            "More transitions than this in an hour is flapping: notified once, then quiet."
+        ),
     )
     depends_on = models.ManyToManyField(
         Case,
@@ -159,18 +167,18 @@ class AlertRule(TimeStampedModel):
         return "default"
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, Any] = {}
         scoped = [f for f in ("binding", "case", "cluster", "group") if getattr(self, f"{f}_id")]
         if len(scoped) > 1:
-            errors[scoped[1]] = "A rule applies to one of binding, case, cluster or group."
+            errors[scoped[1]] = _("A rule applies to one of binding, case, cluster or group.")
         elif scoped and self.name == DEFAULT_RULE:
-            errors[scoped[0]] = "The default rule applies everywhere; it has no scope."
+            errors[scoped[0]] = _("The default rule applies everywhere; it has no scope.")
         if self.success_rate_below is not None and not (self.window_runs or self.window_minutes):
-            errors["window_runs"] = "A success-rate rule needs window_runs or window_minutes."
+            errors["window_runs"] = _("A success-rate rule needs window_runs or window_minutes.")
         if (self.window_runs or self.window_minutes) and self.success_rate_below is None:
-            errors["success_rate_below"] = "A window needs a success rate to compare with."
+            errors["success_rate_below"] = _("A window needs a success rate to compare with.")
         if self.window_runs and self.window_minutes:
-            errors["window_minutes"] = "Use window_runs or window_minutes, not both."
+            errors["window_minutes"] = _("Use window_runs or window_minutes, not both.")
         if not any(
             value is not None
             for value in (
@@ -180,19 +188,19 @@ class AlertRule(TimeStampedModel):
                 self.stale_factor,
             )
         ):
-            errors["consecutive_failures"] = (
+            errors["consecutive_failures"] = _(
                 "Set at least one condition: consecutive failures, success rate, "
                 "step latency or staleness."
             )
         if bool(self.escalate_to) != bool(self.escalate_after_minutes):
-            errors["escalate_after_minutes"] = "Escalation needs both a severity and a delay."
+            errors["escalate_after_minutes"] = _("Escalation needs both a severity and a delay.")
         elif (
             self.escalate_to
             and SEVERITY_RANK[Severity(self.escalate_to)] <= SEVERITY_RANK[Severity(self.severity)]
         ):
-            errors["escalate_to"] = "Escalation must raise the severity."
+            errors["escalate_to"] = _("Escalation must raise the severity.")
         if self.step_name and self.step_latency_ms is None:
-            errors["step_latency_ms"] = "A step name needs a latency limit."
+            errors["step_latency_ms"] = _("A step name needs a latency limit.")
         if errors:
             raise ValidationError(errors)
 
@@ -207,15 +215,15 @@ class Alert(models.Model):
     )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL)
-    reason = models.TextField(blank=True, help_text="Which condition fired.")
-    step = models.CharField(max_length=200, blank=True, help_text="The failing step.")
+    reason = models.TextField(blank=True, help_text=_("Which condition fired."))
+    step = models.CharField(max_length=200, blank=True, help_text=_("The failing step."))
     error = models.TextField(blank=True)
     # The diagnosis of last_run (copied from it, see apps/diagnosis).
     root_cause = models.CharField(max_length=20, choices=RootCause.choices, blank=True)
     root_cause_component = models.CharField(max_length=200, blank=True)
     root_cause_confidence = models.FloatField(null=True, blank=True)
     root_cause_source = models.CharField(max_length=10, choices=RootCauseSource.choices, blank=True)
-    root_cause_summary = models.TextField(blank=True, help_text="The diagnosis in one sentence.")
+    root_cause_summary = models.TextField(blank=True, help_text=_("The diagnosis in one sentence."))
     # Set by apps/diagnosis while the alert belongs to an open incident: flips of
     # alerts with the same incident_ref are notified as one message (delivery.py).
     incident_ref = models.CharField(max_length=50, blank=True)
@@ -232,13 +240,13 @@ class Alert(models.Model):
     latest_state = models.CharField(max_length=20, blank=True)
     latest_duration_ms = models.PositiveIntegerField(null=True, blank=True)
     last_finished_at = models.DateTimeField(
-        null=True, blank=True, help_text="When the newest finished run of this pair finished."
+        null=True, blank=True, help_text=_("When the newest finished run of this pair finished.")
     )
     changed_at = models.DateTimeField(default=timezone.now)
     escalated = models.BooleanField(default=False)
     flapping_since = models.DateTimeField(null=True, blank=True)
     suppressed_by = models.CharField(
-        max_length=200, blank=True, help_text="The firing dependency that keeps this quiet."
+        max_length=200, blank=True, help_text=_("The firing dependency that keeps this quiet.")
     )
     ack_note = models.TextField(blank=True)
     ack_by = models.ForeignKey(
@@ -289,13 +297,13 @@ class JudgeWatermark(models.Model):
 
 
 class FlipEvent(models.TextChoices):
-    FIRING = "firing", "Firing"
-    RESOLVED = "resolved", "Resolved"
-    FLAPPING = "flapping", "Flapping"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    ESCALATED = "escalated", "Escalated"
-    SILENCED = "silenced", "Silenced"
-    TEST = "test", "Test"  # a channel's "send test": notifications only, never a flip
+    FIRING = "firing", _("Firing")
+    RESOLVED = "resolved", _("Resolved")
+    FLAPPING = "flapping", _("Flapping")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    ESCALATED = "escalated", _("Escalated")
+    SILENCED = "silenced", _("Silenced")
+    TEST = "test", _("Test")  # a channel's "send test": notifications only, never a flip
 
 
 class AlertFlip(models.Model):
@@ -308,7 +316,7 @@ class AlertFlip(models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices)
     run = models.ForeignKey(ProbeRun, null=True, blank=True, on_delete=models.SET_NULL)
     notify = models.BooleanField(
-        default=True, help_text="False: recorded only (silenced, flapping, dependency firing)."
+        default=True, help_text=_("False: recorded only (silenced, flapping, dependency firing).")
     )
     note = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -330,11 +338,11 @@ class AlertFlip(models.Model):
 
 
 class TimelineKind(models.TextChoices):
-    FLIP = "flip", "Flip"
-    NOTIFICATION = "notification", "Notification"
-    ACKNOWLEDGED = "acknowledged", "Acknowledged"
-    RESOLVED = "resolved", "Resolved by hand"
-    NOTE = "note", "Note"
+    FLIP = "flip", _("Flip")
+    NOTIFICATION = "notification", _("Notification")
+    ACKNOWLEDGED = "acknowledged", _("Acknowledged")
+    RESOLVED = "resolved", _("Resolved by hand")
+    NOTE = "note", _("Note")
 
 
 class AlertTimeline(TimelineEntry):
@@ -368,7 +376,7 @@ class Silence(TimeStampedModel):
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
-        help_text="The upgrade event that opened this silence.",
+        help_text=_("The upgrade event that opened this silence."),
     )
 
     class Meta:
@@ -404,18 +412,22 @@ class Channel(TimeStampedModel):
 
     name = models.SlugField(max_length=63, unique=True)
     kind = models.CharField(max_length=30)
-    config_json = EncryptedTextField(blank=True, help_text="The transport's config, encrypted.")
+    config_json = EncryptedTextField(blank=True, help_text=_("The transport's config, encrypted."))
     enabled = models.BooleanField(default=True)
     disabled_reason = models.TextField(
-        blank=True, help_text="Why the channel was disabled (a receiver refused it for good)."
+        blank=True, help_text=_("Why the channel was disabled (a receiver refused it for good).")
     )
     severities = models.JSONField(
         default=list, blank=True, help_text='Severities routed here, e.g. ["critical"]; empty: all.'
     )
     matchers = models.JSONField(
-        default=list, blank=True, help_text="Only alerts matching every matcher; empty: all."
+        default=list, blank=True, help_text=_("Only alerts matching every matcher; empty: all.")
     )
     send_resolved = models.BooleanField(default=True)
+    language = models.CharField(
+        _("language"), max_length=15, choices=settings.LANGUAGES, default=default_language,
+        help_text=_("The language its messages are written in; JSON field names stay English."),
+    )  # fmt: skip
 
     class Meta:
         ordering = ["name"]
@@ -425,12 +437,12 @@ class Channel(TimeStampedModel):
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    SENDING = "sending", "Sending"
-    SENT = "sent", "Sent"
-    RETRYING = "retrying", "Retrying"
-    FAILED = "failed", "Failed"
-    SKIPPED = "skipped", "Skipped"
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    RETRYING = "retrying", _("Retrying")
+    FAILED = "failed", _("Failed")
+    SKIPPED = "skipped", _("Skipped")
 
 
 class Notification(models.Model):

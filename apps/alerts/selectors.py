@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -137,7 +138,7 @@ def active_silence(*, target: Target, now: datetime | None = None) -> Silence | 
 
 def firing_dependency(*, rule: AlertRule, cluster_id: int) -> Alert | None:
     """An alert of a case this rule depends on, in trouble on the same cluster."""
-    depends = list(rule.depends_on.values_list("pk", flat=True))
+    depends = [case.pk for case in rule.depends_on.all()]  # prefetched by a batch
     if not depends:
         return None
     return (
@@ -145,3 +146,121 @@ def firing_dependency(*, rule: AlertRule, cluster_id: int) -> Alert | None:
         .select_related("case")
         .first()
     )
+
+
+# ------------------------------------------------------------------ many pairs at once
+# The post-run pipeline judges batches of pairs (apps/alerts/batch.py): these read
+# what rule_for, recent_runs and the newest binding read, for every pair of a batch
+# in a fixed number of queries.
+
+Pair = tuple[int, int]
+
+_RUN_FIELDS = (
+    "id",
+    "state",
+    "finished_at",
+    "steps",
+    "errors",
+    "reason",
+    "duration_ms",
+    *ROOT_CAUSE_FIELDS,
+)
+
+
+def _pair_arrays(pairs: list[Pair]) -> tuple[list[int], list[int]]:
+    return [case for case, _ in pairs], [cluster for _, cluster in pairs]
+
+
+def newest_bindings(*, pairs: list[Pair]) -> dict[Pair, int | None]:
+    """The binding of each pair's newest run (any state), as alert_evaluate reads it."""
+    from django.db import connection
+
+    table = connection.ops.quote_name(ProbeRun._meta.db_table)
+    sql = (
+        "SELECT p.case_id, p.cluster_id, (SELECT r.binding_id FROM "  # noqa: S608 (table name)
+        f"{table} r WHERE r.case_id = p.case_id AND r.cluster_id = p.cluster_id"
+        " ORDER BY r.created_at DESC, r.id DESC LIMIT 1)"
+        " FROM unnest(%s::bigint[], %s::bigint[]) AS p(case_id, cluster_id)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, list(_pair_arrays(pairs)))
+        return {(case, cluster): binding for case, cluster, binding in cursor.fetchall()}
+
+
+def rules_for_pairs(
+    *, pairs: list[tuple[Case, Cluster, int | None]]
+) -> dict[Pair, AlertRule | None]:
+    """rule_for() of many (case, cluster, newest binding): the enabled rules read once,
+    group membership once per cluster that a group rule could concern."""
+    rules = list(
+        AlertRule.objects.filter(enabled=True).prefetch_related("depends_on").order_by("pk")
+    )
+    group_rules = [r for r in rules if r.group_id]
+    mine: dict[int, set[int]] = {}
+    if group_rules:
+        among = _groups_of(group_rules)
+        for _, cluster, _ in pairs:
+            if cluster.pk not in mine:
+                mine[cluster.pk] = {g.pk for g in cluster_groups_of(cluster=cluster, among=among)}
+
+    def applies(rule: AlertRule, case: Case, cluster: Cluster, binding_id: int | None) -> bool:
+        if rule.binding_id is not None:
+            return binding_id is not None and rule.binding_id == binding_id
+        if rule.case_id is not None:
+            return rule.case_id == case.pk
+        if rule.cluster_id is not None:
+            return rule.cluster_id == cluster.pk
+        if rule.group_id is not None:
+            return rule.group_id in mine.get(cluster.pk, set())
+        return True  # the default scope
+
+    def rank(rule: AlertRule) -> int:
+        for index, field in enumerate(SPECIFICITY):
+            if getattr(rule, f"{field}_id"):
+                return index
+        return len(SPECIFICITY)
+
+    return {
+        (case.pk, cluster.pk): min(
+            (r for r in rules if applies(r, case, cluster, binding_id)), key=rank, default=None
+        )
+        for case, cluster, binding_id in pairs
+    }
+
+
+def recent_runs_many(*, rules: dict[Pair, RuleView], now: datetime) -> dict[Pair, list[RunView]]:
+    """recent_runs() of many pairs: one query (a LATERAL scan of each pair's newest runs
+    in the run_case_cluster_recent index), except for time-window rules, which count."""
+    from django.db import connection
+
+    out: dict[Pair, list[RunView]] = {}
+    counted = {pair: rule for pair, rule in rules.items() if rule.window_minutes}
+    for (case_id, cluster_id), rule in counted.items():
+        out[(case_id, cluster_id)] = recent_runs(
+            case_id=case_id, cluster_id=cluster_id, rule=rule, now=now
+        )
+    plain = [(pair, rule) for pair, rule in rules.items() if pair not in counted]
+    if not plain:
+        return out
+    table = connection.ops.quote_name(ProbeRun._meta.db_table)
+    columns = ", ".join(f"r.{connection.ops.quote_name(f)}" for f in _RUN_FIELDS)
+    sql = (
+        f"SELECT p.case_id, p.cluster_id, {columns} FROM unnest(%s::bigint[], %s::bigint[],"  # noqa: S608
+        " %s::int[]) AS p(case_id, cluster_id, lim) CROSS JOIN LATERAL (SELECT * FROM"
+        f" {table} r WHERE r.case_id = p.case_id AND r.cluster_id = p.cluster_id"
+        " AND r.state = ANY(%s) ORDER BY r.created_at DESC, r.id DESC LIMIT p.lim) r"
+        " ORDER BY p.case_id, p.cluster_id, r.created_at DESC, r.id DESC"
+    )
+    cases, clusters = _pair_arrays([pair for pair, _ in plain])
+    limits = [min(rule.runs_needed(), MAX_WINDOW_RUNS) for _, rule in plain]
+    for pair, _ in plain:
+        out[pair] = []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [cases, clusters, limits, [str(s) for s in FINISHED_STATES]])
+        for case_id, cluster_id, *values in cursor.fetchall():  # each pair's newest first
+            row = dict(zip(_RUN_FIELDS, values, strict=True))
+            for field in ("steps", "errors"):  # Django has psycopg hand JSON over as text
+                if isinstance(row[field], str):
+                    row[field] = json.loads(row[field])
+            out[(case_id, cluster_id)].append(RunView(**row))
+    return out

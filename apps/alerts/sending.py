@@ -19,7 +19,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from apps.alerts.messages import message_of, title_of
 from apps.alerts.models import (
@@ -128,7 +129,8 @@ def channel_send_test(*, channel_id: int) -> Notification:
     (a permanent refusal disables the channel), without retries."""
     channel = Channel.objects.get(pk=channel_id)
     portal = settings.KUBEPROBE_PUBLIC_URL + reverse("admin:alerts_alert_changelist")
-    message = transports.make_test_message(portal_url=portal)
+    with translation.override(channel.language):
+        message = transports.make_test_message(portal_url=portal)
     notification = Notification.objects.create(
         channel=channel,
         event=FlipEvent.TEST,
@@ -150,7 +152,10 @@ def _attempt(
     status, error, permanent, wait = NotificationStatus.SENT, "", False, 0.0
     try:
         transport = transports.get(channel.kind)(json.loads(channel.config_json or "{}"))
-        transport.send(build())
+        # Every human text of the message and of the transport's payload in the channel's
+        # language; machine-readable keys and values stay as they are.
+        with translation.override(channel.language):
+            transport.send(build())
     except transports.PermanentError as exc:
         status, error, permanent = NotificationStatus.FAILED, str(exc), True
     except Exception as exc:  # transient, or a bug: retry either way, never lose the message
@@ -285,17 +290,19 @@ def notifications_resend(*, now: datetime | None = None) -> list[int]:
         for case_id, severity, flip_id in due:
             groups[(case_id, severity)].append(flip_id)
         with transaction.atomic():
-            for (_, severity), flip_ids in groups.items():
+            for (_case, severity), flip_ids in groups.items():
                 flips = list(
                     AlertFlip.objects.filter(pk__in=flip_ids).select_related(
                         "alert__case", "alert__cluster"
                     )
                 )
+                with translation.override(channel.language):
+                    title = (_("(still firing) %(title)s") % {"title": title_of(flips)})[:500]
                 notification = Notification.objects.create(
                     channel=channel,
                     event=FlipEvent.FIRING,
                     severity=severity,
-                    title=("(still firing) " + title_of(flips))[:500],
+                    title=title,
                     created_at=now,
                 )
                 notification.flips.set(flips)

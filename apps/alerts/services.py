@@ -284,7 +284,9 @@ def _apply(
     verdict: Judgement,
     now: datetime,
     severity: str | None = None,
+    silences: list[Silence] | None = None,
 ) -> None:
+    """``silences``: the active ones, when the caller read them already (a batch)."""
     old = alert.state
     run_id = verdict.run.id if verdict.run else None
     if verdict.firing:
@@ -294,7 +296,8 @@ def _apply(
         _copy_root_cause(alert, verdict)
         alert.last_run_id = run_id
     if verdict.firing and old == AlertState.OK:
-        silences = active_silences(now)  # usually none: then the target is not needed
+        if silences is None:
+            silences = active_silences(now)  # usually none: then the target is not needed
         silence = silence_for(target_of(alert.case, alert.cluster), silences) if silences else None
         dependency = firing_dependency(rule=rule, cluster_id=alert.cluster_id) if rule else None
         flapping = _flapping(alert, rule, now)

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import Case, CaseSet, CaseSetMembership, CaseTemplate, RenderConfig
 from apps.core.admin_utils import OptionalJSONField, enable_actions, pretty_json
@@ -28,7 +29,7 @@ class CaseTemplateAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "kind", "description", "owner"]}),
         (
-            "Container",
+            _("Container"),
             {
                 "fields": [
                     "image",
@@ -41,8 +42,8 @@ class CaseTemplateAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Reporting", {"fields": ["report_protocol"]}),
-        ("History", {"fields": ["created_at", "updated_at"]}),
+        (_("Reporting"), {"fields": ["report_protocol"]}),
+        (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
 
 
@@ -77,20 +78,20 @@ class CaseAdmin(admin.ModelAdmin):
     autocomplete_fields = ["template"]
     readonly_fields = ["effective_env_display", "created_at", "updated_at"]
     actions = [
-        *enable_actions("cases"),
+        *enable_actions(_("cases")),
     ]
     list_per_page = 100
 
-    @admin.display(description="kind", ordering="template__kind")
+    @admin.display(description=_("kind"), ordering="template__kind")
     def template_kind(self, obj: Case) -> str:
         return obj.template.get_kind_display()
 
-    @admin.display(description="render config")
+    @admin.display(description=_("render config"))
     def render_config_name(self, obj: Case) -> str:
         render = obj._render()
         return render.name if render else "—"
 
-    @admin.display(description="effective env (template defaults + render config)")
+    @admin.display(description=_("effective env (template defaults + render config)"))
     def effective_env_display(self, obj: Case) -> str:
         return pretty_json(obj.effective_env) if obj.pk else "—"
 
@@ -102,7 +103,7 @@ class RenderConfigAdmin(admin.ModelAdmin):
     search_fields = ["name", "case__name"]
     autocomplete_fields = ["case"]
 
-    @admin.display(description="template", ordering="case__template__name")
+    @admin.display(description=_("template"), ordering="case__template__name")
     def case_template(self, obj: RenderConfig) -> str:
         return obj.case.template.name
 
@@ -125,6 +126,6 @@ class CaseSetAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[CaseSet]:
         return super().get_queryset(request).annotate(_cases=Count("memberships"))
 
-    @admin.display(description="cases", ordering="_cases")
+    @admin.display(description=_("cases"), ordering="_cases")
     def case_count(self, obj: CaseSet) -> int:
         return obj._cases  # type: ignore[attr-defined]

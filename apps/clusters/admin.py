@@ -11,6 +11,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 
 from apps.clusters.models import (
     API_CHECK_FIELDS,
@@ -30,7 +31,7 @@ from apps.core.admin_utils import WriteOnlyTextarea, enable_actions
 CHECK_NOW_LIMIT = 5
 
 
-@admin.action(description="Check API now: /version and /readyz", permissions=["run"])
+@admin.action(description=_("Check API now: /version and /readyz"), permissions=["run"])
 def check_api_now(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Cluster]
 ) -> None:
@@ -38,14 +39,17 @@ def check_api_now(
     skipped = queryset.count() - len(clusters)
     if skipped:
         modeladmin.message_user(
-            request, f"Skipped {skipped} cluster(s) without a kubeconfig.", messages.WARNING
+            request,
+            _("Skipped %(skipped)s cluster(s) without a kubeconfig.") % {"skipped": skipped},
+            messages.WARNING,
         )
     if len(clusters) > CHECK_NOW_LIMIT:
         for cluster in clusters:
             transaction.on_commit(partial(check_cluster_api.delay, cluster.pk))
         modeladmin.message_user(
             request,
-            f"Queued API checks of {len(clusters)} clusters; reload the page to see them.",
+            _("Queued API checks of %(clusters_count)s clusters; reload the page to see them.")
+            % {"clusters_count": len(clusters)},
             messages.SUCCESS,
         )
         return
@@ -59,11 +63,11 @@ def check_api_now(
 
 
 class BreakerFilter(admin.SimpleListFilter):
-    title = "reachable"
+    title = _("reachable")
     parameter_name = "breaker"
 
-    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return [("open", "unreachable (breaker open)"), ("closed", "reachable")]
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, Any]]:
+        return [("open", _("unreachable (breaker open)")), ("closed", _("reachable"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Cluster]) -> QuerySet[Cluster]:
         if self.value() == "open":
@@ -78,10 +82,12 @@ class ClusterAdminForm(forms.ModelForm):
         required=False,
         strip=False,
         widget=WriteOnlyTextarea(attrs={"rows": 8, "cols": 80}),
-        help_text="Write-only: paste a kubeconfig to set or replace it. Leave empty to keep the current one.",
+        help_text=_(
+            "Write-only: paste a kubeconfig to set or replace it. Leave empty to keep the current one."
+        ),
     )
     clear_kubeconfig = forms.BooleanField(
-        required=False, help_text="Remove the stored kubeconfig (local executor only)."
+        required=False, help_text=_("Remove the stored kubeconfig (local executor only).")
     )
 
     class Meta:
@@ -143,7 +149,7 @@ class ClusterAdmin(admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
     actions = [
-        *enable_actions("clusters"),
+        *enable_actions(_("clusters")),
         check_api_now,
     ]
     readonly_fields = [
@@ -169,12 +175,12 @@ class ClusterAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Access",
+            _("Access"),
             {"fields": ["executor", "kubeconfig", "clear_kubeconfig", "context", "namespace"]},
         ),
-        ("API server", {"fields": ["api_status", "api_version", "api_checked_at", "api_error"]}),
+        (_("API server"), {"fields": ["api_status", "api_version", "api_checked_at", "api_error"]}),
         (
-            "Circuit breaker",
+            _("Circuit breaker"),
             {
                 "fields": [
                     "breaker_open_since",
@@ -182,14 +188,16 @@ class ClusterAdmin(admin.ModelAdmin):
                     "breaker_next_probe_at",
                     "breaker_last_error",
                 ],
-                "description": "Unreachable since: the cluster's runs end at once as errors "
-                "without calling its API; one call per interval tries again and closes it "
-                "when the API answers. 'Check API now' always asks.",
+                "description": _(
+                    "Unreachable since: the cluster's runs end at once as errors "
+                    "without calling its API; one call per interval tries again and closes it "
+                    "when the API answers. 'Check API now' always asks."
+                ),
             },
         ),
-        ("API client", {"fields": ["api_qps", "api_timeout_seconds"], "classes": ["collapse"]}),
-        ("Change events", {"fields": ["watch_namespaces"], "classes": ["collapse"]}),
-        ("History", {"fields": ["created_at", "updated_at"]}),
+        (_("API client"), {"fields": ["api_qps", "api_timeout_seconds"], "classes": ["collapse"]}),
+        (_("Change events"), {"fields": ["watch_namespaces"], "classes": ["collapse"]}),
+        (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
 
     def _warn_local_disabled(self, request: HttpRequest, clusters: QuerySet[Cluster]) -> None:
@@ -198,7 +206,10 @@ class ClusterAdmin(admin.ModelAdmin):
             and clusters.filter(executor="local").exists()
         ):
             self.message_user(
-                request, f"Local clusters will not run: {LOCAL_EXECUTOR_DISABLED}", messages.WARNING
+                request,
+                _("Local clusters will not run: %(local_executor_disabled)s")
+                % {"local_executor_disabled": LOCAL_EXECUTOR_DISABLED},
+                messages.WARNING,
             )
 
     def changelist_view(
@@ -239,30 +250,30 @@ class ClusterAdmin(admin.ModelAdmin):
         # Pages never show the secret; the change form loads it only to keep it.
         return super().get_queryset(request).defer("kubeconfig")
 
-    @admin.display(description="executor", ordering="executor")
+    @admin.display(description=_("executor"), ordering="executor")
     def executor_name(self, obj: Cluster) -> str:
         return obj.executor
 
-    @admin.display(description="API server", ordering="api_status")
+    @admin.display(description=_("API server"), ordering="api_status")
     def api(self, obj: Cluster) -> str:
         return " · ".join(p for p in (obj.get_api_status_display(), obj.api_version) if p)
 
-    @admin.display(description="reachable", ordering="breaker_open_since")
+    @admin.display(description=_("reachable"), ordering="breaker_open_since")
     def reachability(self, obj: Cluster) -> str:
         if obj.breaker_open_since is None:
-            return "yes"
+            return str(_("yes"))
         since = timezone.localtime(obj.breaker_open_since)
         return format_html(
-            '<span title="{}">unreachable since {}</span>',
+            '<span title="{}">{}</span>',
             obj.breaker_last_error,
-            f"{since:%Y-%m-%d %H:%M:%S}",
+            _("unreachable since %(when)s") % {"when": f"{since:%Y-%m-%d %H:%M:%S}"},
         )
 
-    @admin.display(description="kubeconfig", ordering="kubeconfig_fingerprint")
+    @admin.display(description=_("kubeconfig"), ordering="kubeconfig_fingerprint")
     def kubeconfig_status(self, obj: Cluster) -> str:
         if not obj.has_kubeconfig:
             return "—"
-        return f"set ({obj.kubeconfig_fingerprint})"
+        return _("set (%(fingerprint)s)") % {"fingerprint": obj.kubeconfig_fingerprint}
 
 
 @admin.register(ClusterGroup)
@@ -277,16 +288,16 @@ class ClusterGroupAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[ClusterGroup]:
         return super().get_queryset(request).annotate(_members=Count("members"))
 
-    @admin.display(description="explicit members", ordering="_members")
+    @admin.display(description=_("explicit members"), ordering="_members")
     def member_count(self, obj: Any) -> int:
         return obj._members
 
-    @admin.display(description="resolves to")
+    @admin.display(description=_("resolves to"))
     def resolved_clusters(self, obj: ClusterGroup) -> str:
         if not obj.pk:
             return "—"
         qs = cluster_group_resolve(group=obj)
         total = qs.count()
         names = format_html_join(", ", "{}", ((n,) for n in qs.values_list("name", flat=True)[:50]))
-        more = f" … and {total - 50} more" if total > 50 else ""
-        return format_html("{} cluster(s): {}{}", total, names, more)
+        more = _(" … and %(more)s more") % {"more": total - 50} if total > 50 else ""
+        return format_html("{}: {}{}", _("%(count)s cluster(s)") % {"count": total}, names, more)

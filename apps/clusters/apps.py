@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class ClustersConfig(AppConfig):
     name = "apps.clusters"
     label = "clusters"
-    verbose_name = "Clusters"
+    verbose_name = _("Clusters")
 
     def ready(self) -> None:
         from apps.clusters.metrics import ClustersCollector

@@ -8,22 +8,30 @@ from typing import Any
 
 import yaml
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 MAX_KUBECONFIG_BYTES = 1024 * 1024
 
 
 def parse(text: str) -> dict[str, Any]:
     if len(text.encode()) > MAX_KUBECONFIG_BYTES:
-        raise ValidationError("The kubeconfig is larger than 1 MiB.")
+        raise ValidationError(_("The kubeconfig is larger than 1 MiB."))
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ValidationError(f"The kubeconfig is not valid YAML{where}.") from exc
+        where = (
+            _(" (line %(line)s, column %(column)s)")
+            % {"line": mark.line + 1, "column": mark.column + 1}
+            if mark
+            else ""
+        )
+        raise ValidationError(
+            _("The kubeconfig is not valid YAML%(where)s.") % {"where": where}
+        ) from exc
     if not isinstance(doc, dict):
         raise ValidationError(
-            "The kubeconfig must be a YAML mapping (apiVersion, clusters, contexts, users)."
+            _("The kubeconfig must be a YAML mapping (apiVersion, clusters, contexts, users).")
         )
     return doc
 
@@ -32,17 +40,28 @@ def _named(doc: dict[str, Any], section: str) -> dict[str, dict[str, Any]]:
     """name → body for the clusters/contexts/users lists, checking their shape."""
     entries = doc.get(section) or []
     if not isinstance(entries, list):
-        raise ValidationError({"kubeconfig": f"The kubeconfig's '{section}' must be a list."})
+        raise ValidationError(
+            {
+                "kubeconfig": _("The kubeconfig's '%(section)s' must be a list.")
+                % {"section": section}
+            }
+        )
     out: dict[str, dict[str, Any]] = {}
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             raise ValidationError(
-                {"kubeconfig": f"Every entry of '{section}' must be a mapping with a name."}
+                {
+                    "kubeconfig": _("Every entry of '%(section)s' must be a mapping with a name.")
+                    % {"section": section}
+                }
             )
         body = entry.get(section[:-1]) or {}
         if not isinstance(body, dict):
             raise ValidationError(
-                {"kubeconfig": f"'{section}' entry '{entry['name']}' must hold a mapping."}
+                {
+                    "kubeconfig": _("'%(section)s' entry '%(name)s' must hold a mapping.")
+                    % {"section": section, "name": entry["name"]}
+                }
             )
         out[entry["name"]] = body
     return out
@@ -57,12 +76,15 @@ def resolve_context(doc: dict[str, Any], context: str = "") -> str:
     name = context or doc.get("current-context") or ""
     if not name:
         raise ValidationError(
-            {"context": "No context given and the kubeconfig has no current-context."}
+            {"context": _("No context given and the kubeconfig has no current-context.")}
         )
     if name not in _named(doc, "contexts"):
         known = ", ".join(context_names(doc)) or "none"
         raise ValidationError(
-            {"context": f"Context '{name}' is not in the kubeconfig (contexts: {known})."}
+            {
+                "context": _("Context '%(name)s' is not in the kubeconfig (contexts: %(known)s).")
+                % {"name": name, "known": known}
+            }
         )
     return name
 
@@ -83,19 +105,28 @@ def validate(text: str, context: str = "") -> str:
     if not isinstance(cluster_name, str) or cluster_name not in clusters:
         raise ValidationError(
             {
-                "kubeconfig": f"Context '{name}' names cluster '{cluster_name}', which is not in the kubeconfig."
+                "kubeconfig": _(
+                    "Context '%(name)s' names cluster '%(cluster_name)s', which is not in the kubeconfig."
+                )
+                % {"name": name, "cluster_name": cluster_name}
             }
         )
     server = clusters[cluster_name].get("server")
     if not isinstance(server, str) or not server.startswith(("https://", "http://")):
         raise ValidationError(
-            {"kubeconfig": f"Cluster '{cluster_name}' has no server URL (https://…)."}
+            {
+                "kubeconfig": _("Cluster '%(cluster_name)s' has no server URL (https://…).")
+                % {"cluster_name": cluster_name}
+            }
         )
     user_name = ctx.get("user")
     if user_name and (not isinstance(user_name, str) or user_name not in _named(doc, "users")):
         raise ValidationError(
             {
-                "kubeconfig": f"Context '{name}' names user '{user_name}', which is not in the kubeconfig."
+                "kubeconfig": _(
+                    "Context '%(name)s' names user '%(user_name)s', which is not in the kubeconfig."
+                )
+                % {"name": name, "user_name": user_name}
             }
         )
     return name
@@ -126,7 +157,15 @@ def extract_context(doc: dict[str, Any], context: str, base_dir: Path) -> str:
                     entry[data_key] = base64.b64encode(path.read_bytes()).decode()
                 except OSError as exc:
                     raise ValidationError(
-                        f"Context '{context}': cannot read {path_key} file {path}: {exc.strerror}."
+                        _(
+                            "Context '%(context)s': cannot read %(path_key)s file %(path)s: %(strerror)s."
+                        )
+                        % {
+                            "context": context,
+                            "path_key": path_key,
+                            "path": path,
+                            "strerror": exc.strerror,
+                        }
                     ) from exc
     out = {
         "apiVersion": "v1",

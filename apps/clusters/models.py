@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from apps.clusters import kubeconfig as kc
 from apps.core.crypto import EncryptedTextField, fingerprint
@@ -21,8 +22,8 @@ class Executor(models.TextChoices):
     """Where a cluster's runs execute: the one list of executor kinds. Each kind has
     its class in apps/runs/executors/ (a test checks they match)."""
 
-    KUBERNETES = "kubernetes", "Kubernetes (pod in the cluster)"
-    LOCAL = "local", "Local (subprocess on the worker host)"
+    KUBERNETES = "kubernetes", _("Kubernetes (pod in the cluster)")
+    LOCAL = "local", _("Local (subprocess on the worker host)")
 
 
 LOCAL_EXECUTOR_DISABLED = (
@@ -35,12 +36,12 @@ LOCAL_EXECUTOR_DISABLED = (
 class ApiStatus(models.TextChoices):
     """What the cluster's API server answered to the last check (/version, /readyz)."""
 
-    NOT_CHECKED = "", "not checked"
-    OK = "ok", "ok"
-    NOT_READY = "not-ready", "not ready"
-    UNREACHABLE = "unreachable", "unreachable"
-    UNAUTHORIZED = "unauthorized", "unauthorized"
-    ERROR = "error", "error"
+    NOT_CHECKED = "", _("not checked")
+    OK = "ok", _("ok")
+    NOT_READY = "not-ready", _("not ready")
+    UNREACHABLE = "unreachable", _("unreachable")
+    UNAUTHORIZED = "unauthorized", _("unauthorized")
+    ERROR = "error", _("error")
 
 
 # Written only by the API check (services.cluster_check_api) and the circuit
@@ -56,48 +57,77 @@ BREAKER_FIELDS = (
 
 class Cluster(TimeStampedModel):
     name = models.SlugField(
-        max_length=63, unique=True, help_text="Unique id used in URLs, API and CLI."
+        max_length=63,
+        unique=True,
+        help_text=_("Unique id used in URLs, API and CLI."),
+        verbose_name=_("name"),
     )
-    display_name = models.CharField(max_length=200, blank=True)
-    description = models.TextField(blank=True)
-    labels = models.JSONField(default=dict, blank=True, validators=[validate_labels])
-    region = models.CharField(max_length=63, blank=True, db_index=True)
+    display_name = models.CharField(max_length=200, blank=True, verbose_name=_("display name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    labels = models.JSONField(
+        default=dict, blank=True, validators=[validate_labels], verbose_name=_("labels")
+    )
+    region = models.CharField(max_length=63, blank=True, db_index=True, verbose_name=_("region"))
     environment = models.CharField(
-        max_length=63, blank=True, db_index=True, help_text="e.g. prod, staging"
+        max_length=63,
+        blank=True,
+        db_index=True,
+        help_text=_("e.g. prod, staging"),
+        verbose_name=_("environment"),
     )
     executor = models.CharField(
-        max_length=20, choices=Executor.choices, default=Executor.KUBERNETES
+        max_length=20,
+        choices=Executor.choices,
+        default=Executor.KUBERNETES,
+        verbose_name=_("executor"),
     )
-    kubeconfig = EncryptedTextField(blank=True, help_text="Encrypted at rest; never shown again.")
-    kubeconfig_fingerprint = models.CharField(max_length=20, blank=True, editable=False)
+    kubeconfig = EncryptedTextField(
+        blank=True,
+        help_text=_("Encrypted at rest; never shown again."),
+        verbose_name=_("kubeconfig"),
+    )
+    kubeconfig_fingerprint = models.CharField(
+        max_length=20, blank=True, editable=False, verbose_name=_("kubeconfig fingerprint")
+    )
     context = models.CharField(
-        max_length=253, blank=True, help_text="Kubeconfig context; empty means current-context."
+        max_length=253,
+        blank=True,
+        help_text=_("Kubeconfig context; empty means current-context."),
+        verbose_name=_("context"),
     )
     namespace = models.CharField(
         max_length=63,
         default="kubeprobe",
-        help_text="Namespace where probe pods run.",
+        help_text=_("Namespace where probe pods run."),
         validators=[RegexValidator(DNS_LABEL_RE, "Not a valid namespace name (DNS label).")],
+        verbose_name=_("namespace"),
     )
     api_qps = models.FloatField(
         default=20,
         validators=[MinValueValidator(0.1)],
-        help_text="Client-side rate limit for this cluster's API.",
+        help_text=_("Client-side rate limit for this cluster's API."),
+        verbose_name=_("api qps"),
     )
-    api_timeout_seconds = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    api_timeout_seconds = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1)], verbose_name=_("api timeout seconds")
+    )
     watch_namespaces = models.JSONField(
         default=default_watch_namespaces,
         blank=True,
         validators=[validate_string_list],
-        help_text="Namespaces whose Deployments, DaemonSets and StatefulSets `watch_clusters` turns into events.",
+        help_text=_(
+            "Namespaces whose Deployments, DaemonSets and StatefulSets `watch_clusters` turns into events."
+        ),
+        verbose_name=_("watch namespaces"),
     )
-    enabled = models.BooleanField(default=True, db_index=True)
+    enabled = models.BooleanField(default=True, db_index=True, verbose_name=_("enabled"))
     # Written only by cluster_check_api (apps/clusters/services.py), never by forms.
     api_version = models.CharField(
         max_length=64,
         blank=True,
         editable=False,
-        help_text="gitVersion from the API server's /version at the last check that reached it.",
+        help_text=_("gitVersion from the API server's /version at the last check that reached it."),
+        verbose_name=_("api version"),
     )
     api_status = models.CharField(
         max_length=16,
@@ -106,34 +136,52 @@ class Cluster(TimeStampedModel):
         blank=True,
         editable=False,
         db_index=True,
-        help_text="The last check of /version and /readyz.",
+        help_text=_("The last check of /version and /readyz."),
+        verbose_name=_("api status"),
     )
-    api_checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    api_checked_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("api checked at")
+    )
     api_error = models.CharField(
-        max_length=300, blank=True, editable=False, help_text="Why the last check was not ok."
+        max_length=300,
+        blank=True,
+        editable=False,
+        help_text=_("Why the last check was not ok."),
+        verbose_name=_("api error"),
     )
     # The circuit breaker (apps/clusters/breaker.py): written only by it, never by forms.
     breaker_failures = models.PositiveIntegerField(
-        default=0, editable=False, help_text="Consecutive failures to reach the API server."
+        default=0,
+        editable=False,
+        help_text=_("Consecutive failures to reach the API server."),
+        verbose_name=_("breaker failures"),
     )
     breaker_open_since = models.DateTimeField(
         null=True,
         blank=True,
         editable=False,
         db_index=True,
-        help_text="Unreachable since: calls fail at once, without contacting the cluster.",
+        help_text=_("Unreachable since: calls fail at once, without contacting the cluster."),
+        verbose_name=_("breaker open since"),
     )
     breaker_next_probe_at = models.DateTimeField(
         null=True,
         blank=True,
         editable=False,
-        help_text="When one call may try the API server again (half-open).",
+        help_text=_("When one call may try the API server again (half-open)."),
+        verbose_name=_("breaker next probe at"),
     )
     breaker_last_error = models.CharField(
-        max_length=300, blank=True, editable=False, help_text="The last failure to connect."
+        max_length=300,
+        blank=True,
+        editable=False,
+        help_text=_("The last failure to connect."),
+        verbose_name=_("breaker last error"),
     )
 
     class Meta:
+        verbose_name = _("cluster")
+        verbose_name_plural = _("clusters")
         ordering = ["name"]
         indexes = [models.Index(fields=["environment", "region"])]
 
@@ -165,7 +213,7 @@ class Cluster(TimeStampedModel):
             kc.validate(self.kubeconfig, self.context)
         elif self.executor == Executor.KUBERNETES:
             raise ValidationError(
-                {"kubeconfig": "A kubeconfig is required for the kubernetes executor."}
+                {"kubeconfig": _("A kubeconfig is required for the kubernetes executor.")}
             )
 
     def save(self, *args: object, **kwargs: object) -> None:
@@ -178,14 +226,17 @@ class ClusterGroup(TimeStampedModel):
     """A named set of clusters: explicit members plus every cluster whose
     labels match the selector (all key=value pairs; empty selects none)."""
 
-    name = models.SlugField(max_length=63, unique=True)
-    description = models.TextField(blank=True)
-    members = models.ManyToManyField(Cluster, blank=True, related_name="explicit_groups")
+    name = models.SlugField(max_length=63, unique=True, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    members = models.ManyToManyField(
+        Cluster, blank=True, related_name="explicit_groups", verbose_name=_("members")
+    )
     selector = models.JSONField(
         default=dict,
         blank=True,
         validators=[validate_labels],
-        help_text='Label selector, e.g. {"env": "prod", "region": "eu"}.',
+        help_text=_('Label selector, e.g. {"env": "prod", "region": "eu"}.'),
+        verbose_name=_("selector"),
     )
     # Dashboards: users without the global clusters.view_cluster permission see the
     # clusters of the groups that name one of their auth groups here.
@@ -193,11 +244,16 @@ class ClusterGroup(TimeStampedModel):
         "auth.Group",
         blank=True,
         related_name="viewable_cluster_groups",
-        help_text="Users in these groups see this group's clusters on the dashboards "
-        "(users with the 'view cluster' permission see every cluster).",
+        help_text=_(
+            "Users in these groups see this group's clusters on the dashboards "
+            "(users with the 'view cluster' permission see every cluster)."
+        ),
+        verbose_name=_("viewer groups"),
     )
 
     class Meta:
+        verbose_name = _("cluster group")
+        verbose_name_plural = _("cluster groups")
         ordering = ["name"]
 
     def __str__(self) -> str:

@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import ApiToken
 
@@ -41,13 +42,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             self.message_user(
                 request,
-                f"Token for '{obj.name}': {raw} — copy it now, it will not be shown again.",
+                _("Token for '%(name)s': %(raw)s — copy it now, it will not be shown again.")
+                % {"name": obj.name, "raw": raw},
                 messages.WARNING,
             )
             return
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Revoke selected tokens", permissions=["change"])
+    @admin.action(description=_("Revoke selected tokens"), permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+        self.message_user(
+            request, _("Revoked %(count)s token(s).") % {"count": count}, messages.SUCCESS
+        )

@@ -10,7 +10,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import translation
+from django.utils.functional import Promise, lazy
 from django.utils.html import format_html
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -36,8 +40,14 @@ def pretty_json(value: Any) -> str:
     )
 
 
+def lazy_format(message: str, **values: Any) -> str:
+    """``gettext(message) % values``, evaluated when shown, in the request's language
+    (action descriptions are made once, at import)."""
+    return lazy(lambda: gettext(message) % {k: str(v) for k, v in values.items()}, str)()
+
+
 def enable_actions(
-    noun: str, setter: Callable[[QuerySet[Any], bool], int] | None = None
+    noun: str | Promise, setter: Callable[[QuerySet[Any], bool], int] | None = None
 ) -> tuple[Callable[..., None], Callable[..., None]]:
     """Bulk enable/disable actions that report what they did."""
 
@@ -45,19 +55,28 @@ def enable_actions(
         modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any], value: bool
     ) -> None:
         count = setter(queryset, value) if setter else queryset.update(enabled=value)
-        word = "Enabled" if value else "Disabled"
-        modeladmin.message_user(request, f"{word} {count} {noun}.", messages.SUCCESS)
+        text = _("Enabled %(count)s %(noun)s.") if value else _("Disabled %(count)s %(noun)s.")
+        modeladmin.message_user(request, text % {"count": count, "noun": noun}, messages.SUCCESS)
 
-    @admin.action(description=f"Enable selected {noun}", permissions=["change"])
+    @admin.action(
+        description=lazy_format(gettext_noop("Enable selected %(noun)s"), noun=noun),
+        permissions=["change"],
+    )
     def enable(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
         apply(modeladmin, request, queryset, True)
 
-    @admin.action(description=f"Disable selected {noun}", permissions=["change"])
+    @admin.action(
+        description=lazy_format(gettext_noop("Disable selected %(noun)s"), noun=noun),
+        permissions=["change"],
+    )
     def disable(
         modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
     ) -> None:
         apply(modeladmin, request, queryset, False)
 
-    enable.__name__ = f"enable_{noun.replace(' ', '_')}"
-    disable.__name__ = f"disable_{noun.replace(' ', '_')}"
+    # The action's name is posted back by the form: the English noun, whatever the language.
+    with translation.override(None):
+        name = str(noun).replace(" ", "_")
+    enable.__name__ = f"enable_{name}"
+    disable.__name__ = f"disable_{name}"
     return enable, disable

@@ -1,12 +1,13 @@
 from django.apps import AppConfig
 from django.core.signals import request_finished
 from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
 
 
 class CoreConfig(AppConfig):
     name = "apps.core"
     label = "core"
-    verbose_name = "KubeProbe core"
+    verbose_name = _("KubeProbe core")
 
     def ready(self) -> None:
         from celery.signals import before_task_publish, task_postrun, task_prerun

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
-from django.db.models import Func, TextField
+from django.db import connection
+from django.db.models import Field, Func, Model, TextField
 
 
 class JSONKeyText(Func):
@@ -31,3 +33,42 @@ class JSONKeyText(Func):
             return f"({lhs} ->> %s)", (*params, self.key)
         # SQLite (and MySQL): a JSON path with the key quoted, so it is never an index.
         return f"JSON_EXTRACT({lhs}, %s)", (*params, "$." + json.dumps(self.key))
+
+
+def rows_update(*, model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> int:
+    """Write ``fields`` of many rows with one ``UPDATE … FROM unnest(…)`` (Postgres).
+
+    What ``QuerySet.bulk_update`` does, without its cost: it builds a CASE WHEN per
+    row and field, ~10 ms of Python per 200 rows and field, which made it the
+    most expensive part of judging a batch of alerts. Rows are written in
+    primary-key order (the order concurrent writers lock them in). Returns the
+    rows updated.
+    """
+    if not objects:
+        return 0
+    meta = model._meta
+    pk = meta.pk
+    assert pk is not None
+    columns: list[Field[Any, Any]] = []
+    for name in fields:
+        field = meta.get_field(name)
+        assert isinstance(field, Field), f"{name} is not a column"
+        columns.append(field)
+    ordered = sorted(objects, key=lambda obj: obj.pk)
+    arrays: list[list[Any]] = [[pk.get_db_prep_value(obj.pk, connection) for obj in ordered]]
+    casts = [f"%s::{pk.rel_db_type(connection)}[]"]
+    for field in columns:
+        arrays.append(
+            [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in ordered]
+        )
+        casts.append(f"%s::{field.db_type(connection)}[]")
+    qn = connection.ops.quote_name
+    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    sets = ", ".join(f"{qn(str(field.column))} = v.c{i}" for i, field in enumerate(columns))
+    sql = (
+        f"UPDATE {qn(meta.db_table)} AS t SET {sets} FROM unnest({', '.join(casts)})"  # noqa: S608
+        f" AS v(k, {names}) WHERE t.{qn(str(pk.column))} = v.k"
+    )  # identifiers from the model only; every value is a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        return int(cursor.rowcount)

@@ -8,6 +8,7 @@ from typing import Any
 
 import django_filters
 from django import forms
+from django.utils.translation import gettext_lazy as _
 from rest_framework import filters
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -68,5 +69,5 @@ class SearchFilter(filters.SearchFilter):
 
     def get_search_terms(self, request: Request) -> list[str]:
         if "\x00" in request.query_params.get(self.search_param, ""):
-            raise ValidationError({self.search_param: ["Null characters are not allowed."]})
+            raise ValidationError({self.search_param: [_("Null characters are not allowed.")]})
         return list(super().get_search_terms(request))

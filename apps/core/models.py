@@ -5,6 +5,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.crypto import hash_token
 
@@ -31,6 +32,7 @@ class TimelineEntry(models.Model):
 
 
 class TimeStampedModel(models.Model):
+    # No verbose names here: they would migrate every app's models (named in docs/i18n.md).
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -42,20 +44,35 @@ class ApiToken(models.Model):
     """A bearer token for a downstream platform. Only its hash is stored."""
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="api_tokens",
+        verbose_name=_("user"),
     )
-    name = models.CharField(max_length=100, help_text="Who uses it, e.g. 'release-platform'.")
+    name = models.CharField(
+        max_length=100, help_text=_("Who uses it, e.g. 'release-platform'."), verbose_name=_("name")
+    )
     prefix = models.CharField(
-        max_length=12, editable=False, help_text="First characters, to tell tokens apart."
+        max_length=12,
+        editable=False,
+        help_text=_("First characters, to tell tokens apart."),
+        verbose_name=_("prefix"),
     )
-    key_hash = models.CharField(max_length=64, unique=True, editable=False)
-    created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
-    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    key_hash = models.CharField(
+        max_length=64, unique=True, editable=False, verbose_name=_("key hash")
+    )
+    created_at = models.DateTimeField(auto_now_add=True, verbose_name=_("created at"))
+    expires_at = models.DateTimeField(null=True, blank=True, verbose_name=_("expires at"))
+    revoked_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("revoked at")
+    )
+    last_used_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("last used at")
+    )
 
     class Meta:
-        verbose_name = "API token"
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
         constraints = [
             models.UniqueConstraint(fields=["user", "name"], name="core_apitoken_user_name_uniq")
         ]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
@@ -16,7 +17,9 @@ def _positive(request: Request, param: str) -> int | None:
     except ValueError:
         value = 0
     if value < 1:
-        raise ValidationError({param: [f"Must be a positive whole number, not {raw!r}."]})
+        raise ValidationError(
+            {param: [_("Must be a positive whole number, not %(raw)s.") % {"raw": repr(raw)}]}
+        )
     return value
 
 

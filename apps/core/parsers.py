@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.http import QueryDict
+from django.utils.translation import gettext_lazy as _
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
@@ -41,7 +42,9 @@ def refuse_nul(data: Any) -> Any:
         found = list(nul_paths(data))
     if found:
         named = ", ".join(path.replace(NUL, "\\u0000") for path in found[:10])
-        raise ParseError(f"NUL characters (\\u0000) are not allowed: {named}.")
+        raise ParseError(
+            _("NUL characters (\\u0000) are not allowed: %(named)s.") % {"named": named}
+        )
     return data
 
 

@@ -5,6 +5,8 @@ Protocol (the pages' side is static/dashboard/live.js):
 * client → ``{"type": "subscribe", "scope": "overview" | "alerts" | "incidents" | "cluster:<id>" |
   "case:<id>" | "run:<id>" | "incident:<id>"}``; server → ``{"type": "subscribed", "scope": ...}`` or
   ``{"type": "error", "detail": ...}``. A connection may hold several scopes.
+* server → ``{"type": "rcell", "probe_id", "cluster_id", "state"}`` (overview only): a
+  resident probe's cell changed state (up/down) or came back from silence.
 * server → ``{"type": "cells", "cells": [...]}``: changed matrix cells, coalesced
   per connection (last write wins per (case, cluster)), at most one frame per
   ``KUBEPROBE_LIVE_FLUSH_SECONDS``; and ``{"type": "run", "run_id", "state"}``.
@@ -245,6 +247,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             return
         fields = {k: v for k, v in event.items() if k != "type"}
         await self.send_json(push.payload("samples", for_browser=True, **fields))
+
+    async def live_rcell(self, event: dict[str, Any]) -> None:
+        if "overview" not in self.scopes:  # the alerts pages share the overview's group
+            return
+        if not await self._refresh_access() or not self._may_see(event["cluster_id"]):
+            return
+        fields = {k: v for k, v in event.items() if k != "type"}
+        await self.send_json(push.payload("rcell", for_browser=True, **fields))
 
     # ------------------------------------------------------------ helpers
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from django import forms
 from django.http import QueryDict
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.filters import CaseFilter
 from apps.catalog.models import Case
@@ -28,24 +29,24 @@ CASE_PARAMS = ("case_set",)
 SHOWN_PARAMS = frozenset(
     {"q", "group", "region", "environment", "case_set", "state", "group_by", "columns", "order"}
 )
-COLUMN_CHOICES = [("", "scheduled or with results"), ("all", "every enabled case")]
+COLUMN_CHOICES = [("", _("scheduled or with results")), ("all", _("every enabled case"))]
 
 STATE_CHOICES = [
-    ("", "any"),
-    ("failing", "failing (a red run)"),
-    ("alerting", "alerting (firing, acknowledged or silenced)"),
-    ("firing", "firing"),
-    ("ok", "all green"),
+    ("", _("any")),
+    ("failing", _("failing (a red run)")),
+    ("alerting", _("alerting (firing, acknowledged or silenced)")),
+    ("firing", _("firing")),
+    ("ok", _("all green")),
 ]
-GROUP_BY_CHOICES = [("region", "region"), ("group", "cluster group")]
-ORDER_CHOICES = [("", "name"), ("problems", "problems first")]
+GROUP_BY_CHOICES = [("region", _("region")), ("group", _("cluster group"))]
+ORDER_CHOICES = [("", _("name")), ("problems", _("problems first"))]
 
 
 class PageForm(forms.Form):
     """What only the matrix pages filter on."""
 
     state = forms.ChoiceField(required=False, choices=STATE_CHOICES)
-    group_by = forms.ChoiceField(required=False, choices=GROUP_BY_CHOICES, label="Group by")
+    group_by = forms.ChoiceField(required=False, choices=GROUP_BY_CHOICES, label=_("Group by"))
     columns = forms.ChoiceField(required=False, choices=COLUMN_CHOICES)
     order = forms.ChoiceField(required=False, choices=ORDER_CHOICES)
 

@@ -18,6 +18,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
@@ -73,10 +75,13 @@ def _table_page(request: HttpRequest, total: int) -> tuple[int, int] | HttpRespo
     """(page, pages) of the table fallback; 400 for a page that is not a whole number, 404 past the last."""
     raw = request.GET.get("page", "1")
     if not raw.isdigit() or int(raw) < 1:
-        return HttpResponseBadRequest("page must be a positive whole number")
+        return HttpResponseBadRequest(gettext("page must be a positive whole number"))
     pages = max(1, -(-total // TABLE_ROWS))
     if int(raw) > pages:
-        raise Http404(f"The table has {pages} page(s).")
+        raise Http404(
+            ngettext("The table has %(pages)d page.", "The table has %(pages)d pages.", pages)
+            % {"pages": pages}
+        )
     return int(raw), pages
 
 
@@ -93,7 +98,6 @@ def overview(request: HttpRequest) -> HttpResponse:
         "form": form,
         "filters": filters,
         "query": _query(request),
-        "resident": resident.resident_overview(user=request.user),
     }
     if request.GET.get("render") != "table":
         context["options"] = matrix.filter_options(user=request.user)
@@ -108,14 +112,17 @@ def overview(request: HttpRequest) -> HttpResponse:
         return numbers
     number, pages = numbers
     first = (number - 1) * TABLE_ROWS
+    table_rows = grid.grid_slice(page, first, first + TABLE_ROWS)
+    shown = {row.cluster_id for _title, rows, _total in table_rows for row in rows}
     context.update(
         matrix=page,
         options=page.options,
         counters=page.counters,
-        table_rows=grid.grid_slice(page, first, first + TABLE_ROWS),
+        table_rows=table_rows,
         table_page=number,
         table_pages=pages,
         pager_query=_without(request, "page"),
+        resident=resident.resident_matrix(user=request.user, cluster_ids=shown),
     )
     return render(request, "dashboard/overview_table.html", context)
 
@@ -127,7 +134,9 @@ def grid_data(request: HttpRequest) -> HttpResponse:
     """The overview's matrix for grid.js: same filters as the page (format: grid.grid_json)."""
     _, filters = FilterForm.parse(request.GET)
     page = grid.grid_overview(user=request.user, filters=filters)
-    return JsonResponse(grid.grid_json(page))
+    shown = {row.cluster_id for _title, rows in page.sections for row in rows}
+    residents = resident.resident_matrix(user=request.user, cluster_ids=shown)
+    return JsonResponse(grid.grid_json(page, residents))
 
 
 @dashboard_view
@@ -223,7 +232,7 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
     if page is None:
         raise Http404("No such run.")
     if not request.user.has_perm(RUN_PERMISSION):
-        raise PermissionDenied("Running probes by hand needs the runs.run_probe permission.")
+        raise PermissionDenied(_("Running probes by hand needs the runs.run_probe permission."))
     run = page.run
     # As the admin's "Run again": one manual run of the same case on the same cluster.
     result = runs_create(
@@ -233,10 +242,10 @@ def run_again(request: HttpRequest, run_id: int) -> HttpResponse:
         requested_by_id=request.user.pk,
     )
     if result.created:
-        messages.success(request, f"Started run {result.created[0]}.")
+        messages.success(request, _("Started run %(run)s.") % {"run": result.created[0]})
         return redirect("dashboard:run", run_id=result.created[0])
     messages.warning(
-        request, "Not started: the previous run of this case on this cluster is still active."
+        request, _("Not started: the previous run of this case on this cluster is still active.")
     )
     return redirect("dashboard:run", run_id=run.pk)
 
@@ -268,7 +277,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
     """What `inbox` channels received: the notifications a chat or mail channel would get."""
     if not access.sees_all_clusters(request.user):
         # Messages name clusters of every group.
-        raise PermissionDenied("The inbox shows messages about every cluster.")
+        raise PermissionDenied(_("The inbox shows messages about every cluster."))
     template = "_inbox_list" if request.GET.get("fragment") == "1" else "inbox"
     return render(
         request,
@@ -296,7 +305,9 @@ def _alert_form(
     if alert is None:
         raise Http404("No such alert.")
     if not request.user.has_perm(permission):
-        raise PermissionDenied(f"This needs the {permission} permission.")
+        raise PermissionDenied(
+            _("This needs the %(permission)s permission.") % {"permission": permission}
+        )
     form = form_class(request.POST)
     if not form.is_valid():
         messages.error(request, f"{failed}: {_errors(form)}")
@@ -317,9 +328,13 @@ def alert_acknowledge(request: HttpRequest, alert_id: int) -> HttpResponse:
             alert_id=alert.pk, user=request.user, note=form.cleaned_data["note"], until=form.until()
         )
     except ValueError as exc:
-        messages.error(request, f"Not acknowledged: {exc}")
+        messages.error(request, _("Not acknowledged: %(error)s") % {"error": exc})
     else:
-        messages.success(request, f"Acknowledged {alert.case} on {alert.cluster}.")
+        messages.success(
+            request,
+            _("Acknowledged %(case)s on %(cluster)s.")
+            % {"case": alert.case, "cluster": alert.cluster},
+        )
     return _back(request)
 
 
@@ -343,7 +358,7 @@ def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
             user=request.user,
         )
     except ValidationError as exc:
-        messages.error(request, f"Not silenced: {'; '.join(exc.messages)}")
+        messages.error(request, _("Not silenced: %(errors)s") % {"errors": "; ".join(exc.messages)})
     else:
         text = f"Silenced {alert.case} on {alert.cluster} until {ends_at:%Y-%m-%d %H:%M} UTC."
         messages.success(request, text)
@@ -358,7 +373,8 @@ def _errors(form: Any) -> str:
 @gzip_page
 @require_GET
 def state_json(request: HttpRequest) -> HttpResponse:
-    """Cells of a page, for the live script's resync: ?scope=overview|cluster:<id>|case:<id>."""
+    """Cells of a page, for the live script's resync: ?scope=overview|cluster:<id>|case:<id>;
+    with ?part=resident (overview only) the resident cells instead."""
     scope = request.GET.get("scope", "overview")
     kind, _, raw_id = scope.partition(":")
     _, filters = FilterForm.parse(request.GET)
@@ -376,5 +392,9 @@ def state_json(request: HttpRequest) -> HttpResponse:
         return JsonResponse(
             {"error": "scope must be overview, cluster:<id> or case:<id>"}, status=400
         )
+    if request.GET.get("part") == "resident" and kind == "overview":
+        # The overview's resident columns instead (resident-matrix.js refreshes them).
+        found = resident.resident_matrix(user=request.user).cells.values()
+        return JsonResponse({"scope": scope, "resident": [c.as_json() for c in found]})
     cells = matrix.matrix_cells(user=request.user, filters=filters, case=case, cluster=cluster)
     return JsonResponse({"scope": scope, "cells": [c.as_json() for c in cells]})

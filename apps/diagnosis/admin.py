@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.diagnosis import services
 from apps.diagnosis.inputs import LabelForm
@@ -43,7 +45,7 @@ def _label_view(
                 done += 1
             except ValueError as exc:
                 modeladmin.message_user(request, f"{obj}: {exc}", messages.ERROR)
-        modeladmin.message_user(request, f"Labelled {done}.", messages.SUCCESS)
+        modeladmin.message_user(request, gettext("Labelled %(n)d.") % {"n": done}, messages.SUCCESS)
         return None
     return TemplateResponse(
         request,
@@ -58,7 +60,7 @@ def _label_view(
     )
 
 
-@admin.action(description="Confirm or correct the root cause", permissions=["change"])
+@admin.action(description=_("Confirm or correct the root cause"), permissions=["change"])
 def label_runs(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[RunDiagnosis]
 ) -> TemplateResponse | None:
@@ -72,7 +74,7 @@ def label_runs(
     )
 
 
-@admin.action(description="Confirm or correct the root cause", permissions=["change"])
+@admin.action(description=_("Confirm or correct the root cause"), permissions=["change"])
 def label_incidents(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Incident]
 ) -> TemplateResponse | None:

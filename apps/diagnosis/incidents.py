@@ -29,6 +29,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertState
+from apps.core.db import rows_update
 from apps.diagnosis.models import (
     Incident,
     IncidentEvent,
@@ -62,7 +63,7 @@ def _window_start(now: datetime) -> datetime:
 
 
 def _label(category: str) -> str:
-    return RootCause(category).label if category in RootCause.values else "unknown cause"
+    return str(RootCause(category).label) if category in RootCause.values else "unknown cause"
 
 
 def _open_or_create(key: str, **fields: object) -> tuple[Incident, bool]:
@@ -315,4 +316,104 @@ def incidents_recover(*, alert: Alert, now: datetime | None = None) -> list[int]
             )
             _resolve_if_empty(member.incident_id, now)
         Alert.objects.filter(pk=alert.pk).update(incident_ref="", incident_title="")
+    return [m.incident_id for m in members]
+
+
+def incidents_attach_many(
+    *, diagnosed: list[tuple[ProbeRun, RunDiagnosis]], now: datetime | None = None
+) -> list[int]:
+    """incidents_attach() of many diagnosed failed runs (the post-run pipeline's batch).
+
+    A pair already in the open case-wide incident its new diagnosis points to (the
+    usual case while an incident lasts) only moves its member to the new run: one
+    UPDATE for all of them, as the single-run path's _join does for each. Every
+    other run takes the single-run path. Returns the incidents that changed.
+    """
+    if not diagnosed:
+        return []
+    now = now or timezone.now()
+    keys = {run.pk: f"case:{run.case_id}:{d.signature}" for run, d in diagnosed}
+    members = {
+        (case_id, cluster_id): (member_id, incident_id, key)
+        for member_id, case_id, cluster_id, incident_id, key in IncidentMember.objects.filter(
+            alert__case_id__in={run.case_id for run, _ in diagnosed},
+            alert__cluster_id__in={run.cluster_id for run, _ in diagnosed},
+            left_at=None,
+            incident__state=IncidentState.OPEN,
+            incident__scope=IncidentScope.CASE,
+        ).values_list("pk", "alert__case_id", "alert__cluster_id", "incident_id", "incident__key")
+    }
+    moved: dict[int, int] = {}  # member -> run
+    changed: set[int] = set()
+    rest = []
+    for run, diagnosis in diagnosed:
+        member = members.get((run.case_id, run.cluster_id))
+        if member is not None and member[2] == keys[run.pk]:
+            moved[member[0]] = run.pk
+            changed.add(member[1])
+        else:
+            rest.append((run, diagnosis))
+    if moved:
+        with transaction.atomic():
+            rows_update(
+                model=IncidentMember,
+                objects=[IncidentMember(pk=m, run_id=r) for m, r in moved.items()],
+                fields=["run"],
+            )
+            Incident.objects.filter(pk__in=changed).update(updated_at=now)
+    # The others, one incident key at a time: the first run decides (opens the
+    # incident, or not yet); once it is open, the rest of its runs join in one go,
+    # as each would have joined alone.
+    by_key: dict[str, list[tuple[ProbeRun, RunDiagnosis]]] = {}
+    for run, diagnosis in rest:
+        by_key.setdefault(keys[run.pk], []).append((run, diagnosis))
+    for key, items in by_key.items():
+        run, diagnosis = items[0]
+        changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
+        incident = Incident.objects.filter(key=key, state=IncidentState.OPEN).first()
+        if incident is None:
+            for run, diagnosis in items[1:]:
+                changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
+        elif items[1:]:
+            with transaction.atomic():
+                joining = {(r.case_id, r.cluster_id): r.pk for r, _ in items[1:]}
+                changed.update(_join(incident, joining, now))
+    return sorted(changed)
+
+
+def incidents_recover_many(*, alerts: list[Alert], now: datetime | None = None) -> list[int]:
+    """incidents_recover() of many judged alerts, in one transaction: their open
+    memberships are locked and left together, each emptied incident resolves."""
+    recovered = {
+        a.pk: a for a in alerts if a.state == AlertState.OK and a.latest_state == RunState.SUCCEEDED
+    }
+    if not recovered:
+        return []
+    now = now or timezone.now()
+    with transaction.atomic():
+        members = list(
+            IncidentMember.objects.select_for_update(of=("self",))
+            .filter(alert_id__in=list(recovered), left_at=None, incident__state=IncidentState.OPEN)
+            .order_by("pk")
+        )
+        if not members:
+            return []
+        IncidentMember.objects.filter(pk__in=[m.pk for m in members]).update(left_at=now)
+        IncidentEvent.objects.bulk_create(
+            [
+                IncidentEvent(
+                    incident_id=m.incident_id,
+                    kind=IncidentEventKind.LEFT,
+                    text=f"{recovered[m.alert_id].case.name} on "
+                    f"{recovered[m.alert_id].cluster.name} recovered",
+                    at=now,
+                )
+                for m in members
+            ]
+        )
+        for incident_id in sorted({m.incident_id for m in members}):
+            _resolve_if_empty(incident_id, now)
+        Alert.objects.filter(pk__in={m.alert_id for m in members}).update(
+            incident_ref="", incident_title=""
+        )
     return [m.incident_id for m in members]

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.alerts.models import Alert
 from apps.catalog.models import Case, TemplateKind
@@ -27,15 +28,17 @@ class DiagnosisRule(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     order = models.PositiveIntegerField(
-        default=1000, help_text="Rules are tried in this order; the first that matches wins."
+        default=1000, help_text=_("Rules are tried in this order; the first that matches wins.")
     )
     enabled = models.BooleanField(default=True)
     category = models.CharField(max_length=20, choices=RootCause.choices)
     component = models.CharField(
-        max_length=200, blank=True, help_text="The component at fault, when the rule knows it."
+        max_length=200, blank=True, help_text=_("The component at fault, when the rule knows it.")
     )
     confidence = models.FloatField(default=0.8, validators=_confidence)
-    summary = models.TextField(help_text="What it means and what to check, in a sentence or two.")
+    summary = models.TextField(
+        help_text=_("What it means and what to check, in a sentence or two.")
+    )
     case_kinds = models.JSONField(
         default=list,
         blank=True,
@@ -43,27 +46,27 @@ class DiagnosisRule(models.Model):
         "empty: all.",
     )
     template_kind = models.CharField(
-        max_length=20, choices=TemplateKind.choices, blank=True, help_text="Empty: both."
+        max_length=20, choices=TemplateKind.choices, blank=True, help_text=_("Empty: both.")
     )
     case_pattern = models.CharField(
-        max_length=500, blank=True, help_text="Regular expression on the case's name."
+        max_length=500, blank=True, help_text=_("Regular expression on the case's name.")
     )
     step_pattern = models.CharField(
-        max_length=500, blank=True, help_text="Regular expression on the failing step's name."
+        max_length=500, blank=True, help_text=_("Regular expression on the failing step's name.")
     )
     error_pattern = models.CharField(
-        max_length=1000, blank=True, help_text="Regular expression on the error text."
+        max_length=1000, blank=True, help_text=_("Regular expression on the error text.")
     )
     reason_pattern = models.CharField(
         max_length=500,
         blank=True,
-        help_text="Regular expression on the pod's reasons (ImagePullBackOff, OOMKilled, …).",
+        help_text=_("Regular expression on the pod's reasons (ImagePullBackOff, OOMKilled, …)."),
     )
     event_pattern = models.CharField(
-        max_length=500, blank=True, help_text="Regular expression on the pod's events."
+        max_length=500, blank=True, help_text=_("Regular expression on the pod's events.")
     )
     shipped = models.BooleanField(
-        default=False, editable=False, help_text="One of KubeProbe's default rules."
+        default=False, editable=False, help_text=_("One of KubeProbe's default rules.")
     )
 
     class Meta:
@@ -77,7 +80,7 @@ class DiagnosisRule(models.Model):
 
         errors = {f: e for f in RULE_PATTERNS if (e := pattern_error(getattr(self, f)))}
         if not any(getattr(self, f) for f in RULE_PATTERNS) and not self.case_kinds:
-            errors["error_pattern"] = "A rule needs at least one condition."
+            errors["error_pattern"] = str(_("A rule needs at least one condition."))
         if errors:
             raise ValidationError(errors)
 
@@ -94,15 +97,15 @@ class RunDiagnosis(models.Model):
     rule = models.ForeignKey(DiagnosisRule, null=True, blank=True, on_delete=models.SET_NULL)
     summary = models.TextField(blank=True)
     evidence = models.JSONField(
-        default=dict, blank=True, help_text="Case kind, step, error, pod reasons and events."
+        default=dict, blank=True, help_text=_("Case kind, step, error, pod reasons and events.")
     )
     signature = models.CharField(
-        max_length=64, blank=True, help_text="The error with its variable parts removed, hashed."
+        max_length=64, blank=True, help_text=_("The error with its variable parts removed, hashed.")
     )
     learned_category = models.CharField(max_length=20, choices=RootCause.choices, blank=True)
     learned_confidence = models.FloatField(null=True, blank=True)
     labelled_category = models.CharField(
-        max_length=20, choices=RootCause.choices, blank=True, help_text="An operator's verdict."
+        max_length=20, choices=RootCause.choices, blank=True, help_text=_("An operator's verdict.")
     )
     labelled_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
@@ -112,7 +115,7 @@ class RunDiagnosis(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        verbose_name_plural = "run diagnoses"
+        verbose_name_plural = _("run diagnoses")
         indexes = [
             models.Index(
                 fields=["labelled_at"],
@@ -126,13 +129,13 @@ class RunDiagnosis(models.Model):
 
 
 class IncidentScope(models.TextChoices):
-    CASE = "case", "One case on many clusters"
-    CLUSTER = "cluster", "Many cases on one cluster"
+    CASE = "case", _("One case on many clusters")
+    CLUSTER = "cluster", _("Many cases on one cluster")
 
 
 class IncidentState(models.TextChoices):
-    OPEN = "open", "Open"
-    RESOLVED = "resolved", "Resolved"
+    OPEN = "open", _("Open")
+    RESOLVED = "resolved", _("Resolved")
 
 
 class Incident(models.Model):
@@ -198,13 +201,13 @@ class IncidentMember(models.Model):
 
 
 class IncidentEventKind(models.TextChoices):
-    OPENED = "opened", "Opened"
-    JOINED = "joined", "Alert joined"
-    LEFT = "left", "Alert recovered"
-    RESOLVED = "resolved", "Resolved"
-    LABELLED = "labelled", "Root cause labelled"
-    NOTE = "note", "Note"
-    ACTION = "action", "Action"
+    OPENED = "opened", _("Opened")
+    JOINED = "joined", _("Alert joined")
+    LEFT = "left", _("Alert recovered")
+    RESOLVED = "resolved", _("Resolved")
+    LABELLED = "labelled", _("Root cause labelled")
+    NOTE = "note", _("Note")
+    ACTION = "action", _("Action")
 
 
 class IncidentEvent(TimelineEntry):
@@ -222,10 +225,10 @@ class ClassifierModel(models.Model):
 
     version = models.PositiveIntegerField(unique=True)
     trained_at = models.DateTimeField(default=timezone.now)
-    samples = models.PositiveIntegerField(help_text="Training examples: corpus + labels.")
-    labels = models.PositiveIntegerField(default=0, help_text="Of them, operators' labels.")
+    samples = models.PositiveIntegerField(help_text=_("Training examples: corpus + labels."))
+    labels = models.PositiveIntegerField(default=0, help_text=_("Of them, operators' labels."))
     accuracy = models.FloatField(
-        null=True, blank=True, help_text="Top-1 accuracy on the held-out part."
+        null=True, blank=True, help_text=_("Top-1 accuracy on the held-out part.")
     )
     blob = models.BinaryField(editable=False)
 

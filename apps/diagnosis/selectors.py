@@ -91,3 +91,22 @@ def incidents_open_count() -> int:
 
 def incident_detail(*, incident_id: int) -> Incident:
     return Incident.objects.select_related("case", "cluster", "labelled_by").get(pk=incident_id)
+
+
+def newest_finished_runs(*, pairs: list[tuple[int, int]]) -> list[ProbeRun]:
+    """newest_finished_run() of many (case, cluster) pairs, in one query (each pair's
+    newest run found in the run_case_cluster_recent index)."""
+    from django.db import connection
+    from django.db.models.expressions import RawSQL
+
+    if not pairs:
+        return []
+    table = connection.ops.quote_name(ProbeRun._meta.db_table)
+    newest = RawSQL(  # noqa: S611 (the table name; values are parameters)
+        f"SELECT (SELECT r.id FROM {table} r WHERE r.case_id = p.case_id"  # noqa: S608
+        " AND r.cluster_id = p.cluster_id AND r.state = ANY(%s)"
+        " ORDER BY r.created_at DESC, r.id DESC LIMIT 1)"
+        " FROM unnest(%s::bigint[], %s::bigint[]) AS p(case_id, cluster_id)",
+        ([str(s) for s in FINISHED_STATES], [c for c, _ in pairs], [k for _, k in pairs]),
+    )
+    return list(ProbeRun.objects.filter(pk__in=newest).select_related("case__template", "cluster"))

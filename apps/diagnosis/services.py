@@ -18,6 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from apps.alerts.models import Alert
+from apps.core.db import rows_update
 from apps.diagnosis import classifier
 from apps.diagnosis.defaults import RULES
 from apps.diagnosis.models import (
@@ -28,7 +29,7 @@ from apps.diagnosis.models import (
     IncidentEventKind,
     RunDiagnosis,
 )
-from apps.diagnosis.rules import Evidence, first_match, signature
+from apps.diagnosis.rules import Evidence, RuleSpec, first_match, signature
 from apps.diagnosis.selectors import FAILED_STATES, evidence_of, rules_enabled
 from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 
@@ -77,9 +78,10 @@ def _suggest(evidence: Evidence) -> tuple[str, float] | None:
         return None
 
 
-def verdict_of(evidence: Evidence) -> dict[str, Any]:
-    """The diagnosis of some evidence: rules first, the classifier when they are unsure."""
-    rule = first_match(rules_enabled(), evidence)
+def verdict_of(evidence: Evidence, rules: list[RuleSpec] | None = None) -> dict[str, Any]:
+    """The diagnosis of some evidence: rules first, the classifier when they are unsure.
+    ``rules``: the enabled rules, when the caller read them already (a batch)."""
+    rule = first_match(rules_enabled() if rules is None else rules, evidence)
     verdict: dict[str, Any] = {"rule": None, "category": "", "component": "", "confidence": 0.0}
     if rule is not None:
         verdict.update(
@@ -119,17 +121,11 @@ def _copy_to_run(diagnosis: RunDiagnosis) -> None:
     )
 
 
-def run_diagnose(*, run: ProbeRun) -> RunDiagnosis | None:
-    """Diagnose a failed run (once: a run already diagnosed is returned as it is)."""
-    if run.state not in FAILED_STATES:
-        return None
-    existing = RunDiagnosis.objects.filter(run=run).first()
-    if existing is not None:
-        return existing
+def _new_diagnosis(run: ProbeRun, rules: list[RuleSpec] | None = None) -> RunDiagnosis:
     evidence = evidence_of(run)
-    verdict = verdict_of(evidence)
+    verdict = verdict_of(evidence, rules)
     rule = verdict["rule"]
-    diagnosis = RunDiagnosis(
+    return RunDiagnosis(
         run=run,
         category=verdict["category"],
         component=verdict["component"],
@@ -147,11 +143,63 @@ def run_diagnose(*, run: ProbeRun) -> RunDiagnosis | None:
         learned_category=verdict.get("learned_category", ""),
         learned_confidence=verdict.get("learned_confidence"),
     )
+
+
+def run_diagnose(*, run: ProbeRun) -> RunDiagnosis | None:
+    """Diagnose a failed run (once: a run already diagnosed is returned as it is)."""
+    if run.state not in FAILED_STATES:
+        return None
+    existing = RunDiagnosis.objects.filter(run=run).first()
+    if existing is not None:
+        return existing
+    diagnosis = _new_diagnosis(run)
     with transaction.atomic():
         RunDiagnosis.objects.bulk_create([diagnosis], ignore_conflicts=True)
         diagnosis = RunDiagnosis.objects.get(run=run)
         _copy_to_run(diagnosis)
     return diagnosis
+
+
+def runs_diagnose_many(*, runs: list[ProbeRun]) -> dict[int, RunDiagnosis]:
+    """run_diagnose() of many runs (the post-run pipeline's batch): the failed ones get
+    their diagnosis, by run id. The rules are read once, the new diagnoses inserted and
+    copied onto their runs with one statement each."""
+    failed = {run.pk: run for run in runs if run.state in FAILED_STATES}
+    if not failed:
+        return {}
+    found = {d.run_id: d for d in RunDiagnosis.objects.filter(run_id__in=list(failed))}
+    # In id order, as every worker inserts and updates them: overlapping batches wait
+    # for each other instead of deadlocking.
+    missing = sorted((r for pk, r in failed.items() if pk not in found), key=lambda r: r.pk)
+    if not missing:
+        return found
+    rules = rules_enabled()
+    with transaction.atomic():
+        RunDiagnosis.objects.bulk_create(
+            [_new_diagnosis(run, rules) for run in missing], ignore_conflicts=True
+        )
+        # Read back: a concurrent worker may have stored one first, and its stays.
+        stored = list(
+            RunDiagnosis.objects.filter(run_id__in=[r.pk for r in missing]).order_by("run_id")
+        )
+        for diagnosis in stored:
+            run = failed[diagnosis.run_id]
+            run.root_cause, run.root_cause_component = diagnosis.category, diagnosis.component
+            run.root_cause_confidence = diagnosis.confidence if diagnosis.category else None
+            run.root_cause_source, run.root_cause_summary = diagnosis.source, diagnosis.summary
+        rows_update(
+            model=ProbeRun,
+            objects=[failed[d.run_id] for d in stored],
+            fields=[
+                "root_cause",
+                "root_cause_component",
+                "root_cause_confidence",
+                "root_cause_source",
+                "root_cause_summary",
+            ],
+        )
+    found.update((d.run_id, d) for d in stored)
+    return found
 
 
 def _apply_label(diagnosis: RunDiagnosis, category: str, user: Any, now: Any) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_utils import pretty_json
 from apps.gating.models import GateCheck, GateDecision, GatePolicy, GateRule
@@ -83,16 +84,16 @@ class GateDecisionAdmin(ReadOnlyRecordAdmin):
 
     fields = tuple(readonly_fields)
 
-    @admin.display(description="first reason")
+    @admin.display(description=_("first reason"))
     def first_reason(self, decision: GateDecision) -> str:
         reasons = decision.reasons or []
         return str(reasons[0].get("message", ""))[:120] if reasons else ""
 
-    @admin.display(description="reasons")
+    @admin.display(description=_("reasons"))
     def reasons_shown(self, decision: GateDecision) -> str:
         return pretty_json(decision.reasons)
 
-    @admin.display(description="inputs")
+    @admin.display(description=_("inputs"))
     def inputs_shown(self, decision: GateDecision) -> str:
         return pretty_json(decision.inputs)
 

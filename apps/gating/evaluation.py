@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import OuterRef, Subquery
+from django.utils.translation import gettext as _
 
 from apps.alerts.evaluation import RunView, failure_detail
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertState
@@ -39,10 +40,10 @@ class GateAnswer:
 def _age(seconds: float) -> str:
     seconds = int(seconds)
     if seconds < 120:
-        return f"{seconds}s"
+        return _("%(s)ds") % {"s": seconds}
     if seconds < 7200:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h {seconds % 3600 // 60}m"
+        return _("%(m)dm") % {"m": seconds // 60}
+    return _("%(h)dh %(m)dm") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
 
 
 def _newest_ids(cluster: Cluster, case_ids: list[int]) -> list[int]:
@@ -79,7 +80,8 @@ def gate_evaluate(
             {
                 "kind": "cluster_disabled",
                 "effect": UNKNOWN,
-                "message": f"Cluster {cluster.name} is disabled: nothing probes it.",
+                "message": _("Cluster %(cluster)s is disabled: nothing probes it.")
+                % {"cluster": cluster.name},
             }
         )
     if not scope.cases:
@@ -87,7 +89,8 @@ def gate_evaluate(
             {
                 "kind": "no_cases",
                 "effect": UNKNOWN,
-                "message": f"No enabled case gates this request under policy {scope.policy_name}.",
+                "message": _("No enabled case gates this request under policy %(policy)s.")
+                % {"policy": scope.policy_name},
             }
         )
     case_ids = [case.pk for case in scope.cases]
@@ -114,7 +117,7 @@ def gate_evaluate(
                     "kind": "no_result",
                     "effect": UNKNOWN,
                     "case": case.name,
-                    "message": f"{case.name}: the check started no run of it.",
+                    "message": _("%(case)s: the check started no run of it.") % {"case": case.name},
                 }
             ]
         reasons.extend(case_reasons)
@@ -154,7 +157,7 @@ def _case_reasons(
                 "kind": "no_result",
                 "effect": UNKNOWN,
                 "case": name,
-                "message": f"{name}: no finished run on this cluster yet.",
+                "message": _("%(case)s: no finished run on this cluster yet.") % {"case": name},
             }
         ]
     if run.state not in FINISHED_STATES:
@@ -164,7 +167,8 @@ def _case_reasons(
                 "effect": UNKNOWN,
                 "case": name,
                 "run": run.pk,
-                "message": f"{name}: run {run.pk} was still {run.state} at the check's timeout.",
+                "message": _("%(case)s: run %(run)s was still %(state)s at the check's timeout.")
+                % {"case": name, "run": run.pk, "state": run.state},
             }
         ]
     age = (now - run.finished_at).total_seconds() if run.finished_at else 0.0
@@ -176,12 +180,24 @@ def _case_reasons(
                 "case": name,
                 "run": run.pk,
                 "age_seconds": int(age),
-                "message": f"{name}: the latest result is {_age(age)} old; policy "
-                f"{scope.policy_name} accepts at most {_age(scope.max_age.total_seconds())}.",
+                "message": _(
+                    "%(case)s: the latest result is %(age)s old; policy %(policy)s accepts "
+                    "at most %(max_age)s."
+                )
+                % {
+                    "case": name,
+                    "age": _age(age),
+                    "policy": scope.policy_name,
+                    "max_age": _age(scope.max_age.total_seconds()),
+                },
             }
         ]
     quiet = silence is not None and not scope.silenced_denies
-    under = f" (silenced: {silence.comment or silence}; not counted)" if quiet else ""
+    under = (
+        " " + _("(silenced: %(silence)s; not counted)") % {"silence": silence.comment or silence}
+        if quiet
+        else ""
+    )
     effect = NONE if quiet else DENY
     if run.state != RunState.SUCCEEDED:
         step, error = failure_detail(
@@ -195,7 +211,7 @@ def _case_reasons(
             )
         )
         error = error[:ERROR_CHARS]
-        at = f" at step '{step}'" if step else ""
+        at = " " + _("at step '%(step)s'") % {"step": step} if step else ""
         return [
             {
                 "kind": "failing",
@@ -220,7 +236,8 @@ def _case_reasons(
                 "case": name,
                 "alert": alert.pk,
                 "state": alert.state,
-                "message": f"{name}: its alert is still {alert.state} ({alert.reason})",
+                "message": _("%(case)s: its alert is still %(state)s (%(reason)s)")
+                % {"case": name, "state": alert.state, "reason": alert.reason},
             }
         ]
     return []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from apps.clusters.models import Cluster
 from apps.diagnosis.models import Incident, IncidentState
@@ -39,7 +40,7 @@ def incident_reasons(*, cluster: Cluster, denies: bool) -> list[dict[str, Any]]:
         if incident.source:
             how = f", {SOURCES.get(incident.source, incident.source).lower()}"
             how += f" {incident.confidence:.0%}" if incident.confidence else ""
-        quiet = "" if denies else " (policy: incidents do not deny; not counted)"
+        quiet = "" if denies else " " + _("(policy: incidents do not deny; not counted)")
         reasons.append(
             {
                 "kind": "incident",
@@ -47,8 +48,9 @@ def incident_reasons(*, cluster: Cluster, denies: bool) -> list[dict[str, Any]]:
                 "incident": incident.pk,
                 "category": incident.category,
                 "component": incident.component,
-                "message": f"Incident #{incident.pk} open: {incident.title}; "
-                f"root cause: {cause}{how}{quiet}",
+                "message": _("Incident #%(id)s open: %(title)s; root cause: %(cause)s")
+                % {"id": incident.pk, "title": incident.title, "cause": f"{cause}{how}"}
+                + quiet,
             }
         )
     return reasons

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.models import CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
@@ -15,9 +16,9 @@ from apps.scheduling.models import Event
 
 
 class Verdict(models.TextChoices):
-    ALLOW = "allow", "Allow"
-    DENY = "deny", "Deny"
-    UNKNOWN = "unknown", "Unknown"
+    ALLOW = "allow", _("Allow")
+    DENY = "deny", _("Deny")
+    UNKNOWN = "unknown", _("Unknown")
 
 
 # `manage.py gate check` exits with these, so shells and CI pipelines branch on them.
@@ -37,11 +38,11 @@ class GatePolicy(TimeStampedModel):
         blank=True,
         on_delete=models.CASCADE,
         related_name="gate_policies",
-        help_text="Clusters of this group. Empty: every cluster that no group policy covers.",
+        help_text=_("Clusters of this group. Empty: every cluster that no group policy covers."),
     )
     priority = models.PositiveSmallIntegerField(
         default=100,
-        help_text="A cluster in several groups gets the enabled policy with the lowest number.",
+        help_text=_("A cluster in several groups gets the enabled policy with the lowest number."),
     )
     max_result_age_seconds = models.PositiveIntegerField(
         default=inputs.MAX_AGE_DEFAULT_SECONDS,
@@ -50,7 +51,7 @@ class GatePolicy(TimeStampedModel):
         "'unknown'.",
     )
     incident_denies = models.BooleanField(
-        default=True, help_text="An open incident on the cluster denies."
+        default=True, help_text=_("An open incident on the cluster denies.")
     )
     alert_denies = models.BooleanField(
         default=True,
@@ -66,7 +67,7 @@ class GatePolicy(TimeStampedModel):
 
     class Meta:
         ordering = ["priority", "name"]
-        verbose_name_plural = "gate policies"
+        verbose_name_plural = _("gate policies")
 
     def __str__(self) -> str:
         return self.name
@@ -80,7 +81,7 @@ class GateRule(models.Model):
         max_length=63,
         blank=True,
         validators=inputs.component_validators(),
-        help_text="e.g. etcd. Empty: gates every component, and requests naming none.",
+        help_text=_("e.g. etcd. Empty: gates every component, and requests naming none."),
     )
     case_set = models.ForeignKey(CaseSet, on_delete=models.PROTECT, related_name="gate_rules")
 
@@ -97,16 +98,16 @@ class GateRule(models.Model):
 
 
 class DecisionSource(models.TextChoices):
-    API = "api", "API"
-    CHECK = "check", "Check"
-    CLI = "cli", "manage.py gate"
-    EVENT = "event", "component_release event"
+    API = "api", _("API")
+    CHECK = "check", _("Check")
+    CLI = "cli", _("manage.py gate")
+    EVENT = "event", _("component_release event")
 
 
 class CheckState(models.TextChoices):
-    RUNNING = "running", "Running"
-    FINISHED = "finished", "Finished"
-    TIMED_OUT = "timed_out", "Timed out"
+    RUNNING = "running", _("Running")
+    FINISHED = "finished", _("Finished")
+    TIMED_OUT = "timed_out", _("Timed out")
 
 
 class GateCheck(models.Model):
@@ -157,7 +158,7 @@ class GateDecision(models.Model):
     verdict = models.CharField(max_length=10, choices=Verdict.choices)
     reasons = models.JSONField(default=list, blank=True)
     inputs = models.JSONField(
-        default=dict, blank=True, help_text="The request, the policy and every case's result."
+        default=dict, blank=True, help_text=_("The request, the policy and every case's result.")
     )
     policy_name = models.CharField(max_length=100)
     source = models.CharField(max_length=10, choices=DecisionSource.choices)
@@ -168,7 +169,7 @@ class GateDecision(models.Model):
         ApiToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     asked_by = models.CharField(
-        max_length=200, blank=True, help_text="The user, and the API token's name, as they were."
+        max_length=200, blank=True, help_text=_("The user, and the API token's name, as they were.")
     )
     gate_check = models.ForeignKey(
         GateCheck, null=True, blank=True, on_delete=models.SET_NULL, related_name="decisions"

@@ -1,10 +1,11 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class PostRunConfig(AppConfig):
     name = "apps.postrun"
     label = "postrun"
-    verbose_name = "Post-run pipeline"
+    verbose_name = _("Post-run pipeline")
 
     def ready(self) -> None:
         # The run loop hands finished runs to the pipeline's task by name

@@ -6,6 +6,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_utils import enable_actions, pretty_json
 from apps.resident import services
@@ -82,7 +84,7 @@ class ResidentTargetInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="ProbeConfig status")
+    @admin.display(description=_("ProbeConfig status"))
     def status(self, obj: ResidentTarget) -> str:
         return pretty_json(obj.config_status) if obj.config_status else "-"
 
@@ -122,13 +124,16 @@ class ResidentProbeAdmin(admin.ModelAdmin):
             _clusters=Count("clusters", distinct=True), _groups=Count("groups", distinct=True)
         )
 
-    @admin.display(description="runs")
+    @admin.display(description=_("runs"))
     def runs(self, obj: ResidentProbe) -> str:
         return f"case {obj.case.name}" if obj.case else obj.image
 
-    @admin.display(description="targets")
+    @admin.display(description=_("targets"))
     def target_count(self, obj: ResidentProbe) -> str:
-        return f"{getattr(obj, '_clusters', 0)} clusters, {getattr(obj, '_groups', 0)} groups"
+        return gettext("%(clusters)d clusters, %(groups)d groups") % {
+            "clusters": getattr(obj, "_clusters", 0),
+            "groups": getattr(obj, "_groups", 0),
+        }
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -136,8 +141,11 @@ class ResidentProbeAdmin(admin.ModelAdmin):
         if token:
             self.message_user(
                 request,
-                f"Token of resident probe '{form.instance.name}': {token} — copy it now, it "
-                "will not be shown again (the portal writes it into each cluster's Secret).",
+                gettext(
+                    "Token of resident probe '%(name)s': %(token)s — copy it now, it will not "
+                    "be shown again (the portal writes it into each cluster's Secret)."
+                )
+                % {"name": form.instance.name, "token": token},
                 messages.WARNING,
             )
 
@@ -148,20 +156,26 @@ class ResidentProbeAdmin(admin.ModelAdmin):
         for probe in queryset:
             services.resident_probe_delete(probe=probe)
 
-    @admin.action(description="Rotate the token of selected probes", permissions=["change"])
+    @admin.action(description=_("Rotate the token of selected probes"), permissions=["change"])
     def rotate_tokens(self, request: HttpRequest, queryset: QuerySet[ResidentProbe]) -> None:
         for probe in queryset[:20]:  # each is shown once: keep the page readable
             token = services.resident_probe_rotate_token(probe=probe)
             self.message_user(
-                request, f"New token of '{probe.name}': {token} — shown once.", messages.WARNING
+                request,
+                gettext("New token of '%(name)s': %(token)s — shown once.")
+                % {"name": probe.name, "token": token},
+                messages.WARNING,
             )
 
-    @admin.action(description="Apply to clusters now", permissions=["change"])
+    @admin.action(description=_("Apply to clusters now"), permissions=["change"])
     def apply_now(self, request: HttpRequest, queryset: QuerySet[ResidentProbe]) -> None:
         count = services.resident_probes_apply(
             probe_ids=list(queryset.values_list("pk", flat=True))
         )
-        self.message_user(request, f"Applying {count} resident probe(s).", messages.SUCCESS)
+        text = ngettext(
+            "Applying %(n)d resident probe.", "Applying %(n)d resident probes.", count
+        ) % {"n": count}
+        self.message_user(request, text, messages.SUCCESS)
 
 
 @admin.register(ResidentAlertRule)

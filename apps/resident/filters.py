@@ -1,6 +1,7 @@
 """Filter sets of resident probes and their alert rules, shared by the API and the admin."""
 
 import django_filters
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.filters import FilterSet
 from apps.resident.models import ResidentAlertRule, ResidentProbe
@@ -10,10 +11,10 @@ class ResidentProbeFilter(FilterSet):
     name = django_filters.CharFilter(lookup_expr="icontains")
     enabled = django_filters.BooleanFilter()
     cluster = django_filters.CharFilter(
-        field_name="clusters__name", label="Explicit target cluster"
+        field_name="clusters__name", label=_("Explicit target cluster")
     )
-    group = django_filters.CharFilter(field_name="groups__name", label="Target group")
-    case = django_filters.CharFilter(field_name="case__name", label="Built-in case")
+    group = django_filters.CharFilter(field_name="groups__name", label=_("Target group"))
+    case = django_filters.CharFilter(field_name="case__name", label=_("Built-in case"))
     image = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:

@@ -8,9 +8,13 @@ written and read with SQL (apps/resident/storage.py, created by migration 0002).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.alerts.models import Severity
 from apps.catalog.models import Case
@@ -31,7 +35,7 @@ def validate_resident_env(value: object) -> None:
     reserved = sorted(k for k in value if k.startswith("KUBEPROBE_"))  # type: ignore[attr-defined]
     if reserved:
         raise ValidationError(
-            "KUBEPROBE_* variables are set by the operator: %(names)s.",
+            _("KUBEPROBE_* variables are set by the operator: %(names)s."),
             params={"names": ", ".join(reserved)},
         )
 
@@ -48,7 +52,7 @@ def case_module(case: Case) -> str:
 def validate_probe_name(value: str) -> None:
     if value in RESERVED_NAMES:
         raise ValidationError(
-            "%(value)r is reserved (it is a path under /api/v1/resident/).",
+            _("%(value)r is reserved (it is a path under /api/v1/resident/)."),
             params={"value": value},
         )
 
@@ -60,7 +64,7 @@ class ResidentProbe(TimeStampedModel):
         max_length=NAME_MAX,
         unique=True,
         validators=[validate_probe_name],
-        help_text="The ProbeConfig's probeName; samples name it.",
+        help_text=_("The ProbeConfig's probeName; samples name it."),
     )
     description = models.TextField(blank=True)
     case = models.ForeignKey(
@@ -75,7 +79,7 @@ class ResidentProbe(TimeStampedModel):
     image = models.CharField(
         max_length=500,
         blank=True,
-        help_text="A custom image whose command runs the resident runner. Set this or a case.",
+        help_text=_("A custom image whose command runs the resident runner. Set this or a case."),
     )
     command = models.JSONField(default=list, blank=True, validators=[validate_string_list])
     args = models.JSONField(default=list, blank=True, validators=[validate_string_list])
@@ -83,7 +87,7 @@ class ResidentProbe(TimeStampedModel):
         default=dict,
         blank=True,
         validators=[validate_resident_env],
-        help_text="Env of the resident pod, over the case's rendered env.",
+        help_text=_("Env of the resident pod, over the case's rendered env."),
     )
     resources = models.JSONField(default=dict, blank=True, validators=[validate_resources])
     service_account = models.CharField(max_length=253, blank=True)
@@ -92,7 +96,7 @@ class ResidentProbe(TimeStampedModel):
     interval_ms = models.PositiveIntegerField(
         default=1000,
         validators=[MinValueValidator(100), MaxValueValidator(3_600_000)],
-        help_text="One sample every this many milliseconds (at least 100).",
+        help_text=_("One sample every this many milliseconds (at least 100)."),
     )
     sample_timeout_ms = models.PositiveIntegerField(
         default=5000, validators=[MinValueValidator(100), MaxValueValidator(600_000)]
@@ -100,7 +104,7 @@ class ResidentProbe(TimeStampedModel):
     denoise_k = models.PositiveSmallIntegerField(
         default=3,
         validators=[MinValueValidator(1), MaxValueValidator(100)],
-        help_text="The state changes only when k of the last n samples agree.",
+        help_text=_("The state changes only when k of the last n samples agree."),
     )
     denoise_n = models.PositiveSmallIntegerField(
         default=5, validators=[MinValueValidator(1), MaxValueValidator(100)]
@@ -108,7 +112,7 @@ class ResidentProbe(TimeStampedModel):
     report_rate = models.FloatField(
         default=1.0,
         validators=[MinValueValidator(0.01), MaxValueValidator(100)],
-        help_text="Batches per second the runner may send (token bucket refill).",
+        help_text=_("Batches per second the runner may send (token bucket refill)."),
     )
     report_burst = models.PositiveIntegerField(
         default=5, validators=[MinValueValidator(1), MaxValueValidator(1000)]
@@ -116,7 +120,7 @@ class ResidentProbe(TimeStampedModel):
     batch_window_ms = models.PositiveIntegerField(
         default=1000,
         validators=[MinValueValidator(100), MaxValueValidator(600_000)],
-        help_text="Samples are aggregated into windows of this length.",
+        help_text=_("Samples are aggregated into windows of this length."),
     )
     enabled = models.BooleanField(default=True, db_index=True)
     # The token: derived from SECRET_KEY, the id and this nonce (apps/resident/tokens.py);
@@ -155,18 +159,18 @@ class ResidentProbe(TimeStampedModel):
 
     def clean(self) -> None:
         super().clean()
-        errors: dict[str, str] = {}
+        errors: dict[str, Any] = {}
         if bool(self.case_id) == bool(self.image):
-            errors["image"] = "Set exactly one of case (built-in) or image."
+            errors["image"] = _("Set exactly one of case (built-in) or image.")
         if self.case_id and (self.command or self.args):
-            errors["command"] = "Command and args go with an image; a case runs its own module."
+            errors["command"] = _("Command and args go with an image; a case runs its own module.")
         if self.case_id and self.case is not None and case_module(self.case) not in RESIDENT_CASES:
             errors["case"] = (
                 f"Case {self.case.name} cannot run resident: only the built-in cases "
                 f"{', '.join(RESIDENT_CASES)} can (or give an image)."
             )
         if self.denoise_k and self.denoise_n and self.denoise_k > self.denoise_n:
-            errors["denoise_k"] = "k must not exceed n (k of the last n samples agree)."
+            errors["denoise_k"] = _("k must not exceed n (k of the last n samples agree).")
         if errors:
             raise ValidationError(errors)
 
@@ -174,7 +178,7 @@ class ResidentProbe(TimeStampedModel):
 def probe_scope_errors(*, clusters: object, groups: object) -> dict[str, str]:
     """A resident probe needs somewhere to run (admin and API alike)."""
     if not (clusters or groups):
-        return {"clusters": "Name at least one cluster or group."}
+        return {"clusters": gettext("Name at least one cluster or group.")}
     return {}
 
 
@@ -187,7 +191,7 @@ class ResidentTarget(models.Model):
     last_sample_at = models.DateTimeField(null=True, blank=True)
     last_report_at = models.DateTimeField(null=True, blank=True)
     samples_dropped = models.PositiveBigIntegerField(default=0)
-    state = models.CharField(max_length=8, blank=True, help_text="up/down at the newest window.")
+    state = models.CharField(max_length=8, blank=True, help_text=_("up/down at the newest window."))
     # The ProbeConfig in the cluster: what was applied, when, and its status read back.
     applied_hash = models.CharField(max_length=64, blank=True)
     applied_namespace = models.CharField(max_length=63, blank=True)
@@ -249,19 +253,19 @@ class ResidentAlertRule(TimeStampedModel):
         blank=True,
         on_delete=models.CASCADE,
         related_name="alert_rules",
-        help_text="Empty: every resident probe without a rule of its own.",
+        help_text=_("Empty: every resident probe without a rule of its own."),
     )
     availability_below = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(0.1), MaxValueValidator(100)],
-        help_text="Fire when availability (percent of ok samples) in the window is below this.",
+        help_text=_("Fire when availability (percent of ok samples) in the window is below this."),
     )
     latency_p99_above_ms = models.FloatField(
         null=True,
         blank=True,
         validators=[MinValueValidator(0.1)],
-        help_text="Fire when the window's p99 latency (ms) is above this.",
+        help_text=_("Fire when the window's p99 latency (ms) is above this."),
     )
     window_minutes = models.PositiveIntegerField(
         default=5, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)]
@@ -270,7 +274,7 @@ class ResidentAlertRule(TimeStampedModel):
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
-        help_text="Fire when a cluster that reported before sent nothing for this long.",
+        help_text=_("Fire when a cluster that reported before sent nothing for this long."),
     )
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
 
@@ -289,7 +293,8 @@ class ResidentAlertRule(TimeStampedModel):
         ):
             raise ValidationError(
                 {
-                    "availability_below": "Set at least one condition: availability, "
-                    "p99 latency or no data."
+                    "availability_below": _(
+                        "Set at least one condition: availability, p99 latency or no data."
+                    )
                 }
             )

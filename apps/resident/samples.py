@@ -89,9 +89,9 @@ def _latency(value: Any, field: str) -> float | None:
 
 
 def _unknown(data: dict[str, Any], allowed: set[str], prefix: str) -> None:
-    extra = sorted(set(data) - allowed)
+    extra = data.keys() - allowed  # runs 3 times per window: no sorting unless refused
     if extra:
-        raise _bad(prefix + extra[0], "Unknown field.")
+        raise _bad(prefix + sorted(extra)[0], "Unknown field.")
 
 
 def _errors(value: Any, field: str) -> list[dict[str, Any]]:

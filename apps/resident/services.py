@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -197,29 +198,69 @@ def _enqueue_apply(probe_id: int) -> None:
 
 # ------------------------------------------------------------------ ingestion
 
-# Which clusters a probe may report for, per process for a few seconds: a batch
-# per second per cluster must not resolve groups every time.
-_TARGETS_TTL = 10.0
+# Per process, for a few seconds: which probe a token is (its hash → id, name,
+# enabled, updated_at) and which clusters that probe may report for. A batch per
+# second per cluster must not look up its token and resolve groups every time. A
+# cached token is trusted only together with the store, which writes nothing unless
+# the probe still has that token and is enabled (storage.batch_store's token_hash):
+# a rotated token or a disabled probe is refused at once, in every process.
+_CACHE_TTL = 10.0
+_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class _Probe:
+    pk: int
+    name: str
+    enabled: bool
+    updated_at: datetime
+
+
+_probes: dict[str, tuple[float, _Probe]] = {}
 _targets: dict[tuple[int, datetime], tuple[float, dict[str, int]]] = {}
-_targets_lock = threading.Lock()
+_cache_lock = threading.Lock()
 
 
-def _target_clusters(probe: ResidentProbe) -> dict[str, int]:
-    key = (probe.pk, probe.updated_at)
-    now = time.monotonic()
-    with _targets_lock:
-        hit = _targets.get(key)
-        if hit is not None and now - hit[0] < _TARGETS_TTL:
-            return hit[1]
-    names = dict(
-        clusters_for_targets(
-            clusters=probe.clusters.all(), groups=probe.groups.all(), enabled_only=True
-        ).values_list("name", "pk")
+def _cached(cache: dict[Any, tuple[float, Any]], key: Any) -> Any:
+    with _cache_lock:
+        hit = cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < _CACHE_TTL:
+        return hit[1]
+    return None
+
+
+def _remember(cache: dict[Any, tuple[float, Any]], key: Any, value: Any) -> None:
+    with _cache_lock:
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
+        cache[key] = (time.monotonic(), value)
+
+
+def _probe_by_token(token_hash: str) -> _Probe | None:
+    row = (
+        ResidentProbe.objects.filter(token_hash=token_hash)
+        .values_list("pk", "name", "enabled", "updated_at")
+        .first()
     )
-    with _targets_lock:
-        if len(_targets) > 10_000:
-            _targets.clear()
-        _targets[key] = (now, names)
+    if row is None:
+        return None
+    probe = _Probe(*row)
+    _remember(_probes, token_hash, probe)
+    return probe
+
+
+def _target_clusters(probe: _Probe, *, fresh: bool = False) -> dict[str, int]:
+    key = (probe.pk, probe.updated_at)
+    names: dict[str, int] | None = None if fresh else _cached(_targets, key)
+    if names is None:
+        names = dict(
+            clusters_for_targets(
+                clusters=Cluster.objects.filter(resident_probes=probe.pk),
+                groups=ClusterGroup.objects.filter(resident_probes=probe.pk),
+                enabled_only=True,
+            ).values_list("name", "pk")
+        )
+        _remember(_targets, key, names)
     return names
 
 
@@ -230,13 +271,25 @@ def resident_samples_ingest(*, token: str, body: bytes) -> dict[str, Any]:
     """
     if not token:
         raise SampleRejected(401, {"detail": "Authorization: Bearer <probe token> is required."})
-    probe = (
-        ResidentProbe.objects.only("pk", "name", "enabled", "updated_at")
-        .filter(token_hash=tokens.hash_token(token))
-        .first()
-    )
-    if probe is None:
-        raise SampleRejected(401, {"detail": "Unknown or rotated resident probe token."})
+    token_hash = tokens.hash_token(token)
+    cached: _Probe | None = _cached(_probes, token_hash)
+    if cached is not None:
+        try:
+            return _ingest(cached, token_hash, body)
+        except (SampleRejected, storage.ProbeChanged):
+            pass  # decided again below on a fresh lookup: the refusal names the current state
+    probe = _probe_by_token(token_hash)
+    try:
+        if probe is None:
+            raise storage.ProbeChanged
+        return _ingest(probe, token_hash, body)
+    except storage.ProbeChanged:
+        with _cache_lock:
+            _probes.pop(token_hash, None)
+        raise SampleRejected(401, {"detail": "Unknown or rotated resident probe token."}) from None
+
+
+def _ingest(probe: _Probe, token_hash: str, body: bytes) -> dict[str, Any]:
     now = timezone.now()
     oldest = now - timedelta(days=settings.KUBEPROBE_RESIDENT_RETENTION_DAYS)
     batch = batch_parse(body, now=now, oldest=oldest)
@@ -247,6 +300,8 @@ def resident_samples_ingest(*, token: str, body: bytes) -> dict[str, Any]:
     if not probe.enabled:
         raise SampleRejected(403, {"probe": [f"Resident probe {probe.name} is disabled."]})
     cluster_id = _target_clusters(probe).get(batch.cluster)
+    if cluster_id is None:  # maybe a cluster added since: resolved again before refusing
+        cluster_id = _target_clusters(probe, fresh=True).get(batch.cluster)
     if cluster_id is None:
         raise SampleRejected(
             403,
@@ -263,6 +318,7 @@ def resident_samples_ingest(*, token: str, body: bytes) -> dict[str, Any]:
         windows=batch.windows,
         dropped=batch.dropped,
         now=now,
+        token_hash=token_hash,
     )
     if not stored:
         return {"duplicate": True}

@@ -9,8 +9,10 @@ Three tables (created by migration 0002):
 * ``resident_minute``: per-minute rollups (sums and maxima, so that any
   coarser step is exact to compute from them), upserted with each batch.
 
-On Postgres each is natively partitioned by day (``<table>_pYYYYMMDD``) with a
-default partition as a safety net; ``partitions_ensure`` creates days ahead
+On Postgres a batch is one statement (batch id, windows, rollups and the
+target's state together). Each table is natively partitioned by day
+(``<table>_pYYYYMMDD``) with a default partition as a safety net;
+``partitions_ensure`` (apps/resident/partitions.py) creates days ahead
 (moving any rows the default partition caught for that day) and
 ``partitions_drop`` enforces retention by dropping whole days. On SQLite (the
 trial default) they are plain tables and retention deletes rows.
@@ -22,21 +24,23 @@ carries unchanged, so the retry meets its own key in the same partition.
 from __future__ import annotations
 
 import json
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
 
-WINDOW = "resident_window"
-BATCH = "resident_batch"
-MINUTE = "resident_minute"
-# table → its partition key column
-PARTITIONED = {WINDOW: "start", BATCH: "first_start", MINUTE: "minute"}
-PARTITION_RE = re.compile(r"_p(\d{8})$")
+# The partition housekeeping lives in partitions.py; importable from here as before.
+from apps.resident.partitions import (  # noqa: F401
+    BATCH,
+    MINUTE,
+    PARTITIONED,
+    WINDOW,
+    partitions_drop,
+    partitions_ensure,
+)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,12 @@ def _epoch(column: str) -> str:
 
 # ------------------------------------------------------------------ writing
 
+PROBE = "resident_residentprobe"
+
+
+class ProbeChanged(Exception):
+    """The probe was deleted, disabled or its token rotated: the batch was not stored."""
+
 
 def batch_store(
     *,
@@ -78,10 +88,25 @@ def batch_store(
     windows: Sequence[Window],
     dropped: int,
     now: datetime,
+    token_hash: str | None = None,
 ) -> bool:
-    """Store one batch in one transaction; False if its id was stored before (nothing written)."""
+    """Store one batch atomically; False if its id was stored before (nothing written).
+
+    With `token_hash`, the batch is stored only if the probe is still enabled and
+    still has that token, checked in the same statement (ingestion trusts a cached
+    token lookup this way); else nothing is written and ProbeChanged is raised.
+    """
     first = windows[0].start
+    if _postgres():
+        return _store_postgres(probe_id, cluster_id, batch_id, windows, dropped, now, token_hash)
     with transaction.atomic(), connection.cursor() as cur:
+        if token_hash is not None:
+            cur.execute(
+                f"SELECT 1 FROM {PROBE} WHERE id = %s AND enabled AND token_hash = %s",
+                [probe_id, token_hash],
+            )
+            if cur.fetchone() is None:
+                raise ProbeChanged
         cur.execute(
             f"INSERT INTO {BATCH} (probe_id, batch_id, first_start, received_at) "
             "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
@@ -96,31 +121,104 @@ def batch_store(
     return True
 
 
+# One statement per batch (one round trip, atomic without BEGIN/COMMIT): the probe
+# check (p) gates the batch id row, which gates the rest through its RETURNING, so a
+# retry (or a concurrent copy, which waits on the id's key) writes nothing. The windows travel as one JSON document that
+# Postgres unpacks (dumping ten typed arrays in Python cost more than the insert), and
+# the per-minute rollups are summed from the same rows by the database.
+_STORE_SQL = f"""
+WITH p AS (
+    SELECT 1 WHERE %(token)s::text IS NULL OR EXISTS (SELECT 1 FROM {PROBE}
+        WHERE id = %(probe)s AND enabled AND token_hash = %(token)s::text)
+), b AS (
+    INSERT INTO {BATCH} (probe_id, batch_id, first_start, received_at)
+    SELECT %(probe)s, %(batch)s, %(first)s, %(now)s WHERE EXISTS (SELECT 1 FROM p)
+    ON CONFLICT DO NOTHING RETURNING 1
+), r AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb) AS r(
+        s timestamptz, e timestamptz, c int, f int, p50 float8, p99 float8, mx float8,
+        up bool, err jsonb)
+    WHERE EXISTS (SELECT 1 FROM b)
+), w AS (
+    INSERT INTO {WINDOW} (probe_id, cluster_id, start, "end", count, failures,
+        p50_ms, p99_ms, max_ms, up, errors)
+    SELECT %(probe)s, %(cluster)s, s, e, c, f, p50, p99, mx, up, err FROM r
+), m AS (
+    INSERT INTO {MINUTE} AS o (probe_id, cluster_id, minute, count, failures, p50_sum,
+        p99_sum, max_ms)
+    SELECT %(probe)s, %(cluster)s, date_trunc('minute', s), sum(c), sum(f),
+        sum(COALESCE(p50, 0) * c), sum(COALESCE(p99, 0) * c), max(COALESCE(mx, 0))
+    FROM r GROUP BY 3 ORDER BY 3
+    ON CONFLICT (probe_id, cluster_id, minute) DO UPDATE SET
+        count = o.count + excluded.count, failures = o.failures + excluded.failures,
+        p50_sum = o.p50_sum + excluded.p50_sum, p99_sum = o.p99_sum + excluded.p99_sum,
+        max_ms = GREATEST(o.max_ms, excluded.max_ms)
+), t AS (
+    INSERT INTO resident_residenttarget AS o (probe_id, cluster_id, last_sample_at,
+        last_report_at, samples_dropped, state, applied_hash, applied_namespace,
+        apply_error, config_status)
+    SELECT %(probe)s, %(cluster)s, %(last)s, %(now)s, %(dropped)s, %(state)s, '', '', '',
+        '{{}}'::jsonb
+    WHERE EXISTS (SELECT 1 FROM b)
+    ON CONFLICT (probe_id, cluster_id) DO UPDATE SET
+        last_sample_at = GREATEST(o.last_sample_at, excluded.last_sample_at),
+        state = CASE WHEN o.last_sample_at IS NULL OR excluded.last_sample_at > o.last_sample_at
+            THEN excluded.state ELSE o.state END,
+        last_report_at = excluded.last_report_at,
+        samples_dropped = excluded.samples_dropped
+)
+SELECT (SELECT count(*) FROM b), EXISTS (SELECT 1 FROM p)
+"""
+
+
+def _store_postgres(
+    probe_id: int,
+    cluster_id: int,
+    batch_id: str,
+    windows: Sequence[Window],
+    dropped: int,
+    now: datetime,
+    token_hash: str | None,
+) -> bool:
+    rows = [
+        {
+            "s": w.start.isoformat(),
+            "e": w.end.isoformat(),
+            "c": w.count,
+            "f": w.failures,
+            "p50": w.p50_ms,
+            "p99": w.p99_ms,
+            "mx": w.max_ms,
+            "up": w.up,
+            "err": w.errors or None,
+        }
+        for w in windows
+    ]
+    newest = max(windows, key=lambda w: w.end)
+    with connection.cursor() as cur:
+        cur.execute(
+            _STORE_SQL,
+            {
+                "probe": probe_id,
+                "cluster": cluster_id,
+                "batch": batch_id,
+                "first": windows[0].start,
+                "now": now,
+                "rows": json.dumps(rows),
+                "last": newest.end,
+                "dropped": dropped,
+                "state": "up" if newest.up else "down",
+                "token": token_hash,
+            },
+        )
+        stored, probe_ok = cur.fetchone()
+    if not probe_ok:
+        raise ProbeChanged
+    return bool(stored)
+
+
 def _insert_windows(cur: Any, probe_id: int, cluster_id: int, windows: Sequence[Window]) -> None:
     errors = [json.dumps(w.errors) if w.errors else None for w in windows]
-    if _postgres():
-        # One statement whatever the batch size: the columns travel as arrays.
-        cur.execute(
-            f'INSERT INTO {WINDOW} (probe_id, cluster_id, start, "end", count, failures, '
-            "p50_ms, p99_ms, max_ms, up, errors) "
-            "SELECT %s, %s, s, e, c, f, p50, p99, mx, up, err::jsonb FROM unnest("
-            "%s::timestamptz[], %s::timestamptz[], %s::int[], %s::int[], %s::real[], "
-            "%s::real[], %s::real[], %s::bool[], %s::text[]) AS t(s, e, c, f, p50, p99, mx, up, err)",
-            [
-                probe_id,
-                cluster_id,
-                [w.start for w in windows],
-                [w.end for w in windows],
-                [w.count for w in windows],
-                [w.failures for w in windows],
-                [w.p50_ms for w in windows],
-                [w.p99_ms for w in windows],
-                [w.max_ms for w in windows],
-                [w.up for w in windows],
-                errors,
-            ],
-        )
-        return
     cur.executemany(
         f'INSERT INTO {WINDOW} (probe_id, cluster_id, start, "end", count, failures, '
         "p50_ms, p99_ms, max_ms, up, errors) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -162,7 +260,6 @@ def _upsert_minutes(cur: Any, probe_id: int, cluster_id: int, windows: Sequence[
     params: list[Any] = []
     for minute, (count, failures, p50_sum, p99_sum, max_ms) in sorted(sums.items()):
         params += [probe_id, cluster_id, _dt(minute), count, failures, p50_sum, p99_sum, max_ms]
-    greatest = "GREATEST" if _postgres() else "MAX"
     cur.execute(
         f"INSERT INTO {MINUTE} (probe_id, cluster_id, minute, count, failures, p50_sum, "
         f"p99_sum, max_ms) VALUES {values} "
@@ -171,7 +268,7 @@ def _upsert_minutes(cur: Any, probe_id: int, cluster_id: int, windows: Sequence[
         f"failures = {MINUTE}.failures + excluded.failures, "
         f"p50_sum = {MINUTE}.p50_sum + excluded.p50_sum, "
         f"p99_sum = {MINUTE}.p99_sum + excluded.p99_sum, "
-        f"max_ms = {greatest}({MINUTE}.max_ms, excluded.max_ms)",
+        f"max_ms = MAX({MINUTE}.max_ms, excluded.max_ms)",
         params,
     )
 
@@ -349,83 +446,3 @@ def errors_recent(*, probe_id: int, cluster_id: int, limit: int = 5) -> list[dic
             for item in errors if isinstance(errors, list) else json.loads(errors):
                 out.append({"t": int(epoch), **item})
         return out
-
-
-# ------------------------------------------------------------------ partitions
-
-
-def _day_name(table: str, day: date) -> str:
-    return f"{table}_p{day:%Y%m%d}"
-
-
-def _existing_partitions(cur: Any, table: str) -> set[str]:
-    cur.execute(
-        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s",
-        [table],
-    )
-    return {name for (name,) in cur}
-
-
-def partitions_ensure(*, days_ahead: int = 3, today: date | None = None) -> list[str]:
-    """Create the daily partitions from today to `days_ahead` days on; returns those created.
-
-    Rows the default partition caught for such a day (samples from the future, a
-    housekeeping outage) are moved into the new partition before it is attached.
-    """
-    if not _postgres():
-        return []
-    today = today or datetime.now(UTC).date()
-    created = []
-    with connection.cursor() as cur:
-        for table, column in PARTITIONED.items():
-            existing = _existing_partitions(cur, table)
-            for offset in range(days_ahead + 1):
-                day = today + timedelta(days=offset)
-                name = _day_name(table, day)
-                if name in existing:
-                    continue
-                lo = datetime(day.year, day.month, day.day, tzinfo=UTC)
-                hi = lo + timedelta(days=1)
-                with transaction.atomic():
-                    cur.execute(
-                        f"CREATE TABLE {name} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-                    )
-                    cur.execute(
-                        f"WITH moved AS (DELETE FROM {table}_default WHERE {column} >= %s "
-                        f"AND {column} < %s RETURNING *) INSERT INTO {name} SELECT * FROM moved",
-                        [lo, hi],
-                    )
-                    cur.execute(
-                        f"ALTER TABLE {table} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)",
-                        [lo, hi],
-                    )
-                created.append(name)
-    return created
-
-
-def partitions_drop(
-    *, keep_days: int, rollup_keep_days: int, today: date | None = None
-) -> list[str]:
-    """Drop (Postgres) or delete (SQLite) what is older than the retention; returns what went."""
-    today = today or datetime.now(UTC).date()
-    keep = {WINDOW: keep_days, BATCH: keep_days, MINUTE: rollup_keep_days}
-    dropped = []
-    with connection.cursor() as cur:
-        for table, column in PARTITIONED.items():
-            oldest = today - timedelta(days=keep[table])
-            if not _postgres():
-                cutoff = datetime(oldest.year, oldest.month, oldest.day, tzinfo=UTC)
-                cur.execute(f"DELETE FROM {table} WHERE {column} < %s", [_dt(cutoff)])
-                if cur.rowcount:
-                    dropped.append(f"{table}: {cur.rowcount} rows")
-                continue
-            for name in sorted(_existing_partitions(cur, table)):
-                match = PARTITION_RE.search(name)
-                if match and datetime.strptime(match.group(1), "%Y%m%d").date() < oldest:
-                    cur.execute(f"DROP TABLE {name}")
-                    dropped.append(name)
-            # The default partition keeps only what no day holds: old strays go too.
-            cutoff = datetime(oldest.year, oldest.month, oldest.day, tzinfo=UTC)
-            cur.execute(f"DELETE FROM {table}_default WHERE {column} < %s", [cutoff])
-    return dropped

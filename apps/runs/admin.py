@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_utils import pretty_json
 from apps.runs.admin_actions import RunNowMixin, run_now_action
@@ -59,17 +60,20 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
     # What happened first, bookkeeping last.
     fieldsets = [
         (None, {"fields": ["case", "cluster", "state", "duration", "reason"]}),
-        ("Result", {"fields": ["steps_display", "errors_display", "metrics_display", "log_tail"]}),
         (
-            "Origin",
+            _("Result"),
+            {"fields": ["steps_display", "errors_display", "metrics_display", "log_tail"]},
+        ),
+        (
+            _("Origin"),
             {"fields": ["trigger", "binding", "event", "requested_by", "executor", "pod_name"]},
         ),
         (
-            "Times",
+            _("Times"),
             {"fields": ["created_at", "dispatched_at", "finished_at", "deadline", "ok"]},
         ),
         (
-            "Diagnostics",
+            _("Diagnostics"),
             {"fields": ["diagnostics_display", "idempotency_key"], "classes": ["collapse"]},
         ),
     ]
@@ -90,15 +94,15 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: ProbeRun | None = None) -> bool:
         return False
 
-    @admin.display(description="created", ordering="created_at")
+    @admin.display(description=_("created"), ordering="created_at")
     def created(self, obj: ProbeRun) -> str:
         return f"{obj.created_at:%Y-%m-%d %H:%M:%S}"
 
-    @admin.display(description="duration", ordering="duration_ms")
+    @admin.display(description=_("duration"), ordering="duration_ms")
     def duration(self, obj: ProbeRun) -> str:
         return _ms(obj.duration_ms)
 
-    @admin.display(description="errors")
+    @admin.display(description=_("errors"))
     def errors_display(self, obj: ProbeRun) -> SafeString | str:
         if not obj.errors:
             return "-"
@@ -109,7 +113,7 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
             ),
         )
 
-    @admin.display(description="steps")
+    @admin.display(description=_("steps"))
     def steps_display(self, obj: ProbeRun) -> SafeString | str:
         if not obj.steps:
             return "-"
@@ -120,7 +124,7 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
                 (
                     n,
                     step.get("name", ""),
-                    "✗ failed" if step.get("ok") is False else "✓ ok",
+                    "✗ " + _("failed") if step.get("ok") is False else "✓ " + _("ok"),
                     _ms(step.get("duration_ms")),
                     step.get("error", ""),
                 )
@@ -129,11 +133,15 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
             ),
         )
         return format_html(
-            "<table><thead><tr><th>#</th><th>step</th><th>result</th><th>duration</th><th>error</th></tr></thead><tbody>{}</tbody></table>",
+            "<table><thead><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>{}</tbody></table>",
+            _("step"),
+            _("result"),
+            _("duration"),
+            _("error"),
             rows,
         )
 
-    @admin.display(description="metrics")
+    @admin.display(description=_("metrics"))
     def metrics_display(self, obj: ProbeRun) -> SafeString | str:
         if not obj.metrics:
             return "-"
@@ -144,7 +152,7 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
         )
         return format_html("<table><tbody>{}</tbody></table>", rows)
 
-    @admin.display(description="diagnostics")
+    @admin.display(description=_("diagnostics"))
     def diagnostics_display(self, obj: ProbeRun) -> str:
         return pretty_json(obj.diagnostics)
 

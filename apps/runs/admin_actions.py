@@ -13,7 +13,11 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
+from apps.core.admin_utils import lazy_format
 from apps.runs.services import CreateResult
 
 
@@ -33,30 +37,40 @@ def add_run_now(admin_class: type[admin.ModelAdmin], action: Callable[..., None]
 
 
 def report_runs(
-    modeladmin: admin.ModelAdmin, request: HttpRequest, result: CreateResult, what: str
+    modeladmin: admin.ModelAdmin, request: HttpRequest, result: CreateResult, what: str | Promise
 ) -> None:
     if not result.created and not result.skipped:
         modeladmin.message_user(
             request,
-            f"Nothing to run: {what} is not covered by an enabled binding.",
+            _("Nothing to run: %(what)s is not covered by an enabled binding.") % {"what": what},
             messages.WARNING,
         )
         return
-    text = f"Started {len(result.created)} run(s)"
     if result.skipped:
-        text += f"; skipped {result.skipped} whose previous run is still active"
-    modeladmin.message_user(request, text + ".", messages.SUCCESS)
+        text = _(
+            "Started %(started)s run(s); skipped %(skipped)s whose previous run is still active."
+        )
+    else:
+        text = _("Started %(started)s run(s).")
+    values = {"started": len(result.created), "skipped": result.skipped}
+    modeladmin.message_user(request, text % values, messages.SUCCESS)
 
 
 def run_now_action(
-    what: str, runner: Callable[[QuerySet[Any], int | None], CreateResult]
+    what: str | Promise, runner: Callable[[QuerySet[Any], int | None], CreateResult]
 ) -> Callable[..., None]:
-    @admin.action(description=f"Run now: selected {what}", permissions=["run"])
+    @admin.action(
+        description=lazy_format(gettext_noop("Run now: selected %(what)s"), what=what),
+        permissions=["run"],
+    )
     def run_now(
         modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]
     ) -> None:
         report_runs(
-            modeladmin, request, runner(queryset, request.user.pk), f"the selection of {what}"
+            modeladmin,
+            request,
+            runner(queryset, request.user.pk),
+            _("the selection of %(what)s") % {"what": what},
         )
 
     return run_now

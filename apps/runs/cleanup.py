@@ -14,9 +14,11 @@ from django.utils import timezone
 
 from apps.clusters.k8s import BreakerOpen, BudgetSpent, call_deadline
 from apps.clusters.models import Cluster
+from apps.runs import partitions
 from apps.runs.executors import ExecutorError, get_executor
 from apps.runs.models import ProbeRun, RunState
 from apps.runs.reaping import error_text
+from apps.runs.rollups import rollups_purge
 
 logger = logging.getLogger(__name__)
 
@@ -156,9 +158,14 @@ def cluster_sweep_orphans(*, cluster: Cluster, now: datetime | None = None) -> i
 
 
 def runs_purge(*, now: datetime | None = None, batch: int = 5000, max_batches: int = 100) -> int:
-    """Delete finished runs older than the retention, in batches."""
+    """Delete finished runs older than the retention: on a partitioned runs table
+    (Postgres) whole partitions once all their runs are past it (apps/runs/partitions.py),
+    elsewhere row by row in batches. Rollups are kept a week longer than runs."""
     now = now or timezone.now()
     cutoff = now - timedelta(days=settings.KUBEPROBE_RUN_RETENTION_DAYS)
+    rollups_purge(before=min(cutoff, now - timedelta(days=8)))
+    if partitions.is_partitioned():
+        return partitions.partitions_drop(cutoff=cutoff)
     deleted = 0
     for _ in range(max_batches):
         ids = list(

@@ -4,7 +4,8 @@ A tick of a binding over 10,000 clusters × 20 cases is 200,000 runs. Building
 them as model instances and publishing one broker message per run took minutes
 and most of a gigabyte; here the database expands cases × clusters itself,
 skips pairs whose previous run is still active, and inserts the rest with a
-few statements (`ON CONFLICT (idempotency_key) DO NOTHING`), so Python never
+few statements (`ON CONFLICT DO NOTHING`: the idempotency key's unique index
+is per partition of the runs table, see docs/scale.md), so Python never
 holds the rows. Runs are handed to dispatch by being committed as `pending`:
 dispatch workers claim them from the table in batches
 (apps/runs/dispatch_batch.py), and the tick only publishes a few wake-up
@@ -26,6 +27,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
+from apps.runs import partitions
 from apps.runs.models import ACTIVE_STATES, ProbeRun, RunState
 from apps.runs.services import CreateResult, redispatch_window, runs_create
 
@@ -80,6 +82,22 @@ def _subquery(queryset: QuerySet[Any], *fields: str) -> tuple[str, list[Any]]:
     return sql, list(params)
 
 
+def _earlier_partition_guard(table: str, key: str) -> tuple[str, list[Any]]:
+    """ON CONFLICT sees the idempotency key's unique index of one partition only
+    (apps/runs/partitions.py): a tick delivered again after a new partition opened
+    would store its runs twice. So on a partitioned table a pair is also passed over
+    when the previous partition holds its key; ids bound the look-up to two partitions."""
+    if not partitions.is_partitioned():
+        return "", []
+    with connection.cursor() as cursor:
+        floor = max(0, (partitions.sequence_value(cursor) // partitions.STRIDE - 1))
+    sql = (
+        f" AND NOT EXISTS (SELECT 1 FROM {table} d WHERE d.id >= %s AND d.idempotency_key ="  # noqa: S608
+        " (CAST(%s AS TEXT) || CAST(p.case_id AS TEXT) || ':' || CAST(p.cluster_id AS TEXT)))"
+    )
+    return sql, [floor * partitions.STRIDE, f"{key}:"]
+
+
 @dataclass(frozen=True)
 class _Plan:
     sql: str
@@ -106,6 +124,7 @@ def _plan(
     clusters_sql, clusters_params = _subquery(clusters, "id", "executor")
     table = connection.ops.quote_name(ProbeRun._meta.db_table)
     active = ", ".join(["%s"] * len(ACTIVE_STATES))
+    guard_sql, guard = _earlier_partition_guard(table, key)
     # The run this request already stored for a pair (a resumed tick) is not "another
     # active run": ON CONFLICT passes over it without counting it as skipped.
     sql = (
@@ -117,19 +136,19 @@ def _plan(
         f" FROM ({cases_sql}) c CROSS JOIN ({clusters_sql}) k WHERE k.id %% %s = %s),"
         f" ins AS (INSERT INTO {table} ({', '.join(names)})"
         f" SELECT {', '.join(exprs)}"
-        " FROM p WHERE NOT p.busy ORDER BY p.case_id, p.cluster_id"
-        " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
+        f" FROM p WHERE NOT p.busy{guard_sql} ORDER BY p.case_id, p.cluster_id"
+        " ON CONFLICT DO NOTHING RETURNING id)"
         " SELECT (SELECT count(*) FROM p WHERE p.busy), (SELECT array_agg(id) FROM ins)"
     )
     head = [*(str(state) for state in ACTIVE_STATES), f"{key}:", *cases_params, *clusters_params]
-    return _Plan(sql=sql, params=[head, params], slices=slices)
+    return _Plan(sql=sql, params=[head, params, guard], slices=slices)
 
 
 def _store_slice(plan: _Plan, index: int) -> CreateResult:
     """Insert one slice in a transaction of its own (or a savepoint of the caller's)."""
-    head, columns = plan.params
+    head, columns, guard = plan.params
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(plan.sql, [*head, plan.slices, index, *columns])
+        cursor.execute(plan.sql, [*head, plan.slices, index, *columns, *guard])
         skipped, ids = cursor.fetchone()
     return CreateResult(created=list(ids or []), skipped=int(skipped))
 

@@ -14,7 +14,7 @@ def root_cause_text(obj: Any) -> str:
     category = getattr(obj, "root_cause", "") or ""
     if not category:
         return ""
-    label = RootCause(category).label if category in RootCause.values else category
+    label = str(RootCause(category).label) if category in RootCause.values else category
     component = getattr(obj, "root_cause_component", "") or ""
     head = f"{label} ({component})" if component and component.lower() != label.lower() else label
     summary = getattr(obj, "root_cause_summary", "") or ""

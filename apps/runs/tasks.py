@@ -13,7 +13,7 @@ from django.utils import timezone
 from apps.clusters.models import Cluster
 from apps.core.logcontext import log_context_update
 from apps.core.retry import DATABASE_ERRORS, db_retry_countdown
-from apps.runs import cleanup, dispatch, dispatch_batch, fanout, reaping
+from apps.runs import cleanup, dispatch, dispatch_batch, fanout, partitions, reaping
 from apps.runs.executors import TransientExecutorError
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,11 @@ def sweep_orphans() -> None:
             cleanup.cluster_sweep_orphans(cluster=cluster)
         except Exception:  # one broken cluster must not stop the sweep
             logger.exception("orphan sweep failed for cluster %s", cluster.name)
+
+
+@shared_task(name="apps.runs.tasks.maintain_run_partitions", ignore_result=True)
+def maintain_run_partitions() -> None:
+    partitions.partitions_maintain()
 
 
 @shared_task(name="apps.runs.tasks.purge_runs", ignore_result=True)

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from apps.catalog.admin import CaseAdmin, CaseSetAdmin
 from apps.catalog.models import Case, CaseSet
@@ -79,16 +80,16 @@ class BindingAdmin(RunNowMixin, admin.ModelAdmin):
         "updated_at",
     ]
     actions = [
-        *enable_actions("bindings", _set_enabled),
-        run_now_action("bindings", _fire_bindings),
+        *enable_actions(_("bindings"), _set_enabled),
+        run_now_action(_("bindings"), _fire_bindings),
     ]
     list_per_page = 100
     fieldsets = [
         (None, {"fields": ["name", "description", "enabled"]}),
-        ("Targets", {"fields": ["clusters", "groups"]}),
-        ("Subjects", {"fields": ["cases", "case_sets"]}),
+        (_("Targets"), {"fields": ["clusters", "groups"]}),
+        (_("Subjects"), {"fields": ["cases", "case_sets"]}),
         (
-            "Triggers",
+            _("Triggers"),
             {
                 "fields": [
                     "interval_seconds",
@@ -99,15 +100,15 @@ class BindingAdmin(RunNowMixin, admin.ModelAdmin):
                 ]
             },
         ),
-        ("Activity", {"fields": ["last_fired_at", "skipped_count"]}),
-        ("History", {"fields": ["created_at", "updated_at"]}),
+        (_("Activity"), {"fields": ["last_fired_at", "skipped_count"]}),
+        (_("History"), {"fields": ["created_at", "updated_at"]}),
     ]
 
-    @admin.display(description="schedule")
+    @admin.display(description=_("schedule"))
     def schedule_display(self, obj: Binding) -> str:
         return obj.schedule_display
 
-    @admin.display(description="events")
+    @admin.display(description=_("events"))
     def event_trigger_summary(self, obj: Binding) -> str:
         parts = [
             f"{t['kind']}:{t['component']}" if t.get("component") else t["kind"]
@@ -158,6 +159,6 @@ def _run_case_sets(queryset: QuerySet[CaseSet], user_id: int | None) -> CreateRe
     return runs_now(cases=cases, requested_by_id=user_id)
 
 
-add_run_now(ClusterAdmin, run_now_action("clusters", _run_clusters))
-add_run_now(CaseAdmin, run_now_action("cases", _run_cases))
-add_run_now(CaseSetAdmin, run_now_action("case sets", _run_case_sets))
+add_run_now(ClusterAdmin, run_now_action(_("clusters"), _run_clusters))
+add_run_now(CaseAdmin, run_now_action(_("cases"), _run_cases))
+add_run_now(CaseSetAdmin, run_now_action(_("case sets"), _run_case_sets))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery.schedules import crontab
 from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 MACROS = {
     "@hourly": "0 * * * *",
@@ -26,8 +27,10 @@ def parse(expression: str) -> dict[str, str]:
     parts = expr.split()
     if len(parts) != len(FIELDS):
         raise ValidationError(
-            "A cron expression has five fields (minute hour day-of-month month day-of-week) "
-            "or is one of %(macros)s; got %(n)d fields.",
+            _(
+                "A cron expression has five fields (minute hour day-of-month month day-of-week) "
+                "or is one of %(macros)s; got %(n)d fields."
+            ),
             params={"macros": ", ".join(sorted(MACROS)), "n": len(parts)},
         )
     fields = dict(zip(FIELDS, parts, strict=True))
@@ -35,6 +38,6 @@ def parse(expression: str) -> dict[str, str]:
         crontab(**fields)  # celery expands every field and rejects bad ones
     except (ValueError, KeyError, IndexError) as exc:
         raise ValidationError(
-            "Invalid cron expression %(expr)s: %(err)s", params={"expr": expression, "err": exc}
+            _("Invalid cron expression %(expr)s: %(err)s"), params={"expr": expression, "err": exc}
         ) from exc
     return fields

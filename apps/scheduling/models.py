@@ -6,6 +6,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 from django_celery_beat.models import PeriodicTask
 
 from apps.catalog.models import Case, CaseSet
@@ -20,24 +21,26 @@ BUILTIN_EVENT_KINDS = ("component_release", "cluster_change", "upgrade")
 def validate_event_triggers(value: Any) -> None:
     """[{"kind": "component_release", "component": "etcd"}, {"kind": "upgrade"}]"""
     if not isinstance(value, list):
-        raise ValidationError("Event triggers must be a list of {kind, component} objects.")
+        raise ValidationError(_("Event triggers must be a list of {kind, component} objects."))
     for i, item in enumerate(value):
         if not isinstance(item, dict) or set(item) - {"kind", "component"}:
             raise ValidationError(
-                "Event trigger %(i)d must be an object with 'kind' and optional 'component'.",
+                _("Event trigger %(i)d must be an object with 'kind' and optional 'component'."),
                 params={"i": i},
             )
         kind = item.get("kind")
         if not isinstance(kind, str) or not EVENT_WORD_RE.match(kind):
             raise ValidationError(
-                "Event trigger %(i)d: kind %(kind)r is not a lowercase word "
-                "(built in: %(builtin)s, or your own).",
+                _(
+                    "Event trigger %(i)d: kind %(kind)r is not a lowercase word "
+                    "(built in: %(builtin)s, or your own)."
+                ),
                 params={"i": i, "kind": kind, "builtin": ", ".join(BUILTIN_EVENT_KINDS)},
             )
         component = item.get("component", "")
         if not isinstance(component, str) or (component and not EVENT_WORD_RE.match(component)):
             raise ValidationError(
-                "Event trigger %(i)d: component %(c)r is not a lowercase word.",
+                _("Event trigger %(i)d: component %(c)r is not a lowercase word."),
                 params={"i": i, "c": component},
             )
 
@@ -57,47 +60,74 @@ def binding_scope_errors(
 class Binding(TimeStampedModel):
     """Targets (clusters, groups) × subjects (cases, case sets), with triggers."""
 
-    name = models.SlugField(max_length=63, unique=True)
-    description = models.TextField(blank=True)
-    clusters = models.ManyToManyField(Cluster, blank=True, related_name="bindings")
-    groups = models.ManyToManyField(ClusterGroup, blank=True, related_name="bindings")
-    cases = models.ManyToManyField(Case, blank=True, related_name="bindings")
-    case_sets = models.ManyToManyField(CaseSet, blank=True, related_name="bindings")
+    name = models.SlugField(max_length=63, unique=True, verbose_name=_("name"))
+    description = models.TextField(blank=True, verbose_name=_("description"))
+    clusters = models.ManyToManyField(
+        Cluster, blank=True, related_name="bindings", verbose_name=_("clusters")
+    )
+    groups = models.ManyToManyField(
+        ClusterGroup, blank=True, related_name="bindings", verbose_name=_("groups")
+    )
+    cases = models.ManyToManyField(
+        Case, blank=True, related_name="bindings", verbose_name=_("cases")
+    )
+    case_sets = models.ManyToManyField(
+        CaseSet, blank=True, related_name="bindings", verbose_name=_("case sets")
+    )
     interval_seconds = models.PositiveIntegerField(
         null=True,
         blank=True,
         validators=[MinValueValidator(1)],
-        help_text="Run every N seconds. Leave empty for cron or event/manual only.",
+        help_text=_("Run every N seconds. Leave empty for cron or event/manual only."),
+        verbose_name=_("interval seconds"),
     )
     cron = models.CharField(
         max_length=100,
         blank=True,
-        help_text="Five-field cron expression (server time zone), e.g. '*/5 * * * *', or @hourly.",
+        help_text=_(
+            "Five-field cron expression (server time zone), e.g. '*/5 * * * *', or @hourly."
+        ),
+        verbose_name=_("cron"),
     )
     event_triggers = models.JSONField(
         default=list,
         blank=True,
         validators=[validate_event_triggers],
-        help_text='Events that run it at once, e.g. [{"kind": "component_release", "component": "etcd"}].',
+        help_text=_(
+            'Events that run it at once, e.g. [{"kind": "component_release", "component": "etcd"}].'
+        ),
+        verbose_name=_("event triggers"),
     )
     upgrade_silence_minutes = models.PositiveIntegerField(
         null=True,
         blank=True,
-        help_text="When an `upgrade` event fires this binding, silence the cluster's alerts for "
-        "this long (an event's detail.duration_minutes wins). Empty: no silence.",
+        help_text=_(
+            "When an `upgrade` event fires this binding, silence the cluster's alerts for "
+            "this long (an event's detail.duration_minutes wins). Empty: no silence."
+        ),
+        verbose_name=_("upgrade silence minutes"),
     )
-    enabled = models.BooleanField(default=True, db_index=True)
+    enabled = models.BooleanField(default=True, db_index=True, verbose_name=_("enabled"))
     skipped_count = models.PositiveBigIntegerField(
         default=0,
         editable=False,
-        help_text="Runs not started because the previous run of the same case on the same cluster was still active.",
+        help_text=_(
+            "Runs not started because the previous run of the same case on the same cluster was still active."
+        ),
+        verbose_name=_("skipped count"),
     )
     last_fired_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="The last schedule tick accepted."
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("The last schedule tick accepted."),
+        verbose_name=_("last fired at"),
     )
     # A tick accepted whose runs are not all stored yet (its slices commit one by
     # one): the next delivery for the binding finishes it first (services.py).
-    tick_open_at = models.DateTimeField(null=True, blank=True, editable=False)
+    tick_open_at = models.DateTimeField(
+        null=True, blank=True, editable=False, verbose_name=_("tick open at")
+    )
     periodic_task = models.OneToOneField(
         PeriodicTask,
         null=True,
@@ -105,9 +135,12 @@ class Binding(TimeStampedModel):
         editable=False,
         on_delete=models.SET_NULL,
         related_name="binding",
+        verbose_name=_("periodic task"),
     )
 
     class Meta:
+        verbose_name = _("binding")
+        verbose_name_plural = _("bindings")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -125,7 +158,7 @@ class Binding(TimeStampedModel):
         super().clean()
         if self.interval_seconds and self.cron:
             raise ValidationError(
-                {"cron": "Set either an interval or a cron expression, not both."}
+                {"cron": _("Set either an interval or a cron expression, not both.")}
             )
         if self.cron:
             try:
@@ -135,25 +168,38 @@ class Binding(TimeStampedModel):
 
 
 class EventSource(models.TextChoices):
-    API = "api", "API"
-    WATCH = "watch", "Cluster watch"
-    ADMIN = "admin", "Admin"
+    API = "api", _("API")
+    WATCH = "watch", _("Cluster watch")
+    ADMIN = "admin", _("Admin")
 
 
 class Event(models.Model):
     """A change in a cluster (release, upgrade, node change) that may fire bindings."""
 
-    cluster = models.ForeignKey(Cluster, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(
-        max_length=63, help_text="component_release, cluster_change, upgrade, or your own word."
+    cluster = models.ForeignKey(
+        Cluster, on_delete=models.CASCADE, related_name="events", verbose_name=_("cluster")
     )
-    component = models.CharField(max_length=63, blank=True)
-    detail = models.JSONField(default=dict, blank=True)
-    source = models.CharField(max_length=20, choices=EventSource.choices, default=EventSource.API)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    runs_created = models.PositiveIntegerField(default=0)
+    kind = models.CharField(
+        max_length=63,
+        help_text=_("component_release, cluster_change, upgrade, or your own word."),
+        verbose_name=_("kind"),
+    )
+    component = models.CharField(max_length=63, blank=True, verbose_name=_("component"))
+    detail = models.JSONField(default=dict, blank=True, verbose_name=_("detail"))
+    source = models.CharField(
+        max_length=20,
+        choices=EventSource.choices,
+        default=EventSource.API,
+        verbose_name=_("source"),
+    )
+    created_at = models.DateTimeField(
+        auto_now_add=True, db_index=True, verbose_name=_("created at")
+    )
+    runs_created = models.PositiveIntegerField(default=0, verbose_name=_("runs created"))
 
     class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["cluster", "-created_at"], name="event_cluster_recent")]
 

@@ -4,6 +4,8 @@
 // {"x": [unix s], "steps": [{"name", "p50": [], "p95": [], "failed": []}]}.
 (function () {
   "use strict";
+  // Django's JavaScript catalog (/jsi18n/, loaded by base.html); English without it.
+  var _ = window.gettext || function (s) { return s; };
   function fmt(ms) {
     if (ms == null) return "—";
     if (ms < 1000) return Math.round(ms) + " ms";
@@ -57,9 +59,9 @@
           {},
           { label: "p50", stroke: "#5fd38d", width: 2, value: function (u, v) { return fmt(v); } },
           { label: "p95", stroke: "#f0a500", width: 2, dash: [6, 4], value: function (u, v) { return fmt(v); } },
-          { label: "failed", stroke: "#ff5252", width: 0, paths: failedPoints,
+          { label: _("failed"), stroke: "#ff5252", width: 0, paths: failedPoints,
             points: { show: true, size: 9, stroke: "#ff5252", fill: "#ff5252" },
-            value: function (u, v) { return v == null ? "none" : "✗ " + fmt(v); } },
+            value: function (u, v) { return v == null ? _("none") : "✗ " + fmt(v); } },
         ],
         hooks: { ready: [showNewest], setCursor: [showNewest] },
       }, [data.x, step.p50, step.p95, step.failed || data.x.map(function () { return null; })], wrap);

@@ -11,6 +11,14 @@
  * unreachable|null]; codes are three characters per cell (run, alert, severity),
  * runs a comma-separated list of run ids.
  *
+ * Resident probes (grid.json "resident": columns [[probe_id, name, alert_case_id]],
+ * cells [[probe_id, cluster_id, state, availability, p99_ms, alert_state]]) are
+ * columns after the cases, drawn as apps/dashboard/resident_html.py draws them:
+ * <td id="r-<probe>-<cluster>" class="rcell res-<state>" data-alert>; resident-matrix.js
+ * keeps them live through resident() below.
+ *
+ * Words come from Django's JavaScript catalog (/jsi18n/), English without it.
+ *
  * window.kubeprobeGrid is what live.js calls: load() (re)reads grid.json;
  * apply(cells) writes pushed cells into the model and the visible DOM and
  * returns whether anything changed; counts() gives firing alerts by severity.
@@ -23,6 +31,12 @@
 
   var wrap = document.getElementById("grid");
   if (!wrap) return;
+  var _ = window.gettext || function (s) { return s; };
+  var pgettext = window.pgettext || function (context, s) { return s; };
+  var ngettext = window.ngettext || function (one, many, n) { return n === 1 ? one : many; };
+  var fill = window.interpolate || function (fmt, obj) {
+    return fmt.replace(/%\((\w+)\)s/g, function (m, k) { return obj[k]; });
+  };
   var table = wrap.querySelector("table");
   var thead = table.tHead;
   var tbody = table.tBodies[0];
@@ -33,6 +47,8 @@
   var RUN_PREFIX = prefix(wrap.dataset.runPrefix, "0/");
   var CLUSTER_PREFIX = prefix(wrap.dataset.clusterPrefix, "x/");
   var CASE_PREFIX = prefix(wrap.dataset.casePrefix, "x/");
+  var RESIDENT_PREFIX = prefix(wrap.dataset.residentPrefix || "x/", "x/");
+  var legend = document.getElementById("resident-legend");
 
   // The codes of grid.py and the words and symbols of templatetags/dashboard.py.
   var RUN_BY_CODE = { S: "succeeded", F: "failed", E: "error", T: "timed_out", R: "running",
@@ -41,7 +57,20 @@
   var SEVERITY_BY_CODE = { c: "critical", w: "warning", i: "info", "-": "" };
   var RUN_SYMBOLS = { succeeded: "\u2713", failed: "\u2717", error: "!", timed_out: "\u25d4",
     running: "\u2026", dispatched: "\u2026", pending: "\u2026" };
-  var RUN_WORDS = { timed_out: "timed out", none: "no result yet" };
+  var RUN_WORDS = {
+    timed_out: _("timed out"), none: _("no result yet"), pending: _("pending"),
+    dispatched: _("dispatched"), running: _("running"), succeeded: _("succeeded"),
+    failed: _("failed"), error: _("error")
+  };
+  var STATE_WORDS = {
+    firing: _("firing"), acknowledged: _("acknowledged"), silenced: _("silenced"),
+    critical: _("critical"), warning: _("warning"), info: _("info")
+  };
+  var NOT_SCHEDULED = escapeHtml(_("not scheduled here"));
+  var RESIDENT_WORDS = {
+    up: pgettext("resident state", "up"), down: _("down (the newest window failed)"),
+    firing: _("alert firing"), stale: _("stale: no samples for 5 min"), nodata: _("no samples yet")
+  };
   var RUNS = [], ALERTS = [], SEVERITIES = [];
   var runIndex = {}, alertIndex = {}, severityIndex = {};
   function table_(byCode, list, index) {
@@ -70,6 +99,8 @@
   var ready = false;
   var drawn = [0, 0];     // lines [first, last) in the DOM
   var loading = null;
+  var resCols = [];         // [probe_id, name, alert_case_id]
+  var resCells = new Map(); // "probe-cluster" -> {state, availability, p99_ms, alert_state}
 
   function escapeHtml(text) {
     return String(text).replace(/[&<>"']/g, function (c) {
@@ -109,32 +140,52 @@
         }
       });
     });
+    var resident = data.resident || { columns: [], cells: [] };
+    resCols = resident.columns;
+    resCells = new Map();
+    resident.cells.forEach(function (c) {
+      resCells.set(c[0] + "-" + c[1], { state: c[2], availability: c[3], p99_ms: c[4], alert_state: c[5] });
+    });
     describe(data);
   }
 
   function describe(data) {
-    var n = rows.length, m = cases.length;
-    var text = n + " cluster" + (n === 1 ? "" : "s") + " \u00d7 " + m + " case" + (m === 1 ? "" : "s");
+    var n = rows.length, m = cases.length, p = resCols.length;
+    var text = fill(ngettext("%(clusters)s cluster", "%(clusters)s clusters", n), { clusters: n }, true) +
+      " \u00d7 " + fill(ngettext("%(cases)s case", "%(cases)s cases", m), { cases: m }, true);
+    if (p) {
+      text += " + " + fill(ngettext("%(probes)s resident probe (\u25c9)", "%(probes)s resident probes (\u25c9)", p),
+        { probes: p }, true);
+    }
     summary.textContent = text;
     var other = data.unscheduled_cases;
     if (other) {
       var note = document.createElement("span");
       note.className = "note";
       note.id = "unscheduled-note";
-      note.textContent = " \u00b7 columns are the cases a binding runs on these clusters or that have results; " +
-        other + " other enabled case" + (other === 1 ? " is" : "s are") +
-        " scheduled nowhere here (Columns: every enabled case shows " + (other === 1 ? "it" : "them") + ")";
+      note.textContent = " \u00b7 " + fill(ngettext(
+        "columns are the cases a binding runs on these clusters or that have results; %(others)s other enabled case is scheduled nowhere here (Columns: every enabled case shows it)",
+        "columns are the cases a binding runs on these clusters or that have results; %(others)s other enabled cases are scheduled nowhere here (Columns: every enabled case shows them)",
+        other), { others: other }, true);
       summary.appendChild(note);
     }
+    if (legend) legend.hidden = p === 0;
     wrap.hidden = n === 0;
     empty.hidden = n !== 0;
     table.setAttribute("aria-rowcount", String(n + 1));
-    table.setAttribute("aria-colcount", String(m + 1));
-    var head = ['<tr aria-rowindex="1"><th class="corner" scope="col">cluster</th>'];
+    table.setAttribute("aria-colcount", String(m + p + 1));
+    var head = ['<tr aria-rowindex="1"><th class="corner" scope="col">' + escapeHtml(_("cluster")) + "</th>"];
     cases.forEach(function (c) {
       var name = escapeHtml(c[1]);
       head.push('<th scope="col" class="case" data-case="' + c[0] + '"><a href="' + CASE_PREFIX +
         encodeURIComponent(c[1]) + '/" title="' + name + '">' + name + "</a></th>");
+    });
+    resCols.forEach(function (col, k) {
+      var name = escapeHtml(col[1]);
+      var tip = fill(_("resident probe %(name)s: availability over the last 5 minutes per cluster"), { name: col[1] }, true);
+      head.push('<th scope="col" class="case resident' + (k === 0 ? " res-first" : "") + '" data-resident="' + col[0] +
+        '" data-alert-case="' + (col[2] == null ? "" : col[2]) + '"><a href="' + RESIDENT_PREFIX +
+        encodeURIComponent(col[1]) + '/" title="' + escapeHtml(tip) + '">\u25c9 ' + name + "</a></th>");
     });
     head.push("</tr>");
     thead.innerHTML = head.join("");
@@ -148,10 +199,12 @@
     var id = "c-" + cases[c][0] + "-" + rows[r][0];
     if (runState === "unscheduled") {
       return '<td id="' + id + '" class="cell run-unscheduled alert-ok" data-severity="" data-run="">' +
-        '<span title="not scheduled here">\u2013</span></td>';
+        '<span title="' + NOT_SCHEDULED + '">\u2013</span></td>';
     }
     var words = RUN_WORDS[runState] || runState;
-    var title = alertState === "ok" ? words : words + "; alert " + alertState + " (" + sev + ")";
+    var title = escapeHtml(alertState === "ok" ? words : fill(_("%(run)s; alert %(alert)s (%(severity)s)"), {
+      run: words, alert: STATE_WORDS[alertState] || alertState, severity: STATE_WORDS[sev] || sev
+    }, true));
     var symbol = RUN_SYMBOLS[runState] || (alertState !== "ok" ? "\u00b7" : "");
     var ids = runId[i] ? String(runId[i]) : "";
     var inner = ids ? '<a href="' + RUN_PREFIX + ids + '/" title="' + title + '">' + symbol + "</a>" :
@@ -160,12 +213,41 @@
       '" data-severity="' + sev + '" data-run="' + ids + '">' + inner + "</td>";
   }
 
+  // The same text as the server (resident_html.py): never "100" unless every sample succeeded.
+  function availabilityText(value) {
+    if (value == null) return "\u2013";
+    return value >= 100 ? "100" : Math.min(value, 99.9).toFixed(1);
+  }
+
+  function residentTitle(probe, cell) {
+    var parts = [probe + ": " + (RESIDENT_WORDS[cell.state] || cell.state)];
+    if (cell.availability != null) {
+      parts.push(fill(_("%(share)s ok over 5 min"), { share: cell.availability.toFixed(2) + " %" }, true));
+    }
+    if (cell.p99_ms != null) parts.push("p99 " + cell.p99_ms.toFixed(1) + " ms");
+    if (cell.alert_state && cell.alert_state !== "ok" && cell.alert_state !== "firing") {
+      parts.push(_("alert") + " " + cell.alert_state);
+    }
+    return parts.join(" \u00b7 ");
+  }
+
+  function residentHtml(k, clusterId) {
+    var col = resCols[k], first = k === 0 ? " res-first" : "";
+    var cell = resCells.get(col[0] + "-" + clusterId);
+    if (!cell) return '<td class="rcell res-none' + first + '"></td>';  // the probe does not run here
+    return '<td id="r-' + col[0] + "-" + clusterId + '" class="rcell res-' + cell.state + first +
+      '" data-alert="' + escapeHtml(cell.alert_state || "ok") + '"><a href="' + RESIDENT_PREFIX +
+      encodeURIComponent(col[1]) + '/" title="' + escapeHtml(residentTitle(col[1], cell)) + '">' +
+      availabilityText(cell.availability) + "</a></td>";
+  }
+
   function lineHtml(line) {
     var index = lines[line];
     if (index < 0) {
       var section = sections[-index - 1];
-      return '<tr class="section-head"><th colspan="' + (cases.length + 1) + '" scope="rowgroup">' +
-        escapeHtml(section[0]) + " <small>" + section[1] + " cluster" + (section[1] === 1 ? "" : "s") +
+      return '<tr class="section-head"><th colspan="' + (cases.length + resCols.length + 1) + '" scope="rowgroup">' +
+        escapeHtml(section[0]) + " <small>" +
+        escapeHtml(fill(ngettext("%(count)s cluster", "%(count)s clusters", section[1]), { count: section[1] }, true)) +
         "</small></th></tr>";
     }
     var row = rows[index], name = escapeHtml(row[1]);
@@ -173,11 +255,13 @@
       '<th scope="row" class="cluster"><a href="' + CLUSTER_PREFIX + encodeURIComponent(row[1]) +
       '/" title="' + escapeHtml(row[2]) + '">' + name + "</a>"];
     if (row[3]) {
-      out.push(' <span class="warn unreachable" title="' + escapeHtml(row[3][2]) + '">unreachable since <time datetime="' +
-        escapeHtml(row[3][0]) + '">' + escapeHtml(row[3][1]) + "</time></span>");
+      var when = '<time datetime="' + escapeHtml(row[3][0]) + '">' + escapeHtml(row[3][1]) + "</time>";
+      out.push(' <span class="warn unreachable" title="' + escapeHtml(row[3][2]) + '">' +
+        fill(escapeHtml(_("unreachable since %(when)s")), { when: when }, true) + "</span>");
     }
     out.push("</th>");
     for (var c = 0; c < cases.length; c++) out.push(cellHtml(index, c));
+    for (var k = 0; k < resCols.length; k++) out.push(residentHtml(k, row[0]));
     out.push("</tr>");
     return out.join("");
   }
@@ -292,6 +376,33 @@
 
   function counts() { return firing; }
 
+  // A resident cell from state.json (full) or an "rcell" push (only the newest window's
+  // state: ignored while a resident alert fires on the cell). Written into the model,
+  // and into the DOM if the row is drawn. False before grid.json is read.
+  function resident(cell, pushed) {
+    if (!ready) return false;
+    var entry = resCells.get(cell.probe_id + "-" + cell.cluster_id);
+    if (!entry) return true;  // not a column or row of this page
+    if (pushed) {
+      if (entry.alert_state === "firing") return true;
+      entry.state = cell.state === "down" ? "down" : "up";
+    } else {
+      entry.state = cell.state;
+      entry.availability = cell.availability;
+      entry.p99_ms = cell.p99_ms;
+      entry.alert_state = cell.alert_state || "ok";
+    }
+    var td = document.getElementById("r-" + cell.probe_id + "-" + cell.cluster_id);
+    if (td) {
+      for (var k = 0; k < resCols.length; k++) {
+        if (resCols[k][0] === cell.probe_id) { td.outerHTML = residentHtml(k, cell.cluster_id); break; }
+      }
+    }
+    return true;
+  }
+
+  function residentColumns() { return resCols; }
+
   function load() {
     // A load asked for during another one may need newer data than that one read.
     if (loading) return loading.then(function () { return load(); });
@@ -310,15 +421,18 @@
           wrap.dataset.loadMs = String(Math.round(performance.now() - started));
         }
         document.dispatchEvent(new CustomEvent("kubeprobe:counts", { detail: firing }));
+        document.dispatchEvent(new CustomEvent("kubeprobe:grid", { detail: { first: first } }));
       })
       .catch(function (e) {
-        summary.textContent = "The matrix could not be loaded (" + e + "); reload the page.";
+        summary.textContent = fill(_("The matrix could not be loaded (%(error)s); reload the page."), { error: String(e) }, true);
       })
       .then(function () { loading = null; });
     return loading;
   }
 
-  window.kubeprobeGrid = { load: load, apply: apply, counts: counts };
+  window.kubeprobeGrid = {
+    load: load, apply: apply, counts: counts, resident: resident, residentColumns: residentColumns
+  };
   // live.js loads the grid once subscribed; without it (no WebSocket, script missing)
   // or if the socket is slow to answer, load anyway.
   setTimeout(function () { if (!ready && !loading) load(); }, "WebSocket" in window ? 300 : 0);

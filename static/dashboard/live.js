@@ -21,6 +21,11 @@
 (function () {
   "use strict";
 
+  // Django's JavaScript catalog (/jsi18n/, loaded by base.html); English without it.
+  var _ = window.gettext || function (s) { return s; };
+  var fill = window.interpolate || function (fmt, obj) {
+    return fmt.replace(/%\((\w+)\)s/g, function (m, k) { return obj[k]; });
+  };
   var body = document.body;
   var scope = body && body.dataset.liveScope;
   if (!scope || !("WebSocket" in window)) return;
@@ -121,14 +126,25 @@
     succeeded: "\u2713", failed: "\u2717", error: "!", timed_out: "\u25d4",
     running: "\u2026", dispatched: "\u2026", pending: "\u2026"
   };
-  var RUN_WORDS = { timed_out: "timed out", none: "no result yet" };
+  var RUN_WORDS = {
+    timed_out: _("timed out"), none: _("no result yet"), pending: _("pending"),
+    dispatched: _("dispatched"), running: _("running"), succeeded: _("succeeded"),
+    failed: _("failed"), error: _("error")
+  };
+  var STATE_WORDS = {
+    firing: _("firing"), acknowledged: _("acknowledged"), silenced: _("silenced"),
+    critical: _("critical"), warning: _("warning"), info: _("info")
+  };
 
   function drawInside(td) {
     var runState = (/(?:^|\s)run-(\S+)/.exec(td.className) || [null, "none"])[1];
     var alertState = (/(?:^|\s)alert-(\S+)/.exec(td.className) || [null, "ok"])[1];
     var words = RUN_WORDS[runState] || runState;
+    var severity = td.dataset.severity || "";
     var title = alertState === "ok" ? words :
-      words + "; alert " + alertState + " (" + (td.dataset.severity || "") + ")";
+      fill(_("%(run)s; alert %(alert)s (%(severity)s)"), {
+        run: words, alert: STATE_WORDS[alertState] || alertState, severity: STATE_WORDS[severity] || severity
+      }, true);
     var symbol = RUN_SYMBOLS[runState] || (alertState !== "ok" ? "\u00b7" : "");
     var run = td.dataset.run;
     var inner = td.firstElementChild;
@@ -281,6 +297,8 @@
   function onMessage(event) {
     var msg;
     try { msg = JSON.parse(event.data); } catch (e) { return; }
+    // Every frame, for page scripts of their own (resident-matrix.js: "rcell", ...).
+    document.dispatchEvent(new CustomEvent("kubeprobe:frame", { detail: msg }));
     switch (msg.type) {
       case "cells":
         queueCells(msg.cells || []);
@@ -297,7 +315,7 @@
         break;
       case "subscribed":
         delay = MIN_DELAY;
-        setStatus("live");
+        setStatus("live", _("live"));
         // Also on the first connection: changes between rendering the page and
         // subscribing would otherwise stay unseen until the cell changes again.
         resync();
@@ -328,7 +346,7 @@
       socket = null;
       if (stopped) return;
       if (event.code === CLOSE_UNAUTHENTICATED || event.code === CLOSE_FORBIDDEN) {
-        setStatus("signed out", "signed out: reload to log in");
+        setStatus("signed out", _("signed out: reload to log in"));
         return; // retrying cannot help until the user logs in again
       }
       scheduleReconnect();
@@ -337,7 +355,7 @@
 
   function scheduleReconnect() {
     if (reconnectTimer) return;
-    setStatus("reconnecting");
+    setStatus("reconnecting", _("reconnecting"));
     // Full jitter: a server restart must not bring every page back at the same instant.
     var wait = Math.min(MAX_DELAY, delay) * (0.5 + Math.random() * 0.5);
     delay = Math.min(MAX_DELAY, delay * 2);
@@ -371,6 +389,6 @@
 
   document.addEventListener("kubeprobe:counts", recount);
 
-  setStatus("connecting");
+  setStatus("connecting", _("connecting"));
   connect();
 })();

@@ -5,6 +5,8 @@
 // failures, p50, p99], ...]}.
 (function () {
   "use strict";
+  // Django's JavaScript catalog (/jsi18n/, loaded by base.html); English without it.
+  var _ = window.gettext || function (s) { return s; };
   var charts = {};  // cluster id -> {avail, lat, sums: {t: [count, failures, p50sum, p99sum]}, data}
 
   function fmt(ms) {
@@ -47,16 +49,16 @@
       var avail = new uPlot({
         width: width, height: 180, scales: { x: { time: true }, y: { range: [0, 100] } },
         axes: axes(function (u, ticks) { return ticks.map(function (v) { return v + " %"; }); }),
-        series: [{}, { label: "availability", stroke: "#5fd38d", width: 2,
+        series: [{}, { label: _("availability"), stroke: "#5fd38d", width: 2,
           value: function (u, v) { return v == null ? "—" : v.toFixed(2) + " %"; } }],
-      }, [c.t.slice(), c.availability.slice()], figure("availability"));
+      }, [c.t.slice(), c.availability.slice()], figure(_("availability")));
       var lat = new uPlot({
         width: width, height: 180, scales: { x: { time: true } },
         axes: axes(function (u, ticks) { return ticks.map(fmt); }),
         series: [{},
           { label: "p50", stroke: "#5fd38d", width: 2, value: function (u, v) { return fmt(v); } },
           { label: "p99", stroke: "#f0a500", width: 2, dash: [6, 4], value: function (u, v) { return fmt(v); } }],
-      }, [c.t.slice(), c.p50.slice(), c.p99.slice()], figure("latency"));
+      }, [c.t.slice(), c.p50.slice(), c.p99.slice()], figure(_("latency")));
       charts[c.id] = { avail: avail, lat: lat, sums: sums, t: c.t.slice() };
     });
     window.kubeprobeResident = { step: data.step, span: data.span, charts: charts };

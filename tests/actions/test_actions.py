@@ -248,7 +248,7 @@ def test_disruptive_actions_wait_for_an_admins_approval(receiver: Receiver) -> N
         {"action": "approve", "_selected_action": [action.pk]},
         follow=True,
     )
-    assert "Approved 1 action(s)." in answer.content.decode()
+    assert "Approved 1 action." in answer.content.decode()
     assert ActionRun.objects.get(pk=action.pk).state == ActionState.QUEUED
     assert not action_approve(action_id=action.pk, user=None)  # only once
     done = action_deliver(action_id=action.pk)  # what the queued task does

@@ -62,7 +62,7 @@ def test_operator_acknowledges_with_a_note_and_an_expiry(
         },
         follow=True,
     )
-    assert "Acknowledge: 2 alert(s)." in messages_of(response)
+    assert "Acknowledge: 2 alerts." in messages_of(response)
     for alert in alerts:
         alert.refresh_from_db()
         assert alert.state == AlertState.ACKNOWLEDGED and alert.ack_note == "CNI restart"
@@ -102,7 +102,7 @@ def test_resolve_by_hand_and_refusals_are_reported(
         follow=True,
     )
     shown = messages_of(response)
-    assert "Resolve: 1 alert(s)." in shown
+    assert "Resolve: 1 alert." in shown
     assert any("this alert is not open" in m for m in shown)
 
 

@@ -186,13 +186,13 @@ def test_a_pair_judged_already_is_not_judged_again(
     fires_once(case, cluster, run)
     # ... and the sweep does not even try.
     judged: list[tuple[int, int]] = []
-    real = services.alert_evaluate
+    real = pipeline.finished_batch_process
 
-    def recording(*, case_id: int, cluster_id: int) -> Alert | None:
-        judged.append((case_id, cluster_id))
-        return real(case_id=case_id, cluster_id=cluster_id)
+    def recording(pairs: list[tuple[int, int]]) -> dict[tuple[int, int], Alert]:
+        judged.extend(pairs)
+        return real(pairs)
 
-    monkeypatch.setattr(services, "alert_evaluate", recording)
+    monkeypatch.setattr(pipeline, "finished_batch_process", recording)
     assert judging.finished_runs_judge(process=PROCESS) == 2
     assert judged == []
     newer = add_run(case, cluster, True)
@@ -206,13 +206,8 @@ def recorded(monkeypatch: pytest.MonkeyPatch, settings: Any) -> list[tuple[int, 
     """Evaluation replaced by a recorder: what the sweep claims, with no alert to skip on."""
     settings.KUBEPROBE_JUDGE_SETTLE_SECONDS = 0
     judged: list[tuple[int, int]] = []
-    monkeypatch.setattr(
-        services,
-        "alert_evaluate",
-        lambda *, case_id, cluster_id: judged.append((case_id, cluster_id)),
-    )
-    # The diagnosis step is per pair like the evaluation: out of the sweep's own count.
-    monkeypatch.setattr(pipeline, "_diagnose", lambda case_id, cluster_id: [])
+    # The pipeline takes a sweep's pairs as one batch: record them instead.
+    monkeypatch.setattr(pipeline, "finished_batch_process", lambda pairs: judged.extend(pairs))
     return judged
 
 
@@ -234,8 +229,8 @@ def test_two_sweepers_claim_each_finished_run_once(recorded: list[tuple[int, int
     inside, other_done = threading.Event(), threading.Event()
     first: list[int] = []
 
-    def slow(*, case_id: int, cluster_id: int) -> None:
-        recorded.append((case_id, cluster_id))
+    def slow(pairs: list[tuple[int, int]]) -> None:
+        recorded.extend(pairs)
         if not inside.is_set():
             inside.set()
             assert other_done.wait(timeout=10)
@@ -243,7 +238,7 @@ def test_two_sweepers_claim_each_finished_run_once(recorded: list[tuple[int, int
     def sweep_slowly() -> None:
         try:
             with pytest.MonkeyPatch.context() as patch:
-                patch.setattr(services, "alert_evaluate", slow)
+                patch.setattr(pipeline, "finished_batch_process", slow)
                 first.append(judging.finished_runs_judge(process=PROCESS, batch=10, max_batches=1))
         finally:
             connection.close()

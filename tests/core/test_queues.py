@@ -35,6 +35,7 @@ EXPECTED = {
     "apps.runs.tasks.cleanup_runs": "housekeeping",
     "apps.runs.tasks.sweep_orphans": "housekeeping",
     "apps.runs.tasks.purge_runs": "housekeeping",
+    "apps.runs.tasks.maintain_run_partitions": "housekeeping",
     "apps.alerts.tasks.alerts_housekeeping": "housekeeping",
     "apps.clusters.tasks.check_cluster_apis": "housekeeping",
     "apps.clusters.tasks.check_cluster_api": "housekeeping",

@@ -2,7 +2,8 @@
 against the real ASGI server (daphne), Postgres and Redis.
 
 Log in, open the overview, make a run fail through the report API, and see its
-cell turn red without a reload; then open the run page from that cell and see
+cell turn red without a reload (and a resident probe's cell, in its matrix column,
+after a failing sample batch); then open the run page from that cell and see
 the failing step. Set KUBEPROBE_SCREENSHOTS=<dir> to save the pages as PNGs
 (the README's screenshots come from here).
 """
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +31,8 @@ from django.utils import timezone
 from apps.alerts.models import Alert, AlertRule
 from apps.catalog.models import Case, CaseTemplate
 from apps.clusters.models import Cluster
+from apps.resident import tokens as resident_tokens
+from apps.resident.models import ResidentProbe
 from apps.runs.models import ProbeRun
 from tests.cases.servers import free_port
 from tests.utils import wait_for
@@ -41,6 +45,7 @@ TOKEN = "browser-test-run-token"
 # A Redis database of its own for the server below: the channel layer and cache keys of
 # this pytest process (other tests push and schedule too) stay out of its way.
 SERVER_REDIS = "redis://127.0.0.1:6379/11"
+RESIDENT_TOKEN = "kpr_browser-test-resident-token"
 FAILURE = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox"
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -198,6 +203,14 @@ def world() -> ProbeRun:
                 error="etcdserver: request timed out" if failed else "",
                 firing_since=now - timedelta(minutes=4) if failed else None,
             )
+    # A resident probe on two clusters, up on both (its samples come in the test, over HTTP).
+    probe = ResidentProbe.objects.create(name="etcd-resident", image="kubeprobe/probe:0.1.0")
+    probe.clusters.set(clusters[:2])
+    nonce = resident_tokens.new_nonce()
+    ResidentProbe.objects.filter(pk=probe.pk).update(
+        token_nonce=nonce,
+        token_hash=resident_tokens.hash_token(RESIDENT_TOKEN),
+    )
     return ProbeRun.objects.create(
         case=cases[0],
         cluster=clusters[0],
@@ -242,6 +255,31 @@ def wait_matrix_ready(driver: Any) -> float:
     )
 
 
+def post_resident_batch(server: str, cluster: str, state: str, seconds_ago: int) -> None:
+    start = timezone.now() - timedelta(seconds=seconds_ago)
+    wins = [
+        {
+            "start": (start + timedelta(seconds=i)).isoformat(),
+            "end": (start + timedelta(seconds=i + 1)).isoformat(),
+            "count": 10,
+            "failures": 0 if state == "up" else 10,
+            "latency_ms": {"p50": 2.0, "p99": 6.0, "max": 8.0},
+            "state": state,
+        }
+        for i in range(5)
+    ]
+    body = {"batch_id": uuid.uuid4().hex, "probe": "etcd-resident", "cluster": cluster,
+            "windows": wins}  # fmt: skip
+    request = urllib.request.Request(
+        f"{server}/api/v1/resident/samples",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {RESIDENT_TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 202
+
+
 def screenshot(driver: Any, name: str) -> None:
     target = os.environ.get("KUBEPROBE_SCREENSHOTS")
     if target:
@@ -256,6 +294,8 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     from selenium.webdriver.support.ui import WebDriverWait
 
     run = world()
+    for cluster in ("prod-eu-west-1", "prod-us-east-2"):
+        post_resident_batch(server, cluster, "up", seconds_ago=30)
     browser.get(f"{server}/dashboard/")
     assert "/admin/login/" in browser.current_url  # login required
     browser.find_element(By.NAME, "username").send_keys("oncall")
@@ -267,6 +307,19 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     cell_id = f"c-{run.case_id}-{run.cluster_id}"
     cell = browser.find_element(By.ID, cell_id)
     assert "run-succeeded" in cell.get_attribute("class")
+    # The resident probe is a column of the matrix, after the cases.
+    heads = browser.find_elements(By.CSS_SELECTOR, "#matrix thead th")
+    assert heads[-1].text.endswith("etcd-resident")
+    assert "resident" in heads[-1].get_attribute("class")
+    probe_id = ResidentProbe.objects.get(name="etcd-resident").pk
+    resident_id = f"r-{probe_id}-{run.cluster_id}"
+    resident = browser.find_element(By.ID, resident_id)
+    assert "res-up" in resident.get_attribute("class") and resident.text == "100"
+    assert (
+        resident.find_element(By.TAG_NAME, "a")
+        .get_attribute("href")
+        .endswith("/dashboard/resident/etcd-resident/")
+    )
     warnings = browser.find_element(By.CSS_SELECTOR, "[data-counter=firing-warning]")
     assert warnings.text == "2"
     # Wait until the page's socket is subscribed, then mark the page: a reload would lose the mark.
@@ -276,6 +329,7 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     browser.execute_script("window.kubeprobeNoReload = true;")
 
     report_failure(server, run)
+    post_resident_batch(server, "prod-eu-west-1", "down", seconds_ago=20)
 
     WebDriverWait(browser, 20).until(
         lambda d: (
@@ -288,6 +342,11 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     assert link.text == "✗" and link.get_attribute("title") == "failed; alert firing (warning)"
     assert link.get_attribute("href").endswith(f"/dashboard/runs/{run.pk}/")
     assert warnings.text == "3"  # the counter follows the cells
+    # The resident cell turned red too, and its availability followed (50 samples of 100 ok).
+    WebDriverWait(browser, 20).until(
+        lambda d: "res-down" in d.find_element(By.ID, resident_id).get_attribute("class")
+    )
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, resident_id).text == "50.0")
     assert browser.execute_script("return window.kubeprobeNoReload === true;")
     screenshot(browser, "overview")
 
@@ -297,3 +356,47 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     assert "ready" in detail and FAILURE in detail
     assert "pod-lifecycle" in browser.page_source and "prod-eu-west-1" in browser.page_source
     screenshot(browser, "run")
+
+
+def test_the_top_bar_switch_shows_the_page_in_chinese_and_back_in_english(
+    server: str, browser: Any
+) -> None:
+    """One page in each language: the switch's choice is kept (a cookie) across pages,
+    and the live script's words come from the JavaScript catalog."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    world()
+    browser.get(f"{server}/admin/login/?next=/dashboard/")
+    browser.find_element(By.NAME, "username").send_keys("oncall")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    WebDriverWait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
+
+    def nav() -> str:
+        return browser.find_element(By.CSS_SELECTOR, "header.top nav").text
+
+    def switch_to(code: str) -> None:
+        browser.find_element(By.CSS_SELECTOR, f"header.top [data-language='{code}']").click()
+        WebDriverWait(browser, 20).until(
+            lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == code
+        )
+
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    assert "Overview" in nav() and "Alerts" in nav()
+
+    switch_to("zh-hans")
+    assert browser.current_url.rstrip("/").endswith("/dashboard")  # back on the same page
+    assert "总览" in nav() and "告警" in nav() and "Overview" not in nav()
+    assert "个集群" in browser.find_element(By.CSS_SELECTOR, "p.summary").text
+    WebDriverWait(browser, 20).until(
+        lambda d: d.find_element(By.ID, "live-status").text == "实时"  # from /jsi18n/
+    )
+    screenshot(browser, "overview-zh-hans")
+    # Remembered on the next page.
+    browser.get(f"{server}/dashboard/alerts/")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "告警"
+
+    switch_to("en")
+    assert browser.find_element(By.TAG_NAME, "h1").text == "Alerts"
+    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "live-status").text == "live")

@@ -16,6 +16,7 @@ from apps.alerts.models import Alert, AlertState, Silence
 from apps.dashboard import access
 from apps.dashboard.selectors import cluster_case, matrix, stats
 from apps.runs.models import ProbeRun
+from apps.runs.rollups import rollups_advance
 from apps.scheduling.models import Event
 from tests.dashboard.conftest import World, finished_run, set_alert
 
@@ -127,6 +128,7 @@ def test_cluster_page_stats_timeline_and_alerts(
     finished_run(etcd, world.a1, ok=True, duration_ms=9000, ago=timedelta(days=3))
     finished_run(etcd, world.a1, ok=True, duration_ms=1, ago=timedelta(days=9))  # too old
     Event.objects.create(cluster=world.a1, kind="upgrade", component="kubelet")
+    rollups_advance()  # 24 h and 7 d read the hourly rollups (apps/runs/rollups.py)
 
     page = cluster_case.cluster_page(cluster=world.a1, filters=matrix.Filters())
     line = next(li for li in page.lines if li.other_id == etcd.pk)

@@ -206,6 +206,24 @@ def test_the_agent_grants_what_the_static_manifests_grant(helm: str) -> None:
     assert crds == shipped_crds
 
 
+def test_resident_probe_rights_are_behind_a_value(helm: str) -> None:
+    """portal.residentProbes (default on) adds exactly the ProbeConfig and Secret rules."""
+    resident = {
+        (group, resource, "*", verb)
+        for group, resource in (("kubeprobe.io", "probeconfigs"), ("", "secrets"))
+        for verb in ("create", "patch", "delete")
+    }
+    on = grants(
+        by_kind(render(helm, AGENT, "default", "agent", "kubeprobe"), "Role")["kubeprobe-portal"]
+    )
+    off_docs = render(
+        helm, AGENT, "default", "agent", "kubeprobe", "--set", "portal.residentProbes=false"
+    )
+    off = grants(by_kind(off_docs, "Role")["kubeprobe-portal"])
+    assert resident <= on and not resident & off
+    assert on - off == resident
+
+
 # ----------------------------------------------------------------- real apiserver
 
 SERVICE_MONITOR_CRD = {

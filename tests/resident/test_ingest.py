@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.resident import storage
-from apps.resident.models import ResidentTarget
+from apps.resident.models import ResidentProbe, ResidentTarget
 from apps.resident.services import resident_probe_rotate_token, resident_samples_ingest
 from tests.factories import ClusterFactory, ClusterGroupFactory
 from tests.resident.helpers import batch, make_probe, post_samples, windows
@@ -129,6 +129,44 @@ def test_tokens(setup: dict[str, Any]) -> None:
     # Only the hash is kept.
     setup["probe"].refresh_from_db()
     assert new not in str(vars(setup["probe"]))
+
+
+def test_a_token_that_worked_is_refused_at_once_when_rotated_or_deleted(
+    setup: dict[str, Any],
+) -> None:
+    """Each process remembers tokens for a few seconds; the store itself re-checks them."""
+    first = batch("etcd-resident", "prod-1", windows(now_minute(), 1))
+    assert post_samples(Client(), first, setup["token"]).status_code == 202  # now cached
+    new = resident_probe_rotate_token(probe=setup["probe"])
+    late = batch("etcd-resident", "prod-1", windows(now_minute() + timedelta(seconds=5), 1))
+    answer = post_samples(Client(), late, setup["token"])
+    assert answer.status_code == 401
+    assert "rotated" in answer.json()["detail"]
+    assert post_samples(Client(), late, new).status_code == 202  # cached in turn
+    ResidentProbe.objects.filter(pk=setup["probe"].pk).delete()
+    gone = batch("etcd-resident", "prod-1", windows(now_minute() + timedelta(seconds=9), 1))
+    assert post_samples(Client(), gone, new).status_code == 401
+    count = "SELECT count(*) FROM resident_window WHERE probe_id = %s"
+    assert rows(count, [setup["probe"].pk]) == [(2,)]
+
+
+def test_a_cluster_added_to_a_probe_may_report_at_once(setup: dict[str, Any]) -> None:
+    """Each process remembers a probe's clusters for a few seconds, but not against a new one."""
+    first = batch("etcd-resident", "prod-1", windows(now_minute(), 1))
+    assert post_samples(Client(), first, setup["token"]).status_code == 202  # now cached
+    setup["probe"].clusters.add(ClusterFactory(name="prod-9"))
+    added = batch("etcd-resident", "prod-9", windows(now_minute(), 1))
+    assert post_samples(Client(), added, setup["token"]).status_code == 202
+
+
+def test_rollup_minutes_are_utc_minutes_whatever_the_offset(setup: dict[str, Any]) -> None:
+    wins = windows(now_minute(), 1, count=4)
+    moment = now_minute().astimezone(timezone.get_fixed_timezone(330)) + timedelta(seconds=30)
+    wins[0]["start"] = moment.isoformat()
+    wins[0]["end"] = (moment + timedelta(seconds=1)).isoformat()
+    answer = post_samples(Client(), batch("etcd-resident", "prod-1", wins), setup["token"])
+    assert answer.status_code == 202, answer.content
+    assert rows("SELECT minute, count FROM resident_minute") == [(now_minute(), 4)]
 
 
 def test_forbidden(setup: dict[str, Any]) -> None:

@@ -39,7 +39,7 @@ def portal_rbac(namespace: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-def allowed(kube: LocalKube, namespace: str, resource: str, verb: str) -> bool:
+def allowed(kube: LocalKube, namespace: str, resource: str, verb: str, api_group: str = "") -> bool:
     """Ask the API server's own authorizer (what the next request will meet)."""
     group, _, sub = resource.partition("/")
     review = kube.api(
@@ -54,6 +54,7 @@ def allowed(kube: LocalKube, namespace: str, resource: str, verb: str) -> bool:
                 "resourceAttributes": {
                     "namespace": namespace,
                     "verb": verb,
+                    "group": api_group,
                     "resource": group,
                     "subresource": sub,
                 },
@@ -84,7 +85,9 @@ def apply_portal_rbac(
         for resource in rule["resources"]:
             for verb in rule["verbs"]:
                 wait_for(
-                    lambda r=resource, v=verb: allowed(kube, namespace, r, v),
+                    lambda r=resource, v=verb, g=rule["apiGroups"][0]: allowed(
+                        kube, namespace, r, v, g
+                    ),
                     timeout=30,
                     what=f"{verb} {resource} to be allowed",
                 )

@@ -125,6 +125,20 @@ def test_stored_reports_answer_the_same() -> None:
     assert headers_of(full, first, first) == headers_of(fast, second, first)
     assert json.loads(fast[2]) == {"id": second, "state": "failed"}
     assert ProbeRun.objects.get(pk=second).state == RunState.FAILED
+    assert ("Content-Language", "en") in fast[1]  # as LocaleMiddleware says it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_report_naming_a_language_goes_through_django_and_answers_alike() -> None:
+    first, second = runs(2)
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}", "HTTP_ACCEPT_LANGUAGE": "zh-CN"}
+    with pytest.raises(AssertionError, match="handler was asked"):  # not the fast path's
+        call(ReportEndpoint(no_django), "POST", f"/api/v1/runs/{first}/report", GOOD, **headers)
+    full = call(WSGIHandler(), "POST", f"/api/v1/runs/{first}/report", GOOD, **headers)
+    through = call(wsgi.application, "POST", f"/api/v1/runs/{second}/report", GOOD, **headers)
+    assert full[0] == through[0] == "200 OK"
+    assert headers_of(full, first, first) == headers_of(through, second, first)
+    assert ("Content-Language", "zh-hans") in through[1]
 
 
 @pytest.mark.django_db(transaction=True)

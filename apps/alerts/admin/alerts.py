@@ -11,6 +11,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.alerts import services
 from apps.alerts.inputs import AcknowledgeForm, ResolveForm
@@ -40,8 +42,14 @@ def _form_action(
                 apply(alert, form)
                 done += 1
             except ValueError as exc:
-                refused.append(f"{alert.case} on {alert.cluster}: {exc}")
-        modeladmin.message_user(request, f"{submit}: {done} alert(s).", messages.SUCCESS)
+                refused.append(
+                    gettext("%(case)s on %(cluster)s: %(error)s")
+                    % {"case": alert.case, "cluster": alert.cluster, "error": exc}
+                )
+        done_text = ngettext("%(action)s: %(n)d alert.", "%(action)s: %(n)d alerts.", done)
+        modeladmin.message_user(
+            request, done_text % {"action": submit, "n": done}, messages.SUCCESS
+        )
         for reason in refused[:20]:
             modeladmin.message_user(request, reason, messages.WARNING)
         return None
@@ -58,7 +66,7 @@ def _form_action(
     return TemplateResponse(request, "admin/alerts/action_form.html", context)
 
 
-@admin.action(description="Acknowledge selected alerts…", permissions=["change"])
+@admin.action(description=_("Acknowledge selected alerts…"), permissions=["change"])
 def acknowledge(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]
 ) -> TemplateResponse | None:
@@ -77,14 +85,16 @@ def acknowledge(
         queryset,
         form_class=AcknowledgeForm,
         action="acknowledge",
-        intro="Someone is on it: these alerts stay quiet until they resolve or the "
-        "acknowledgement expires.",
-        submit="Acknowledge",
+        intro=gettext(
+            "Someone is on it: these alerts stay quiet until they resolve or the "
+            "acknowledgement expires."
+        ),
+        submit=gettext("Acknowledge"),
         apply=apply,
     )
 
 
-@admin.action(description="Resolve selected alerts by hand…", permissions=["change"])
+@admin.action(description=_("Resolve selected alerts by hand…"), permissions=["change"])
 def resolve(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Alert]
 ) -> TemplateResponse | None:
@@ -99,8 +109,10 @@ def resolve(
         queryset,
         form_class=ResolveForm,
         action="resolve",
-        intro="Close these alerts now; the next failing run opens them again if the rule says so.",
-        submit="Resolve",
+        intro=gettext(
+            "Close these alerts now; the next failing run opens them again if the rule says so."
+        ),
+        submit=gettext("Resolve"),
         apply=apply,
     )
 
@@ -232,24 +244,24 @@ class AlertAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # alerts come from runs, not from people
 
-    @admin.display(description="error")
+    @admin.display(description=_("error"))
     def short_error(self, alert: Alert) -> str:
         # Short enough for the list to fit 1400 px; the whole text is on the alert's page.
         return alert.error if len(alert.error) <= 48 else alert.error[:47] + "…"
 
-    @admin.display(description="firing since", ordering="firing_since")
+    @admin.display(description=_("firing since"), ordering="firing_since")
     def since(self, alert: Alert) -> str:
         if alert.firing_since is None:
             return "-"
         return f"{timezone.localtime(alert.firing_since):%m-%d %H:%M}"
 
-    @admin.display(description="state", ordering="state")
+    @admin.display(description=_("state"), ordering="state")
     def status(self, alert: Alert) -> str:
         # State, severity and what keeps it quiet in one column, so the list fits 1400 px.
         quiet = self.quiet(alert)
         return f"{alert.get_state_display()} · {alert.severity}" + (f" ({quiet})" if quiet else "")
 
-    @admin.display(description="kept quiet by")
+    @admin.display(description=_("kept quiet by"))
     def quiet(self, alert: Alert) -> str:
         if alert.flapping_since:
             return "flapping"
@@ -259,11 +271,11 @@ class AlertAdmin(admin.ModelAdmin):
             return "acknowledged"
         return ""
 
-    @admin.display(description="diagnosis")
+    @admin.display(description=_("diagnosis"))
     def diagnosis(self, alert: Alert) -> str:
         return root_cause_text(alert) or "-"
 
-    @admin.display(description="last run")
+    @admin.display(description=_("last run"))
     def run_link(self, alert: Alert) -> str:
         if not alert.last_run_id:
             return "-"

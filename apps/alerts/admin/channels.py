@@ -10,6 +10,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.alerts.channels import channel_save
 from apps.alerts.models import Channel, Notification
@@ -22,18 +24,22 @@ class ChannelForm(forms.ModelForm):
     kind = forms.ChoiceField(choices=())
     config = forms.JSONField(
         required=False,
-        help_text="The transport's settings as JSON. Secrets show as •••• and are kept "
-        "when left masked.",
+        label=_("config"),
+        help_text=_(
+            "The transport's settings as JSON. Secrets show as •••• and are kept when left masked."
+        ),
         widget=forms.Textarea(attrs={"rows": 8, "cols": 80}),
     )
 
     class Meta:
         model = Channel
-        fields = ["name", "kind", "enabled", "severities", "matchers", "send_resolved"]
+        fields = ["name", "kind", "enabled", "severities", "matchers", "send_resolved", "language"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["kind"].choices = transports.choices()  # type: ignore[attr-defined]
+        # Forms posted without it (older scripts) keep the channel's, or get the default.
+        self.fields["language"].required = False
         if self.instance.pk and self.instance.config_json:
             stored = json.loads(self.instance.config_json)
             self.initial["config"] = transports.redact(stored, self.instance.kind)
@@ -53,6 +59,9 @@ class ChannelForm(forms.ModelForm):
                 severities=data.get("severities") or [],
                 matchers=data.get("matchers") or [],
                 send_resolved=data.get("send_resolved", True),
+                language=data.get("language")
+                or self.instance.language
+                or Channel.language.field.get_default(),
             )
         except ValidationError as exc:
             if hasattr(exc, "error_dict"):
@@ -63,7 +72,7 @@ class ChannelForm(forms.ModelForm):
         return data
 
 
-@admin.action(description="Send a test notification", permissions=["change"])
+@admin.action(description=_("Send a test notification"), permissions=["change"])
 def send_test(
     modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Channel]
 ) -> None:
@@ -71,7 +80,10 @@ def send_test(
         notification = channel_send_test(channel_id=channel.pk)
         if notification.status == "sent":
             modeladmin.message_user(
-                request, f"{channel.name}: sent in {notification.duration_ms} ms.", messages.SUCCESS
+                request,
+                gettext("%(channel)s: sent in %(ms)s ms.")
+                % {"channel": channel.name, "ms": notification.duration_ms},
+                messages.SUCCESS,
             )
         else:
             modeladmin.message_user(
@@ -82,8 +94,8 @@ def send_test(
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
     form = ChannelForm
-    list_display = ["name", "kind", "enabled", "severities", "disabled_reason"]
-    list_filter = ["kind", "enabled"]
+    list_display = ["name", "kind", "language", "enabled", "severities", "disabled_reason"]
+    list_filter = ["kind", "enabled", "language"]
     search_fields = ["name"]
     actions = [send_test, *enable_actions("channels")]
     readonly_fields = ["disabled_reason"]
@@ -97,6 +109,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "severities",
         "matchers",
         "send_resolved",
+        "language",
     ]
 
     # ChannelForm.clean ran channel_save(commit=False) on the instance: it only needs saving.
@@ -129,6 +142,6 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description="flips")
+    @admin.display(description=_("flips"))
     def flips_display(self, notification: Notification) -> str:
         return pretty_json([str(f) for f in notification.flips.all()[:200]])

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from apps.alerts import services
 from apps.alerts.models import DEFAULT_RULE, AlertRule
@@ -68,11 +69,11 @@ class AlertRuleAdmin(admin.ModelAdmin):
             except ValueError as exc:
                 self.message_user(request, f"{rule.name}: {exc}", messages.WARNING)
 
-    @admin.display(description="applies to")
+    @admin.display(description=_("applies to"))
     def scope_display(self, rule: AlertRule) -> str:
         return rule.scope
 
-    @admin.display(description="fires on")
+    @admin.display(description=_("fires on"))
     def conditions(self, rule: AlertRule) -> str:
         parts = []
         if rule.consecutive_failures:

@@ -6,6 +6,8 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -79,20 +81,20 @@ class AlertSerializer(serializers.ModelSerializer):
     last_run: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
         read_only=True,
         allow_null=True,
-        help_text="Id of the run that last changed what the alert says.",
+        help_text=_("Id of the run that last changed what the alert says."),
     )
     last_run_url = serializers.SerializerMethodField()
     latest_run: serializers.PrimaryKeyRelatedField = serializers.PrimaryKeyRelatedField(
         read_only=True,
         allow_null=True,
-        help_text="Id of the newest finished run of the pair, whatever the state.",
+        help_text=_("Id of the newest finished run of the pair, whatever the state."),
     )
     flapping = serializers.SerializerMethodField()
     ack_by: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
     timeline = AlertTimelineSerializer(
-        many=True, read_only=True, required=False, help_text="Only with ?expand=timeline."
+        many=True, read_only=True, required=False, help_text=_("Only with ?expand=timeline.")
     )
 
     class Meta:
@@ -171,7 +173,7 @@ class AcknowledgeSerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         hours = attrs.pop("hours", None)
         if hours is not None and attrs.get("until") is not None:
-            raise serializers.ValidationError({"hours": "Give until or hours, not both."})
+            raise serializers.ValidationError({"hours": gettext("Give until or hours, not both.")})
         if hours is not None:
             attrs["until"] = timezone.now() + timedelta(hours=hours)
         return attrs
@@ -258,7 +260,7 @@ class AlertRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
 
     def validate_name(self, value: str) -> str:
         if self.instance is not None and self.instance.name == DEFAULT_RULE != value:
-            raise serializers.ValidationError("The default rule keeps its name.")
+            raise serializers.ValidationError(gettext("The default rule keeps its name."))
         return value
 
 
@@ -288,15 +290,15 @@ class ChannelConfigField(serializers.JSONField):
 
 class ChannelSerializer(serializers.ModelSerializer):
     kind = serializers.CharField(
-        max_length=30, help_text="A transport kind; GET /api/v1/channels/kinds/ lists them."
+        max_length=30, help_text=_("A transport kind; GET /api/v1/channels/kinds/ lists them.")
     )
     config = ChannelConfigField(required=False)
     severities = serializers.ListField(
         child=serializers.ChoiceField(choices=Severity.choices),
         required=False,
-        help_text="Severities routed here; empty: all.",
+        help_text=_("Severities routed here; empty: all."),
     )
-    matchers = MatchersField(required=False, help_text="Only alerts matching all; empty: all.")
+    matchers = MatchersField(required=False, help_text=_("Only alerts matching all; empty: all."))
 
     class Meta:
         model = Channel
@@ -309,6 +311,7 @@ class ChannelSerializer(serializers.ModelSerializer):
             "severities",
             "matchers",
             "send_resolved",
+            "language",
             "created_at",
             "updated_at",
         ]
@@ -316,7 +319,7 @@ class ChannelSerializer(serializers.ModelSerializer):
 
     def validate_name(self, value: str) -> str:
         if value == "kinds":  # /channels/kinds/ lists the transports
-            raise serializers.ValidationError("'kinds' is reserved; choose another name.")
+            raise serializers.ValidationError(gettext("'kinds' is reserved; choose another name."))
         return value
 
 
@@ -327,7 +330,7 @@ class ChannelFieldSerializer(serializers.Serializer):
     )
     # Declared fields are popped off the class, so these do not shadow Field's attributes.
     required = serializers.BooleanField()  # type: ignore[assignment]
-    secret = serializers.BooleanField(help_text="Shown as •••• once stored.")
+    secret = serializers.BooleanField(help_text=_("Shown as •••• once stored."))
     help_text = serializers.CharField()  # type: ignore[assignment]
     default = serializers.JSONField(required=False)
     choices = serializers.ListField(child=serializers.CharField(), required=False)
@@ -340,10 +343,10 @@ class ChannelKindSerializer(serializers.Serializer):
 
 
 class ChannelTestResultSerializer(serializers.Serializer):
-    status = serializers.CharField(help_text="sent or failed")
+    status = serializers.CharField(help_text=_("sent or failed"))
     error = serializers.CharField(allow_blank=True)
     duration_ms = serializers.IntegerField(allow_null=True)
-    notification = serializers.IntegerField(help_text="Id of the recorded notification.")
+    notification = serializers.IntegerField(help_text=_("Id of the recorded notification."))
     channel_enabled = serializers.BooleanField(
-        help_text="False when the receiver refused for good and the channel was disabled."
+        help_text=_("False when the receiver refused for good and the channel was disabled.")
     )

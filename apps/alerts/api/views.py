@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -53,7 +54,12 @@ class AlertViewSet(viewsets.ReadOnlyModelViewSet):
         unknown = sorted(wanted - set(EXPANDABLE))
         if unknown:
             raise serializers.ValidationError(
-                {"expand": [f"Unknown: {', '.join(unknown)}; use {', '.join(EXPANDABLE)}."]}
+                {
+                    "expand": [
+                        gettext("Unknown: %(unknown)s; use %(known)s.")
+                        % {"unknown": ", ".join(unknown), "known": ", ".join(EXPANDABLE)}
+                    ]
+                }
             )
         return wanted
 

@@ -22,6 +22,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from apps.alerts.transports import http
@@ -69,7 +70,9 @@ def alert(
         "severity": severity,
     }
     summary = (
-        message.title if len(message.items) <= 1 else f"{message.case} failed on {item.cluster}"
+        message.title
+        if len(message.items) <= 1
+        else _("%(case)s failed on %(cluster)s") % {"case": message.case, "cluster": item.cluster}
     )
     annotations = {
         "summary": truncate(summary, 1000),

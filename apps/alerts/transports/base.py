@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
@@ -237,8 +238,8 @@ def make_test_message(*, portal_url: str = "", case: str = "kubeprobe-test") -> 
         event="test",
         severity="info",
         case=case,
-        title="KubeProbe test notification: this channel works",
-        text=(
+        title=_("KubeProbe test notification: this channel works"),
+        text=_(
             "This is a test notification from KubeProbe.\n"
             "If you can read it, alerts sent to this channel will arrive here."
         ),

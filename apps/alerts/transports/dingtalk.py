@@ -37,10 +37,10 @@ from apps.alerts.transports.base import (
     signature_fields,
 )
 from apps.alerts.transports.render import (
-    EVENT_LABELS,
     HEX,
     capped_markdown,
     colour,
+    event_label,
     headline,
     markdown_lines,
     truncate,
@@ -57,7 +57,7 @@ def sign(secret: str, timestamp_ms: int) -> str:
 
 
 def payload(message: Message, *, at_mobiles: list[str], at_all: bool) -> dict[str, Any]:
-    label = EVENT_LABELS.get(message.event, message.event.upper())
+    label = event_label(message.event)
     head = f'#### <font color="{HEX[colour(message)]}">[{label}]</font> {message.title}'
     lines = [head, *markdown_lines(message)]
     if at_mobiles:

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from apps.alerts.transports.base import (
@@ -34,8 +35,10 @@ from apps.alerts.transports.render import (
     HEX,
     colour,
     error_limit,
+    event_name,
     headline,
     item_urls,
+    severity_name,
     truncate,
 )
 
@@ -50,7 +53,7 @@ def subject(message: Message) -> str:
 def text_body(message: Message) -> str:
     body = message.text.rstrip()
     if message.portal_url and message.portal_url not in body:
-        body += f"\n\nAlerts: {message.portal_url}"
+        body += "\n\n" + _("Alerts: %(url)s") % {"url": message.portal_url}
     return body + "\n\n-- \nKubeProbe\n"
 
 
@@ -80,29 +83,38 @@ def html_body(message: Message) -> str:
             headline(message),
         ),
         format_html(
-            "<p><b>Case:</b> {} &nbsp; <b>Severity:</b> {} &nbsp; <b>Event:</b> {}</p>",
+            "<p><b>{}</b> {} &nbsp; <b>{}</b> {} &nbsp; <b>{}</b> {}</p>",
+            _("Case:"),
             message.case,
-            message.severity,
-            message.event,
+            _("Severity:"),
+            severity_name(message.severity),
+            _("Event:"),
+            event_name(message.event),
         ),
     ]
     if message.items:
         parts.append(
             format_html(
-                '<table style="border-collapse:collapse" border="1"><tr><th>Cluster</th>'
-                "<th>Step</th><th>Error</th><th>Links</th></tr>{}</table>",
+                '<table style="border-collapse:collapse" border="1"><tr><th>{}</th>'
+                "<th>{}</th><th>{}</th><th>{}</th></tr>{}</table>",
+                _("Cluster"),
+                _("Step"),
+                _("Error"),
+                _("Links"),
                 rows,
             )
         )
     if message.incident:
-        parts.append(format_html("<p><b>Incident:</b> {}</p>", message.incident))
+        parts.append(format_html("<p><b>{}</b> {}</p>", _("Incident:"), message.incident))
     if message.diagnosis:
-        parts.append(format_html("<p><b>Diagnosis:</b> {}</p>", message.diagnosis))
+        parts.append(format_html("<p><b>{}</b> {}</p>", _("Diagnosis:"), message.diagnosis))
     if message.note:
         parts.append(format_html("<p><i>{}</i></p>", message.note))
     if message.portal_url:
         parts.append(
-            format_html('<p><a href="{}">Open alerts in KubeProbe</a></p>', message.portal_url)
+            format_html(
+                '<p><a href="{}">{}</a></p>', message.portal_url, _("Open alerts in KubeProbe")
+            )
         )
     return "<!DOCTYPE html><html><body>" + "".join(parts) + "</body></html>"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from apps.alerts.transports import http
@@ -43,9 +44,9 @@ def summary(message: Message, item: AlertItem) -> str:
     if len(message.items) <= 1:
         text = message.title
     else:
-        text = f"{message.case} failed on {item.cluster}"
+        text = _("%(case)s failed on %(cluster)s") % {"case": message.case, "cluster": item.cluster}
         if item.step:
-            text += f" at step {item.step}"
+            text += " " + _("at step %(step)s") % {"step": item.step}
         if item.error:
             text += f": {item.error.splitlines()[0] if item.error.strip() else item.error}"
     return truncate(" ".join(text.split()), 1024)  # the API's limit for summary
@@ -90,7 +91,7 @@ def event(message: Message, item: AlertItem, routing_key: str) -> dict[str, Any]
         body["client_url"] = message.portal_url
     links = [
         {"href": url, "text": text}
-        for text, url in item_urls(item, ("Run", "Pod log", "Pod events"))
+        for text, url in item_urls(item, (_("Run"), _("Pod log"), _("Pod events")))
     ]
     if links:
         body["links"] = links

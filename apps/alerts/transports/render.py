@@ -2,7 +2,8 @@
 
 Chat vendors (DingTalk, Feishu, WeCom) accept different markdown subsets, so the
 body is built from the message's structure by one function taking a small dialect;
-each vendor then caps it to its own size limit.
+each vendor then caps it to its own size limit. Human texts are gettext'd: callers
+render under the channel's language (apps/alerts/sending.py), field names stay English.
 """
 
 from __future__ import annotations
@@ -10,16 +11,49 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
+
 from apps.alerts.transports.base import AlertItem, Message
 
 EVENT_LABELS = {
-    "firing": "FIRING",
-    "resolved": "RESOLVED",
-    "flapping": "FLAPPING",
-    "acknowledged": "ACKNOWLEDGED",
-    "escalated": "ESCALATED",
-    "test": "TEST",
+    "firing": gettext_lazy("FIRING"),
+    "resolved": gettext_lazy("RESOLVED"),
+    "flapping": gettext_lazy("FLAPPING"),
+    "acknowledged": gettext_lazy("ACKNOWLEDGED"),
+    "escalated": gettext_lazy("ESCALATED"),
+    "silenced": gettext_lazy("SILENCED"),
+    "test": gettext_lazy("TEST"),
 }
+# The values in a message's facts line ("Severity: critical", "Event: firing").
+SEVERITY_NAMES = {
+    "info": pgettext_lazy("severity", "info"),
+    "warning": pgettext_lazy("severity", "warning"),
+    "critical": pgettext_lazy("severity", "critical"),
+}
+EVENT_NAMES = {
+    "firing": pgettext_lazy("event", "firing"),
+    "resolved": pgettext_lazy("event", "resolved"),
+    "flapping": pgettext_lazy("event", "flapping"),
+    "acknowledged": pgettext_lazy("event", "acknowledged"),
+    "escalated": pgettext_lazy("event", "escalated"),
+    "silenced": pgettext_lazy("event", "silenced"),
+    "test": pgettext_lazy("event", "test"),
+}
+
+
+def event_label(event: str) -> str:
+    """The upper-case banner word of an event ("FIRING", "告警中")."""
+    return str(EVENT_LABELS.get(event, event.upper()))
+
+
+def severity_name(severity: str) -> str:
+    return str(SEVERITY_NAMES.get(severity, severity))
+
+
+def event_name(event: str) -> str:
+    return str(EVENT_NAMES.get(event, event))
+
 
 # Semantic colours; each vendor maps them to its own palette.
 HEX = {
@@ -43,7 +77,7 @@ def colour(message: Message) -> str:
 
 
 def headline(message: Message) -> str:
-    return f"[{EVENT_LABELS.get(message.event, message.event.upper())}] {message.title}"
+    return f"[{event_label(message.event)}] {message.title}"
 
 
 def truncate(text: str, limit: int) -> str:
@@ -93,10 +127,9 @@ MARKDOWN = Dialect(
 )
 
 
-def item_urls(
-    item: AlertItem, labels: tuple[str, str, str] = ("run", "log", "events")
-) -> list[tuple[str, str]]:
+def item_urls(item: AlertItem, labels: tuple[str, str, str] | None = None) -> list[tuple[str, str]]:
     """(label, url) for the item's run page, pod log and pod events: those it has."""
+    labels = labels or (_("run"), _("log"), _("events"))
     urls = (item.run_url, item.log_url, item.events_url)
     return [(label, url) for label, url in zip(labels, urls, strict=True) if url]
 
@@ -105,9 +138,9 @@ def message_buttons(message: Message) -> list[tuple[str, str, bool]]:
     """(text, url, primary) of the buttons under a card: the first run, the alerts page."""
     buttons = []
     if message.items and message.items[0].run_url:
-        buttons.append(("Open run", message.items[0].run_url, True))
+        buttons.append((_("Open run"), message.items[0].run_url, True))
     if message.portal_url:
-        buttons.append(("All alerts", message.portal_url, False))
+        buttons.append((_("All alerts"), message.portal_url, False))
     return buttons
 
 
@@ -120,16 +153,21 @@ def markdown_lines(message: Message, dialect: Dialect = MARKDOWN) -> list[str]:
     esc = dialect.escape
     b = dialect.bold
     lines = [
-        f"{b('Case:')} {esc(message.case)}  {b('Severity:')} {message.severity}  "
-        f"{b('Event:')} {message.event}",
+        "  ".join(
+            (
+                b(_("Case:")) + " " + esc(message.case),
+                b(_("Severity:")) + " " + severity_name(message.severity),
+                b(_("Event:")) + " " + event_name(message.event),
+            )
+        ),
     ]
     if message.items:
-        lines.append(f"{b('Clusters:')} {esc(', '.join(message.clusters))}")
+        lines.append(b(_("Clusters:")) + " " + esc(", ".join(message.clusters)))
     limit = error_limit(message)
     for item in message.items:
         head = f"- {b(esc(item.cluster))}"
         if item.step:
-            head += f" step {dialect.code(item.step)}"
+            head += " " + _("step %(step)s") % {"step": dialect.code(item.step)}
         links = item_links(item, dialect)
         if links:
             head += f" ({links})"
@@ -137,15 +175,15 @@ def markdown_lines(message: Message, dialect: Dialect = MARKDOWN) -> list[str]:
         if item.error and message.event != "resolved":
             lines.append(dialect.quote(esc(truncate(item.error, limit))))
     if message.incident:
-        lines.append(f"{b('Incident:')} {esc(message.incident)}")
+        lines.append(b(_("Incident:")) + " " + esc(message.incident))
     if message.diagnosis:
-        lines.append(f"{b('Diagnosis:')} {esc(message.diagnosis)}")
+        lines.append(b(_("Diagnosis:")) + " " + esc(message.diagnosis))
     if message.note:
-        lines.append(f"{b('Note:')} {esc(message.note)}")
+        lines.append(b(_("Note:")) + " " + esc(message.note))
     if message.ended_at and message.event == "resolved":
-        lines.append(f"{b('Resolved at:')} {message.ended_at:%Y-%m-%d %H:%M:%S} UTC")
+        lines.append(b(_("Resolved at:")) + f" {message.ended_at:%Y-%m-%d %H:%M:%S} UTC")
     if message.portal_url:
-        lines.append(dialect.link("Open alerts in KubeProbe", message.portal_url))
+        lines.append(dialect.link(_("Open alerts in KubeProbe"), message.portal_url))
     return lines
 
 
@@ -154,7 +192,7 @@ def capped_markdown(lines: list[str], limit_bytes: int, *, portal_url: str = "")
     text = "\n\n".join(lines)
     if len(text.encode()) <= limit_bytes:
         return text
-    tail = "… more on the portal" + (f": {portal_url}" if portal_url else "")
+    tail = _("… more on the portal") + (f": {portal_url}" if portal_url else "")
     kept: list[str] = []
     for line in lines:
         candidate = "\n\n".join([*kept, line, tail])

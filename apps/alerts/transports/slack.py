@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
 from apps.alerts.transports import http
 from apps.alerts.transports.base import (
     HttpUrlField,
@@ -26,9 +29,11 @@ from apps.alerts.transports.render import (
     HEX,
     colour,
     error_limit,
+    event_name,
     headline,
     item_urls,
     message_buttons,
+    severity_name,
     truncate,
 )
 
@@ -69,6 +74,10 @@ def code_block(text: str) -> str:
     return "```" + escape(text).replace("```", "'''") + "```"
 
 
+def fact(label: str, value: str) -> str:
+    return f"*{label}*\n{value}"
+
+
 def payload(message: Message) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {
@@ -78,13 +87,13 @@ def payload(message: Message) -> dict[str, Any]:
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*Case*\n{escape(message.case)}"},
-                {"type": "mrkdwn", "text": f"*Severity*\n{message.severity}"},
-                {"type": "mrkdwn", "text": f"*Event*\n{message.event}"},
+                {"type": "mrkdwn", "text": fact(_("Case"), escape(message.case))},
+                {"type": "mrkdwn", "text": fact(_("Severity"), severity_name(message.severity))},
+                {"type": "mrkdwn", "text": fact(_("Event"), event_name(message.event))},
                 {
                     "type": "mrkdwn",
                     "text": truncate(
-                        f"*Clusters*\n{escape(', '.join(message.clusters)) or '-'}", 2000
+                        fact(_("Clusters"), escape(", ".join(message.clusters)) or "-"), 2000
                     ),
                 },
             ],
@@ -93,11 +102,13 @@ def payload(message: Message) -> dict[str, Any]:
     limit = error_limit(message)
     for item in message.items[:MAX_CLUSTER_SECTIONS]:
         lines = [
-            f"*{escape(item.cluster)}*" + (f" · step `{escape(item.step)}`" if item.step else "")
+            f"*{escape(item.cluster)}*"
+            + (" · " + _("step %(step)s") % {"step": f"`{escape(item.step)}`"} if item.step else "")
         ]
         if item.error and message.event != "resolved":
             lines.append(code_block(truncate(item.error, limit)))
-        links = [link(url, label) for label, url in item_urls(item, ("Run", "Log", "Events"))]
+        labels = (_("Run"), _("Log"), _("Events"))
+        links = [link(url, label) for label, url in item_urls(item, labels)]
         if links:
             lines.append(" · ".join(links))
         blocks.append(
@@ -112,7 +123,15 @@ def payload(message: Message) -> dict[str, Any]:
             {
                 "type": "context",
                 "elements": [
-                    {"type": "mrkdwn", "text": f"… and {hidden} more clusters on the portal"}
+                    {
+                        "type": "mrkdwn",
+                        "text": ngettext(
+                            "… and %(count)d more cluster on the portal",
+                            "… and %(count)d more clusters on the portal",
+                            hidden,
+                        )
+                        % {"count": hidden},
+                    }
                 ],
             }
         )
@@ -122,7 +141,7 @@ def payload(message: Message) -> dict[str, Any]:
                 "type": "section",
                 "text": {
                     "type": "mrkdwn",
-                    "text": truncate(f"*Diagnosis* {escape(message.diagnosis)}", 3000),
+                    "text": truncate("*" + _("Diagnosis") + "* " + escape(message.diagnosis), 3000),
                 },
             }
         )

@@ -22,7 +22,7 @@ from apps.alerts.transports.base import (
     register,
     require_query_param,
 )
-from apps.alerts.transports.render import EVENT_LABELS, capped_markdown, colour, markdown_lines
+from apps.alerts.transports.render import capped_markdown, colour, event_label, markdown_lines
 
 TRANSIENT_CODES = frozenset({-1, 45009, 45033})
 MAX_MARKDOWN_BYTES = 4096
@@ -31,7 +31,7 @@ FONT_COLOURS = {"red": "warning", "orange": "warning", "yellow": "warning", "gre
 
 
 def payload(message: Message) -> dict[str, Any]:
-    label = EVENT_LABELS.get(message.event, message.event.upper())
+    label = event_label(message.event)
     font = FONT_COLOURS.get(colour(message), "comment")
     head = f'### <font color="{font}">[{label}]</font> {message.title}'
     lines = [head, *markdown_lines(message)]

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -67,9 +68,11 @@ class CaseTemplateSerializer(serializers.ModelSerializer):
 
 class RenderConfigSerializer(serializers.ModelSerializer):
     env = EnvField(required=False)
-    args = string_list(required=False, allow_null=True, help_text="Replaces the template's args.")
+    args = string_list(
+        required=False, allow_null=True, help_text=_("Replaces the template's args.")
+    )
     resources = ResourcesField(
-        required=False, allow_null=True, help_text="Replaces the template's resources."
+        required=False, allow_null=True, help_text=_("Replaces the template's resources.")
     )
 
     class Meta:
@@ -103,7 +106,7 @@ class CaseSerializer(serializers.ModelSerializer):
             self.instance is not None and RenderConfig.objects.filter(case=self.instance).exists()
         )
         if value is not None and not has_one and not value.get("name"):
-            raise serializers.ValidationError({"name": ["This field is required."]})
+            raise serializers.ValidationError({"name": [_("This field is required.")]})
         return value
 
     @extend_schema_field(STRING_MAP)
@@ -127,7 +130,7 @@ class CaseSerializer(serializers.ModelSerializer):
 
 
 class CaseSetSerializer(serializers.ModelSerializer):
-    cases = names_field(Case.objects.all(), help_text="Case names.")
+    cases = names_field(Case.objects.all(), help_text=_("Case names."))
 
     class Meta:
         model = CaseSet

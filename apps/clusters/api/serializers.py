@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -26,7 +27,7 @@ class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):
         allow_blank=True,
         trim_whitespace=False,
         style={"base_template": "textarea.html"},
-        help_text="Write-only. Omit to keep the stored kubeconfig; empty string clears it.",
+        help_text=_("Write-only. Omit to keep the stored kubeconfig; empty string clears it."),
     )
     labels = LabelsJSONField(required=False)
     has_kubeconfig = serializers.BooleanField(read_only=True)
@@ -65,8 +66,10 @@ class ClusterSerializer(ModelCleanMixin, serializers.ModelSerializer):
 
 
 class ClusterGroupSerializer(ModelCleanMixin, serializers.ModelSerializer):
-    members = names_field(Cluster.objects.all(), help_text="Explicit member cluster names.")
-    selector = LabelsJSONField(required=False, help_text="Clusters whose labels match all pairs.")
+    members = names_field(Cluster.objects.all(), help_text=_("Explicit member cluster names."))
+    selector = LabelsJSONField(
+        required=False, help_text=_("Clusters whose labels match all pairs.")
+    )
 
     class Meta:
         model = ClusterGroup

@@ -31,7 +31,7 @@ from apps.dashboard.selectors.stats import (
     pair_stats,
     step_latency_series,
 )
-from apps.runs.models import ProbeRun
+from apps.runs.models import ProbeRun, RunRollup
 from apps.scheduling.models import Event
 from apps.scheduling.selectors import scheduled_pairs
 
@@ -83,6 +83,7 @@ def cluster_page(*, cluster: Cluster, filters: Filters, now: datetime | None = N
     }
     stats = pair_stats(
         runs=ProbeRun.objects.filter(cluster=cluster, case_id__in=list(case_names)),
+        rollups=RunRollup.objects.filter(cluster=cluster, case_id__in=list(case_names)),
         key="case_id",
         now=now,
     )
@@ -233,6 +234,7 @@ def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None =
     )
     stats = pair_stats(
         runs=ProbeRun.objects.filter(case=case, cluster_id__in=scope.clusters.values("pk")),
+        rollups=RunRollup.objects.filter(case=case, cluster_id__in=scope.clusters.values("pk")),
         key="cluster_id",
         now=now,
     )

@@ -22,12 +22,14 @@ from typing import Any
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.alerts.models import Alert
 from apps.clusters.models import Cluster
 from apps.dashboard import access
 from apps.dashboard.selectors import matrix
-from apps.dashboard.selectors.matrix import Cell, FilterOptions, Filters
+from apps.dashboard.selectors.matrix import NO_GROUP, NO_REGION, Cell, FilterOptions, Filters
+from apps.dashboard.selectors.resident import ResidentMatrix
 from apps.scheduling.selectors import scheduled_pairs
 
 RUN_CODES = {
@@ -95,7 +97,7 @@ class Grid:
 
     @property
     def row_count(self) -> int:
-        return sum(len(rows) for _, rows in self.sections)
+        return sum(len(rows) for _title, rows in self.sections)
 
 
 def _code_sql(column: str, codes: dict[str, str], default: str) -> str:
@@ -211,7 +213,7 @@ def grid_overview(*, user: Any, filters: Filters) -> Grid:
     """The overview's rows, columns, counters and filter options; about ten queries."""
     scope = matrix.scope_of(user, filters, case=None, cluster=None)
     enabled_cases = list(scope.cases.order_by("name").values_list("pk", "name"))
-    case_ids = [pk for pk, _ in enabled_cases]
+    case_ids = [pk for pk, _name in enabled_cases]
     by_group = filters.group_by == "group"
     fetch = _fetch_postgres if connection.vendor == "postgresql" and case_ids else _fetch_python
     labels: dict[int, dict[str, str]] = {}
@@ -272,14 +274,42 @@ def grid_overview(*, user: Any, filters: Filters) -> Grid:
 
 
 def row_title(row: GridRow) -> str:
-    also = ("also in " + ", ".join(row.also_in)) if row.also_in else ""
+    also = _("also in %(groups)s") % {"groups": ", ".join(row.also_in)} if row.also_in else ""
     parts = (row.display_name, row.environment, row.region, also)
     return " · ".join(part for part in parts if part)
 
 
-def grid_json(grid: Grid) -> dict[str, Any]:
+def section_title(title: str) -> str:
+    """The selectors' placeholder section titles, in the page's language."""
+    return {NO_REGION: _("(no region)"), NO_GROUP: _("(no group)")}.get(title, title)
+
+
+def _resident_json(resident: ResidentMatrix | None) -> dict[str, list[list[Any]]]:
+    """The resident columns [[probe_id, name, alert_case_id]] and their cells, one list
+    per target [probe_id, cluster_id, state, availability, p99_ms, alert_state]: a
+    probe runs in some clusters only, so a flat list, not a string per row."""
+    if resident is None:
+        return {"columns": [], "cells": []}
+    return {
+        "columns": [[c.probe_id, c.name, c.alert_case_id] for c in resident.columns],
+        "cells": [
+            [
+                c.probe_id,
+                c.cluster_id,
+                c.state,
+                None if c.availability is None else round(c.availability, 3),
+                None if c.p99_ms is None else round(c.p99_ms, 1),
+                c.alert_state,
+            ]
+            for c in resident.cells.values()
+        ],
+    }
+
+
+def grid_json(grid: Grid, resident: ResidentMatrix | None = None) -> dict[str, Any]:
     """The grid as the browser reads it (static/dashboard/grid.js): lists, not objects,
-    so 10,000 rows stay a few megabytes before gzip."""
+    so 10,000 rows stay a few megabytes before gzip. Resident probes are columns after
+    the cases (`resident`, from selectors.resident.resident_matrix)."""
     sections = []
     for title, rows in grid.sections:
         out = []
@@ -297,13 +327,14 @@ def grid_json(grid: Grid) -> dict[str, Any]:
                     else None,
                 ]
             )
-        sections.append([title, out])
+        sections.append([section_title(title), out])
     return {
         "cases": grid.cases,
         "sections": sections,
         "counters": grid.counters,
         "rows": grid.row_count,
         "unscheduled_cases": grid.unscheduled_cases,
+        "resident": _resident_json(resident),
     }
 
 

@@ -1,7 +1,7 @@
 """Durations and success rates per window, and a case's step latency chart.
 
-Aggregated in SQL (percentile_cont on Postgres; computed in Python on SQLite,
-for trials).
+The last hour from the runs (percentile_cont on Postgres; computed in Python
+on SQLite, for trials), 24 h and 7 d from the hourly rollups (apps/runs/rollups.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from django.utils import timezone
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
-from apps.runs.models import FINISHED_STATES, ProbeRun, RunState
+from apps.runs.models import FINISHED_STATES, ProbeRun, RunRollup, RunState
+from apps.runs.rollups import hour_of, rollups_totals
 
 WINDOWS = (("1h", timedelta(hours=1)), ("24h", timedelta(hours=24)), ("7d", timedelta(days=7)))
 CHART_RUNS = 500
@@ -63,52 +64,56 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 
 def pair_stats(
-    *, runs: QuerySet[ProbeRun], key: str, now: datetime | None = None
+    *,
+    runs: QuerySet[ProbeRun],
+    rollups: QuerySet[RunRollup],
+    key: str,
+    now: datetime | None = None,
 ) -> dict[int, dict[str, WindowStats]]:
     """Per `key` (case_id or cluster_id): runs, successes, p50/p95 duration for 1 h, 24 h, 7 d.
 
-    Runs count by when they were created (the indexed column) and only once finished.
+    Runs count by when they were created and only once finished. 1 h is exact,
+    from `runs`; 24 h and 7 d are whole clock hours (the current one so far and
+    the 23, or 167, before it) from `rollups` (the same pairs' RunRollup rows,
+    apps/runs/rollups.py), whose percentiles are within one histogram bucket and
+    whose newest runs lag by the settle time: their cost does not grow with the
+    runs table.
     """
     now = now or timezone.now()
-    since = now - WINDOWS[-1][1]
+    out: dict[int, dict[str, WindowStats]] = defaultdict(_empty_stats)
+    for group_id, stats in _raw_stats(runs=runs, key=key, now=now).items():
+        out[group_id]["1h"] = stats
+    current = hour_of(now)
+    since = {name: current - span + timedelta(hours=1) for name, span in WINDOWS[1:]}
+    for group_id, windows in rollups_totals(rollups=rollups, key=key, since=since).items():
+        for name, t in windows.items():
+            out[group_id][name] = WindowStats(t.runs, t.succeeded, t.p50_ms, t.p95_ms)
+    return dict(out)
+
+
+def _raw_stats(*, runs: QuerySet[ProbeRun], key: str, now: datetime) -> dict[int, WindowStats]:
+    """The last hour's stats per `key`, aggregated from the runs (percentile_cont on
+    Postgres; computed here elsewhere, for SQLite trials)."""
+    since = now - WINDOWS[0][1]
     finished = runs.filter(created_at__gte=since, state__in=FINISHED_STATES).order_by()
-    out: dict[int, dict[str, WindowStats]] = defaultdict(
-        lambda: {w: WindowStats() for w, _ in WINDOWS}
-    )
     if connection.vendor == "postgresql":
-        aggregates: dict[str, Any] = {}
-        for name, span in WINDOWS:
-            in_window = Q(created_at__gte=now - span)
-            aggregates[f"n_{name}"] = Count("pk", filter=in_window)
-            aggregates[f"ok_{name}"] = Count("pk", filter=in_window & Q(state=RunState.SUCCEEDED))
-            aggregates[f"p50_{name}"] = PercentileCont("duration_ms", 0.5, filter=in_window)
-            aggregates[f"p95_{name}"] = PercentileCont("duration_ms", 0.95, filter=in_window)
-        for row in finished.values(key).annotate(**aggregates):
-            out[row[key]] = {
-                name: WindowStats(
-                    runs=row[f"n_{name}"],
-                    succeeded=row[f"ok_{name}"],
-                    p50_ms=row[f"p50_{name}"],
-                    p95_ms=row[f"p95_{name}"],
-                )
-                for name, _ in WINDOWS
-            }
-        return dict(out)
-    # Elsewhere (SQLite trials): the week's finished runs, summed up here.
-    samples: dict[tuple[int, str], list[float]] = defaultdict(list)
-    for group_id, created, state, duration in finished.values_list(
-        key, "created_at", "state", "duration_ms"
-    ):
-        for name, span in WINDOWS:
-            if created >= now - span:
-                stats = out[group_id][name]
-                stats.runs += 1
-                stats.succeeded += state == RunState.SUCCEEDED
-                if duration is not None:
-                    samples[(group_id, name)].append(duration)
-    for (group_id, name), values in samples.items():
-        out[group_id][name].p50_ms = percentile(values, 0.5)
-        out[group_id][name].p95_ms = percentile(values, 0.95)
+        rows = finished.values(key).annotate(
+            n=Count("pk"),
+            ok=Count("pk", filter=Q(state=RunState.SUCCEEDED)),
+            p50=PercentileCont("duration_ms", 0.5),
+            p95=PercentileCont("duration_ms", 0.95),
+        )
+        return {r[key]: WindowStats(r["n"], r["ok"], r["p50"], r["p95"]) for r in rows}
+    out: dict[int, WindowStats] = defaultdict(WindowStats)
+    samples: dict[int, list[float]] = defaultdict(list)
+    for group_id, state, duration in finished.values_list(key, "state", "duration_ms"):
+        out[group_id].runs += 1
+        out[group_id].succeeded += state == RunState.SUCCEEDED
+        if duration is not None:
+            samples[group_id].append(duration)
+    for group_id, values in samples.items():
+        out[group_id].p50_ms = percentile(values, 0.5)
+        out[group_id].p95_ms = percentile(values, 0.95)
     return dict(out)
 
 
@@ -127,16 +132,13 @@ def step_latency_series(
     as "failed" (the slowest failure of the bucket; None where none failed).
     """
     now = now or timezone.now()
-    runs = list(
-        ProbeRun.objects.filter(
-            case=case,
-            state__in=FINISHED_STATES,
-            created_at__gte=now - CHART_SPAN,
-            cluster_id__in=clusters.values("pk"),
-        )
-        .order_by("-created_at")
-        .values_list("created_at", "steps")[:CHART_RUNS]
+    recent = ProbeRun.objects.filter(
+        case=case,
+        state__in=FINISHED_STATES,
+        created_at__gte=now - CHART_SPAN,
+        cluster_id__in=clusters.values("pk"),
     )
+    runs = list(recent.order_by("-created_at").values_list("created_at", "steps")[:CHART_RUNS])
     if not runs:
         return {"x": [], "steps": [], "runs": 0}
     start = runs[-1][0].timestamp()

@@ -18,10 +18,14 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timesince import timesince
+from django.utils.translation import get_language, gettext_lazy, ngettext
+from django.utils.translation import gettext as _
 
+from apps.dashboard.resident_html import column_links, resident_cells_html
 from apps.dashboard.selectors.cluster_case import PairLine
-from apps.dashboard.selectors.grid import UNSCHEDULED, Grid, GridRow, row_title
+from apps.dashboard.selectors.grid import UNSCHEDULED, Grid, GridRow, row_title, section_title
 from apps.dashboard.selectors.matrix import Cell
+from apps.dashboard.selectors.resident import ResidentMatrix
 from apps.dashboard.selectors.stats import WINDOWS, WindowStats
 from apps.runs.root_cause import root_cause_text
 
@@ -36,7 +40,27 @@ RUN_SYMBOLS = {
     "dispatched": "…",
     "pending": "…",
 }
-RUN_WORDS = {"timed_out": "timed out", "": "no result yet"}
+# Lowercase words for run states, alert states and severities in running text.
+RUN_WORDS = {
+    "timed_out": gettext_lazy("timed out"),
+    "": gettext_lazy("no result yet"),
+    "pending": gettext_lazy("pending"),
+    "dispatched": gettext_lazy("dispatched"),
+    "running": gettext_lazy("running"),
+    "succeeded": gettext_lazy("succeeded"),
+    "failed": gettext_lazy("failed"),
+    "error": gettext_lazy("error"),
+}
+STATE_WORDS = {
+    "ok": gettext_lazy("ok"),
+    "firing": gettext_lazy("firing"),
+    "acknowledged": gettext_lazy("acknowledged"),
+    "silenced": gettext_lazy("silenced"),
+    "resolved": gettext_lazy("resolved"),
+    "critical": gettext_lazy("critical"),
+    "warning": gettext_lazy("warning"),
+    "info": gettext_lazy("info"),
+}
 
 
 def _url_prefix(name: str) -> str:
@@ -44,13 +68,28 @@ def _url_prefix(name: str) -> str:
     return reverse(name, args=["0"])[: -len("0/")]
 
 
-@lru_cache(maxsize=256)
 def _variant(run_state: str, alert_state: str, severity: str) -> tuple[str, str, str, str]:
-    """(class, escaped severity, title, symbol) of one cell kind; there are only a few."""
+    return _variant_in(run_state, alert_state, severity, get_language())
+
+
+@lru_cache(maxsize=256)
+def _variant_in(
+    run_state: str, alert_state: str, severity: str, language: str | None
+) -> tuple[str, str, str, str]:
+    """(class, escaped severity, title, symbol) of one cell kind in one language; there are only a few."""
     run = run_state or "none"
     alert = alert_state or "ok"
-    words = RUN_WORDS.get(run_state, run_state)
-    title = words if alert == "ok" else f"{words}; alert {alert} ({severity})"
+    words = str(RUN_WORDS.get(run_state, run_state))
+    title = (
+        words
+        if alert == "ok"
+        else _("%(run)s; alert %(alert)s (%(severity)s)")
+        % {
+            "run": words,
+            "alert": STATE_WORDS.get(alert, alert),
+            "severity": STATE_WORDS.get(severity, severity),
+        }
+    )
     return (
         escape(f"cell run-{run} alert-{alert}"),
         escape(severity),
@@ -67,7 +106,7 @@ def cell_html(
             # No enabled binding runs this pair: not a result, so not drawn like one.
             return (
                 f'<td id="c-{case_id}-{cluster_id}" class="cell run-unscheduled alert-ok" '
-                'data-severity="" data-run=""><span title="not scheduled here">–</span></td>'
+                f'data-severity="" data-run=""><span title="{escape(_("not scheduled here"))}">–</span></td>'
             )
         return (
             f'<td id="c-{case_id}-{cluster_id}" class="cell run-none alert-ok" '
@@ -98,25 +137,36 @@ def _unreachable_html(row: GridRow) -> str:
     if row.unreachable_since is None:
         return ""
     since = timezone.localtime(row.unreachable_since)
+    when = f'<time datetime="{since.isoformat()}">{since:%m-%d %H:%M}</time>'
     return (
         f' <span class="warn unreachable" title="{escape(row.unreachable_error)}">'
-        f'unreachable since <time datetime="{since.isoformat()}">{since:%m-%d %H:%M}</time></span>'
+        + escape(_("unreachable since %(when)s")) % {"when": when}
+        + "</span>"
     )
 
 
+def clusters_text(count: int) -> str:
+    return ngettext("%(count)d cluster", "%(count)d clusters", count) % {"count": count}
+
+
 @register.simple_tag
-def grid_table_body(grid: Grid, sections: list[tuple[str, list[GridRow], int]]) -> SafeString:
+def grid_table_body(
+    grid: Grid,
+    sections: list[tuple[str, list[GridRow], int]],
+    resident: ResidentMatrix | None = None,
+) -> SafeString:
     """The <tbody>s of the table fallback (?render=table): one page of the grid's rows,
-    each cell with the markup of the cluster and case pages."""
+    each cell with the markup of the cluster and case pages; resident columns last."""
     run_prefix = _url_prefix("dashboard:run")
     cluster_prefix = _url_prefix("dashboard:cluster")
     case_ids = [case_id for case_id, _ in grid.cases]
-    width = len(case_ids) + 1
+    width = len(case_ids) + 1 + (len(resident.columns) if resident else 0)
+    resident_links = column_links(resident) if resident else []
     out: list[str] = []
     for title, rows, total in sections:
         out.append(
             f'<tbody class="section"><tr class="section-head"><th colspan="{width}" scope="rowgroup">'
-            f"{escape(title)} <small>{total} cluster{'' if total == 1 else 's'}</small></th></tr>"
+            f"{escape(section_title(title))} <small>{escape(clusters_text(total))}</small></th></tr>"
         )
         for row in rows:
             name = escape(row.name)
@@ -135,6 +185,8 @@ def grid_table_body(grid: Grid, sections: list[tuple[str, list[GridRow], int]]) 
                         row.codes[3 * index] != UNSCHEDULED,
                     )
                 )
+            if resident:
+                out.append(resident_cells_html(resident, row.cluster_id, resident_links))
             out.append("</tr>")
         out.append("</tbody>")
     return mark_safe("".join(out))  # noqa: S308 - built from escaped parts
@@ -181,17 +233,24 @@ def run_symbol(state: str) -> str:
 
 @register.filter
 def words(value: str) -> str:
-    return RUN_WORDS.get(value or "", value or "")
+    return str(RUN_WORDS.get(value or "", value or ""))
+
+
+@register.filter
+def alert_state_label(value: str) -> str:
+    """An alert state or a severity in the page's language."""
+    return str(STATE_WORDS.get(value or "", value or ""))
 
 
 def _stats_html(stats: dict[str, WindowStats]) -> str:
     out = []
-    for window, _ in WINDOWS:
+    of_runs = _("%(succeeded)s of %(runs)s runs")
+    for window, _label in WINDOWS:
         s = stats.get(window) or WindowStats()
         rate_ = s.success_rate
         degraded = " degraded" if rate_ is not None and rate_ < 100 else ""
         out.append(
-            f'<td class="num{degraded}" title="{s.succeeded} of {s.runs} runs">{rate(s)}</td>'
+            f'<td class="num{degraded}" title="{escape(of_runs % {"succeeded": s.succeeded, "runs": s.runs})}">{rate(s)}</td>'
             f'<td class="num">{ms(s.p50_ms)}</td><td class="num">{ms(s.p95_ms)}</td>'
         )
     return "".join(out)
@@ -206,6 +265,9 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
     run_prefix = _url_prefix("dashboard:run")
     other_prefix = _url_prefix(f"dashboard:{link}")
     out = []
+    ago, step = _("%(when)s ago"), _("step %(step)s")
+    ok, no_result = escape(_("ok")), escape(_("no result yet"))
+    unscheduled = escape(_("not scheduled"))
     for line in lines:
         name = escape(line.other_name)
         alert = line.alert
@@ -214,24 +276,26 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
         if link == "case":  # cluster page: when the pair last finished
             when = alert.last_finished_at if alert else None
             third = (
-                f'<time datetime="{when.isoformat()}">{timesince(when)} ago</time>' if when else "—"
+                f'<time datetime="{when.isoformat()}">{escape(ago % {"when": timesince(when)})}</time>'
+                if when
+                else "—"
             )
         else:  # case page: the failing step
-            third = f"step {escape(alert.step)}" if alert and alert.step else "—"
+            third = escape(step % {"step": alert.step}) if alert and alert.step else "—"
         if alert is not None and alert.state != "ok":
             state, severity = escape(alert.state), escape(alert.severity)
             title = escape(alert.error[:300]) if alert.error else ""
             badge = (
                 f'<span class="badge st-{state} sev-{severity}" title="{title}">'
-                f"{state} · {severity}</span>"
+                f"{escape(alert_state_label(alert.state))} · {escape(alert_state_label(alert.severity))}</span>"
             )
         elif judged:
-            badge = "ok"
+            badge = ok
         else:  # never judged: nothing ran, so nothing is "ok" yet
             badge = (
-                '<span class="muted">no result yet</span>'
+                f'<span class="muted">{no_result}</span>'
                 if line.scheduled
-                else ('<span class="muted unscheduled">not scheduled</span>')
+                else (f'<span class="muted unscheduled">{unscheduled}</span>')
             )
         cell = cell_html(
             line.cell if judged else None,

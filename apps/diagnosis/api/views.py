@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
@@ -77,7 +78,7 @@ class RunDiagnosisViewSet(viewsets.ReadOnlyModelViewSet):
         body = LabelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         if not ProbeRun.objects.filter(pk=int(run_id)).exists():
-            raise NotFound(f"No run {run_id}.")
+            raise NotFound(gettext("No run %(id)s.") % {"id": run_id})
         try:
             diagnosis = services.run_label(
                 run_id=int(run_id), category=body.validated_data["category"], user=request.user

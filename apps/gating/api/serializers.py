@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.catalog.models import CaseSet
@@ -39,7 +41,7 @@ class GateQuerySerializer(serializers.Serializer):
     """GET /api/v1/gate's query."""
 
     cluster = _named(Cluster.objects.all(), "cluster")
-    component = component_field(help_text="e.g. etcd; empty: every gating case of the cluster.")
+    component = component_field(help_text=_("e.g. etcd; empty: every gating case of the cluster."))
 
 
 class GateDecisionSerializer(serializers.ModelSerializer):
@@ -82,26 +84,28 @@ class GateCheckRequestSerializer(serializers.Serializer):
         "case set",
         required=False,
         allow_null=True,
-        help_text="Run this case set instead of the policy's cases.",
+        help_text=_("Run this case set instead of the policy's cases."),
     )
     wait = serializers.BooleanField(
-        default=False, help_text="Answer when the runs finish (or at the timeout)."
+        default=False, help_text=_("Answer when the runs finish (or at the timeout).")
     )
     timeout = serializers.IntegerField(
         default=inputs.CHECK_TIMEOUT_DEFAULT_SECONDS,
         validators=inputs.check_timeout_validators(),
-        help_text="Seconds; the check is decided at the latest then.",
+        help_text=_("Seconds; the check is decided at the latest then."),
     )
 
     def validate_cluster(self, cluster: Cluster) -> Cluster:
         if not cluster.enabled:
-            raise serializers.ValidationError(f"Cluster '{cluster.name}' is disabled.")
+            raise serializers.ValidationError(
+                gettext("Cluster '%(name)s' is disabled.") % {"name": cluster.name}
+            )
         return cluster
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs.get("component") and attrs.get("case_set"):
             raise serializers.ValidationError(
-                {"case_set": "Give a component or a case set, not both."}
+                {"case_set": gettext("Give a component or a case set, not both.")}
             )
         return attrs
 
@@ -166,7 +170,7 @@ class GateRuleSerializer(serializers.ModelSerializer):
 class GatePolicySerializer(serializers.ModelSerializer):
     group = _named(ClusterGroup.objects.all(), "cluster group", required=False, allow_null=True)
     rules = GateRuleSerializer(
-        many=True, required=False, help_text="Which case sets gate which components."
+        many=True, required=False, help_text=_("Which case sets gate which components.")
     )
 
     class Meta:
@@ -193,8 +197,8 @@ class GatePolicySerializer(serializers.ModelSerializer):
             key = (rule.get("component", ""), rule["case_set"].pk)
             if key in seen:
                 raise serializers.ValidationError(
-                    f"Rule {index + 1} repeats component '{key[0]}' with case set "
-                    f"'{rule['case_set'].name}'."
+                    gettext("Rule %(n)d repeats component '%(component)s' with case set '%(set)s'.")
+                    % {"n": index + 1, "component": key[0], "set": rule["case_set"].name}
                 )
             seen.add(key)
         return rules

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
+from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.exceptions import ValidationError
@@ -49,7 +50,10 @@ def unknown_component(exc: UnknownComponent) -> ValidationError:
     return ValidationError(
         {
             "component": [
-                f"No gate policy rule or binding event trigger names the component '{exc}'."
+                gettext(
+                    "No gate policy rule or binding event trigger names the component '%(name)s'."
+                )
+                % {"name": exc}
             ]
         }
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.catalog.api.serializers import EnvField, ResourcesField, string_list
@@ -19,7 +20,7 @@ from apps.resident.models import (
 class ResidentTargetSerializer(serializers.ModelSerializer):
     cluster = serializers.CharField(source="cluster.name")
     ready = serializers.CharField(
-        read_only=True, help_text="The ProbeConfig's Ready condition in the cluster."
+        read_only=True, help_text=_("The ProbeConfig's Ready condition in the cluster.")
     )
 
     class Meta:
@@ -53,7 +54,7 @@ class ResidentProbeSerializer(ModelCleanMixin, serializers.ModelSerializer):
     env = EnvField(required=False)
     resources = ResourcesField(required=False)
     targets = ResidentTargetSerializer(many=True, read_only=True)
-    token_set = serializers.SerializerMethodField(help_text="Whether a token was issued.")
+    token_set = serializers.SerializerMethodField(help_text=_("Whether a token was issued."))
 
     class Meta:
         model = ResidentProbe
@@ -108,7 +109,7 @@ class ResidentAlertRuleSerializer(ModelCleanMixin, serializers.ModelSerializer):
         queryset=ResidentProbe.objects.all(),
         required=False,
         allow_null=True,
-        help_text="Empty: every resident probe without a rule of its own.",
+        help_text=_("Empty: every resident probe without a rule of its own."),
     )
 
     class Meta:
@@ -133,9 +134,11 @@ class SeriesSerializer(serializers.Serializer):
 
     probe = serializers.CharField()
     cluster = serializers.CharField(allow_null=True)
-    step = serializers.IntegerField(help_text="Seconds per point.")
-    source = serializers.CharField(help_text="rollup (per-minute rows) or raw (windows).")  # type: ignore[assignment]
-    t = serializers.ListField(child=serializers.IntegerField(), help_text="Bucket starts, unix s.")
+    step = serializers.IntegerField(help_text=_("Seconds per point."))
+    source = serializers.CharField(help_text=_("rollup (per-minute rows) or raw (windows)."))  # type: ignore[assignment]
+    t = serializers.ListField(
+        child=serializers.IntegerField(), help_text=_("Bucket starts, unix s.")
+    )
     availability = serializers.ListField(child=serializers.FloatField(allow_null=True))
     p50_ms = serializers.ListField(child=serializers.FloatField(allow_null=True))
     p99_ms = serializers.ListField(child=serializers.FloatField(allow_null=True))

@@ -1,5 +1,6 @@
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from apps.catalog.models import Case, CaseSet
@@ -81,13 +82,17 @@ class RunRequestSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs.get("case")) == bool(attrs.get("case_set")):
-            raise serializers.ValidationError({"case": "Give exactly one of case or case_set."})
+            raise serializers.ValidationError({"case": _("Give exactly one of case or case_set.")})
         if bool(attrs.get("cluster")) == bool(attrs.get("group")):
-            raise serializers.ValidationError({"cluster": "Give exactly one of cluster or group."})
+            raise serializers.ValidationError(
+                {"cluster": _("Give exactly one of cluster or group.")}
+            )
         if attrs.get("cluster") is not None and not attrs["cluster"].enabled:
             raise serializers.ValidationError(
-                {"cluster": f"Cluster '{attrs['cluster'].name}' is disabled."}
+                {"cluster": _("Cluster '%(name)s' is disabled.") % {"name": attrs["cluster"].name}}
             )
         if attrs.get("case") is not None and not attrs["case"].enabled:
-            raise serializers.ValidationError({"case": f"Case '{attrs['case'].name}' is disabled."})
+            raise serializers.ValidationError(
+                {"case": _("Case '%(name)s' is disabled.") % {"name": attrs["case"].name}}
+            )
         return attrs

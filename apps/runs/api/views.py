@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.request import Request
@@ -29,7 +30,7 @@ RunRequestResult = inline_serializer(
         "runs": serializers.ListField(child=serializers.IntegerField()),
         "created": serializers.IntegerField(),
         "skipped": serializers.IntegerField(
-            help_text="Previous run of the same case on the same cluster still active."
+            help_text=_("Previous run of the same case on the same cluster still active.")
         ),
     },
 )

@@ -35,7 +35,9 @@ from django.core.handlers.wsgi import LimitedStream, WSGIRequest
 from django.db import close_old_connections
 from django.http import HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
+from django.middleware.locale import LocaleMiddleware
 from django.middleware.security import SecurityMiddleware
+from django.utils import translation
 from django.utils.log import log_response
 
 from apps.core.logcontext import log_context_begin, log_context_end, request_id_from
@@ -64,6 +66,9 @@ PREFIXES = ("/api/v1/runs/", "/api/v1/kuberhealthy/", "/check")
 MIRRORED_MIDDLEWARE = [
     "apps.core.middleware.RequestId",
     "django.middleware.security.SecurityMiddleware",
+    # Report answers are not translated; it only adds Content-Language and Vary,
+    # the same for every request that names no language (others go to Django).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -98,10 +103,15 @@ def _middleware_headers(secure: bool) -> list[tuple[str, str]]:
     def respond(_: Any) -> HttpResponse:
         return HttpResponse(content_type=TEXT)
 
-    response = respond(request)
-    for middleware in (SecurityMiddleware(respond), XFrameOptionsMiddleware(respond)):
-        response = middleware.process_response(request, response)
-    return [(name, value) for name, value in response.items() if name != "Content-Type"]
+    locale = LocaleMiddleware(respond)
+    # process_request activates the request's language: not this thread's for good.
+    with translation.override(None):
+        locale.process_request(request)
+        response = respond(request)
+        for middleware in (SecurityMiddleware(respond), XFrameOptionsMiddleware(respond)):
+            response = middleware.process_response(request, response)
+        answered = locale.process_response(request, response)
+    return [(name, value) for name, value in answered.items() if name != "Content-Type"]
 
 
 class ReportEndpoint:
@@ -173,6 +183,10 @@ class ReportEndpoint:
             return self.django_app(environ, start_response)
         if run is not None and len(run.group(1)) > MAX_RUN_ID_DIGITS:
             return self.django_app(environ, start_response)  # 404, as Django finds no run
+        if "HTTP_ACCEPT_LANGUAGE" in environ or (
+            settings.LANGUAGE_COOKIE_NAME in environ.get("HTTP_COOKIE", "")
+        ):
+            return self.django_app(environ, start_response)  # its Content-Language is Django's
         secure = self._origin(environ)
         if secure is None:
             return self.django_app(environ, start_response)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -39,7 +40,7 @@ class BindingSerializer(ModelCleanMixin, serializers.ModelSerializer):
     event_triggers = EventTriggersField(required=False)
     schedule = serializers.CharField(source="schedule_display", read_only=True)
     skipped_count = serializers.IntegerField(
-        read_only=True, help_text="Runs skipped because the previous one was still active."
+        read_only=True, help_text=_("Runs skipped because the previous one was still active.")
     )
 
     class Meta:
@@ -84,7 +85,7 @@ class EventSerializer(serializers.ModelSerializer):
     kind = serializers.RegexField(
         EVENT_WORD_RE,
         max_length=63,
-        help_text="component_release, cluster_change, upgrade, or your own lowercase word.",
+        help_text=_("component_release, cluster_change, upgrade, or your own lowercase word."),
         error_messages={
             "invalid": "Must be a lowercase word (a-z, 0-9, _ . -), e.g. component_release."
         },
@@ -97,7 +98,7 @@ class EventSerializer(serializers.ModelSerializer):
         error_messages={"invalid": "Must be a lowercase word (a-z, 0-9, _ . -), e.g. etcd."},
     )
     detail = serializers.DictField(
-        required=False, help_text="Free detail: version, change id, author…"
+        required=False, help_text=_("Free detail: version, change id, author…")
     )
     runs = serializers.SerializerMethodField()
 
@@ -121,5 +122,7 @@ class EventSerializer(serializers.ModelSerializer):
 
     def validate_cluster(self, cluster: Cluster) -> Cluster:
         if not cluster.enabled:
-            raise serializers.ValidationError(f"Cluster '{cluster.name}' is disabled.")
+            raise serializers.ValidationError(
+                _("Cluster '%(name)s' is disabled.") % {"name": cluster.name}
+            )
         return cluster

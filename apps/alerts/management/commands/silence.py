@@ -4,6 +4,8 @@ silence add --cluster prod-1 [--case C] [--group G] [--case-set S] [--label k=v]
             (--for 2h | --until 2025-03-04T18:00) [--starts ISO] [--comment TEXT]
 silence list [--all]
 silence expire ID
+
+Output in the language of KUBEPROBE_LANGUAGE / the locale (apps/core/i18n.py).
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from apps.alerts.models import Silence
 from apps.alerts.silences import silence_create, silence_expire
 from apps.catalog.models import Case, CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
+from apps.core.i18n import LocalizedCommand
 
 DURATION_RE = re.compile(r"(\d+)([smhdw])")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -38,11 +43,14 @@ def parse_duration(text: str) -> timedelta:
     cleaned = text.strip().lower()
     if not cleaned or DURATION_RE.sub("", cleaned):
         raise CommandError(
-            f"--for: {text!r} is not a duration; use a number and a unit, e.g. 30m, 2h, 1d, 1h30m."
+            _(
+                "--for: %(text)r is not a duration; use a number and a unit, e.g. 30m, 2h, 1d, 1h30m."
+            )
+            % {"text": text}
         )
     seconds = sum(int(n) * UNIT_SECONDS[unit] for n, unit in DURATION_RE.findall(cleaned))
     if seconds <= 0:
-        raise CommandError("--for: the duration must be longer than zero.")
+        raise CommandError(_("--for: the duration must be longer than zero."))
     return timedelta(seconds=seconds)
 
 
@@ -54,15 +62,18 @@ def parse_moment(text: str, option: str) -> datetime:
         moment = None
     if moment is None:
         raise CommandError(
-            f"{option}: {text!r} is not an ISO date-time, e.g. 2025-03-04T18:00 or "
-            "2025-03-04T18:00:00+00:00."
+            _(
+                "%(option)s: %(text)r is not an ISO date-time, e.g. 2025-03-04T18:00 or "
+                "2025-03-04T18:00:00+00:00."
+            )
+            % {"option": option, "text": text}
         )
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment
 
 
-class Command(BaseCommand):
+class Command(LocalizedCommand):
     help = "Create, list and expire silences (maintenance windows)."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -95,19 +106,22 @@ class Command(BaseCommand):
                 continue
             if not model.objects.filter(name=value).exists():
                 flag = "--" + option.replace("_", "-")
-                raise CommandError(f"{flag}: no {model._meta.verbose_name} named {value!r}.")
+                raise CommandError(
+                    _("%(flag)s: no %(model)s named %(value)r.")
+                    % {"flag": flag, "model": model._meta.verbose_name, "value": value}
+                )
             matchers.append({"name": name, "value": value})
         for label in options["label"]:
-            key, sep, _ = label.partition("=")
+            key, sep, _value = label.partition("=")
             if not sep or not key.strip():
-                raise CommandError(f"--label: {label!r} is not key=value.")
+                raise CommandError(_("--label: %(label)r is not key=value.") % {"label": label})
             matchers.append({"name": "label", "value": label})
         if not matchers:
             raise CommandError(
-                "Give at least one matcher: --cluster, --group, --case, --case-set or --label."
+                _("Give at least one matcher: --cluster, --group, --case, --case-set or --label.")
             )
         if bool(options["duration"]) == bool(options["until"]):
-            raise CommandError("Give one of --for DURATION or --until DATETIME.")
+            raise CommandError(_("Give one of --for DURATION or --until DATETIME."))
         starts = parse_moment(options["starts"], "--starts") if options["starts"] else None
         if options["until"]:
             ends = parse_moment(options["until"], "--until")
@@ -116,7 +130,8 @@ class Command(BaseCommand):
         if ends <= timezone.now():
             which = "--until" if options["until"] else "--for"
             raise CommandError(
-                f"{which}: the silence would end in the past ({ends:%Y-%m-%d %H:%M %Z})."
+                _("%(option)s: the silence would end in the past (%(ends)s).")
+                % {"option": which, "ends": f"{ends:%Y-%m-%d %H:%M %Z}"}
             )
         try:
             silence = silence_create(
@@ -124,7 +139,9 @@ class Command(BaseCommand):
             )
         except ValidationError as exc:
             raise CommandError(_describe(exc)) from None
-        self.stdout.write(f"Silence {silence.pk}: {_line(silence)}")
+        self.stdout.write(
+            _("Silence %(id)s: %(line)s") % {"id": silence.pk, "line": _line(silence)}
+        )
 
     def _list(self, options: dict[str, Any]) -> None:
         silences = Silence.objects.select_related("created_by").order_by("starts_at", "id")
@@ -136,24 +153,28 @@ class Command(BaseCommand):
             count += 1
         if not count:
             self.stdout.write(
-                "No silences." if options["all"] else "No active or pending silences."
+                _("No silences.") if options["all"] else _("No active or pending silences.")
             )
 
     def _expire(self, options: dict[str, Any]) -> None:
         try:
             silence = silence_expire(silence_id=options["id"])
         except Silence.DoesNotExist:
-            raise CommandError(f"No silence with id {options['id']}.") from None
+            raise CommandError(_("No silence with id %(id)s.") % {"id": options["id"]}) from None
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"Silence {silence.pk} expired: {_line(silence)}")
+        self.stdout.write(
+            _("Silence %(id)s expired: %(line)s") % {"id": silence.pk, "line": _line(silence)}
+        )
 
 
 def _state(silence: Silence) -> str:
     now = timezone.now()
     if silence.ends_at <= now:
-        return "ended"
-    return "active" if silence.starts_at <= now else "pending"
+        return pgettext("silence", "ended")
+    if silence.starts_at <= now:
+        return pgettext("silence", "active")
+    return pgettext("silence", "pending")
 
 
 def _line(silence: Silence) -> str:
@@ -161,7 +182,7 @@ def _line(silence: Silence) -> str:
     when = f"{silence.starts_at:%Y-%m-%d %H:%M} → {silence.ends_at:%Y-%m-%d %H:%M %Z}"
     parts = [f"[{_state(silence)}]", matchers, when]
     if silence.created_by:
-        parts.append(f"by {silence.created_by}")
+        parts.append(_("by %(user)s") % {"user": silence.created_by})
     if silence.comment:
         parts.append(f"— {silence.comment}")
     return "  ".join(parts)

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from apps.catalog.services import SeedLine, catalog_seed_builtin
 
@@ -22,7 +23,7 @@ def write_seed_lines(command: BaseCommand, lines: list[SeedLine]) -> None:
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Register the built-in cases of probe_sdk/cases/ as templates with default cases and "
         "the `builtin-probes` case set. Idempotent; rows that exist are kept as edited unless "
         "--update resets the templates. Never deletes."
@@ -32,15 +33,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--update",
             action="store_true",
-            help="Reset existing built-in templates to the shipped definition (cases are kept).",
+            help=_("Reset existing built-in templates to the shipped definition (cases are kept)."),
         )
         parser.add_argument(
-            "--image", default="", help="Image of the templates (default KUBEPROBE_PROBE_IMAGE)."
+            "--image", default="", help=_("Image of the templates (default KUBEPROBE_PROBE_IMAGE).")
         )
 
     def handle(self, *args: Any, update: bool, image: str, **options: Any) -> None:
         try:
             lines = catalog_seed_builtin(update=update, image=image or None)
         except ValidationError as exc:
-            raise CommandError(f"A built-in row is not valid: {'; '.join(exc.messages)}") from exc
+            raise CommandError(
+                _("A built-in row is not valid: %(errors)s") % {"errors": "; ".join(exc.messages)}
+            ) from exc
         write_seed_lines(self, lines)

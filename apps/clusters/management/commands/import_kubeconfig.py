@@ -5,13 +5,14 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from apps.clusters.models import ApiStatus
 from apps.clusters.services import cluster_check_api, clusters_import_kubeconfig
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Create or update clusters from a kubeconfig file: the current context by default, "
         "the named --context(s), or --all-contexts. Cluster names are slugs of context names. "
         "Each imported cluster's API server is then asked for /version and /readyz."
@@ -20,11 +21,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", type=Path)
         group = parser.add_mutually_exclusive_group()
-        group.add_argument("--context", action="append", dest="contexts", help="May be repeated.")
+        group.add_argument(
+            "--context", action="append", dest="contexts", help=_("May be repeated.")
+        )
         group.add_argument("--all-contexts", action="store_true")
-        parser.add_argument("--namespace", help="Namespace for probe pods (default: kubeprobe).")
+        parser.add_argument("--namespace", help=_("Namespace for probe pods (default: kubeprobe)."))
         parser.add_argument(
-            "--no-check", action="store_true", help="Do not contact the API servers."
+            "--no-check", action="store_true", help=_("Do not contact the API servers.")
         )
 
     def handle(
@@ -38,7 +41,7 @@ class Command(BaseCommand):
         **options: Any,
     ) -> None:
         if not path.is_file():
-            raise CommandError(f"No kubeconfig file at {path}.")
+            raise CommandError(_("No kubeconfig file at %(path)s.") % {"path": path})
         try:
             results = clusters_import_kubeconfig(
                 path=path, contexts=contexts, all_contexts=all_contexts, namespace=namespace
@@ -53,7 +56,8 @@ class Command(BaseCommand):
         for result in results:
             verb = "Created" if result.created else "Updated"
             self.stdout.write(
-                f"{verb} cluster {result.cluster.name} (context {result.cluster.context})"
+                _("%(verb)s cluster %(name)s (context %(context)s)")
+                % {"verb": verb, "name": result.cluster.name, "context": result.cluster.context}
             )
         if no_check:
             return

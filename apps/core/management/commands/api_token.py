@@ -6,12 +6,13 @@ import os
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from apps.core.services import UnknownUser, api_token_issue
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Issue an API token for a user and print it (only the token on stdout, so "
         "`TOKEN=$(python manage.py api_token issue NAME)` works). A token of that name "
         "gets a new secret; the old one stops working."
@@ -19,23 +20,31 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
-        issue = sub.add_parser("issue", help="create the token, or give it a new secret")
-        issue.add_argument("name", help="who uses it, e.g. release-platform")
+        issue = sub.add_parser("issue", help=_("create the token, or give it a new secret"))
+        issue.add_argument("name", help=_("who uses it, e.g. release-platform"))
         issue.add_argument(
             "--user",
             default=os.environ.get("KUBEPROBE_ADMIN_USER", "admin"),
-            help="the token acts as this user (default: the trial admin)",
+            help=_("the token acts as this user (default: the trial admin)"),
         )
 
     def handle(self, *args: Any, action: str, name: str, user: str, **options: Any) -> None:
         if not name.strip() or len(name) > 100:
-            raise CommandError("the token name must be 1 to 100 characters")
+            raise CommandError(_("the token name must be 1 to 100 characters"))
         try:
             token, raw, created = api_token_issue(username=user, name=name)
         except UnknownUser as error:
-            raise CommandError(f"{error}; create it first (manage.py createsuperuser)") from error
-        self.stderr.write(
-            f"Token '{token.name}' of {user} {'created' if created else 'given a new secret'}"
-            " (shown once; revoke it in the admin, API tokens)."
+            raise CommandError(
+                _("%(error)s; create it first (manage.py createsuperuser)") % {"error": error}
+            ) from error
+        done = (
+            _(
+                "Token '%(name)s' of %(user)s created (shown once; revoke it in the admin, API tokens)."
+            )
+            if created
+            else _(
+                "Token '%(name)s' of %(user)s given a new secret (shown once; revoke it in the admin, API tokens)."
+            )
         )
+        self.stderr.write(done % {"name": token.name, "user": user})
         self.stdout.write(raw)

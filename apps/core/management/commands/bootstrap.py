@@ -8,10 +8,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils.translation import gettext as _
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Make sure an admin login exists for a trial install. The password comes from "
         "KUBEPROBE_ADMIN_PASSWORD, or is generated once and kept in var/admin-password."
     )
@@ -40,7 +41,11 @@ class Command(BaseCommand):
             user.groups.add(Group.objects.get(name="admin"))
         elif not user.check_password(password):
             self.stdout.write(
-                f"Admin user '{username}' exists with a password set elsewhere; left as is."
+                _("Admin user '%(username)s' exists with a password set elsewhere; left as is.")
+                % {"username": username}
             )
             return
-        self.stdout.write(f"Admin login: {username} / {password}  (from {source})")
+        self.stdout.write(
+            _("Admin login: %(username)s / %(password)s  (from %(source)s)")
+            % {"username": username, "password": password, "source": source}
+        )

@@ -7,31 +7,34 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from apps.core.local_tls import DEFAULT_HOSTS, LocalTlsError, local_pki_ensure
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Create (or renew when near expiry) a local CA and server/client certificates for "
         "127.0.0.1 and localhost under var/tls, for the quick start's TLS portal and etcd. "
         "Trials only: the CA key sits next to the certificates."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--dir", default="", help="Directory of the files (default var/tls).")
+        parser.add_argument(
+            "--dir", default="", help=_("Directory of the files (default var/tls).")
+        )
         parser.add_argument(
             "--host",
             action="append",
             default=[],
-            help="Another name or IP address for the server certificate (repeatable).",
+            help=_("Another name or IP address for the server certificate (repeatable)."),
         )
-        parser.add_argument("--days", type=int, default=90, help="Validity of new certificates.")
+        parser.add_argument("--days", type=int, default=90, help=_("Validity of new certificates."))
         parser.add_argument(
             "--renew-days",
             type=int,
             default=30,
-            help="Issue again when fewer days than this are left.",
+            help=_("Issue again when fewer days than this are left."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -49,6 +52,15 @@ class Command(BaseCommand):
         for item in done:
             why = f" ({item.why})" if item.why else ""
             self.stdout.write(
-                f"TLS {item.name} certificate: {item.action}{why}, expires {item.not_after:%Y-%m-%d}"
+                _("TLS %(name)s certificate: %(action)s%(why)s, expires %(not_after)s")
+                % {
+                    "name": item.name,
+                    "action": item.action,
+                    "why": why,
+                    "not_after": format(item.not_after, "%Y-%m-%d"),
+                }
             )
-        self.stdout.write(f"TLS files in {pki.directory}; trust {pki.ca_cert} to verify them.")
+        self.stdout.write(
+            _("TLS files in %(directory)s; trust %(ca_cert)s to verify them.")
+            % {"directory": pki.directory, "ca_cert": pki.ca_cert}
+        )

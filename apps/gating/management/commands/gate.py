@@ -4,7 +4,8 @@ Without --wait: the gate's answer from what is known now. With --wait: run the
 gate's cases on the cluster now and answer when they finish (or at the timeout).
 Prints the verdict and its reasons; the exit code is the verdict, for shells and
 CI pipelines: 0 allow, 1 deny, 2 unknown, 3 a bad request (unknown cluster,
-component or case set, a timeout out of range...).
+component or case set, a timeout out of range...). Messages are in the language of
+KUBEPROBE_LANGUAGE / the locale (apps/core/i18n.py); --json keys stay English.
 """
 
 from __future__ import annotations
@@ -14,22 +15,36 @@ import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, pgettext_lazy
 
 from apps.catalog.models import CaseSet
 from apps.clusters.models import Cluster
+from apps.core.i18n import LocalizedCommand
 from apps.gating import inputs, services
 from apps.gating.models import EXIT_CODES, DecisionSource, GateDecision, Verdict
 from apps.gating.scope import UnknownComponent
 
 BAD_REQUEST = 3
+# The first word of the answer; scripts should use the exit code (or --json) instead.
+VERDICT_WORDS: dict[str, Any] = {
+    Verdict.ALLOW: gettext_lazy("ALLOW"),
+    Verdict.DENY: gettext_lazy("DENY"),
+    Verdict.UNKNOWN: gettext_lazy("UNKNOWN"),
+}
+CASE_VERDICTS: dict[str, Any] = {
+    Verdict.ALLOW: pgettext_lazy("verdict", "allow"),
+    Verdict.DENY: pgettext_lazy("verdict", "deny"),
+    Verdict.UNKNOWN: pgettext_lazy("verdict", "unknown"),
+}
 
 
 def _refuse(message: str) -> CommandError:
     return CommandError(message, returncode=BAD_REQUEST)
 
 
-class Command(BaseCommand):
+class Command(LocalizedCommand):
     help = "Ask the release gate about a cluster; exit 0 allow, 1 deny, 2 unknown, 3 bad input."
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
@@ -67,7 +82,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         cluster = Cluster.objects.filter(name=options["cluster"]).first()
         if cluster is None:
-            raise _refuse(f"No cluster named '{options['cluster']}'.")
+            raise _refuse(_("No cluster named '%(name)s'.") % {"name": options["cluster"]})
         component = options["component"]
         if component and not inputs.COMPONENT_RE.match(component):
             raise _refuse(f"--component: {inputs.COMPONENT_INVALID}")
@@ -75,11 +90,13 @@ class Command(BaseCommand):
         if options["case_set"]:
             case_set = CaseSet.objects.filter(name=options["case_set"]).first()
             if case_set is None:
-                raise _refuse(f"--case-set: no case set named '{options['case_set']}'.")
+                raise _refuse(
+                    _("--case-set: no case set named '%(name)s'.") % {"name": options["case_set"]}
+                )
             if component:
-                raise _refuse("Give --component or --case-set, not both.")
+                raise _refuse(_("Give --component or --case-set, not both."))
             if not options["wait"]:
-                raise _refuse("--case-set runs a check: add --wait.")
+                raise _refuse(_("--case-set runs a check: add --wait."))
         asked_by = f"manage.py gate ({getpass.getuser()})"
         try:
             if options["wait"]:
@@ -93,7 +110,8 @@ class Command(BaseCommand):
                 )
         except UnknownComponent as exc:
             raise _refuse(
-                f"--component: no gate policy rule or binding event trigger names '{exc}'."
+                _("--component: no gate policy rule or binding event trigger names '%(name)s'.")
+                % {"name": exc}
             ) from exc
         self._print(decision, as_json=options["json"])
         raise SystemExit(EXIT_CODES[Verdict(decision.verdict)])
@@ -112,7 +130,7 @@ class Command(BaseCommand):
             except ValidationError as exc:
                 raise _refuse(f"--timeout: {exc.messages[0]}") from exc
         if not cluster.enabled:
-            raise _refuse(f"Cluster '{cluster.name}' is disabled.")
+            raise _refuse(_("Cluster '%(name)s' is disabled.") % {"name": cluster.name})
         check = services.gate_check_start(
             cluster=cluster,
             component=component,
@@ -121,7 +139,8 @@ class Command(BaseCommand):
             source=DecisionSource.CLI,
             asked_by=asked_by,
         )
-        self.stderr.write(f"check {check.pk}: runs {', '.join(map(str, check.run_ids)) or 'none'}")
+        runs = ", ".join(map(str, check.run_ids)) or _("none")
+        self.stderr.write(_("check %(check)s: runs %(runs)s") % {"check": check.pk, "runs": runs})
         check = services.gate_check_wait(check_id=check.pk)
         decision = check.decisions.order_by("-created_at", "-id").first()
         assert decision is not None  # a decided check always has its decision
@@ -133,14 +152,24 @@ class Command(BaseCommand):
 
             self.stdout.write(json.dumps(GateDecisionSerializer(decision).data, indent=2))
             return
+        where = decision.cluster.name + (f" / {decision.component}" if decision.component else "")
         self.stdout.write(
-            f"{decision.verdict.upper()}: {decision.cluster.name}"
-            f"{' / ' + decision.component if decision.component else ''} "
-            f"(policy {decision.policy_name}, decision {decision.pk})"
+            _("%(verdict)s: %(where)s (policy %(policy)s, decision %(decision)s)")
+            % {
+                "verdict": VERDICT_WORDS.get(decision.verdict, decision.verdict.upper()),
+                "where": where,
+                "policy": decision.policy_name,
+                "decision": decision.pk,
+            }
         )
         for reason in decision.reasons:
             mark = {"deny": "✗", "unknown": "?"}.get(reason.get("effect", ""), "·")
             self.stdout.write(f"  {mark} {reason['message']}")
         for case in (decision.inputs or {}).get("cases", []):
-            run = f"run {case['run']} {case['state']}" if case.get("run") else "no result"
-            self.stdout.write(f"  {case['case']}: {case['verdict']} ({run})")
+            run = (
+                _("run %(run)s %(state)s") % {"run": case["run"], "state": case["state"]}
+                if case.get("run")
+                else _("no result")
+            )
+            verdict = CASE_VERDICTS.get(case["verdict"], case["verdict"])
+            self.stdout.write(f"  {case['case']}: {verdict} ({run})")

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
@@ -19,27 +20,29 @@ POLL_SECONDS = 0.5
 
 
 class Command(BaseCommand):
-    help = "Run a probe case on a cluster now; with --wait, print its steps and exit non-zero on failure."
+    help = _(
+        "Run a probe case on a cluster now; with --wait, print its steps and exit non-zero on failure."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="verb", required=True)
-        run = sub.add_parser("run", help="Run CASE on --cluster now.")
+        run = sub.add_parser("run", help=_("Run CASE on --cluster now."))
         run.add_argument("case")
         run.add_argument("--cluster", required=True)
-        run.add_argument("--wait", action="store_true", help="Wait for the result and print it.")
+        run.add_argument("--wait", action="store_true", help=_("Wait for the result and print it."))
         run.add_argument(
             "--dispatch-here",
             action="store_true",
-            help="Launch from this process instead of a Celery worker (no worker needed).",
+            help=_("Launch from this process instead of a Celery worker (no worker needed)."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         case = Case.objects.select_related("template").filter(name=options["case"]).first()
         if case is None:
-            raise CommandError(f"No case named '{options['case']}'.")
+            raise CommandError(_("No case named '%(name)s'.") % {"name": options["case"]})
         cluster = Cluster.objects.filter(name=options["cluster"]).first()
         if cluster is None:
-            raise CommandError(f"No cluster named '{options['cluster']}'.")
+            raise CommandError(_("No cluster named '%(name)s'.") % {"name": options["cluster"]})
         result = services.runs_create(
             pairs=[(case, cluster)],
             trigger="manual",
@@ -47,7 +50,10 @@ class Command(BaseCommand):
             skip_if_active=False,
         )
         [run_id] = result.created
-        self.stdout.write(f"Run {run_id}: {case.name} on {cluster.name}")
+        self.stdout.write(
+            _("Run %(run_id)s: %(case)s on %(cluster)s")
+            % {"run_id": run_id, "case": case.name, "cluster": cluster.name}
+        )
         if options["dispatch_here"]:
             dispatch.run_dispatch(run_id=run_id)
         if not options["wait"]:
@@ -55,7 +61,10 @@ class Command(BaseCommand):
         run = self._wait(run_id, case.effective_timeout)
         self._print(run)
         if run.state != RunState.SUCCEEDED:
-            raise CommandError(f"Run {run.pk} ended {run.state}.", returncode=1)
+            raise CommandError(
+                _("Run %(run)s ended %(state)s.") % {"run": run.pk, "state": run.state},
+                returncode=1,
+            )
 
     def _wait(self, run_id: int, timeout: int) -> ProbeRun:
         # Past the deadline this command closes the run itself, so --wait ends
@@ -66,7 +75,7 @@ class Command(BaseCommand):
         while True:
             run = ProbeRun.objects.get(pk=run_id)
             if run.state != last_state:
-                self.stdout.write(f"  state: {run.state}")
+                self.stdout.write(_("  state: %(state)s") % {"state": run.state})
                 last_state = run.state
             if run.state in FINISHED_STATES:
                 return run
@@ -74,7 +83,8 @@ class Command(BaseCommand):
                 reaping.runs_reap_cluster(cluster_id=run.cluster_id)
             elif timezone.now() > give_up:
                 raise CommandError(
-                    f"Run {run_id} was never dispatched: is a Celery worker running?"
+                    _("Run %(run_id)s was never dispatched: is a Celery worker running?")
+                    % {"run_id": run_id}
                 )
             time.sleep(POLL_SECONDS)
 
@@ -86,11 +96,14 @@ class Command(BaseCommand):
                 line += f": {step['error']}"
             self.stdout.write(line)
         for error in run.errors:
-            self.stdout.write(f"  error: {error}")
+            self.stdout.write(_("  error: %(error)s") % {"error": error})
         if run.reason:
-            self.stdout.write(f"  reason: {run.reason}")
+            self.stdout.write(_("  reason: %(reason)s") % {"reason": run.reason})
         if run.metrics:
             self.stdout.write(
                 "  metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(run.metrics.items()))
             )
-        self.stdout.write(f"Run {run.pk} {run.state} in {run.duration_ms} ms")
+        self.stdout.write(
+            _("Run %(run)s %(state)s in %(duration_ms)s ms")
+            % {"run": run.pk, "state": run.state, "duration_ms": run.duration_ms}
+        )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
+from django.utils.translation import gettext as _
 
 from apps.scheduling.local_demo import (
     KUBE_BINDING,
@@ -18,22 +19,23 @@ from apps.scheduling.management.local_setup import LocalSetupCommand
 
 
 class Command(LocalSetupCommand):
-    help = (
-        f"Register the local control plane (deploy/dev/kube-up --name {KUBE_CLUSTER}) as the "
-        f"cluster `{KUBE_CLUSTER}` and bind the seeded Kubernetes cases to it. Idempotent."
-    )
+    help = _(
+        "Register the local control plane (deploy/dev/kube-up --name %(kube_cluster)s) as the cluster `%(kube_cluster)s` and bind the seeded Kubernetes cases to it. Idempotent."
+    ) % {"kube_cluster": KUBE_CLUSTER}
     default_interval = 60
     invalid_rows = "Cannot register the cluster"
 
     def add_target_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--kubeconfig", required=True, help="The cluster's admin kubeconfig.")
+        parser.add_argument(
+            "--kubeconfig", required=True, help=_("The cluster's admin kubeconfig.")
+        )
 
     def set_up(
         self, options: dict[str, Any], *, interval_seconds: int, run_now: bool
     ) -> LocalDemoResult:
         path = Path(options["kubeconfig"])
         if not path.is_file():
-            raise CommandError(f"No kubeconfig at {path}.")
+            raise CommandError(_("No kubeconfig at %(path)s.") % {"path": path})
         return local_kube_setup(kubeconfig=path, interval_seconds=interval_seconds, run_now=run_now)
 
     def fired_line(self, result: LocalDemoResult) -> str:

@@ -5,6 +5,7 @@ import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils.translation import gettext as _
 
 from apps.clusters.models import Cluster, Executor
 from apps.scheduling.watch import ClusterWatcher
@@ -22,7 +23,7 @@ def _config(cluster: Cluster) -> tuple[object, ...]:
 
 
 class Command(BaseCommand):
-    help = (
+    help = _(
         "Watch every enabled kubernetes cluster (Deployments, DaemonSets and StatefulSets in each "
         "cluster's watch namespaces, and Nodes) and turn changes into events that fire bindings. "
         "Run one instance; it picks up new and disabled clusters every --refresh seconds."
@@ -30,7 +31,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--cluster", action="append", dest="clusters", help="Only these (repeatable)."
+            "--cluster", action="append", dest="clusters", help=_("Only these (repeatable).")
         )
         parser.add_argument("--refresh", type=float, default=60.0)
 
@@ -57,7 +58,7 @@ class Command(BaseCommand):
                     watcher = ClusterWatcher(cluster, threading.Event())
                     watcher.start()
                     running[pk] = (_config(cluster), watcher)
-                    self.stdout.write(f"watching {cluster.name}")
+                    self.stdout.write(_("watching %(name)s") % {"name": cluster.name})
             stop.wait(refresh)
-        for _, watcher in running.values():
+        for _cfg, watcher in running.values():
             watcher.close()

@@ -1,0 +1,47 @@
+"""The language of management command output.
+
+`KUBEPROBE_LANGUAGE` wins (`zh-hans`, `en`); otherwise the POSIX locale variables in
+GNU gettext's order (`LANGUAGE`, `LC_ALL`, `LC_MESSAGES`, `LANG`: `zh_CN.UTF-8` reads
+as zh-hans); otherwise settings.LANGUAGE_CODE. Values KubeProbe has no catalog for
+(`C`, `de_DE`) are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.utils import translation
+
+ENV_ORDER = ("KUBEPROBE_LANGUAGE", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def command_language(environ: dict[str, str] | None = None) -> str:
+    """One of settings.LANGUAGES for a command's output, from the environment."""
+    env = os.environ if environ is None else environ
+    for name in ENV_ORDER:
+        # LANGUAGE may list several ("zh_CN:en"); a locale may carry ".UTF-8" or "@euro".
+        for value in env.get(name, "").split(":"):
+            code = value.split(".")[0].split("@")[0].replace("_", "-").strip().lower()
+            if not code or code in ("c", "posix"):
+                continue
+            try:
+                return translation.get_supported_language_variant(code)
+            except LookupError:
+                continue
+    return translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+
+
+def default_language() -> str:
+    """settings.LANGUAGE_CODE as one of settings.LANGUAGES ("en-us" → "en")."""
+    return translation.get_supported_language_variant(settings.LANGUAGE_CODE)
+
+
+class LocalizedCommand(BaseCommand):
+    """A command whose messages and errors are in command_language()."""
+
+    def execute(self, *args: Any, **options: Any) -> Any:
+        with translation.override(command_language()):
+            return super().execute(*args, **options)
