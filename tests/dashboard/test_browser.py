@@ -388,7 +388,13 @@ def test_the_top_bar_switch_shows_the_page_in_chinese_and_back_in_english(
     switch_to("zh-hans")
     assert browser.current_url.rstrip("/").endswith("/dashboard")  # back on the same page
     assert "总览" in nav() and "告警" in nav() and "Overview" not in nav()
-    assert "个集群" in browser.find_element(By.CSS_SELECTOR, "p.summary").text
+    # The grid's words (grid.js) come from the JavaScript catalog too.
+    wait_matrix_ready(browser)
+    WebDriverWait(browser, 20).until(
+        lambda d: "个集群" in d.find_element(By.ID, "grid-summary").text
+    )
+    corner = browser.find_element(By.CSS_SELECTOR, "#matrix th.corner").text
+    assert corner == "集群"
     WebDriverWait(browser, 20).until(
         lambda d: d.find_element(By.ID, "live-status").text == "实时"  # from /jsi18n/
     )

@@ -14,6 +14,7 @@ from apps.alerts.models import Alert
 from apps.catalog.models import Case, CaseTemplate
 from apps.clusters.models import Cluster
 from apps.dashboard import push
+from apps.resident.models import ResidentProbe, ResidentTarget
 from apps.runs.models import ProbeRun
 from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
     PASSWORD,
@@ -27,6 +28,12 @@ from tests.utils import wait_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLUSTERS, CASES = 600, 5
+# How many resident refetches (state.json?part=resident) finished; true once above arguments[0].
+REFETCHED = """
+const n = performance.getEntriesByType("resource")
+  .filter((e) => e.name.includes("part=resident") && e.responseEnd > 0).length;
+return arguments[0] < 0 ? n : n > arguments[0];
+"""
 
 
 def fleet() -> tuple[list[Case], list[Cluster], dict[tuple[int, int], int]]:
@@ -85,11 +92,30 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
     from selenium.webdriver.support.ui import WebDriverWait
 
     cases, clusters, runs = fleet()
+    # A resident probe in the middle cluster: a column after the cases, up at first.
+    probe = ResidentProbe.objects.create(name="etcd-resident", image="kubeprobe/probe:0.1.0")
+    middle = clusters[CLUSTERS // 2]
+    resident = ResidentTarget.objects.create(
+        probe=probe, cluster=middle, state="up", last_sample_at=timezone.now()
+    )
     login(browser, server)
     ready_ms = wait_matrix_ready(browser)
     assert ready_ms > 0
     summary = browser.find_element(By.ID, "grid-summary").text
-    assert summary.startswith(f"{CLUSTERS} clusters × {CASES} cases")
+    assert summary.startswith(f"{CLUSTERS} clusters × {CASES} cases + 1 resident probe (◉)")
+    assert browser.find_element(By.ID, "resident-legend").is_displayed()
+    head = browser.find_element(By.CSS_SELECTOR, "#matrix th.resident")
+    assert head.text == "◉ etcd-resident"
+    assert (
+        head.find_element(By.TAG_NAME, "a")
+        .get_attribute("href")
+        .endswith("/dashboard/resident/etcd-resident/")
+    )
+    # A cluster it does not run in: an empty cell keeps the columns aligned.
+    row = browser.find_element(By.CSS_SELECTOR, f"tr[data-cluster='{clusters[0].pk}']")
+    assert row.find_elements(By.TAG_NAME, "td")[-1].get_attribute("class") == (
+        "rcell res-none res-first"
+    )
     drawn = browser.find_elements(By.CSS_SELECTOR, "#matrix tbody tr[data-cluster]")
     assert 10 < len(drawn) < 120, len(drawn)  # the rows in view and a margin, not 600
     first, last = clusters[0], clusters[-1]
@@ -145,6 +171,28 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
     )  # fmt: skip
     assert push.flush_pairs()
     WebDriverWait(browser, 20).until(lambda d: "alert-firing" in classes(d, cell_id))
+
+    # A resident cell pushed down ("rcell", through the same ordered queue) while its
+    # row is out of view: the grid's model takes it, and the row shows it when drawn.
+    browser.execute_script("document.getElementById('grid').scrollTop = 0;")
+    resident_id = f"r-{probe.pk}-{middle.pk}"
+    WebDriverWait(browser, 10).until(lambda d: not d.find_elements(By.ID, resident_id))
+    fetched = browser.execute_script(REFETCHED, -1)
+    browser.execute_script(
+        "window.rcells = 0; document.addEventListener('kubeprobe:frame', function (e) {"
+        " if (e.detail.type === 'rcell') window.rcells += 1; });"
+    )
+    ResidentTarget.objects.filter(pk=resident.pk).update(state="down")  # what a refetch reads
+    push.push_samples(probe_id=probe.pk, cluster_id=middle.pk, points=[], state="down")
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script("return window.rcells") >= 1)
+    # resident-matrix.js also refetches the numbers a second later; let that land too,
+    # so neither could have been applied to a drawn cell.
+    WebDriverWait(browser, 20).until(lambda d: d.execute_script(REFETCHED, fetched))
+    assert not browser.find_elements(By.ID, resident_id)  # both arrived while not drawn
+    browser.execute_script(
+        "const g = document.getElementById('grid'); g.scrollTop = g.scrollHeight / 2 - 200;"
+    )
+    WebDriverWait(browser, 20).until(lambda d: "res-down" in classes(d, resident_id))
     cell = browser.find_element(By.ID, cell_id)
 
     # Keyboard: from a cell, ArrowDown and ArrowRight move focus, drawing rows as needed.
