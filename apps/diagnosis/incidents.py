@@ -298,9 +298,24 @@ def incidents_recover(*, alert: Alert, now: datetime | None = None) -> list[int]
         return []
     now = now or timezone.now()
     with transaction.atomic():
+        # The incidents first, in id order, then the members: the incident row
+        # serialises its last members leaving (one of them resolves it), and every
+        # caller taking them in this order cannot deadlock. One FOR UPDATE over the
+        # join locked the incident, member, alert, case and cluster rows in plan
+        # order, and two alerts workers (or the sweep's transaction and a worker)
+        # recovering members of one incident deadlocked (tests/postrun/test_scale_out.py).
+        open_members = IncidentMember.objects.filter(
+            alert=alert, left_at=None, incident__state=IncidentState.OPEN
+        )
+        list(
+            Incident.objects.select_for_update()
+            .filter(pk__in=open_members.values("incident_id"))
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
         members = list(
-            IncidentMember.objects.select_for_update()
-            .filter(alert=alert, left_at=None, incident__state=IncidentState.OPEN)
+            open_members.select_for_update(of=("self",))
+            .order_by("pk")
             .select_related("alert__case", "alert__cluster")
         )
         if not members:
