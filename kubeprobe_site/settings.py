@@ -140,6 +140,8 @@ KUBEPROBE_INCIDENT_MIN_CASES = env.int("KUBEPROBE_INCIDENT_MIN_CASES", default=3
 # Live dashboards: each page gets at most one batch of cell updates per interval,
 # and re-reads which clusters its user may see this often.
 KUBEPROBE_LIVE_FLUSH_SECONDS = env.float("KUBEPROBE_LIVE_FLUSH_SECONDS", default=0.2)
+# Each pushing process coalesces re-judged pairs over this window (apps/dashboard/push.py).
+KUBEPROBE_LIVE_PUSH_WINDOW_SECONDS = env.float("KUBEPROBE_LIVE_PUSH_WINDOW_SECONDS", default=0.1)
 KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS = env.float(
     "KUBEPROBE_LIVE_ACCESS_REFRESH_SECONDS", default=30.0
 )

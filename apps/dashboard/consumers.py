@@ -206,13 +206,25 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def live_cell(self, event: dict[str, Any]) -> None:
         if not await self._refresh_access() or not self._may_see(event["cluster_id"]):
             return
-        cell = {k: v for k, v in event.items() if k != "type"}
+        self._buffer({k: v for k, v in event.items() if k != "type"})
+        self._schedule_flush()
+
+    async def live_cells(self, event: dict[str, Any]) -> None:
+        """A batch of re-judged pairs, coalesced by the process that pushed them (push.py)."""
+        if not await self._refresh_access():
+            return
+        for cell in event["cells"]:
+            if self._may_see(cell["cluster_id"]):
+                self._buffer(cell)
+        if self.pending:
+            self._schedule_flush()
+
+    def _buffer(self, cell: dict[str, Any]) -> None:
         key = (cell["case_id"], cell["cluster_id"])
         earlier = self.pending.get(key)
         # Last write wins, field by field: a "running" push without an alert
         # state must not erase the alert state of a buffered re-judgement.
         self.pending[key] = {**earlier, **cell} if earlier else cell
-        self._schedule_flush()
 
     async def live_incident(self, event: dict[str, Any]) -> None:
         if not await self._refresh_access() or self.visible is not None:

@@ -27,7 +27,7 @@ from apps.dashboard.selectors.matrix import Filters
 CLUSTER_PARAMS = ("q", "group", "region", "environment", "label", "executor", "api_status")
 CASE_PARAMS = ("case_set",)
 SHOWN_PARAMS = frozenset(
-    {"q", "group", "region", "environment", "case_set", "state", "group_by", "columns"}
+    {"q", "group", "region", "environment", "case_set", "state", "group_by", "columns", "order"}
 )
 COLUMN_CHOICES = [("", _("scheduled or with results")), ("all", _("every enabled case"))]
 
@@ -39,6 +39,7 @@ STATE_CHOICES = [
     ("ok", _("all green")),
 ]
 GROUP_BY_CHOICES = [("region", _("region")), ("group", _("cluster group"))]
+ORDER_CHOICES = [("", _("name")), ("problems", _("problems first"))]
 
 
 class PageForm(forms.Form):
@@ -47,6 +48,7 @@ class PageForm(forms.Form):
     state = forms.ChoiceField(required=False, choices=STATE_CHOICES)
     group_by = forms.ChoiceField(required=False, choices=GROUP_BY_CHOICES, label=_("Group by"))
     columns = forms.ChoiceField(required=False, choices=COLUMN_CHOICES)
+    order = forms.ChoiceField(required=False, choices=ORDER_CHOICES)
 
 
 def _subset(data: QueryDict, names: tuple[str, ...]) -> dict[str, str]:
@@ -64,6 +66,7 @@ class FilterForm:
     state_choices = STATE_CHOICES
     group_by_choices = GROUP_BY_CHOICES
     column_choices = COLUMN_CHOICES
+    order_choices = ORDER_CHOICES
 
     @classmethod
     def parse(cls, data: QueryDict) -> tuple[FilterForm, Filters]:
@@ -83,7 +86,11 @@ class FilterForm:
         cleaned = getattr(page, "cleaned_data", {})
         cluster_values = {k: v for k, v in clusters.data.items() if k not in errors}
         case_values = {k: v for k, v in cases.data.items() if k not in errors}
-        values = {**clusters.data, **cases.data, **_subset(data, ("state", "group_by", "columns"))}
+        values = {
+            **clusters.data,
+            **cases.data,
+            **_subset(data, ("state", "group_by", "columns", "order")),
+        }
         return cls(
             values=values,
             errors=errors,
@@ -94,4 +101,5 @@ class FilterForm:
             state="" if "state" in errors else cleaned.get("state") or "",
             group_by="region" if "group_by" in errors else cleaned.get("group_by") or "region",
             all_cases=cleaned.get("columns") == "all",
+            order="" if "order" in errors else cleaned.get("order") or "",
         )

@@ -10,20 +10,30 @@ characters.
 Pushes come from signal receivers in Celery workers (see receivers.py). A
 push must never break its caller: a failure is logged and dropped, and the
 browser heals on its next resync.
+
+Re-judged pairs (``push_pair``/``push_pairs``, up to thousands a second from
+the post-run pipeline) are coalesced per process: the first change after a
+quiet spell goes out at once, later ones are buffered by (case, cluster),
+last write winning, and sent every ``KUBEPROBE_LIVE_PUSH_WINDOW_SECONDS`` as
+one ``live.cells`` event per group. So 1,000 changes a second reach each
+page's consumer as a few events a second instead of a thousand. Those
+batches and resident cells (``rcell``) share one ordered, non-blocking queue.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from apps.diagnosis.selectors import incidents_list
 
@@ -32,7 +42,8 @@ logger = logging.getLogger(__name__)
 OVERVIEW_GROUP = "live.overview"
 INCIDENTS_GROUP = "live.incidents"
 SEND_TIMEOUT_SECONDS = 5.0
-# Resident sample pushes (send_nowait) in flight per process before new ones are dropped.
+DEFAULT_PUSH_WINDOW_SECONDS = 0.1
+# Queued pushes (resident samples) not sent yet per process before new ones are dropped.
 MAX_PENDING_PUSHES = 200
 
 # A page subscribes to one of these; "alerts" pages watch the same stream as the overview.
@@ -41,6 +52,7 @@ SCOPE_RE = re.compile(
 )
 
 PayloadKind = Literal["cell", "run", "samples", "rcell", "incident", "cells", "subscribed", "error"]
+# Group events carry "cells" too: a coalesced batch (type "live.cells").
 
 # kind -> (required fields, optional fields). An optional field given as None is
 # left out: a push that does not know it (the alert state of a run that is only
@@ -64,6 +76,7 @@ _FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "error": (frozenset({"detail"}), frozenset({"scope"})),
 }
 _GROUP_EVENTS = frozenset({"cell", "run", "samples", "rcell", "incident"})
+CELLS_EVENT = "live.cells"
 _BROWSER_RUN_FIELDS = ("run_id", "state")
 
 
@@ -162,6 +175,9 @@ async def _send_all(messages: Iterable[tuple[str, dict[str, Any]]]) -> None:
     await asyncio.gather(*(send(group, message) for group, message in messages))
 
 
+Messages = list[tuple[str, dict[str, Any]]]
+
+
 class _PushLoop:
     """One event loop thread per process that sends every push.
 
@@ -170,6 +186,10 @@ class _PushLoop:
     fresh connections (~10 ms here, more to a remote Redis over TLS). A
     long-lived loop keeps them. Started lazily and again after a fork
     (Celery's prefork children).
+
+    Pushes that must not hold their caller (resident samples, the pair
+    batches) go through one queue drained by one task, in order: a cell's
+    "up" never overtakes its later "down", whichever kind carried it.
     """
 
     def __init__(self) -> None:
@@ -177,7 +197,7 @@ class _PushLoop:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pid = 0
         self._pending = 0  # send_nowait's messages not sent yet
-        self._queue: asyncio.Queue[list[tuple[str, dict[str, Any]]]] | None = None
+        self._queue: asyncio.Queue[tuple[Messages, Callable[[], None] | None]] | None = None
         self._drainer: asyncio.Task[None] | None = None
 
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -191,37 +211,45 @@ class _PushLoop:
                 self._loop, self._pid = loop, os.getpid()
             return self._loop
 
-    def send_nowait(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
-        """Queue the messages and return at once. One task sends the queue in order (a
-        cell's "up" never overtakes its later "down"); while MAX_PENDING_PUSHES are
-        unsent, new ones are dropped and logged, so a stuck Redis piles nothing up."""
+    def send_nowait(self, messages: Messages) -> None:
+        """Queue the messages and return at once; while MAX_PENDING_PUSHES are unsent,
+        new ones are dropped and logged, so a stuck Redis piles nothing up."""
         loop = self.loop()  # first: a new loop (after a fork) resets the count
         with self._lock:
             if self._pending >= MAX_PENDING_PUSHES:
                 logger.warning("live push to %s dropped: Redis is behind", [g for g, _ in messages])
                 return
             self._pending += 1
-        loop.call_soon_threadsafe(self._enqueue, messages)
+        loop.call_soon_threadsafe(self.enqueue, messages)
 
-    def _enqueue(self, messages: list[tuple[str, dict[str, Any]]]) -> None:  # in the loop
+    def enqueue(self, messages: Messages, done: Callable[[], None] | None = None) -> None:
+        """In the loop: queue messages behind those already queued; `done` runs once
+        they are sent (or failed). The pair batcher calls this directly: it sends at
+        most one batch per window, so it is bounded by construction."""
         if self._queue is None:
             self._queue = asyncio.Queue()
             # Held here: the loop keeps only a weak reference to its tasks.
             self._drainer = asyncio.get_running_loop().create_task(self._drain(self._queue))
-        self._queue.put_nowait(messages)
+        self._queue.put_nowait((messages, done))
 
-    async def _drain(self, queue: asyncio.Queue[list[tuple[str, dict[str, Any]]]]) -> None:
+    async def _drain(
+        self, queue: asyncio.Queue[tuple[Messages, Callable[[], None] | None]]
+    ) -> None:
         while True:
-            messages = await queue.get()
+            messages, done = await queue.get()
             try:
                 await asyncio.wait_for(_send_all(messages), SEND_TIMEOUT_SECONDS)
             except Exception:  # a push never breaks anything; pages heal on resync
-                logger.warning("live push to %s failed", [g for g, _ in messages], exc_info=True)
+                groups = sorted({g for g, _ in messages})
+                logger.warning("live push to %s failed", groups[:5], exc_info=True)
             finally:
-                with self._lock:
-                    self._pending -= 1
+                if done is None:
+                    with self._lock:
+                        self._pending -= 1
+                else:
+                    done()
 
-    def send(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    def send(self, messages: Messages) -> None:
         future = asyncio.run_coroutine_threadsafe(_send_all(messages), self.loop())
         try:
             # Wait, so a worker never piles up unsent pushes; bounded, so a
@@ -235,7 +263,7 @@ class _PushLoop:
 _push_loop = _PushLoop()
 
 
-def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
+def _send(messages: Messages) -> None:
     try:
         _push_loop.send(messages)
     except Exception:  # a push never breaks the worker; pages heal on resync
@@ -243,6 +271,119 @@ def _send(messages: list[tuple[str, dict[str, Any]]]) -> None:
         logger.warning(
             "live push to %d groups (%s…) failed", len(groups), groups[:5], exc_info=True
         )
+
+
+def _window() -> float:
+    return float(
+        getattr(settings, "KUBEPROBE_LIVE_PUSH_WINDOW_SECONDS", DEFAULT_PUSH_WINDOW_SECONDS)
+    )
+
+
+def _batch_messages(cells: Iterable[dict[str, Any]], runs: Iterable[dict[str, Any]]) -> Messages:
+    """One ``live.cells`` event per group that shows any of `cells`, plus each run's event."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for cell in cells:
+        for group in cell_groups(case_id=cell["case_id"], cluster_id=cell["cluster_id"]):
+            by_group.setdefault(group, []).append(cell)
+    messages = [(group, {"type": CELLS_EVENT, "cells": batch}) for group, batch in by_group.items()]
+    messages += [(run_group(run["run_id"]), run) for run in runs]
+    return messages
+
+
+Pending = tuple[dict[str, Any], dict[str, Any] | None]  # a cell and its run event
+
+
+class _PairBatcher:
+    """Buffers re-judged pairs and queues them as batches, at most one per window.
+
+    Callers only take a lock and update a dict; the batch joins the push loop's
+    ordered queue (see `_PushLoop`). A burst costs one send per window whatever
+    its size, and an isolated change waits for nothing.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cells: dict[tuple[int, int], dict[str, Any]] = {}
+        self._runs: dict[int, dict[str, Any]] = {}
+        self._scheduled = False
+        self._in_flight = 0  # batches queued, not sent yet
+        self._last_flush = 0.0
+        self._idle = threading.Event()
+        self._idle.set()
+        self._pid = os.getpid()
+
+    def add(self, pending: Iterable[Pending]) -> None:
+        if self._pid != os.getpid():  # forked (Celery prefork): the parent's buffer is not ours
+            self.__init__()  # type: ignore[misc]
+        with self._lock:
+            for cell, run in pending:
+                key = (cell["case_id"], cell["cluster_id"])
+                earlier = self._cells.get(key)
+                self._cells[key] = {**earlier, **cell} if earlier else cell
+                if run is not None:
+                    self._runs[run["run_id"]] = run
+            if self._scheduled or not self._cells:
+                return
+            self._scheduled = True
+            self._idle.clear()
+            delay = max(0.0, self._last_flush + _window() - time.monotonic())
+        loop = _push_loop.loop()
+        loop.call_soon_threadsafe(loop.call_later, delay, self._flush)
+
+    def _flush(self) -> None:  # in the loop
+        with self._lock:
+            cells, runs = list(self._cells.values()), list(self._runs.values())
+            self._cells, self._runs = {}, {}
+            self._scheduled = False
+            self._last_flush = time.monotonic()
+            self._in_flight += 1
+        _push_loop.enqueue(_batch_messages(cells, runs), self._sent)
+
+    def _sent(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            if not self._scheduled and not self._in_flight:
+                self._idle.set()
+
+    def wait_idle(self, timeout: float = SEND_TIMEOUT_SECONDS) -> bool:
+        """Block until everything buffered was sent (tests, process exit)."""
+        return self._idle.wait(timeout)
+
+
+_pairs = _PairBatcher()
+atexit.register(_pairs.wait_idle)
+
+
+def flush_pairs(timeout: float = SEND_TIMEOUT_SECONDS) -> bool:
+    """Wait until the pairs pushed so far have left this process; False on timeout."""
+    return _pairs.wait_idle(timeout)
+
+
+def _pair_pending(
+    *,
+    case_id: int,
+    cluster_id: int,
+    state: str,
+    severity: str,
+    latest_state: str | None,
+    latest_run_id: int | None,
+) -> Pending:
+    cell = payload(
+        "cell",
+        case_id=case_id,
+        cluster_id=cluster_id,
+        run_state=str(latest_state or "none"),
+        alert_state=str(state),
+        severity=str(severity),
+        run_id=latest_run_id,
+    )
+    cell.pop("type")
+    if not (latest_run_id and latest_state):
+        return cell, None
+    run = payload(
+        "run", run_id=latest_run_id, state=str(latest_state), cluster_id=cluster_id, case_id=case_id
+    )
+    return cell, run
 
 
 def push_pair(
@@ -254,61 +395,23 @@ def push_pair(
     latest_state: str | None,
     latest_run_id: int | None,
 ) -> None:
-    """A (case, cluster) pair was re-judged: its cell to every page showing it, and its run."""
-    _send(
-        _pair_messages(
-            case_id=case_id,
-            cluster_id=cluster_id,
-            state=state,
-            severity=severity,
-            latest_state=latest_state,
-            latest_run_id=latest_run_id,
-        )
-    )
+    """A (case, cluster) pair was re-judged: its cell to every page showing it, and its run.
+
+    Buffered and sent with the other pairs of its window (see `_PairBatcher`)."""
+    cell = dict(case_id=case_id, cluster_id=cluster_id, state=state, severity=severity)
+    push_pairs([{**cell, "latest_state": latest_state, "latest_run_id": latest_run_id}])
 
 
 def push_pairs(cells: list[dict[str, Any]]) -> None:
-    """Many pairs re-judged together (the post-run pipeline's batch): one round of sends.
-    Each cell has push_pair's arguments."""
-    messages = [message for cell in cells for message in _pair_messages(**cell)]
-    if messages:
-        _send(messages)
+    """Many pairs re-judged together (the post-run pipeline's batch): buffered under one
+    lock and sent with the window's batch. Each cell has push_pair's arguments."""
+    try:
+        _pairs.add([_pair_pending(**cell) for cell in cells])
+    except Exception:  # a push never breaks the worker; pages heal on resync
+        logger.warning("live push of %d pairs failed", len(cells), exc_info=True)
 
 
-def _pair_messages(
-    *,
-    case_id: int,
-    cluster_id: int,
-    state: str,
-    severity: str,
-    latest_state: str | None,
-    latest_run_id: int | None,
-) -> list[tuple[str, dict[str, Any]]]:
-    cell = payload(
-        "cell",
-        case_id=case_id,
-        cluster_id=cluster_id,
-        run_state=str(latest_state or "none"),
-        alert_state=str(state),
-        severity=str(severity),
-        run_id=latest_run_id,
-    )
-    messages = [(group, cell) for group in cell_groups(case_id=case_id, cluster_id=cluster_id)]
-    if latest_run_id and latest_state:
-        run = payload(
-            "run",
-            run_id=latest_run_id,
-            state=str(latest_state),
-            cluster_id=cluster_id,
-            case_id=case_id,
-        )
-        messages.append((run_group(latest_run_id), run))
-    return messages
-
-
-def _run_state_messages(
-    *, run_id: int, case_id: int, cluster_id: int, state: str
-) -> list[tuple[str, dict[str, Any]]]:
+def _run_state_messages(*, run_id: int, case_id: int, cluster_id: int, state: str) -> Messages:
     cell = payload("cell", case_id=case_id, cluster_id=cluster_id, run_state=state, run_id=run_id)
     messages = [(group, cell) for group in cell_groups(case_id=case_id, cluster_id=cluster_id)]
     messages.append(

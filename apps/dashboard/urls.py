@@ -10,6 +10,7 @@ app_name = "dashboard"
 urlpatterns = [
     path("", views.overview, name="overview"),
     path("state.json", views.state_json, name="state"),
+    path("grid.json", views.grid_data, name="grid"),
     path("clusters/<name:name>/", views.cluster_detail, name="cluster"),
     path("cases/<name:name>/", views.case_detail, name="case"),
     path("runs/<int:run_id>/", views.run_detail, name="run"),

@@ -14,10 +14,11 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
@@ -29,7 +30,15 @@ from apps.alerts.inputs import AcknowledgeForm, QuickSilenceForm
 from apps.catalog.models import Case
 from apps.dashboard import access
 from apps.dashboard.forms import FilterForm
-from apps.dashboard.selectors import cluster_case, matrix, resident, run_alerts, stats, visibility
+from apps.dashboard.selectors import (
+    cluster_case,
+    grid,
+    matrix,
+    resident,
+    run_alerts,
+    stats,
+    visibility,
+)
 from apps.diagnosis.inputs import LabelForm
 from apps.gating.selectors import gate_decisions_recent
 from apps.resident.models import ResidentProbe
@@ -53,29 +62,81 @@ def _query(request: HttpRequest) -> str:
     return request.GET.urlencode()
 
 
-# The matrix is megabytes of very repetitive HTML: gzip makes it ~7% for ~40 ms (Django
-# adds random bytes against BREACH).
+def _without(request: HttpRequest, name: str) -> str:
+    query = request.GET.copy()
+    query.pop(name, None)
+    return query.urlencode()
+
+
+TABLE_ROWS = 500  # clusters per page of the table fallback (?render=table)
+
+
+def _table_page(request: HttpRequest, total: int) -> tuple[int, int] | HttpResponse:
+    """(page, pages) of the table fallback; 400 for a page that is not a whole number, 404 past the last."""
+    raw = request.GET.get("page", "1")
+    if not raw.isdigit() or int(raw) < 1:
+        return HttpResponseBadRequest(gettext("page must be a positive whole number"))
+    pages = max(1, -(-total // TABLE_ROWS))
+    if int(raw) > pages:
+        raise Http404(
+            ngettext("The table has %(pages)d page.", "The table has %(pages)d pages.", pages)
+            % {"pages": pages}
+        )
+    return int(raw), pages
+
+
+# The overview is a shell: filters, legend, counters. static/dashboard/grid.js draws the
+# matrix from grid.json (only the rows in view are in the DOM); ?render=table is the
+# paginated server-rendered table, for browsers without JavaScript.
 @dashboard_view
 @gzip_page
 @require_GET
 def overview(request: HttpRequest) -> HttpResponse:
     form, filters = FilterForm.parse(request.GET)
-    page = matrix.matrix_overview(user=request.user, filters=filters)
-    rows = {row.cluster_id for section in page.sections for row in section.rows}
-    return render(
-        request,
-        "dashboard/overview.html",
-        {
-            "live_scope": "overview",
-            "form": form,
-            "filters": filters,
-            "matrix": page,
-            "options": page.options,
-            "counters": page.counters,
-            "query": _query(request),
-            "resident": resident.resident_matrix(user=request.user, cluster_ids=rows),
-        },
+    context: dict[str, Any] = {
+        "live_scope": "overview",
+        "form": form,
+        "filters": filters,
+        "query": _query(request),
+    }
+    if request.GET.get("render") != "table":
+        context["options"] = matrix.filter_options(user=request.user)
+        context["counters"] = run_alerts.firing_counts(user=request.user)
+        context["grid_url"] = reverse("dashboard:grid") + (
+            f"?{request.GET.urlencode()}" if request.GET else ""
+        )
+        return render(request, "dashboard/overview.html", context)
+    page = grid.grid_overview(user=request.user, filters=filters)
+    numbers = _table_page(request, page.row_count)
+    if isinstance(numbers, HttpResponse):
+        return numbers
+    number, pages = numbers
+    first = (number - 1) * TABLE_ROWS
+    table_rows = grid.grid_slice(page, first, first + TABLE_ROWS)
+    shown = {row.cluster_id for _title, rows, _total in table_rows for row in rows}
+    context.update(
+        matrix=page,
+        options=page.options,
+        counters=page.counters,
+        table_rows=table_rows,
+        table_page=number,
+        table_pages=pages,
+        pager_query=_without(request, "page"),
+        resident=resident.resident_matrix(user=request.user, cluster_ids=shown),
     )
+    return render(request, "dashboard/overview_table.html", context)
+
+
+@dashboard_view
+@gzip_page
+@require_GET
+def grid_data(request: HttpRequest) -> HttpResponse:
+    """The overview's matrix for grid.js: same filters as the page (format: grid.grid_json)."""
+    _, filters = FilterForm.parse(request.GET)
+    page = grid.grid_overview(user=request.user, filters=filters)
+    shown = {row.cluster_id for _title, rows in page.sections for row in rows}
+    residents = resident.resident_matrix(user=request.user, cluster_ids=shown)
+    return JsonResponse(grid.grid_json(page, residents))
 
 
 @dashboard_view

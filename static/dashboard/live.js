@@ -76,12 +76,21 @@
   function flushCells() {
     frameRequested = false;
     var changed = false;
-    pending.forEach(function (cell) {
-      if (patchCell(cell)) changed = true;
-    });
+    var grid = window.kubeprobeGrid;
+    if (grid) {
+      // The overview's grid (grid.js): most cells are not in the DOM, the model has them all.
+      changed = grid.apply(Array.from(pending.values()));
+    } else {
+      pending.forEach(function (cell) {
+        if (patchCell(cell)) changed = true;
+      });
+    }
+    applied += pending.size;
     pending.clear();
     if (changed) recount();
   }
+  var applied = 0; // cells applied since the page opened (read by the browser benchmark)
+  window.kubeprobeLive = { applied: function () { return applied; } };
 
   function replacePrefixed(classes, prefix, value) {
     var out = classes.filter(function (c) { return c.indexOf(prefix) !== 0; });
@@ -155,10 +164,15 @@
     var counters = document.querySelectorAll("[data-counter]");
     if (!counters.length) return;
     var counts = {};
-    var firing = document.querySelectorAll("td.cell.alert-firing");
-    for (var i = 0; i < firing.length; i++) {
-      var key = "firing-" + (firing[i].dataset.severity || "");
-      counts[key] = (counts[key] || 0) + 1;
+    if (window.kubeprobeGrid) {
+      var model = window.kubeprobeGrid.counts();
+      Object.keys(model).forEach(function (sev) { counts["firing-" + sev] = model[sev]; });
+    } else {
+      var firing = document.querySelectorAll("td.cell.alert-firing");
+      for (var i = 0; i < firing.length; i++) {
+        var key = "firing-" + (firing[i].dataset.severity || "");
+        counts[key] = (counts[key] || 0) + 1;
+      }
     }
     for (var j = 0; j < counters.length; j++) {
       var value = String(counts[counters[j].dataset.counter] || 0);
@@ -256,6 +270,14 @@
     if (runId != null) { refetchRun(); return; }
     if (scope === "alerts") { refetchAlerts(); return; }
     if (document.querySelector("[data-live-fragment]")) { refetchFragment(); return; }
+    if (window.kubeprobeGrid) {
+      // The grid reloads its snapshot (grid.json), read after the subscription.
+      pushedDuringResync = [];
+      window.kubeprobeGrid.load()
+        .then(function () { queueCells(pushedDuringResync || []); })
+        .then(function () { pushedDuringResync = null; });
+      return;
+    }
     if (!document.querySelector("td.cell")) return;  // no matrix on this page
     var query = window.location.search.replace(/^\?/, "");
     var url = "/dashboard/state.json?scope=" + encodeURIComponent(scope) + (query ? "&" + query : "");
@@ -364,6 +386,8 @@
     delay = MIN_DELAY;
     if (!socket) connect();
   });
+
+  document.addEventListener("kubeprobe:counts", recount);
 
   setStatus("connecting", _("connecting"));
   connect();

@@ -1,7 +1,9 @@
 // Resident probe columns of the overview matrix, kept live.
 // Cells: <td id="r-<probe>-<cluster>" class="rcell res-<up|down|firing|stale|nodata>"
 // data-alert="<alert state>"><a title>availability</a></td>, drawn by the server
-// (apps/dashboard/resident_html.py). live.js re-dispatches every socket frame as a
+// (apps/dashboard/resident_html.py, the ?render=table page) or by grid.js (the
+// overview: only rows in view are in the DOM, so updates go to window.kubeprobeGrid's
+// model, which redraws the cell if it is drawn). live.js re-dispatches every socket frame as a
 // "kubeprobe:frame" event; here:
 // - "rcell" {probe_id, cluster_id, state}: the newest window's state, pushed when it
 //   changes (or after a quiet minute): the cell turns up/down at once, unless a
@@ -25,13 +27,29 @@
     up: pgettext("resident state", "up"), down: _("down (the newest window failed)"),
     firing: _("alert firing"), stale: _("stale: no samples for 5 min"), nodata: _("no samples yet")
   };
+  var grid = window.kubeprobeGrid;  // the overview's grid (grid.js), loaded before this script
   var names = {};  // probe id -> name
   var alertCases = {};  // alert case id -> probe id
-  document.querySelectorAll("th.resident[data-resident]").forEach(function (th) {
-    names[th.dataset.resident] = (th.textContent || "").replace(/^\s*\u25c9\s*/, "").trim();
-    if (th.dataset.alertCase) alertCases[th.dataset.alertCase] = th.dataset.resident;
-  });
-  if (!Object.keys(names).length) return;
+
+  // The columns shown: the grid's (they change when grid.json is read again), else the table's.
+  function scan() {
+    names = {};
+    alertCases = {};
+    if (grid) {
+      grid.residentColumns().forEach(function (col) {
+        names[col[0]] = col[1];
+        if (col[2] != null) alertCases[col[2]] = String(col[0]);
+      });
+      return;
+    }
+    document.querySelectorAll("th.resident[data-resident]").forEach(function (th) {
+      names[th.dataset.resident] = (th.textContent || "").replace(/^\s*\u25c9\s*/, "").trim();
+      if (th.dataset.alertCase) alertCases[th.dataset.alertCase] = th.dataset.resident;
+    });
+  }
+  scan();
+  if (!grid && !Object.keys(names).length) return;
+  document.addEventListener("kubeprobe:grid", scan);
 
   // The same text as the server: never "100" unless every sample succeeded.
   function availabilityText(value) {
@@ -55,6 +73,7 @@
   }
 
   function patch(cell) {  // a full cell from state.json
+    if (grid && grid.resident(cell, false)) return;
     var td = document.getElementById("r-" + cell.probe_id + "-" + cell.cluster_id);
     if (!td) return;
     setState(td, cell.state);
@@ -66,6 +85,7 @@
   }
 
   function pushed(msg) {  // only the newest window's state
+    if (grid && grid.resident(msg, true)) { refreshSoon(); return; }
     var td = document.getElementById("r-" + msg.probe_id + "-" + msg.cluster_id);
     if (!td || td.dataset.alert === "firing") return;
     setState(td, msg.state === "down" ? "down" : "up");
@@ -77,6 +97,7 @@
   var soonTimer = null;
 
   function refresh() {
+    if (!Object.keys(names).length) return;  // no resident columns (yet): grid.json brings them
     if (busy) { again = true; return; }
     busy = true;
     fetch("/dashboard/state.json?scope=overview&part=resident", {

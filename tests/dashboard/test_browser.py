@@ -42,6 +42,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 PASSWORD = "browser-Test-pw-1"
 TOKEN = "browser-test-run-token"
+# A Redis database of its own for the server below: the channel layer and cache keys of
+# this pytest process (other tests push and schedule too) stay out of its way.
+SERVER_REDIS = "redis://127.0.0.1:6379/11"
 RESIDENT_TOKEN = "kpr_browser-test-resident-token"
 FAILURE = "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox"
 
@@ -70,9 +73,7 @@ def server() -> Iterator[str]:
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "CELERY_TASK_ALWAYS_EAGER": "true",
-        # A Redis database of its own: the channel layer and cache keys of this
-        # pytest process (other tests push and schedule too) stay out of its way.
-        "REDIS_URL": "redis://127.0.0.1:6379/11",
+        "REDIS_URL": SERVER_REDIS,
         "KUBEPROBE_DEBUG": "1",  # static files straight from static/ (no collectstatic)
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "KUBEPROBE_PUBLIC_URL": url,
@@ -242,6 +243,18 @@ def report_failure(server: str, run: ProbeRun) -> None:
         assert answer.status == 200
 
 
+def wait_matrix_ready(driver: Any) -> float:
+    """Wait for grid.js to draw the matrix; ms from navigation start to its "matrix-ready" mark."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(
+        lambda d: d.execute_script("return performance.getEntriesByName('matrix-ready').length")
+    )
+    return float(
+        driver.execute_script("return performance.getEntriesByName('matrix-ready')[0].startTime")
+    )
+
+
 def post_resident_batch(server: str, cluster: str, state: str, seconds_ago: int) -> None:
     start = timezone.now() - timedelta(seconds=seconds_ago)
     wins = [
@@ -289,6 +302,7 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     WebDriverWait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
+    wait_matrix_ready(browser)
 
     cell_id = f"c-{run.case_id}-{run.cluster_id}"
     cell = browser.find_element(By.ID, cell_id)
@@ -374,7 +388,13 @@ def test_the_top_bar_switch_shows_the_page_in_chinese_and_back_in_english(
     switch_to("zh-hans")
     assert browser.current_url.rstrip("/").endswith("/dashboard")  # back on the same page
     assert "总览" in nav() and "告警" in nav() and "Overview" not in nav()
-    assert "个集群" in browser.find_element(By.CSS_SELECTOR, "p.summary").text
+    # The grid's words (grid.js) come from the JavaScript catalog too.
+    wait_matrix_ready(browser)
+    WebDriverWait(browser, 20).until(
+        lambda d: "个集群" in d.find_element(By.ID, "grid-summary").text
+    )
+    corner = browser.find_element(By.CSS_SELECTOR, "#matrix th.corner").text
+    assert corner == "集群"
     WebDriverWait(browser, 20).until(
         lambda d: d.find_element(By.ID, "live-status").text == "实时"  # from /jsi18n/
     )

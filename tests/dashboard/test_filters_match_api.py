@@ -59,11 +59,11 @@ def api_names(api: APIClient, resource: str, query: str) -> set[str]:
 
 def overview(client: Client, query: str) -> tuple[set[str], set[str]]:
     """The overview's rows (cluster names) and columns (case names)."""
-    response = client.get(f"/dashboard/?{query}")
+    response = client.get(f"/dashboard/grid.json?{query}")  # what the page draws
     assert response.status_code == 200
-    page = response.context["matrix"]
-    rows = {row.name for section in page.sections for row in section.rows}
-    return rows, {name for _, name in page.cases}
+    page = response.json()
+    rows = {row[1] for _, section in page["sections"] for row in section}
+    return rows, {name for _, name in page["cases"]}
 
 
 @pytest.mark.parametrize("query", CLUSTER_QUERIES)
@@ -139,6 +139,10 @@ def test_a_bad_value_is_named_on_the_page_and_refused_by_the_api(
 def test_parameters_without_a_control_survive_apply(
     login: Login, make_user: Callable[..., User], more: World
 ) -> None:
-    html = login(make_user("viewer")).get("/dashboard/?label=team=b&region=eu-1").content.decode()
+    html = (
+        login(make_user("viewer"))
+        .get("/dashboard/?render=table&label=team=b&region=eu-1")
+        .content.decode()
+    )
     assert '<input type="hidden" name="label" value="team=b">' in html
     assert 'type="hidden" name="region"' not in html  # it has its own control

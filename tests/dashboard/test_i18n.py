@@ -35,16 +35,39 @@ def test_overview_follows_the_browser_language(
     client = login(make_user("viewer"))
     zh = page(client, "/dashboard/", **ZH)
     assert '<html lang="zh-hans">' in zh
-    for text in ("总览", "告警", "收件箱", "退出登录", "3 个集群", "成功", "暂无结果"):
+    for text in ("总览", "告警", "收件箱", "退出登录", "正在加载矩阵…", "以表格查看"):
         assert text in zh, text
-    assert ">Overview<" not in zh and "log out" not in zh
-    # The matrix cells, joined in Python, speak it too.
-    assert "失败；告警告警中（严重）" in zh
-    en = page(client, "/dashboard/", **EN)
+    assert ">Overview<" not in zh and "log out" not in zh and "Loading the matrix" not in zh
+    # The table fallback: the matrix cells, joined in Python, speak it too.
+    table = page(client, "/dashboard/?render=table", **ZH)
+    for text in ("3 个集群", "成功", "暂无结果", "失败；告警告警中（严重）"):
+        assert text in table, text
+    en = page(client, "/dashboard/?render=table", **EN)
     assert '<html lang="en">' in en
     for text in (">Overview<", "log out", "3 clusters", "failed; alert firing (critical)"):
         assert text in en, text
     assert "总览" not in en
+
+
+def test_the_grid_words_are_in_the_javascript_catalog(
+    login: Login, make_user: Callable[..., User], world: World
+) -> None:
+    """grid.js draws the overview's cells with gettext/ngettext from /jsi18n/."""
+    client = login(make_user("viewer"))
+    catalog = page(client, "/jsi18n/", **ZH)
+    for text in (
+        "%(clusters)s \\u4e2a\\u96c6\\u7fa4",  # "%(clusters)s 个集群", as the catalog escapes it
+        "not scheduled here",
+        "%(run)s; alert %(alert)s (%(severity)s)",
+        "resident probe %(name)s: availability over the last 5 minutes per cluster",
+        "The matrix could not be loaded (%(error)s); reload the page.",
+    ):
+        assert text in catalog, text
+    assert "\\u6b64\\u5904\\u672a\\u8c03\\u5ea6" in catalog  # 此处未调度
+    # The words grid.json itself carries (a section without a region) follow the language.
+    ClusterFactory(name="no-region", region="")
+    body = client.get("/dashboard/grid.json", **ZH).json()
+    assert "（无地域）" in [title for title, _rows in body["sections"]]
 
 
 def test_cluster_page_in_chinese_and_english(

@@ -48,7 +48,7 @@ def test_root_redirects_and_anonymous_goes_to_login(client: Client, world: World
 def test_overview_matrix_cells_follow_the_contract(
     login: Login, make_user: Callable[..., User], world: World
 ) -> None:
-    html = login(make_user("viewer")).get("/dashboard/").content.decode()
+    html = login(make_user("viewer")).get("/dashboard/?render=table").content.decode()
     etcd, pods = world.cases
     cells = cell_tags(html)
     assert len(cells) == 2 * 3  # every (case, cluster), results or not
@@ -81,7 +81,7 @@ def test_overview_filters_and_grouping(
     etcd, pods = world.cases
 
     def rows(query: str) -> set[str]:
-        html = client.get("/dashboard/?" + query).content.decode()
+        html = client.get("/dashboard/?render=table&" + query).content.decode()
         return set(re.findall(r'href="/dashboard/clusters/([^/]+)/"', html))
 
     assert rows("") == {"prod-a1", "prod-a2", "stage-b1"}
@@ -93,13 +93,13 @@ def test_overview_filters_and_grouping(
     assert rows("q=a2") == {"prod-a2"}
     assert rows("state=failing") == {"prod-a1", "stage-b1"}
     assert rows("state=ok") == {"prod-a2"}
-    html = client.get("/dashboard/?case_set=core").content.decode()
+    html = client.get("/dashboard/?render=table&case_set=core").content.decode()
     assert f'id="c-{etcd.pk}-' in html and f'id="c-{pods.pk}-' not in html
     # Bad input is ignored and said so, never a 500.
-    response = client.get("/dashboard/?state=purple&group_by=moon")
+    response = client.get("/dashboard/?render=table&state=purple&group_by=moon")
     assert response.status_code == 200 and b"Ignored:" in response.content
 
-    html = client.get("/dashboard/?group_by=group").content.decode()
+    html = client.get("/dashboard/?render=table&group_by=group").content.decode()
     assert html.index(">team-a <small>2 clusters") < html.index(">team-b <small>1 cluster")
     assert html.count(f'id="c-{etcd.pk}-{world.a1.pk}"') == 1
 
@@ -108,7 +108,9 @@ def test_group_by_group_puts_each_cluster_once(
     login: Login, make_user: Callable[..., User], world: World
 ) -> None:
     world.team_a.members.add(world.b1)  # b1 is in team-a (explicit) and team-b (labels)
-    html = login(make_user("viewer")).get("/dashboard/?group_by=group").content.decode()
+    html = (
+        login(make_user("viewer")).get("/dashboard/?render=table&group_by=group").content.decode()
+    )
     assert html.count(f'data-cluster="{world.b1.pk}"') == 1
     assert "also in team-b" in html
     assert ">team-b <small>" not in html  # nothing left for it
@@ -349,7 +351,7 @@ def test_restricted_user_sees_only_their_clusters_everywhere(
 ) -> None:
     _, pods = world.cases
     client = login(restricted_user)
-    html = client.get("/dashboard/").content.decode()
+    html = client.get("/dashboard/?render=table").content.decode()
     assert set(re.findall(r'href="/dashboard/clusters/([^/]+)/"', html)) == {"stage-b1"}
     assert "prod-a1" not in html and "prod-a2" not in html
     assert '<span data-counter="firing-critical">0</span>' in html  # a1's critical is not theirs
@@ -382,7 +384,7 @@ def test_restricted_user_sees_only_their_clusters_everywhere(
 def test_user_without_any_group_sees_nothing(login: Login, world: World) -> None:
     user = User.objects.create_user("lonely", password="pw-For-tests-1", is_staff=True)
     client = login(user)
-    html = client.get("/dashboard/").content.decode()
+    html = client.get("/dashboard/?render=table").content.decode()
     assert 'id="c-' not in html and "Nothing to show" in html
     assert client.get("/dashboard/clusters/stage-b1/").status_code == 404
     assert client.get("/dashboard/state.json").json() == {"scope": "overview", "cells": []}
@@ -396,7 +398,7 @@ def test_disabled_clusters_and_cases_leave_the_overview(
     world.a2.save()
     pods.enabled = False
     pods.save()
-    html = login(make_user("viewer")).get("/dashboard/").content.decode()
+    html = login(make_user("viewer")).get("/dashboard/?render=table").content.decode()
     assert "prod-a2" not in html and f'id="c-{pods.pk}-' not in html
     set_alert(etcd, world.a2, None)
     assert login(make_user("viewer", "v2")).get("/dashboard/clusters/prod-a2/").status_code == 200
@@ -411,7 +413,7 @@ def test_live_script_missing_from_the_manifest_does_not_break_pages(
 
     with mock.patch.object(tags, "static", side_effect=ValueError("Missing manifest entry")):
         assert tags.optional_static("dashboard/live.js") == "/static/dashboard/live.js"
-    assert login(make_user("viewer")).get("/dashboard/").status_code == 200
+    assert login(make_user("viewer")).get("/dashboard/?render=table").status_code == 200
 
 
 def test_cluster_group_admin_edits_viewer_groups(

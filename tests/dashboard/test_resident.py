@@ -102,7 +102,8 @@ def test_resident_probes_are_columns_of_the_overview_matrix(
     ResidentAlertRule.objects.create(name="slo", availability_below=50)
     assert resident_alerts_judge() == 1  # prod-2 is at 0 %
 
-    page = login(make_user("viewer")).get("/dashboard/")
+    # The table fallback draws them as the server does.
+    page = login(make_user("viewer")).get("/dashboard/?render=table")
     html = page.content.decode()
     header = re.search(
         r'<th scope="col" class="case resident res-first" data-resident="(\d+)"', html
@@ -120,6 +121,24 @@ def test_resident_probes_are_columns_of_the_overview_matrix(
     row = html[html.index(f'<tr data-cluster="{elsewhere.pk}">') :]
     assert row[: row.index("</tr>")].endswith('<td class="rcell res-none res-first"></td>')
     assert 'title="etcd-resident: up · 90.00 % ok over 5 min · p99 9.0 ms"' in html
+    assert 'id="resident-legend"' in html and "resident-matrix.js" in html
+
+    # grid.json (what grid.js draws on the overview): the same columns and cells, after
+    # the cases; a cluster the probe does not run in has no cell.
+    grid = login(make_user("viewer", "v3")).get("/dashboard/grid.json").json()
+    probe.refresh_from_db()  # the alert rule gave it an alert case: its column names it
+    assert probe.alert_case_id is not None
+    assert grid["resident"]["columns"] == [[probe.pk, "etcd-resident", probe.alert_case_id]]
+    cells = {c[1]: c for c in grid["resident"]["cells"] if c[0] == probe.pk}
+    assert cells[one.pk][2:] == ["up", 90.0, 9.0, "ok"]
+    assert cells[two.pk][2] == "firing" and cells[two.pk][3] == 0.0
+    assert cells[two.pk][5] == "firing"
+    assert (cells[quiet.pk][2], cells[never.pk][2]) == ("stale", "nodata")
+    assert elsewhere.pk not in cells
+    # The shell: grid.js draws the columns (resident prefix given), the legend waits hidden.
+    shell = login(make_user("viewer", "v4")).get("/dashboard/").content.decode()
+    assert 'data-resident-prefix="/dashboard/resident/x/"' in shell
+    assert re.search(r'id="resident-legend"[^>]* hidden', shell)
 
     # The live script's refresh: the same states as JSON, without the case cells.
     state = login(make_user("viewer", "v2")).get(
@@ -142,9 +161,11 @@ def test_resident_probes_are_columns_of_the_overview_matrix(
 @pytest.mark.django_db
 def test_no_resident_columns_without_resident_probes(make_user: Any) -> None:
     ClusterFactory(name="prod-1")
-    html = login(make_user("viewer")).get("/dashboard/").content.decode()
+    client = login(make_user("viewer"))
+    html = client.get("/dashboard/?render=table").content.decode()
     assert "resident" not in html.split("<table", 1)[1].split("</table>", 1)[0]
-    assert "resident-matrix.js" not in html
+    assert "resident-matrix.js" not in html and 'id="resident-legend"' not in html
+    assert client.get("/dashboard/grid.json").json()["resident"] == {"columns": [], "cells": []}
 
 
 @pytest.mark.django_db
@@ -154,10 +175,12 @@ def test_a_team_sees_only_its_clusters(loaded: dict[str, Any]) -> None:
     group.members.add(loaded["clusters"][0])
     page = login(user).get("/dashboard/resident/etcd-resident/").content.decode()
     assert [c["name"] for c in chart_data(page)["clusters"]] == ["prod-1"]
-    overview = login(user).get("/dashboard/").content.decode()
+    overview = login(user).get("/dashboard/?render=table").content.decode()
     probe, (one, two) = loaded["probe"], loaded["clusters"]
     assert f'id="r-{probe.pk}-{one.pk}"' in overview
     assert f'id="r-{probe.pk}-{two.pk}"' not in overview
+    grid = login(user).get("/dashboard/grid.json").json()
+    assert {c[1] for c in grid["resident"]["cells"]} == {one.pk}
     resync = login(user).get("/dashboard/state.json?scope=overview&part=resident").json()
     assert {c["cluster_id"] for c in resync["resident"]} == {one.pk}
 

@@ -58,7 +58,7 @@ def test_overview_leaves_unscheduled_cases_out_and_marks_them_when_asked(
     etcd, pods, unbound = w.cases
     client = login(make_user("viewer"))
 
-    html = client.get("/dashboard/").content.decode()
+    html = client.get("/dashboard/?render=table").content.decode()
     cells = cell_tags(html)
     # etcd (scheduled) and pod-lifecycle (results) are columns; the unbound case is not.
     assert {key.split("-")[1] for key in cells} == {str(etcd.pk), str(pods.pk)}
@@ -69,7 +69,7 @@ def test_overview_leaves_unscheduled_cases_out_and_marks_them_when_asked(
     # etcd is scheduled on prod-a2 without a result yet: an empty cell, not "unscheduled".
     assert "run-none" in cells[f"c-{etcd.pk}-{w.a2.pk}"]
 
-    html = client.get("/dashboard/?columns=all").content.decode()
+    html = client.get("/dashboard/?render=table&columns=all").content.decode()
     cells = cell_tags(html)
     assert len(cells) == 3 * 3
     assert all("run-unscheduled" in cells[f"c-{unbound.pk}-{c.pk}"] for c in (w.a1, w.a2, w.b1))

@@ -119,13 +119,21 @@ def test_judging_a_batch_costs_the_same_queries_for_5_pairs_or_40() -> None:
 @pytest.mark.usefixtures("no_fallback", "fires_at_once")
 def test_a_batch_pushes_every_cell_in_one_round(monkeypatch: pytest.MonkeyPatch) -> None:
     rounds: list[list[tuple[str, dict[str, Any]]]] = []
-    monkeypatch.setattr(push, "_send", rounds.append)
+
+    async def send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
+        rounds.append(list(messages))
+
+    monkeypatch.setattr(push, "_send_all", send_all)
+    monkeypatch.setattr(push, "_pairs", push._PairBatcher())  # nothing sent lately
     case_rows, cluster_rows, pairs = grid(2, 4)
     finish_all(case_rows, cluster_rows, ok=True)
     pipeline.finished_batch_process(pairs)
+    assert push.flush_pairs()
+    # One coalesced live.cells event per group, the overview's naming every pair.
     assert len(rounds) == 1
-    cells = {(m["case_id"], m["cluster_id"]) for g, m in rounds[0] if g == push.OVERVIEW_GROUP}
-    assert cells == set(pairs)
+    [overview] = [m for g, m in rounds[0] if g == push.OVERVIEW_GROUP]
+    assert overview["type"] == "live.cells"
+    assert {(c["case_id"], c["cluster_id"]) for c in overview["cells"]} == set(pairs)
 
 
 @pytest.mark.django_db

@@ -19,11 +19,11 @@ from apps.dashboard.selectors.matrix import (
     Filters,
     Row,
     _cells,
-    _options,
     _row_matches,
-    _scope,
     filter_cases,
     firing_counters,
+    options_of,
+    scope_of,
 )
 from apps.dashboard.selectors.stats import (
     WindowStats,
@@ -212,7 +212,7 @@ def case_history(*, case: Case, clusters: Any, limit: int = HISTORY_LIMIT) -> li
 def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None = None) -> CasePage:
     """One case across the clusters the user may see (those with a result for it)."""
     now = now or timezone.now()
-    scope = _scope(user, filters, case=case, cluster=None)
+    scope = scope_of(user, filters, case=case, cluster=None)
     cells = {c.cluster_id: c for c in _cells(scope)}
     alerts = {
         a.cluster_id: a
@@ -255,6 +255,6 @@ def case_page(*, user: Any, case: Case, filters: Filters, now: datetime | None =
         lines=lines,
         counters=firing_counters(line.cell for line in lines),
         charts=step_latency_series(case=case, clusters=scope.clusters, now=now),
-        options=_options(access.clusters_of_groups(viewable), scope.groups),
+        options=options_of(access.clusters_of_groups(viewable), scope.groups),
         history=case_history(case=case, clusters=scope.clusters),
     )

@@ -1,4 +1,5 @@
-"""The health matrix: clusters (rows, in sections) × cases (columns), and its filters.
+"""The health matrix: its filters, scope, cells (state.json, cluster and case pages) and
+sections. The overview itself is built by grid.py.
 
 The cells come from `Alert` rows, one per (case, cluster) pair and kept current
 after every finished run, so all cells are one query whatever the number of
@@ -11,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from django.db.models import QuerySet
 
@@ -22,7 +23,6 @@ from apps.clusters.filters import ClusterFilter
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.dashboard import access
 from apps.runs.models import RunState
-from apps.scheduling.selectors import scheduled_pairs
 
 RED_STATES = frozenset({RunState.FAILED, RunState.ERROR, RunState.TIMED_OUT})
 SEVERITIES = (Severity.CRITICAL, Severity.WARNING, Severity.INFO)
@@ -41,6 +41,7 @@ class Filters:
     group_by: str = "region"  # region | group
     # Columns: every enabled case, not only those scheduled on a shown cluster or with results.
     all_cases: bool = False
+    order: str = ""  # "" (by name) | problems (rows with a red or alerting cell first)
 
 
 def filter_clusters(clusters: QuerySet[Cluster], filters: Filters) -> QuerySet[Cluster]:
@@ -90,33 +91,11 @@ class Row:
 
 
 @dataclass
-class Section:
-    title: str
-    rows: list[Row]
-
-
-@dataclass
 class FilterOptions:
     groups: list[str]
     regions: list[str]
     environments: list[str]
     case_sets: list[str]
-
-
-@dataclass
-class Matrix:
-    cases: list[tuple[int, str]]
-    sections: list[Section]
-    counters: dict[str, int]
-    options: FilterOptions
-    # (case id, cluster id) pairs an enabled binding runs; other empty cells say "not scheduled".
-    scheduled: set[tuple[int, int]] = field(default_factory=set)
-    # Enabled cases left out as columns: scheduled on none of the shown clusters, no results.
-    unscheduled_cases: int = 0
-
-    @property
-    def row_count(self) -> int:
-        return sum(len(s.rows) for s in self.sections)
 
 
 # ------------------------------------------------------------------ the matrix
@@ -146,13 +125,13 @@ def firing_counters(cells: Any) -> dict[str, int]:
 
 
 @dataclass
-class _Scope:
+class Scope:
     groups: list[ClusterGroup]  # the groups the user may use (all, or their viewable ones)
     clusters: QuerySet[Cluster]
     cases: QuerySet[Case]
 
 
-def _scope(user: Any, filters: Filters, *, case: Case | None, cluster: Cluster | None) -> _Scope:
+def scope_of(user: Any, filters: Filters, *, case: Case | None, cluster: Cluster | None) -> Scope:
     viewable = access.viewable_groups(user)
     groups = (
         list(ClusterGroup.objects.only("id", "name", "selector").order_by("name"))
@@ -169,10 +148,10 @@ def _scope(user: Any, filters: Filters, *, case: Case | None, cluster: Cluster |
     if case is not None:
         cases = cases.filter(pk=case.pk)
     cases = filter_cases(cases, filters)
-    return _Scope(groups=groups, clusters=clusters, cases=cases)
+    return Scope(groups=groups, clusters=clusters, cases=cases)
 
 
-def _cells(scope: _Scope) -> list[Cell]:
+def _cells(scope: Scope) -> list[Cell]:
     rows = (
         Alert.objects.filter(
             cluster_id__in=scope.clusters.values("pk"), case_id__in=scope.cases.values("pk")
@@ -183,7 +162,7 @@ def _cells(scope: _Scope) -> list[Cell]:
     return [Cell(*row) for row in rows]
 
 
-def _rows(scope: _Scope, cells: list[Cell], *, with_labels: bool) -> tuple[list[Row], dict]:
+def _rows(scope: Scope, cells: list[Cell], *, with_labels: bool) -> tuple[list[Row], dict]:
     fields = [
         "pk",
         "name",
@@ -209,9 +188,20 @@ def _rows(scope: _Scope, cells: list[Cell], *, with_labels: bool) -> tuple[list[
     return list(by_id.values()), labels
 
 
-def _sections_by_group(
-    rows: list[Row], labels: dict[int, dict[str, str]], groups: list[ClusterGroup]
-) -> list[Section]:
+class Placed(Protocol):
+    """What sectioning needs of a row (Row here, GridRow in grid.py)."""
+
+    cluster_id: int
+    region: str
+    also_in: list[str]
+
+
+R = TypeVar("R", bound=Placed)
+
+
+def sections_by_group(
+    rows: list[R], labels: dict[int, dict[str, str]], groups: list[ClusterGroup]
+) -> list[tuple[str, list[R]]]:
     """Each cluster once, under the first of its groups by name (ids must stay unique)."""
     through = ClusterGroup.members.through
     members: dict[int, set[int]] = defaultdict(set)
@@ -219,8 +209,8 @@ def _sections_by_group(
         clustergroup_id__in=[g.pk for g in groups]
     ).values_list("clustergroup_id", "cluster_id"):
         members[cluster_id].add(group_id)
-    sections: dict[str, list[Row]] = {g.name: [] for g in groups}
-    leftover: list[Row] = []
+    sections: dict[str, list[R]] = {g.name: [] for g in groups}
+    leftover: list[R] = []
     for row in rows:
         mine = [
             g.name
@@ -236,23 +226,22 @@ def _sections_by_group(
             row.also_in = mine[1:]
         else:
             leftover.append(row)
-    out = [Section(name, section_rows) for name, section_rows in sections.items() if section_rows]
+    out = [(name, section_rows) for name, section_rows in sections.items() if section_rows]
     if leftover:
-        out.append(Section(NO_GROUP, leftover))
+        out.append((NO_GROUP, leftover))
     return out
 
 
-def _sections_by_region(rows: list[Row]) -> list[Section]:
-    sections: dict[str, list[Row]] = defaultdict(list)
+def sections_by_region(rows: list[R]) -> list[tuple[str, list[R]]]:
+    sections: dict[str, list[R]] = defaultdict(list)
     for row in rows:
         sections[row.region or NO_REGION].append(row)
     return [
-        Section(title, sections[title])
-        for title in sorted(sections, key=lambda t: (t == NO_REGION, t))
+        (title, sections[title]) for title in sorted(sections, key=lambda t: (t == NO_REGION, t))
     ]
 
 
-def _options(user_clusters: QuerySet[Cluster], groups: list[ClusterGroup]) -> FilterOptions:
+def options_of(user_clusters: QuerySet[Cluster], groups: list[ClusterGroup]) -> FilterOptions:
     regions: set[str] = set()
     environments: set[str] = set()
     for region, environment in (
@@ -271,45 +260,11 @@ def _options(user_clusters: QuerySet[Cluster], groups: list[ClusterGroup]) -> Fi
     )
 
 
-def matrix_overview(*, user: Any, filters: Filters) -> Matrix:
-    """Clusters (rows, in sections) × enabled cases (columns); about ten queries in all."""
-    scope = _scope(user, filters, case=None, cluster=None)
-    enabled_cases = list(scope.cases.order_by("name").values_list("pk", "name"))
-    cells = _cells(scope)
-    by_group = filters.group_by == "group"
-    rows, labels = _rows(scope, cells, with_labels=by_group)
-    rows = [r for r in rows if _row_matches(r, filters.state)]
-    # A case no enabled binding runs on these clusters and without results is an empty
-    # column that reads like "all fine": left out unless every case is asked for, or
-    # cases are filtered (case set, name): then the columns are what the filter names.
-    shown_clusters = {r.cluster_id for r in rows}
-    scheduled = {pair for pair in scheduled_pairs() if pair[1] in shown_clusters}
-    useful = {case for case, _ in scheduled} | {c for r in rows for c in r.cells}
-    cases = (
-        enabled_cases
-        if filters.all_cases or filters.cases
-        else [(pk, name) for pk, name in enabled_cases if pk in useful]
-    )
-    sections = (
-        _sections_by_group(rows, labels, scope.groups) if by_group else _sections_by_region(rows)
-    )
-    shown = (cell for row in rows for cell in row.cells.values())
-    viewable = None if access.sees_all_clusters(user) else scope.groups
-    return Matrix(
-        cases=cases,
-        sections=sections,
-        counters=firing_counters(shown),
-        options=_options(access.clusters_of_groups(viewable), scope.groups),
-        scheduled=scheduled,
-        unscheduled_cases=len(enabled_cases) - len(cases),
-    )
-
-
 def matrix_cells(
     *, user: Any, filters: Filters, case: Case | None = None, cluster: Cluster | None = None
 ) -> list[Cell]:
     """The cells a page shows, for the live script's resync (state.json)."""
-    scope = _scope(user, filters, case=case, cluster=cluster)
+    scope = scope_of(user, filters, case=case, cluster=cluster)
     cells = _cells(scope)
     if not filters.state:
         return cells
@@ -325,4 +280,4 @@ def filter_options(*, user: Any) -> FilterOptions:
         if viewable is None
         else viewable
     )
-    return _options(access.clusters_of_groups(viewable), groups)
+    return options_of(access.clusters_of_groups(viewable), groups)

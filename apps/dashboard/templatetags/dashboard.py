@@ -23,7 +23,8 @@ from django.utils.translation import gettext as _
 
 from apps.dashboard.resident_html import column_links, resident_cells_html
 from apps.dashboard.selectors.cluster_case import PairLine
-from apps.dashboard.selectors.matrix import NO_GROUP, NO_REGION, Cell, Matrix, Row
+from apps.dashboard.selectors.grid import UNSCHEDULED, Grid, GridRow, row_title, section_title
+from apps.dashboard.selectors.matrix import Cell
 from apps.dashboard.selectors.resident import ResidentMatrix
 from apps.dashboard.selectors.stats import WINDOWS, WindowStats
 from apps.runs.root_cause import root_cause_text
@@ -131,7 +132,7 @@ def matrix_cell(cell: Cell) -> SafeString:
     )
 
 
-def _unreachable_html(row: Row) -> str:
+def _unreachable_html(row: GridRow) -> str:
     """The marker of a cluster whose circuit breaker is open: since when, and why (on hover)."""
     if row.unreachable_since is None:
         return ""
@@ -148,60 +149,46 @@ def clusters_text(count: int) -> str:
     return ngettext("%(count)d cluster", "%(count)d clusters", count) % {"count": count}
 
 
-def _rows_html(matrix: Matrix, out: list[str], resident: ResidentMatrix | None = None) -> None:
+@register.simple_tag
+def grid_table_body(
+    grid: Grid,
+    sections: list[tuple[str, list[GridRow], int]],
+    resident: ResidentMatrix | None = None,
+) -> SafeString:
+    """The <tbody>s of the table fallback (?render=table): one page of the grid's rows,
+    each cell with the markup of the cluster and case pages; resident columns last."""
     run_prefix = _url_prefix("dashboard:run")
     cluster_prefix = _url_prefix("dashboard:cluster")
-    case_ids = [case_id for case_id, _ in matrix.cases]
+    case_ids = [case_id for case_id, _ in grid.cases]
     width = len(case_ids) + 1 + (len(resident.columns) if resident else 0)
     resident_links = column_links(resident) if resident else []
-    also_in = _("also in %(groups)s")
-    # The selectors' placeholder section titles, in the page's language.
-    placeholders = {NO_REGION: _("(no region)"), NO_GROUP: _("(no group)")}
-    for section in matrix.sections:
+    out: list[str] = []
+    for title, rows, total in sections:
         out.append(
             f'<tbody class="section"><tr class="section-head"><th colspan="{width}" scope="rowgroup">'
-            f"{escape(placeholders.get(section.title, section.title))} <small>{escape(clusters_text(len(section.rows)))}</small></th></tr>"
+            f"{escape(section_title(title))} <small>{escape(clusters_text(total))}</small></th></tr>"
         )
-        for row in section.rows:
+        for row in rows:
             name = escape(row.name)
-            title = escape(
-                " · ".join(
-                    part
-                    for part in (
-                        row.display_name,
-                        row.environment,
-                        row.region,
-                        also_in % {"groups": ", ".join(row.also_in)} if row.also_in else "",
-                    )
-                    if part
-                )
-            )
             out.append(
                 f'<tr data-cluster="{row.cluster_id}"><th scope="row" class="cluster">'
-                f'<a href="{cluster_prefix}{name}/" title="{title}">{name}</a>{_unreachable_html(row)}</th>'
+                f'<a href="{cluster_prefix}{name}/" title="{escape(row_title(row))}">{name}</a>'
+                f"{_unreachable_html(row)}</th>"
             )
-            cells = row.cells
-            for case_id in case_ids:
+            for index, case_id in enumerate(case_ids):
                 out.append(
                     cell_html(
-                        cells.get(case_id),
+                        row.cell(index, case_id),
                         case_id,
                         row.cluster_id,
                         run_prefix,
-                        (case_id, row.cluster_id) in matrix.scheduled,
+                        row.codes[3 * index] != UNSCHEDULED,
                     )
                 )
             if resident:
                 out.append(resident_cells_html(resident, row.cluster_id, resident_links))
             out.append("</tr>")
         out.append("</tbody>")
-
-
-@register.simple_tag
-def matrix_body(matrix: Matrix, resident: ResidentMatrix | None = None) -> SafeString:
-    """Every <tbody> of the overview matrix, one per section; resident columns last."""
-    out: list[str] = []
-    _rows_html(matrix, out, resident)
     return mark_safe("".join(out))  # noqa: S308 - built from escaped parts
 
 
