@@ -57,6 +57,10 @@ def binding_scope_errors(
     return errors
 
 
+# Binding columns only the scheduler writes (apps/scheduling/services.py).
+SCHEDULER_FIELDS = frozenset({"skipped_count", "last_fired_at", "tick_open_at", "periodic_task"})
+
+
 class Binding(TimeStampedModel):
     """Targets (clusters, groups) × subjects (cases, case sets), with triggers."""
 
@@ -145,6 +149,22 @@ class Binding(TimeStampedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # The scheduler moves these columns with conditional UPDATEs while an edit is
+        # open (admin, API, a stale instance): a plain save of an existing row would
+        # write back the values it loaded, erasing skips and reopening or losing a
+        # tick. Only creating a binding writes them.
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            deferred = self.get_deferred_fields()
+            kwargs["update_fields"] = [
+                f.name
+                for f in self._meta.concrete_fields
+                if not f.primary_key
+                and f.name not in SCHEDULER_FIELDS
+                and f.attname not in deferred
+            ]
+        super().save(*args, **kwargs)
 
     @property
     def schedule_display(self) -> str:

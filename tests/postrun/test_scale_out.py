@@ -62,6 +62,8 @@ TICKS_BEFORE_KILL, TICKS_IN_ALL = 3, 6
 START = 240
 WORKER_KINDS = ("ticks", "dispatch", "alerts", "housekeeping")
 REPORT_LINE = re.compile(r'"POST /api/v1/runs/\d+/report ')
+# The reaper's reasons for a run whose probe process died with its worker.
+PROBE_LOST = re.compile(r"no report within|the process vanished|no process was started")
 
 
 def local_case(name: str, module: str, env: dict[str, str] | None = None) -> Case:
@@ -110,15 +112,27 @@ def expected_flips(runs: list[ProbeRun]) -> list[tuple[int, str]]:
     return changes
 
 
+def describe(runs: list[ProbeRun]) -> str:
+    """What a failure needs to be diagnosed: each run's story, one line each."""
+    return "\n".join(
+        f"run {r.pk} {r.state} key={r.idempotency_key} created={r.created_at:%H:%M:%S.%f} "
+        f"dispatched={r.dispatched_at and f'{r.dispatched_at:%H:%M:%S.%f}'} "
+        f"finished={r.finished_at and f'{r.finished_at:%H:%M:%S.%f}'} reason={r.reason!r}"
+        for r in runs
+    )
+
+
 def is_subsequence(items: list[Any], sequence: list[Any]) -> bool:
     rest = iter(sequence)
     return all(item in rest for item in items)
 
 
-def settle(condition: Callable[[], bool], what: str, detail: Callable[[], str]) -> None:
+def settle(
+    condition: Callable[[], bool], what: str, detail: Callable[[], str], timeout: float = 30
+) -> None:
     """wait_for, and when it times out, say what differs."""
     try:
-        wait_for(condition, 30, 0.2, what)
+        wait_for(condition, timeout, 0.2, what)
     except AssertionError as exc:
         raise AssertionError(f"{exc}: {detail()}") from None
 
@@ -217,7 +231,12 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
                 celery_app.send_task(
                     "apps.scheduling.tasks.fire_binding", kwargs={"binding_id": made.pk}
                 )
+        # Runs the killed dispatch worker may hold: active just before the kill, or
+        # launched and not finished just after (its probe processes die with it).
+        held = set(ProbeRun.objects.filter(state__in=ACTIVE_STATES).values_list("pk", flat=True))
         killed = procs.kill_tree("dispatch0") + procs.kill_tree("alerts0")
+        launched = (RunState.DISPATCHED, RunState.RUNNING)
+        held |= set(ProbeRun.objects.filter(state__in=launched).values_list("pk", flat=True))
         assert len(killed) >= 4  # each worker's main process and its pool child
         wait_for(lambda: ticks("spread") >= TICKS_IN_ALL, START, 0.2, "the later ticks")
         for made in bindings:
@@ -225,11 +244,11 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
             made.save()  # its beat entry is disabled with it
 
         # Drain: every run ends, every pair is judged, every flip is delivered.
-        wait_for(
+        settle(
             lambda: not ProbeRun.objects.filter(state__in=ACTIVE_STATES).exists(),
-            60,
-            0.2,
             "every run to end",
+            lambda: describe(list(ProbeRun.objects.filter(state__in=ACTIVE_STATES))),
+            60,
         )
 
         def judged() -> bool:
@@ -334,11 +353,23 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
         assert min(gaps) >= PERIOD / 2, (made.name, gaps)
         pairs = made.cases.count() * made.clusters.count()
         stored = sum(len(p) for (name, _), p in by_tick.items() if name == made.name)
-        assert stored + made.skipped_count == len(times) * pairs, (made.name, stored)
+        assert stored + made.skipped_count == len(times) * pairs, (
+            f"{made.name}: {stored} stored + {made.skipped_count} skipped over {len(times)} "
+            f"ticks of {pairs} pairs, last fired {made.last_fired_at}, open {made.tick_open_at}\n"
+            + describe([r for r in runs if r.binding.name == made.name])
+        )
 
     # Every run ended; the passing case never failed but where a killed worker held it.
     assert {r.state for r in runs} <= {"succeeded", "failed", "error", "timed_out"}
-    assert all(r.state == RunState.FAILED for r in runs if r.case_id == broken.pk)
+    # The failing case failed, but where the killed dispatch worker held the run: its
+    # probe died with it, and the reaper closed the run as an error or timed out, saying so.
+    not_failed = [r for r in runs if r.case_id == broken.pk and r.state != RunState.FAILED]
+    assert all(
+        r.pk in held
+        and r.state in (RunState.ERROR, RunState.TIMED_OUT)
+        and PROBE_LOST.search(r.reason)
+        for r in not_failed
+    ), f"held by the killed worker: {sorted(held)}\n" + describe(not_failed)
     assert sum(r.state == RunState.SUCCEEDED for r in runs if r.case_id == steady.pk) >= 12
 
     # Each pair's flips alternate, in run order, each at a run whose outcome is its event,
