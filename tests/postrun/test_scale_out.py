@@ -356,6 +356,7 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
         # A tick that found every pair still active stored nothing, so it is not among
         # `times`, yet its skips count: whole ticks over, never a pair lost or doubled.
         extra = stored + made.skipped_count - len(times) * pairs
+        print(f"SCALE-OUT {made.name}: {extra // pairs} ticks skipped every pair")
         assert extra >= 0 and extra % pairs == 0, (
             f"{made.name}: {stored} stored + {made.skipped_count} skipped over {len(times)} "
             f"ticks of {pairs} pairs, last fired {made.last_fired_at}, open {made.tick_open_at}\n"
@@ -373,6 +374,7 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
         and PROBE_LOST.search(r.reason)
         for r in not_failed
     ), f"held by the killed worker: {sorted(held)}\n" + describe(not_failed)
+    print(f"SCALE-OUT broken: {len(not_failed)} runs lost with the killed worker")
     assert sum(r.state == RunState.SUCCEEDED for r in runs if r.case_id == steady.pk) >= 12
 
     # Each pair's flips alternate, in run order, each at a run whose outcome is its event,
