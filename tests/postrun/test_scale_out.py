@@ -363,19 +363,23 @@ def test_two_of_every_process_share_the_work_without_losing_or_doubling_any(
             + describe([r for r in runs if r.binding.name == made.name])
         )
 
-    # Every run ended; the passing case never failed but where a killed worker held it.
+    # Every run ended.
     assert {r.state for r in runs} <= {"succeeded", "failed", "error", "timed_out"}
-    # The failing case failed, but where the killed dispatch worker held the run: its
-    # probe died with it, and the reaper closed the run as an error or timed out, saying so.
-    not_failed = [r for r in runs if r.case_id == broken.pk and r.state != RunState.FAILED]
+    # Each case ended as it always does, but where the killed dispatch worker held the
+    # run: its probe died with it, and the reaper closed the run as an error or timed
+    # out, saying so. (How many runs a case has depends on load: a pair still active at
+    # a tick is skipped; the first tick, long before the kill, stored all three.)
+    ends = {broken.pk: {"failed"}, steady.pk: {"succeeded"}, flip.pk: {"succeeded", "failed"}}
+    lost = [r for r in runs if r.state not in ends[r.case_id]]
     assert all(
         r.pk in held
         and r.state in (RunState.ERROR, RunState.TIMED_OUT)
         and PROBE_LOST.search(r.reason)
-        for r in not_failed
-    ), f"held by the killed worker: {sorted(held)}\n" + describe(not_failed)
-    print(f"SCALE-OUT broken: {len(not_failed)} runs lost with the killed worker")
-    assert sum(r.state == RunState.SUCCEEDED for r in runs if r.case_id == steady.pk) >= 12
+        for r in lost
+    ), f"held by the killed worker: {sorted(held)}\n" + describe(lost)
+    passed = sum(r.state == RunState.SUCCEEDED for r in runs if r.case_id == steady.pk)
+    print(f"SCALE-OUT: {passed} steady runs passed, {len(lost)} runs lost with the killed worker")
+    assert passed >= len(clusters)
 
     # Each pair's flips alternate, in run order, each at a run whose outcome is its event,
     # and leave the alert as the newest run says: no change flipped twice, none made up.
