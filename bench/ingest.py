@@ -1,7 +1,7 @@
 """Report ingestion, end to end over real HTTP against the real stack.
 
 Starts the portal's production HTTP server (gunicorn, 2 processes per core
-x 8 threads, as README advises) on Postgres and Redis, creates N dispatched
+x 8 threads, as docs/operating.md advises) on Postgres and Redis, creates N dispatched
 runs with known tokens, warms both endpoints up, then drives 50 concurrent keep-alive clients with wrk, in
 rounds: first against /livez (a trivial view, through Django as every
 non-report request), then against the report endpoint, each run reporting
@@ -272,7 +272,7 @@ def main() -> None:
         "LOG_LEVEL": "WARNING",
         "DATABASE_CONN_MAX_AGE": "60",
     }
-    # As README's "Running it in production" advises: two processes per core
+    # As docs/operating.md ("Running it in production") advises: two processes per core
     # keep the cores busy while threads wait for Postgres.
     workers = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1))))
     threads = int(os.environ.get("BENCH_THREADS", "8"))

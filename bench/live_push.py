@@ -1,6 +1,6 @@
 """Live push latency: from a failing report accepted to its cell at 100 open dashboards.
 
-Starts the real stack on Postgres and Redis as deployed (README, "Running it
+Starts the real stack on Postgres and Redis as deployed (docs/operating.md, "Running it
 in production"): daphne (ASGI) for the websockets, gunicorn for the report API
 (``--http daphne`` serves both from daphne, as the quick start does), and a
 Celery worker on a queue of its own (alert evaluation, which announces

@@ -2,7 +2,7 @@
 
 Starts the stack as deployed, on Postgres and Redis, in a database and queues
 of its own: gunicorn for reports, one Celery worker per queue sized as the
-README advises for 2 cores (ticks -c 1, dispatch -c 4, alerts -c 2,
+docs/operating.md advises for 2 cores (ticks -c 1, dispatch -c 4, alerts -c 2,
 housekeeping and the default queue -c 2) and beat. Then, for `--seconds`:
 
 - a kubernetes cluster `broken` whose API server drops every connection (a

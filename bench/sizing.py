@@ -1,6 +1,6 @@
 """Sizing: what each component of the real stack costs per unit of work.
 
-Starts the stack as deployed (README, "Running it in production") on Postgres
+Starts the stack as deployed (docs/operating.md, "Running it in production") on Postgres
 and Redis, in a database and queues of its own: gunicorn (reports), a Celery
 worker on the alerts queue (the post-run pipeline: diagnosis, alert judging,
 notifications, dashboard pushes), daphne with `--clients` overview dashboards

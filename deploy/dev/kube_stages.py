@@ -1,5 +1,5 @@
 """kwok Stages for the local cluster: kwok's own defaults, kept off faulted objects,
-plus the faults tests ask for (see kube_local.py's docstring and the README).
+plus the faults tests ask for (see kube_local.py's docstring and docs/development.md).
 
 A Stage's `statusTemplate` is a Go template over the object that kwok writes
 into its status; its selector uses jq-like expressions over the object.

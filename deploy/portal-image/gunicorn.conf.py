@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 bind = os.environ.get("GUNICORN_BIND", "0.0.0.0:8000")
-# README, "Running it in production": 2 processes per core, 8 threads each.
+# docs/operating.md, "Running it in production": 2 processes per core, 8 threads each.
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 worker_class = "gthread"

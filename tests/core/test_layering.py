@@ -1,5 +1,5 @@
 """The shape of the code: apps import only the apps below them, no import cycles,
-no oversized modules, one list of executor kinds (README, "How the code is laid out")."""
+no oversized modules, one list of executor kinds (docs/development.md, "Layout")."""
 
 from __future__ import annotations
 
