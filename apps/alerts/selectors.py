@@ -63,6 +63,19 @@ ROOT_CAUSE_FIELDS = (
 )
 
 
+# What judging reads of a run (RunView), for one pair or a batch.
+RUN_FIELDS = (
+    "id",
+    "state",
+    "finished_at",
+    "steps",
+    "errors",
+    "reason",
+    "duration_ms",
+    *ROOT_CAUSE_FIELDS,
+)
+
+
 def recent_runs(*, case_id: int, cluster_id: int, rule: RuleView, now: datetime) -> list[RunView]:
     """Finished runs, newest first: enough for the rule's counts, or its time window."""
     qs = ProbeRun.objects.filter(
@@ -72,17 +85,7 @@ def recent_runs(*, case_id: int, cluster_id: int, rule: RuleView, now: datetime)
     if rule.window_minutes:
         since = now - timedelta(minutes=rule.window_minutes)
         limit = max(limit, qs.filter(finished_at__gte=since).count())
-    fields = (
-        "id",
-        "state",
-        "finished_at",
-        "steps",
-        "errors",
-        "reason",
-        "duration_ms",
-        *ROOT_CAUSE_FIELDS,
-    )
-    return [RunView(**row) for row in qs.values(*fields)[: min(limit, MAX_WINDOW_RUNS)]]
+    return [RunView(**row) for row in qs.values(*RUN_FIELDS)[: min(limit, MAX_WINDOW_RUNS)]]
 
 
 def targets_of(pairs: list[tuple[Case, Cluster]]) -> dict[tuple[int, int], Target]:
@@ -154,17 +157,6 @@ def firing_dependency(*, rule: AlertRule, cluster_id: int) -> Alert | None:
 # in a fixed number of queries.
 
 Pair = tuple[int, int]
-
-_RUN_FIELDS = (
-    "id",
-    "state",
-    "finished_at",
-    "steps",
-    "errors",
-    "reason",
-    "duration_ms",
-    *ROOT_CAUSE_FIELDS,
-)
 
 
 def _pair_arrays(pairs: list[Pair]) -> tuple[list[int], list[int]]:
@@ -243,7 +235,7 @@ def recent_runs_many(*, rules: dict[Pair, RuleView], now: datetime) -> dict[Pair
     if not plain:
         return out
     table = connection.ops.quote_name(ProbeRun._meta.db_table)
-    columns = ", ".join(f"r.{connection.ops.quote_name(f)}" for f in _RUN_FIELDS)
+    columns = ", ".join(f"r.{connection.ops.quote_name(f)}" for f in RUN_FIELDS)
     sql = (
         f"SELECT p.case_id, p.cluster_id, {columns} FROM unnest(%s::bigint[], %s::bigint[],"  # noqa: S608
         " %s::int[]) AS p(case_id, cluster_id, lim) CROSS JOIN LATERAL (SELECT * FROM"
@@ -258,7 +250,7 @@ def recent_runs_many(*, rules: dict[Pair, RuleView], now: datetime) -> dict[Pair
     with connection.cursor() as cursor:
         cursor.execute(sql, [cases, clusters, limits, [str(s) for s in FINISHED_STATES]])
         for case_id, cluster_id, *values in cursor.fetchall():  # each pair's newest first
-            row = dict(zip(_RUN_FIELDS, values, strict=True))
+            row = dict(zip(RUN_FIELDS, values, strict=True))
             for field in ("steps", "errors"):  # Django has psycopg hand JSON over as text
                 if isinstance(row[field], str):
                     row[field] = json.loads(row[field])
