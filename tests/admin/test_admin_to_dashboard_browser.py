@@ -10,7 +10,7 @@ import pytest
 
 from apps.alerts.models import Alert
 from apps.runs.models import ProbeRun
-from tests.dashboard.test_browser import FAILURE, PASSWORD, browser, screenshot, server, world  # noqa: F401 (fixtures)
+from tests.dashboard.test_browser import FAILURE, PASSWORD, browser, screenshot, server, wait, world  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +28,6 @@ def overflow(driver: Any) -> int:
 
 def test_admin_to_dashboard_and_back(server: str, browser: Any) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     world()
     failed = ProbeRun.objects.filter(state="failed").select_related("case", "cluster").first()
@@ -40,7 +39,7 @@ def test_admin_to_dashboard_and_back(server: str, browser: Any) -> None:  # noqa
     browser.find_element(By.NAME, "username").send_keys("oncall")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/admin"))
+    wait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/admin"))
     view_site = browser.find_element(By.LINK_TEXT, "VIEW SITE")
     assert view_site.get_attribute("href") == f"{server}/dashboard/"
 
@@ -55,7 +54,7 @@ def test_admin_to_dashboard_and_back(server: str, browser: Any) -> None:  # noqa
     browser.get(f"{server}/admin/runs/proberun/?state__exact=failed")
     browser.find_element(By.LINK_TEXT, str(failed.pk)).click()
     title = f"Run {failed.pk} · {failed.case.name} on {failed.cluster.name} · failed"
-    WebDriverWait(browser, 20).until(lambda d: title in d.find_element(By.ID, "content").text)
+    wait(browser, 20).until(lambda d: title in d.find_element(By.ID, "content").text)
     crumbs = browser.find_element(By.CSS_SELECTOR, ".breadcrumbs").text
     assert crumbs == f"Home › Probe runs › Runs › {title}", crumbs
     steps = browser.find_element(By.CSS_SELECTOR, ".field-steps_display table")
@@ -73,12 +72,10 @@ def test_admin_to_dashboard_and_back(server: str, browser: Any) -> None:  # noqa
 
     # → its dashboard page, and back.
     browser.find_element(By.LINK_TEXT, "VIEW ON DASHBOARD").click()
-    WebDriverWait(browser, 20).until(
-        lambda d: d.current_url == f"{server}/dashboard/runs/{failed.pk}/"
-    )
+    wait(browser, 20).until(lambda d: d.current_url == f"{server}/dashboard/runs/{failed.pk}/")
     assert "etcdserver: request timed out" in browser.find_element(By.ID, "run-detail").text
     browser.back()
-    WebDriverWait(browser, 20).until(lambda d: d.current_url == admin_url)
+    wait(browser, 20).until(lambda d: d.current_url == admin_url)
     assert title in browser.find_element(By.ID, "content").text
 
     # Cases, clusters and alerts lead to their dashboard pages too.
@@ -94,7 +91,5 @@ def test_admin_to_dashboard_and_back(server: str, browser: Any) -> None:  # noqa
     ):
         browser.get(f"{server}/admin/{admin_path}")
         browser.find_element(By.LINK_TEXT, "VIEW ON DASHBOARD").click()
-        WebDriverWait(browser, 20).until(
-            lambda d, p=dashboard_path: d.current_url == f"{server}{p}"
-        )
+        wait(browser, 20).until(lambda d, p=dashboard_path: d.current_url == f"{server}{p}")
         assert browser.find_element(By.TAG_NAME, "main")

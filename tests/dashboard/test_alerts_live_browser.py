@@ -15,6 +15,7 @@ from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
     report_failure,
     screenshot,
     server,
+    wait,
     world,
 )
 
@@ -34,9 +35,7 @@ def test_alerts_page_updates_live_and_the_inbox_has_the_message(
     server: str,  # noqa: F811
     browser: Any,  # noqa: F811
 ) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     run = world()
     call_command("demo_inbox", stdout=StringIO())
@@ -44,7 +43,7 @@ def test_alerts_page_updates_live_and_the_inbox_has_the_message(
     browser.find_element(By.NAME, "username").send_keys("oncall")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: d.find_element(By.ID, "live-status").get_attribute("data-state") == "live"
     )
     row = f"#alerts-firing tr[data-case='{run.case_id}'][data-cluster='{run.cluster_id}']"
@@ -54,18 +53,18 @@ def test_alerts_page_updates_live_and_the_inbox_has_the_message(
 
     report_failure(server, run)
 
-    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, row))
+    wait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, row))
     # The row comes with the alert's message; the counters with the coalesced cells.
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "[data-counter=firing-warning]").text == "3"
     )
     assert browser.execute_script("return window.kubeprobeNoReload === true;")
     screenshot(browser, "alerts")
 
     browser.find_element(By.LINK_TEXT, "Inbox").click()
-    WebDriverWait(browser, 20).until(lambda d: d.current_url.endswith("/dashboard/inbox/"))
+    wait(browser, 20).until(lambda d: d.current_url.endswith("/dashboard/inbox/"))
     # The inbox is live too: a message row may be redrawn while it is read.
-    WebDriverWait(browser, 20, ignored_exceptions=[StaleElementReferenceException]).until(
+    wait(browser, 20).until(
         lambda d: any(
             "pod-lifecycle" in m.text and "prod-eu-west-1" in m.text
             for m in d.find_elements(By.CSS_SELECTOR, "#inbox .inbox-message")

@@ -243,11 +243,21 @@ def report_failure(server: str, run: ProbeRun) -> None:
         assert answer.status == 200
 
 
-def wait_matrix_ready(driver: Any) -> float:
-    """Wait for grid.js to draw the matrix; ms from navigation start to its "matrix-ready" mark."""
+def wait(driver: Any, seconds: float = 20) -> Any:
+    """A WebDriverWait that keeps polling when the page under it is replaced (a click that
+    navigates, a live redraw): an element gone stale or not there yet is "not yet"."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 20).until(
+    return WebDriverWait(
+        driver, seconds, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)
+    )
+
+
+def wait_matrix_ready(driver: Any) -> float:
+    """Wait for grid.js to draw the matrix; ms from navigation start to its "matrix-ready" mark."""
+
+    wait(driver, 20).until(
         lambda d: d.execute_script("return performance.getEntriesByName('matrix-ready').length")
     )
     return float(
@@ -291,7 +301,6 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     server: str, browser: Any
 ) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     run = world()
     for cluster in ("prod-eu-west-1", "prod-us-east-2"):
@@ -301,7 +310,7 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     browser.find_element(By.NAME, "username").send_keys("oncall")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
+    wait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
     wait_matrix_ready(browser)
 
     cell_id = f"c-{run.case_id}-{run.cluster_id}"
@@ -323,7 +332,7 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     warnings = browser.find_element(By.CSS_SELECTOR, "[data-counter=firing-warning]")
     assert warnings.text == "2"
     # Wait until the page's socket is subscribed, then mark the page: a reload would lose the mark.
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: d.find_element(By.ID, "live-status").get_attribute("data-state") == "live"
     )
     browser.execute_script("window.kubeprobeNoReload = true;")
@@ -331,7 +340,7 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     report_failure(server, run)
     post_resident_batch(server, "prod-eu-west-1", "down", seconds_ago=20)
 
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: (
             {"run-failed", "alert-firing"}
             <= set(d.find_element(By.ID, cell_id).get_attribute("class").split())
@@ -343,15 +352,15 @@ def test_a_failing_report_turns_the_cell_red_live_and_leads_to_the_failing_step(
     assert link.get_attribute("href").endswith(f"/dashboard/runs/{run.pk}/")
     assert warnings.text == "3"  # the counter follows the cells
     # The resident cell turned red too, and its availability followed (50 samples of 100 ok).
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: "res-down" in d.find_element(By.ID, resident_id).get_attribute("class")
     )
-    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, resident_id).text == "50.0")
+    wait(browser, 20).until(lambda d: d.find_element(By.ID, resident_id).text == "50.0")
     assert browser.execute_script("return window.kubeprobeNoReload === true;")
     screenshot(browser, "overview")
 
     cell.find_element(By.TAG_NAME, "a").click()
-    WebDriverWait(browser, 20).until(lambda d: f"/dashboard/runs/{run.pk}/" in d.current_url)
+    wait(browser, 20).until(lambda d: f"/dashboard/runs/{run.pk}/" in d.current_url)
     detail = browser.find_element(By.ID, "run-detail").text
     assert "ready" in detail and FAILURE in detail
     assert "pod-lifecycle" in browser.page_source and "prod-eu-west-1" in browser.page_source
@@ -364,25 +373,27 @@ def test_the_top_bar_switch_shows_the_page_in_chinese_and_back_in_english(
     """One page in each language: the switch's choice is kept (a cookie) across pages,
     and the live script's words come from the JavaScript catalog."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     world()
     browser.get(f"{server}/admin/login/?next=/dashboard/")
     browser.find_element(By.NAME, "username").send_keys("oncall")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
+    wait(browser, 20).until(lambda d: d.current_url.rstrip("/").endswith("/dashboard"))
 
     def nav() -> str:
         return browser.find_element(By.CSS_SELECTOR, "header.top nav").text
 
+    def lang(driver: Any) -> str:
+        # Asked of the document in place, never through an element a navigation can replace.
+        return str(driver.execute_script("return document.documentElement.lang"))
+
     def switch_to(code: str) -> None:
         browser.find_element(By.CSS_SELECTOR, f"header.top [data-language='{code}']").click()
-        WebDriverWait(browser, 20).until(
-            lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == code
-        )
+        wait(browser, 20).until(lambda d: lang(d) == code)
 
-    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en"
+    wait_matrix_ready(browser)  # the page the login redirected to has settled
+    assert lang(browser) == "en"
     assert "Overview" in nav() and "Alerts" in nav()
 
     switch_to("zh-hans")
@@ -390,12 +401,10 @@ def test_the_top_bar_switch_shows_the_page_in_chinese_and_back_in_english(
     assert "总览" in nav() and "告警" in nav() and "Overview" not in nav()
     # The grid's words (grid.js) come from the JavaScript catalog too.
     wait_matrix_ready(browser)
-    WebDriverWait(browser, 20).until(
-        lambda d: "个集群" in d.find_element(By.ID, "grid-summary").text
-    )
+    wait(browser, 20).until(lambda d: "个集群" in d.find_element(By.ID, "grid-summary").text)
     corner = browser.find_element(By.CSS_SELECTOR, "#matrix th.corner").text
     assert corner == "集群"
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: d.find_element(By.ID, "live-status").text == "实时"  # from /jsi18n/
     )
     screenshot(browser, "overview-zh-hans")
@@ -405,4 +414,4 @@ def test_the_top_bar_switch_shows_the_page_in_chinese_and_back_in_english(
 
     switch_to("en")
     assert browser.find_element(By.TAG_NAME, "h1").text == "Alerts"
-    WebDriverWait(browser, 20).until(lambda d: d.find_element(By.ID, "live-status").text == "live")
+    wait(browser, 20).until(lambda d: d.find_element(By.ID, "live-status").text == "live")

@@ -7,21 +7,20 @@ from typing import Any
 
 import pytest
 
-from tests.dashboard.test_browser import PASSWORD, browser, screenshot, server, world  # noqa: F401
+from tests.dashboard.test_browser import PASSWORD, browser, screenshot, server, wait, world  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_step_charts_legends_show_values_and_failures(server: str, browser: Any) -> None:  # noqa: F811
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     world()
     browser.get(f"{server}/admin/login/?next=/dashboard/cases/pod-lifecycle/")
     browser.find_element(By.NAME, "username").send_keys("oncall")
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: len(d.find_elements(By.CSS_SELECTOR, "#step-charts .u-legend")) == 2
     )
     legends = {

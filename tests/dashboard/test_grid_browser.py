@@ -21,6 +21,7 @@ from tests.dashboard.test_browser import (  # noqa: F401 (fixtures)
     SERVER_REDIS,
     browser,
     server,
+    wait,
     wait_matrix_ready,
 )
 from tests.utils import wait_for
@@ -89,7 +90,6 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 
     cases, clusters, runs = fleet()
     # A resident probe in the middle cluster: a column after the cases, up at first.
@@ -126,11 +126,11 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
     browser.execute_script(
         "const g = document.getElementById('grid'); g.scrollTop = g.scrollHeight;"
     )
-    WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, f"c-{cases[0].pk}-{last.pk}"))
+    wait(browser, 10).until(lambda d: d.find_elements(By.ID, f"c-{cases[0].pk}-{last.pk}"))
     assert not browser.find_elements(By.ID, f"c-{cases[0].pk}-{first.pk}")
 
     # A live cell for a row out of view lands in the model and shows when scrolled to.
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: d.find_element(By.ID, "live-status").get_attribute("data-state") == "live"
     )
     # Pushed from this process as the post-run pipeline pushes, on the server's layer.
@@ -148,14 +148,14 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
         latest_run_id=runs[(cases[1].pk, target.pk)],
     )
     assert push.flush_pairs()
-    WebDriverWait(browser, 20).until(
+    wait(browser, 20).until(
         lambda d: d.find_element(By.CSS_SELECTOR, "[data-counter=firing-critical]").text == "1"
     )
     browser.execute_script(
         "const g = document.getElementById('grid'); g.scrollTop = g.scrollHeight / 2 - 200;"
     )
     cell_id = f"c-{cases[1].pk}-{target.pk}"
-    cell = WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.ID, cell_id))[0]
+    cell = wait(browser, 10).until(lambda d: d.find_elements(By.ID, cell_id))[0]
     assert {"run-failed", "alert-firing"} <= set(cell.get_attribute("class").split())
     # And back to green, in view this time (the first state of each kind is index 0).
     push.push_pair(
@@ -163,20 +163,20 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
         latest_state="succeeded", latest_run_id=runs[(cases[1].pk, target.pk)],
     )  # fmt: skip
     assert push.flush_pairs()
-    WebDriverWait(browser, 20).until(lambda d: classes(d, cell_id) == "cell run-succeeded alert-ok")
+    wait(browser, 20).until(lambda d: classes(d, cell_id) == "cell run-succeeded alert-ok")
     assert browser.find_element(By.CSS_SELECTOR, "[data-counter=firing-critical]").text == "0"
     push.push_pair(
         case_id=cases[1].pk, cluster_id=target.pk, state="firing", severity="critical",
         latest_state="failed", latest_run_id=runs[(cases[1].pk, target.pk)],
     )  # fmt: skip
     assert push.flush_pairs()
-    WebDriverWait(browser, 20).until(lambda d: "alert-firing" in classes(d, cell_id))
+    wait(browser, 20).until(lambda d: "alert-firing" in classes(d, cell_id))
 
     # A resident cell pushed down ("rcell", through the same ordered queue) while its
     # row is out of view: the grid's model takes it, and the row shows it when drawn.
     browser.execute_script("document.getElementById('grid').scrollTop = 0;")
     resident_id = f"r-{probe.pk}-{middle.pk}"
-    WebDriverWait(browser, 10).until(lambda d: not d.find_elements(By.ID, resident_id))
+    wait(browser, 10).until(lambda d: not d.find_elements(By.ID, resident_id))
     fetched = browser.execute_script(REFETCHED, -1)
     browser.execute_script(
         "window.rcells = 0; document.addEventListener('kubeprobe:frame', function (e) {"
@@ -184,15 +184,15 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
     )
     ResidentTarget.objects.filter(pk=resident.pk).update(state="down")  # what a refetch reads
     push.push_samples(probe_id=probe.pk, cluster_id=middle.pk, points=[], state="down")
-    WebDriverWait(browser, 20).until(lambda d: d.execute_script("return window.rcells") >= 1)
+    wait(browser, 20).until(lambda d: d.execute_script("return window.rcells") >= 1)
     # resident-matrix.js also refetches the numbers a second later; let that land too,
     # so neither could have been applied to a drawn cell.
-    WebDriverWait(browser, 20).until(lambda d: d.execute_script(REFETCHED, fetched))
+    wait(browser, 20).until(lambda d: d.execute_script(REFETCHED, fetched))
     assert not browser.find_elements(By.ID, resident_id)  # both arrived while not drawn
     browser.execute_script(
         "const g = document.getElementById('grid'); g.scrollTop = g.scrollHeight / 2 - 200;"
     )
-    WebDriverWait(browser, 20).until(lambda d: "res-down" in classes(d, resident_id))
+    wait(browser, 20).until(lambda d: "res-down" in classes(d, resident_id))
     cell = browser.find_element(By.ID, cell_id)
 
     # Keyboard: from a cell, ArrowDown and ArrowRight move focus, drawing rows as needed.
@@ -209,5 +209,5 @@ def test_the_grid_draws_rows_in_view_and_reaches_every_cell(
     # A click on a cell opens its run.
     browser.switch_to.active_element.click()
     run_id = runs[(cases[1].pk, last.pk)]
-    WebDriverWait(browser, 20).until(lambda d: f"/dashboard/runs/{run_id}/" in d.current_url)
+    wait(browser, 20).until(lambda d: f"/dashboard/runs/{run_id}/" in d.current_url)
     wait_for(lambda: "k-0599" in browser.page_source, timeout=10, what="the run page")
