@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from apps.alerts.evaluation import RuleView, judge
 from apps.alerts.models import PROBLEM_STATES, Alert
+from apps.alerts.said import NO_RULE
 from apps.alerts.selectors import (
     active_silences,
     newest_bindings,
@@ -39,6 +40,7 @@ from apps.alerts.selectors import (
 )
 from apps.alerts.services import _apply, _resolve
 from apps.core.db import rows_update
+from apps.core.said import say
 
 Pair = tuple[int, int]
 
@@ -52,6 +54,7 @@ JUDGED_FIELDS = (
     "severity",
     "rule",
     "reason",
+    "reason_params",
     "step",
     "error",
     "root_cause",
@@ -130,7 +133,7 @@ def alerts_evaluate_many(
             firing = False
             if rule is None:  # nobody wants alerts here; the dashboards still want the result
                 if alert.state in PROBLEM_STATES:  # its rule was disabled or deleted
-                    _resolve(alert, None, now, note="no enabled rule applies any more")
+                    _resolve(alert, None, now, note=say(NO_RULE))
             else:
                 verdict = judge(views[pair], recent, now, None)
                 firing = verdict.firing

@@ -30,8 +30,10 @@ from apps.alerts.models import (
     Notification,
     TimelineKind,
 )
+from apps.alerts.said import EVENT, QUIET_SILENCED
 from apps.alerts.selectors import active_silences, silence_for, targets_of
 from apps.alerts.sending import notifications_send
+from apps.core.said import say, stored, word
 
 # Alertmanager's group_wait: once the oldest flip of a group (incident or case, event,
 # severity) has waited long enough, the whole group goes, younger members included.
@@ -114,13 +116,13 @@ def flips_deliver(*, now: datetime | None = None, send: bool = True) -> list[int
                 else None
             )
             if silence is not None:  # silenced after the flip was written
-                until = f"{silence.ends_at:%Y-%m-%d %H:%M} UTC"
+                until = f"{silence.ends_at:%Y-%m-%d %H:%M}"
+                text, params = stored(
+                    say(QUIET_SILENCED, event=word(EVENT, flip.event), until=until)
+                )
                 quiet.append(
                     AlertTimeline(
-                        alert=alert,
-                        kind=TimelineKind.NOTE,
-                        text=f"{flip.event} not notified: silenced until {until}",
-                        at=now,
+                        alert=alert, kind=TimelineKind.NOTE, text=text, text_params=params, at=now
                     )
                 )
                 continue

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from apps.alerts import said as m
+from apps.core.said import Said, say
 from apps.runs.models import RunState
 
 
@@ -65,7 +67,7 @@ class RuleView:
 class Judgement:
     firing: bool
     healthy: bool
-    reasons: tuple[str, ...]
+    reasons: tuple[Said, ...]  # apps/alerts/said.py: stored with their params
     run: RunView | None  # the run the alert points at (the latest failing one)
     step: str
     error: str
@@ -102,41 +104,40 @@ def judge(
 ) -> Judgement:
     """runs: finished runs, newest first (at least rule.runs_needed(), or all in the time
     window). stale_for: how long no run has finished, when that exceeds the stale limit."""
-    reasons: list[str] = []
+    reasons: list[Said] = []
     latest_failed = next((r for r in runs if not r.ok), None)
     step, error = failure_detail(latest_failed) if latest_failed else ("", "")
 
     n = rule.consecutive_failures
     if n and len(runs) >= n and not any(r.ok for r in runs[:n]):
-        reasons.append(f"{n} consecutive failed run{'s' if n > 1 else ''}")
+        reasons.append(say(m.CONSECUTIVE, n=n))
 
     if rule.success_rate_below is not None:
         if rule.window_minutes:
             since = now - timedelta(minutes=rule.window_minutes)
             window = [r for r in runs if r.finished_at and r.finished_at >= since]
-            scope = f"the last {rule.window_minutes} min"
+            scope = say(m.LAST_MINUTES, minutes=rule.window_minutes)
         else:
             window = runs[: rule.window_runs or 1]
-            scope = f"the last {len(window)} runs"
+            scope = say(m.LAST_RUNS, runs=len(window))
         if window:
             rate = 100.0 * sum(r.ok for r in window) / len(window)
             if rate < rule.success_rate_below:
-                reasons.append(
-                    f"success rate {rate:.1f}% over {scope}, below {rule.success_rate_below:g}%"
-                )
+                limit = f"{rule.success_rate_below:g}"
+                reasons.append(say(m.SUCCESS_RATE, rate=f"{rate:.1f}", scope=scope, limit=limit))
 
     latest = runs[0] if runs else None
     slow = slow_step(rule, latest) if latest else None
     if slow:
         name, duration = slow
-        reasons.append(f"step {name} took {duration} ms, over {rule.step_latency_ms} ms")
+        reasons.append(say(m.SLOW_STEP, step=name, duration=duration, limit=rule.step_latency_ms))
         if not latest_failed or latest_failed is not latest:
             step, error = name, f"took {duration} ms, over the {rule.step_latency_ms} ms limit"
             latest_failed = latest
 
     if stale_for is not None:
         minutes = stale_for.total_seconds() / 60
-        reasons.append(f"no run finished for {minutes:.0f} min")
+        reasons.append(say(m.NO_RUN_FOR, minutes=f"{minutes:.0f}"))
         if not latest_failed:
             step, error = "", f"the probe stopped running: no result for {minutes:.0f} min"
 

@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from apps.alerts.models import Alert, AlertFlip, FlipEvent, Notification, NotificationStatus
 from apps.alerts.transports import base as transports
 from apps.alerts.transports.render import event_name, severity_name
+from apps.core.said import render, render_field
 from apps.runs.root_cause import root_cause_text
 
 # "<case> <verb> on <where>": title_of() puts them together with named placeholders.
@@ -58,7 +59,7 @@ def title_of(flips: list[AlertFlip]) -> str:
         where = clusters[0] if len(clusters) == 1 else _clusters(len(clusters))
         return _("[%(severity)s] %(incident)s: %(cases)s %(verb)s on %(where)s") % {
             "severity": severity,
-            "incident": first.alert.incident_title or _("incident"),
+            "incident": render_field(first.alert, "incident_title") or _("incident"),
             "cases": ngettext("%(count)d case", "%(count)d cases", len(cases))
             % {"count": len(cases)},
             "verb": verb,
@@ -133,7 +134,7 @@ def message_of(notification: Notification) -> transports.Message:
         )
         for f in flips
     )
-    notes = [n for n in dict.fromkeys(f.note for f in flips) if n]
+    notes = [n for n in dict.fromkeys(render(f.note, f.note_params) for f in flips) if n]
     fired = _undelivered_firings(notification)
     if fired:
         notes.append(
@@ -152,7 +153,9 @@ def message_of(notification: Notification) -> transports.Message:
             notes.append(dependents)
     diagnosed = next((f.alert for f in flips if f.alert.root_cause), None)
     diagnosis = root_cause_text(_in_language(diagnosed)) if diagnosed else ""
-    incident = next((f.alert.incident_title for f in flips if f.alert.incident_title), "")
+    incident = next(
+        (render_field(f.alert, "incident_title") for f in flips if f.alert.incident_title), ""
+    )
     several_cases = len({f.alert.case_id for f in flips}) > 1
     lines = [
         notification.title,
@@ -166,7 +169,7 @@ def message_of(notification: Notification) -> transports.Message:
     if incident:
         lines.append(_("Incident: %(incident)s") % {"incident": incident})
     if first.alert.reason and first.event != FlipEvent.RESOLVED:
-        lines.append(_("Why: %(reason)s") % {"reason": first.alert.reason})
+        lines.append(_("Why: %(reason)s") % {"reason": render_field(first.alert, "reason")})
     for item in items:
         detail = ": ".join(p for p in (item.step, item.error) if p)
         lines.append(

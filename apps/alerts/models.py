@@ -216,6 +216,7 @@ class Alert(models.Model):
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL)
     reason = models.TextField(blank=True, help_text=_("Which condition fired."))
+    reason_params = models.JSONField(null=True, blank=True, editable=False)  # apps/core/said.py
     step = models.CharField(max_length=200, blank=True, help_text=_("The failing step."))
     error = models.TextField(blank=True)
     # The diagnosis of last_run (copied from it, see apps/diagnosis).
@@ -228,6 +229,7 @@ class Alert(models.Model):
     # alerts with the same incident_ref are notified as one message (delivery.py).
     incident_ref = models.CharField(max_length=50, blank=True)
     incident_title = models.CharField(max_length=300, blank=True)
+    incident_title_params = models.JSONField(null=True, blank=True, editable=False)
     last_run = models.ForeignKey(
         ProbeRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -319,6 +321,7 @@ class AlertFlip(models.Model):
         default=True, help_text=_("False: recorded only (silenced, flapping, dependency firing).")
     )
     note = models.TextField(blank=True)
+    note_params = models.JSONField(null=True, blank=True, editable=False)  # apps/core/said.py
     created_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
 

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.alerts import said as m
 from apps.alerts.evaluation import Judgement, RuleView, judge
 from apps.alerts.models import (
     DEFAULT_FLAP_THRESHOLD,
@@ -43,6 +44,7 @@ from apps.alerts.selectors import (
     target_of,
 )
 from apps.alerts.signals import pair_changed
+from apps.core.said import Said, said_join, say, stored, word
 from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 
 logger = logging.getLogger(__name__)
@@ -110,7 +112,7 @@ def _flip(
     *,
     event: str,
     notify: bool,
-    note: str = "",
+    note: Said | str = "",
     old: str | None = None,
     run_id: int | None = None,
     now: datetime,
@@ -119,6 +121,7 @@ def _flip(
     state, coming from state ``old`` (default: the current one; escalations and the like
     change no state)."""
     old = alert.state if old is None else old
+    note_text, note_params = stored(note)
     flip = AlertFlip.objects.create(
         alert=alert,
         event=event,
@@ -127,26 +130,36 @@ def _flip(
         severity=alert.severity,
         run_id=run_id,
         notify=notify,
-        note=note,
+        note=note_text,
+        note_params=note_params,
         created_at=now,
     )
-    text = f"{old} → {alert.state} ({event})"
+    line = say(
+        m.FLIP,
+        old=word(m.STATE, old),
+        new=word(m.STATE, alert.state),
+        event=word(m.EVENT, event),
+    )
     if note:
-        text += f": {note}"
+        line = say(m.WITH_NOTE, text=line, note=note)
     if not notify:
-        text += " [not notified]"
-    AlertTimeline.objects.create(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
+        line = say(m.NOT_NOTIFIED, text=line)
+    text, params = stored(line)
+    AlertTimeline.objects.create(
+        alert=alert, kind=TimelineKind.FLIP, text=text, text_params=params, at=now
+    )
     transaction.on_commit(schedule_delivery)
     return flip
 
 
-def _silenced_note(silence: Silence) -> str:
+def _silenced_note(silence: Silence) -> Said:
     """What a flip into silence says: until when, and why."""
-    return f"silenced until {silence.ends_at:%Y-%m-%d %H:%M} UTC ({silence.comment or silence})"
+    until = f"{silence.ends_at:%Y-%m-%d %H:%M}"
+    return say(m.SILENCED_UNTIL, until=until, why=silence.comment or str(silence))
 
 
 def _move_to(
-    alert: Alert, state: str, *, event: str, notify: bool, note: str, now: datetime
+    alert: Alert, state: str, *, event: str, notify: bool, note: Said | str, now: datetime
 ) -> AlertFlip:
     """The alert goes to ``state`` now; the flip records the state it left."""
     old = alert.state
@@ -204,7 +217,7 @@ def _start_flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> None
         alert,
         event=FlipEvent.FLAPPING,
         notify=True,
-        note=f"more than {threshold} transitions in an hour; quiet until it is stable",
+        note=say(m.FLAPPING, threshold=threshold),
         now=now,
     )
 
@@ -241,7 +254,7 @@ def alert_evaluate(
                 alert.latest_duration_ms = runs[0].duration_ms
                 alert.last_finished_at = runs[0].finished_at or alert.last_finished_at
             if alert.state in PROBLEM_STATES:  # its rule was disabled or deleted
-                _resolve(alert, None, now, note="no enabled rule applies any more")
+                _resolve(alert, None, now, note=say(m.NO_RULE))
             alert.save()
             return alert
         view = RuleView.of(rule)
@@ -291,7 +304,7 @@ def _apply(
     run_id = verdict.run.id if verdict.run else None
     if verdict.firing:
         alert.rule = rule
-        alert.reason = "; ".join(verdict.reasons)
+        alert.reason, alert.reason_params = stored(said_join(list(verdict.reasons)))
         alert.step, alert.error = verdict.step, verdict.error
         _copy_root_cause(alert, verdict)
         alert.last_run_id = run_id
@@ -307,13 +320,15 @@ def _apply(
         alert.changed_at = now
         alert.escalated = False
         alert.suppressed_by = dependency.case.name if dependency else ""
-        note = ""
+        note: Said | str = ""
         if silence:
             note = _silenced_note(silence)
         elif dependency:
-            note = (
-                f"not notified: it depends on {dependency.case.name}, which is "
-                f"{dependency.state} on {alert.cluster.name}"
+            note = say(
+                m.DEPENDS_ON,
+                case=dependency.case.name,
+                state=word(m.STATE, dependency.state),
+                cluster=alert.cluster.name,
             )
         if flapping and not alert.flapping_since:
             _start_flapping(alert, rule, now)
@@ -379,7 +394,7 @@ def _resolve(
     rule: AlertRule | None,
     now: datetime,
     run_id: int | None = None,
-    note: str = "",
+    note: Said | str = "",
 ) -> None:
     old = alert.state
     notify = _was_notified(alert)
@@ -416,10 +431,12 @@ def alert_acknowledge(
         alert.state = AlertState.ACKNOWLEDGED
         alert.ack_note, alert.ack_by, alert.ack_until = note, user, until
         alert.changed_at = now
-        expiry = f" until {until:%Y-%m-%d %H:%M} UTC" if until else ""
-        _by_hand_note(
-            alert, TimelineKind.ACKNOWLEDGED, f"acknowledged by {user}{expiry}", note, user, now
+        what = (
+            say(m.ACKNOWLEDGED_UNTIL, user=str(user), until=f"{until:%Y-%m-%d %H:%M}")
+            if until
+            else say(m.ACKNOWLEDGED_BY, user=str(user))
         )
+        _by_hand_note(alert, TimelineKind.ACKNOWLEDGED, what, note, user, now)
         if old != AlertState.ACKNOWLEDGED:
             _flip(alert, event=FlipEvent.ACKNOWLEDGED, old=old, notify=True, note=note, now=now)
         return True
@@ -434,17 +451,20 @@ def alert_resolve_by_hand(*, alert_id: int, user: Any, note: str = "") -> Alert:
     def resolve(alert: Alert) -> bool:
         if alert.state not in PROBLEM_STATES:
             raise ValueError("this alert is not open")
-        _by_hand_note(alert, TimelineKind.RESOLVED, f"resolved by hand by {user}", note, user, now)
-        _resolve(alert, alert.rule, now, note=f"resolved by hand by {user}")
+        what = say(m.RESOLVED_BY_HAND, user=str(user))
+        _by_hand_note(alert, TimelineKind.RESOLVED, what, note, user, now)
+        _resolve(alert, alert.rule, now, note=what)
         return True
 
     return _change_by_hand(alert_id, resolve)
 
 
-def _by_hand_note(alert: Alert, kind: str, what: str, note: str, user: Any, now: datetime) -> None:
-    """The timeline line of a person's action, with their note."""
-    text = what + (f": {note}" if note else "")
-    AlertTimeline.objects.create(alert=alert, kind=kind, text=text, user=user, at=now)
+def _by_hand_note(alert: Alert, kind: str, what: Said, note: str, user: Any, now: datetime) -> None:
+    """The timeline line of a person's action, with their note (as they wrote it)."""
+    text, params = stored(say(m.WITH_NOTE, text=what, note=note) if note else what)
+    AlertTimeline.objects.create(
+        alert=alert, kind=kind, text=text, text_params=params, user=user, at=now
+    )
 
 
 def _change_by_hand(alert_id: int, change: Callable[[Alert], bool]) -> Alert:

@@ -8,6 +8,7 @@ from functools import partial
 from django.db.models import Q
 from django.utils import timezone
 
+from apps.alerts import said as m
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertFlip, AlertState, FlipEvent
 from apps.alerts.selectors import active_silence, firing_dependency, rule_for, target_of
 from apps.alerts.services import (
@@ -19,6 +20,7 @@ from apps.alerts.services import (
     alert_evaluate,
     flap_threshold,
 )
+from apps.core.said import say, word
 from apps.scheduling.models import Binding
 from apps.scheduling.services import binding_cases, binding_clusters
 from apps.scheduling.services import binding_period as schedule_period
@@ -60,8 +62,12 @@ def alerts_escalate(*, now: datetime | None = None) -> int:
             alert,
             event=FlipEvent.ESCALATED,
             notify=not alert.flapping_since and not alert.suppressed_by,
-            note=f"firing for over {rule.escalate_after_minutes} min: {old_severity} → "
-            f"{rule.escalate_to}",
+            note=say(
+                m.ESCALATED,
+                minutes=rule.escalate_after_minutes,
+                old=word(m.SEVERITY, old_severity),
+                new=word(m.SEVERITY, rule.escalate_to),
+            ),
             now=now,
         )
         return True
@@ -109,17 +115,15 @@ def _release_one(alert: Alert, now: datetime) -> bool:
         # flapping (a trigger for some), firing unless they already heard exactly that.
         said = _last_said(alert)
         if alert.state == AlertState.OK and said in (FlipEvent.FIRING, FlipEvent.FLAPPING):
-            _flip(
-                alert, event=FlipEvent.RESOLVED, notify=True, note="stable again, healthy", now=now
-            )
+            _flip(alert, event=FlipEvent.RESOLVED, notify=True, note=say(m.STABLE_HEALTHY), now=now)
         elif alert.state == AlertState.FIRING and said != FlipEvent.FIRING:
-            note = "stable again, still failing"
+            note = say(m.STABLE_FAILING)
             _flip(alert, event=FlipEvent.FIRING, notify=not alert.suppressed_by, note=note, now=now)
         return True
     if alert.state == AlertState.SILENCED:
         if active_silence(target=target_of(alert.case, alert.cluster), now=now):
             return False
-        note = "silence ended, still failing"
+        note = say(m.SILENCE_ENDED)
         _move_to(alert, AlertState.FIRING, event=FlipEvent.FIRING, notify=True, note=note, now=now)
         return True
     if alert.suppressed_by:
@@ -129,7 +133,7 @@ def _release_one(alert: Alert, now: datetime) -> bool:
         was = alert.suppressed_by
         alert.suppressed_by = ""
         if alert.state in PROBLEM_STATES:
-            note = f"dependency {was} recovered; this case still fails"
+            note = say(m.DEPENDENCY_RECOVERED, case=was)
             _flip(alert, event=FlipEvent.FIRING, notify=True, note=note, now=now)
         return True
     return False

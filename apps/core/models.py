@@ -17,6 +17,8 @@ class TimelineEntry(models.Model):
     Subclasses add the owner's ForeignKey, the `kind` with its choices, and indexes."""
 
     text = models.TextField()
+    # The message and its parameters, to render `text` in the reader's language (said.py).
+    text_params = models.JSONField(null=True, blank=True, editable=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )

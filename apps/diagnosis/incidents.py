@@ -30,6 +30,8 @@ from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertState
 from apps.core.db import rows_update
+from apps.core.said import Said, joined, say, stored, word
+from apps.diagnosis import said as msgs
 from apps.diagnosis.models import (
     Incident,
     IncidentEvent,
@@ -62,8 +64,20 @@ def _window_start(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.KUBEPROBE_INCIDENT_WINDOW_SECONDS)
 
 
-def _label(category: str) -> str:
-    return str(RootCause(category).label) if category in RootCause.values else "unknown cause"
+def _label(category: str) -> Said | dict[str, str]:
+    return (
+        word(msgs.ROOT_CAUSE, category) if category in RootCause.values else say(msgs.UNKNOWN_CAUSE)
+    )
+
+
+def _title(incident: Incident) -> Said | str:
+    """The incident's title as a message, when it was stored with one."""
+    return Said(incident.title_params) if incident.title_params else incident.title
+
+
+def _event(incident_id: int, kind: str, line: Said, now: datetime) -> IncidentEvent:
+    text, params = stored(line)
+    return IncidentEvent(incident_id=incident_id, kind=kind, text=text, text_params=params, at=now)
 
 
 def _open_or_create(key: str, **fields: object) -> tuple[Incident, bool]:
@@ -118,29 +132,24 @@ def _join(incident: Incident, runs: dict[tuple[int, int], int], now: datetime) -
             member.left_at = now
             member.save(update_fields=["left_at"])
             changed.add(member.incident_id)
-            events.append(
-                IncidentEvent(
-                    incident_id=member.incident_id,
-                    kind=IncidentEventKind.LEFT,
-                    text=f"{alert.case.name} on {alert.cluster.name} moved to incident "
-                    f"#{incident.pk} ({incident.title})",
-                    at=now,
-                )
+            moved = say(
+                msgs.MOVED,
+                case=alert.case.name,
+                cluster=alert.cluster.name,
+                id=incident.pk,
+                title=_title(incident),
             )
+            events.append(_event(member.incident_id, IncidentEventKind.LEFT, moved, now))
         IncidentMember.objects.update_or_create(
             incident=incident, alert=alert, defaults={"run_id": runs[pair], "left_at": None}
         )
         Alert.objects.filter(pk=alert.pk).update(
-            incident_ref=incident.ref, incident_title=incident.title[:300]
+            incident_ref=incident.ref,
+            incident_title=incident.title[:300],
+            incident_title_params=incident.title_params,
         )
-        events.append(
-            IncidentEvent(
-                incident=incident,
-                kind=IncidentEventKind.JOINED,
-                text=f"{alert.case.name} on {alert.cluster.name} joined (run {runs[pair]})",
-                at=now,
-            )
-        )
+        joined = say(msgs.JOINED, case=alert.case.name, cluster=alert.cluster.name, run=runs[pair])
+        events.append(_event(incident.pk, IncidentEventKind.JOINED, joined, now))
     IncidentEvent.objects.bulk_create(events)
     Incident.objects.filter(pk=incident.pk).update(updated_at=now)
     for other in changed - {incident.pk}:
@@ -165,10 +174,14 @@ def _case_wide(diagnosis: RunDiagnosis, run: ProbeRun, now: datetime) -> list[in
     is_open = Incident.objects.filter(key=key, state=IncidentState.OPEN).exists()
     if not is_open and len(newest) < settings.KUBEPROBE_INCIDENT_MIN_CLUSTERS:
         return None
+    title, title_params = stored(
+        say(msgs.CASE_WIDE_TITLE, case=run.case.name, cause=_label(diagnosis.category))
+    )
     incident, created = _open_or_create(
         key,
         scope=IncidentScope.CASE,
-        title=f"{run.case.name} failing on many clusters: {_label(diagnosis.category)}",
+        title=title,
+        title_params=title_params,
         case_id=run.case_id,
         category=diagnosis.category,
         component=diagnosis.component,
@@ -179,13 +192,14 @@ def _case_wide(diagnosis: RunDiagnosis, run: ProbeRun, now: datetime) -> list[in
         updated_at=now,
     )
     if created:
-        IncidentEvent.objects.create(
-            incident=incident,
-            kind=IncidentEventKind.OPENED,
-            text=f"{len(newest)} clusters fail {run.case.name} the same way within "
-            f"{settings.KUBEPROBE_INCIDENT_WINDOW_SECONDS} s: {_label(diagnosis.category)}",
-            at=now,
+        opened = say(
+            msgs.CASE_WIDE_OPENED,
+            n=len(newest),
+            case=run.case.name,
+            seconds=settings.KUBEPROBE_INCIDENT_WINDOW_SECONDS,
+            cause=_label(diagnosis.category),
         )
+        _event(incident.pk, IncidentEventKind.OPENED, opened, now).save()
     return _join(incident, newest if created else {(run.case_id, run.cluster_id): run.pk}, now)
 
 
@@ -237,10 +251,14 @@ def _cluster_wide(run: ProbeRun, now: datetime) -> list[int] | None:
         present.most_common(1)[0][0] if present else ""
     )
     sample = RunDiagnosis.objects.filter(run_id__in=list(newest.values()), category=cause).first()
+    title, title_params = stored(
+        say(msgs.CLUSTER_WIDE_TITLE, n=len(newest), cluster=run.cluster.name, cause=_label(cause))
+    )
     incident, created = _open_or_create(
         key,
         scope=IncidentScope.CLUSTER,
-        title=f"{len(newest)} cases failing on {run.cluster.name}: {_label(cause)}",
+        title=title,
+        title_params=title_params,
         cluster_id=run.cluster_id,
         category=cause,
         component=sample.component if sample else "",
@@ -251,14 +269,17 @@ def _cluster_wide(run: ProbeRun, now: datetime) -> list[int] | None:
         updated_at=now,
     )
     if created:
-        IncidentEvent.objects.create(
-            incident=incident,
-            kind=IncidentEventKind.OPENED,
-            text=f"{len(newest)} cases fail on {run.cluster.name} within "
-            f"{settings.KUBEPROBE_INCIDENT_WINDOW_SECONDS} s; the deepest cause among them: "
-            f"{_label(cause)} ({', '.join(sorted(present)) or 'undiagnosed'})",
-            at=now,
+        opened = say(
+            msgs.CLUSTER_WIDE_OPENED,
+            n=len(newest),
+            cluster=run.cluster.name,
+            seconds=settings.KUBEPROBE_INCIDENT_WINDOW_SECONDS,
+            cause=_label(cause),
+            present=joined([word(msgs.ROOT_CAUSE_CODE, c) for c in sorted(present)], ", ")
+            if present
+            else say(msgs.UNDIAGNOSED),
         )
+        _event(incident.pk, IncidentEventKind.OPENED, opened, now).save()
     return _join(incident, newest if created else {(run.case_id, run.cluster_id): run.pk}, now)
 
 
@@ -282,12 +303,7 @@ def _resolve_if_empty(incident_id: int, now: datetime) -> bool:
         state=IncidentState.RESOLVED, resolved_at=now, updated_at=now
     )
     if resolved:
-        IncidentEvent.objects.create(
-            incident_id=incident_id,
-            kind=IncidentEventKind.RESOLVED,
-            text="every member recovered",
-            at=now,
-        )
+        _event(incident_id, IncidentEventKind.RESOLVED, say(msgs.ALL_RECOVERED), now).save()
     return bool(resolved)
 
 
@@ -323,14 +339,12 @@ def incidents_recover(*, alert: Alert, now: datetime | None = None) -> list[int]
         for member in members:
             member.left_at = now
             member.save(update_fields=["left_at"])
-            IncidentEvent.objects.create(
-                incident_id=member.incident_id,
-                kind=IncidentEventKind.LEFT,
-                text=f"{alert.case.name} on {alert.cluster.name} recovered",
-                at=now,
-            )
+            recovered = say(msgs.RECOVERED, case=alert.case.name, cluster=alert.cluster.name)
+            _event(member.incident_id, IncidentEventKind.LEFT, recovered, now).save()
             _resolve_if_empty(member.incident_id, now)
-        Alert.objects.filter(pk=alert.pk).update(incident_ref="", incident_title="")
+        Alert.objects.filter(pk=alert.pk).update(
+            incident_ref="", incident_title="", incident_title_params=None
+        )
     return [m.incident_id for m in members]
 
 
@@ -416,19 +430,22 @@ def incidents_recover_many(*, alerts: list[Alert], now: datetime | None = None) 
         IncidentMember.objects.filter(pk__in=[m.pk for m in members]).update(left_at=now)
         IncidentEvent.objects.bulk_create(
             [
-                IncidentEvent(
-                    incident_id=m.incident_id,
-                    kind=IncidentEventKind.LEFT,
-                    text=f"{recovered[m.alert_id].case.name} on "
-                    f"{recovered[m.alert_id].cluster.name} recovered",
-                    at=now,
+                _event(
+                    member.incident_id,
+                    IncidentEventKind.LEFT,
+                    say(
+                        msgs.RECOVERED,
+                        case=recovered[member.alert_id].case.name,
+                        cluster=recovered[member.alert_id].cluster.name,
+                    ),
+                    now,
                 )
-                for m in members
+                for member in members
             ]
         )
         for incident_id in sorted({m.incident_id for m in members}):
             _resolve_if_empty(incident_id, now)
         Alert.objects.filter(pk__in={m.alert_id for m in members}).update(
-            incident_ref="", incident_title=""
+            incident_ref="", incident_title="", incident_title_params=None
         )
     return [m.incident_id for m in members]

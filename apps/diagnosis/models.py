@@ -149,6 +149,7 @@ class Incident(models.Model):
     # case id + signature, or cluster id: at most one open incident per key.
     key = models.CharField(max_length=200)
     title = models.CharField(max_length=300)
+    title_params = models.JSONField(null=True, blank=True, editable=False)  # apps/core/said.py
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.CASCADE)
     cluster = models.ForeignKey(Cluster, null=True, blank=True, on_delete=models.CASCADE)
     category = models.CharField(max_length=20, choices=RootCause.choices, blank=True)

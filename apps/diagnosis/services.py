@@ -16,10 +16,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from apps.alerts.models import Alert
 from apps.core.db import rows_update
+from apps.core.said import say, stored, word
 from apps.diagnosis import classifier
+from apps.diagnosis import said as msgs
 from apps.diagnosis.defaults import RULES
 from apps.diagnosis.models import (
     ClassifierModel,
@@ -35,8 +38,9 @@ from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 
 logger = logging.getLogger(__name__)
 
-LEARNED_SUMMARY = "suggested by the classifier trained on labelled failures"
-OPERATOR_SUMMARY = "confirmed by an operator"
+# Stored in English, shown through gettext like the shipped rules' summaries.
+LEARNED_SUMMARY = gettext_noop("suggested by the classifier trained on labelled failures")
+OPERATOR_SUMMARY = gettext_noop("confirmed by an operator")
 
 
 def rules_load_shipped(*, model: Any = DiagnosisRule, reset: bool = False) -> int:
@@ -267,10 +271,22 @@ def incident_label(
         runs = incident.members.exclude(run=None).values_list("run_id", flat=True)
         for diagnosis in RunDiagnosis.objects.select_related("rule").filter(run_id__in=runs):
             _apply_label(diagnosis, category, user, now)
-        verb = "confirmed" if category == before else f"corrected from {before or 'unknown'} to"
-        text = f"root cause {verb} {RootCause(category).label}" + (f": {note}" if note else "")
+        cause = word(msgs.ROOT_CAUSE, category)
+        line = (
+            say(msgs.CONFIRMED, cause=cause)
+            if category == before
+            else say(
+                msgs.CORRECTED, cause=cause, before=word(msgs.ROOT_CAUSE_CODE, before or "unknown")
+            )
+        )
+        text, params = stored(say(msgs.WITH_NOTE, text=line, note=note) if note else line)
         IncidentEvent.objects.create(
-            incident=incident, kind=IncidentEventKind.LABELLED, text=text, user=user, at=now
+            incident=incident,
+            kind=IncidentEventKind.LABELLED,
+            text=text,
+            text_params=params,
+            user=user,
+            at=now,
         )
     return incident
 

@@ -20,7 +20,10 @@ from django.utils import timezone
 
 from apps.alerts.evaluation import Judgement
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertState
+from apps.alerts.said import LAST_MINUTES
 from apps.alerts.services import alert_record_verdict
+from apps.core.said import Said, say
+from apps.resident import said as m
 from apps.resident import storage
 from apps.resident.models import ResidentAlertRule, ResidentProbe, ResidentTarget
 
@@ -46,21 +49,26 @@ def resident_verdict(
     last_report_at: datetime | None,
     now: datetime,
 ) -> Judgement:
-    reasons: list[str] = []
+    reasons: list[Said] = []
     step = error = ""
     count = totals.count if totals else 0
-    scope = f"the last {rule.window_minutes} min"
+    scope = say(LAST_MINUTES, minutes=rule.window_minutes)
     if count and totals is not None:
         availability = 100.0 * (1 - totals.failures / count)
         if rule.availability_below is not None and availability < rule.availability_below:
             reasons.append(
-                f"availability {availability:.2f}% over {scope}, below {rule.availability_below:g}%"
+                say(
+                    m.AVAILABILITY,
+                    rate=f"{availability:.2f}",
+                    scope=scope,
+                    limit=f"{rule.availability_below:g}",
+                )
             )
             step, error = "availability", f"{totals.failures} of {count} samples failed"
         p99 = totals.p99_sum / count
         if rule.latency_p99_above_ms is not None and p99 > rule.latency_p99_above_ms:
             reasons.append(
-                f"p99 latency {p99:.1f} ms over {scope}, above {rule.latency_p99_above_ms:g} ms"
+                say(m.P99, p99=f"{p99:.1f}", scope=scope, limit=f"{rule.latency_p99_above_ms:g}")
             )
             if not step:
                 step, error = "latency", f"p99 {p99:.1f} ms"
@@ -71,7 +79,7 @@ def resident_verdict(
         and silent_for > timedelta(minutes=rule.no_data_minutes)
     ):
         minutes = silent_for.total_seconds() / 60
-        reasons.append(f"no samples for {minutes:.0f} min")
+        reasons.append(say(m.NO_SAMPLES, minutes=f"{minutes:.0f}"))
         if not step:
             step, error = "report", f"the resident probe sent nothing for {minutes:.0f} min"
     return Judgement(

@@ -33,7 +33,7 @@ def test_consecutive_failures_fire_exactly_at_n() -> None:
     assert not judge(rule, history(False, False), NOW).firing  # too few runs yet
     verdict = judge(rule, history(False, False, False, True), NOW)
     assert verdict.firing
-    assert verdict.reasons == ("3 consecutive failed runs",)
+    assert tuple(r.english for r in verdict.reasons) == ("3 consecutive failed runs",)
     assert (verdict.step, verdict.error) == ("ready", "ImagePullBackOff")
     assert verdict.run is not None and verdict.run.id == 0
 
@@ -44,7 +44,7 @@ def test_success_rate_over_the_last_m_runs_boundary() -> None:
     assert not judge(rule, history(False, True, True, True, True, False), NOW).firing
     verdict = judge(rule, history(False, False, True, True, True), NOW)
     assert verdict.firing
-    assert verdict.reasons == ("success rate 60.0% over the last 5 runs, below 80%",)
+    assert tuple(r.english for r in verdict.reasons) == ("success rate 60.0% over the last 5 runs, below 80%",)
 
 
 def test_success_rate_below_100_fires_on_one_failure() -> None:
@@ -61,7 +61,7 @@ def test_success_rate_over_a_time_window_counts_only_runs_inside_it() -> None:
     runs = [run(False, 0), run(False, 5), run(True, 9.99)]
     verdict = judge(rule, runs, NOW)
     assert verdict.firing
-    assert verdict.reasons == ("success rate 33.3% over the last 10 min, below 50%",)
+    assert tuple(r.english for r in verdict.reasons) == ("success rate 33.3% over the last 10 min, below 50%",)
 
 
 def test_step_latency_over_the_limit_fires_even_when_the_run_passed() -> None:
@@ -82,7 +82,7 @@ def test_stale_fires_with_no_runs_and_names_the_silence() -> None:
     rule = RuleView(stale_factor=3)
     verdict = judge(rule, [], NOW, stale_for=timedelta(minutes=31))
     assert verdict.firing
-    assert verdict.reasons == ("no run finished for 31 min",)
+    assert tuple(r.english for r in verdict.reasons) == ("no run finished for 31 min",)
     assert verdict.error == "the probe stopped running: no result for 31 min"
 
 
