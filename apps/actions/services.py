@@ -9,9 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from apps.actions import executors
+from apps.actions import said as m
 from apps.actions.models import (
     COUNTED_STATES,
     ActionKind,
@@ -20,7 +22,9 @@ from apps.actions.models import (
     ActionState,
 )
 from apps.alerts.models import SEVERITY_RANK, Alert, Severity
+from apps.alerts.said import SEVERITY
 from apps.alerts.transports import base as transports
+from apps.core.said import Said, render_field, render_known, say, stored, word
 from apps.diagnosis.models import (
     Incident,
     IncidentEvent,
@@ -32,9 +36,14 @@ from apps.diagnosis.models import (
 logger = logging.getLogger(__name__)
 
 
-def _timeline(incident_id: int, text: str, user: Any = None) -> None:
+def _timeline(incident_id: int, line: Said, user: Any = None) -> None:
+    text, params = stored(line)
     IncidentEvent.objects.create(
-        incident_id=incident_id, kind=IncidentEventKind.ACTION, text=text, user=user
+        incident_id=incident_id,
+        kind=IncidentEventKind.ACTION,
+        text=text,
+        text_params=params,
+        user=user,
     )
 
 
@@ -167,26 +176,38 @@ def _request(action: ActionRun, context: dict[str, str]) -> dict[str, Any]:
     return request
 
 
-def _what(action: ActionRun) -> str:
+def _what(action: ActionRun) -> Said:
     if action.kind == ActionKind.WEBHOOK:
-        return f"webhook POST {action.policy.webhook_url}"
+        return say(m.WHAT_WEBHOOK, url=action.policy.webhook_url)
     if action.kind == ActionKind.JOB:
-        return f"Job in {action.cluster.name}/{action.policy.job_namespace}"
-    return "no self-heal action"
+        return say(m.WHAT_JOB, cluster=action.cluster.name, namespace=action.policy.job_namespace)
+    return say(m.WHAT_NONE)
 
 
-def _planned_text(action: ActionRun) -> str:
-    head = f"policy {action.policy.name} ({action.severity} on {action.cluster.name}): "
+def _planned_text(action: ActionRun) -> Said:
+    what = _what(action)
     if action.state == ActionState.RATE_LIMITED:
-        limit = f"{action.policy.rate_limit_count} per {action.policy.rate_limit_minutes} min"
-        return head + f"{_what(action)} not run: rate limit of {limit} on this cluster reached"
-    if action.state == ActionState.DRY_RUN:
-        return head + f"dry run, would run {_what(action)}"
-    if action.state == ActionState.AWAITING_APPROVAL:
-        return head + f"{_what(action)} is disruptive: waiting for an admin's approval"
-    if not action.kind:
-        return head + "notify and escalate as configured"
-    return head + f"{_what(action)} queued"
+        text = say(
+            m.RATE_LIMITED,
+            what=what,
+            count=action.policy.rate_limit_count,
+            minutes=action.policy.rate_limit_minutes,
+        )
+    elif action.state == ActionState.DRY_RUN:
+        text = say(m.DRY_RUN, what=what)
+    elif action.state == ActionState.AWAITING_APPROVAL:
+        text = say(m.AWAITING, what=what)
+    elif not action.kind:
+        text = say(m.NOTIFY_ONLY)
+    else:
+        text = say(m.QUEUED, what=what)
+    return say(
+        m.PLANNED,
+        policy=action.policy.name,
+        severity=word(SEVERITY, action.severity),
+        cluster=action.cluster.name,
+        text=text,
+    )
 
 
 def action_deliver(*, action_id: int) -> ActionRun:
@@ -209,9 +230,11 @@ def action_deliver(*, action_id: int) -> ActionRun:
         finished_at=timezone.now(),
     )
     if action.kind:
-        word = "succeeded" if ok else "failed"
-        text = f"policy {action.policy.name}: {_what(action)} {word}: {outcome}"
-        _timeline(action.incident_id, text)
+        done = m.SUCCEEDED if ok else m.FAILED
+        what = _what(action)
+        _timeline(
+            action.incident_id, say(done, policy=action.policy.name, what=what, outcome=outcome)
+        )
     action.refresh_from_db()
     return action
 
@@ -229,34 +252,46 @@ def _act(action: ActionRun) -> tuple[bool, str]:
 
 def _announce(action: ActionRun) -> None:
     policy, incident = action.policy, action.incident
-    sends = [(c, action.severity, "notified") for c in policy.notify_channels.all()]
-    sends += [
-        (c, Severity.CRITICAL, "paged (high urgency)") for c in policy.escalate_channels.all()
-    ]
-    for channel, severity, verb in sends:
-        message = transports.Message(
-            event="firing",
-            severity=severity,
-            case=action.request.get("context", {}).get("CASE", ""),
-            title=f"Incident #{incident.pk}: {incident.title}",
-            text=f"{incident.title}\nRoot cause: {incident.category or 'not known yet'}"
-            f"{' (' + incident.component + ')' if incident.component else ''}\n{incident.summary}",
-            diagnosis=incident.summary or incident.category,
-            items=(
-                transports.placeholder_item(
-                    f"{incident.ref}:{action.cluster.name}", cluster=action.cluster.name
-                ),
-            ),
-            root_cause=incident.category,
-            incident=incident.ref,
-        )
+    sends = [(c, action.severity, False) for c in policy.notify_channels.all()]
+    sends += [(c, Severity.CRITICAL, True) for c in policy.escalate_channels.all()]
+    for channel, severity, paged in sends:
+        names = {"policy": policy.name, "channel": channel.name}
         try:
-            transport = transports.get(channel.kind)(json.loads(channel.config_json or "{}"))
-            transport.send(message)
+            with translation.override(channel.language):  # the message and the transport's words
+                transport = transports.get(channel.kind)(json.loads(channel.config_json or "{}"))
+                transport.send(_incident_message(action, severity))
         except transports.TransportError as exc:
-            _timeline(incident.pk, f"policy {policy.name}: {channel.name} not {verb}: {exc}")
+            _timeline(
+                incident.pk, say(m.NOT_PAGED if paged else m.NOT_NOTIFIED, **names, error=str(exc))
+            )
             continue
-        _timeline(incident.pk, f"policy {policy.name}: {verb} {channel.name} at {severity}")
+        sent = say(m.PAGED if paged else m.NOTIFIED, **names, severity=word(SEVERITY, severity))
+        _timeline(incident.pk, sent)
+
+
+def _incident_message(action: ActionRun, severity: str) -> transports.Message:
+    """What a policy's channel receives about the incident, in the active language."""
+    incident = action.incident
+    title = render_field(incident, "title")
+    cause = incident.get_category_display() if incident.category else gettext("not known yet")
+    if incident.component:
+        cause = f"{cause} ({incident.component})"
+    summary = render_known(incident.summary)
+    return transports.Message(
+        event="firing",
+        severity=severity,
+        case=action.request.get("context", {}).get("CASE", ""),
+        title=gettext("Incident #%(id)s: %(title)s") % {"id": incident.pk, "title": title},
+        text=f"{title}\n" + gettext("Root cause: %(cause)s") % {"cause": cause} + f"\n{summary}",
+        diagnosis=summary or incident.category,
+        items=(
+            transports.placeholder_item(
+                f"{incident.ref}:{action.cluster.name}", cluster=action.cluster.name
+            ),
+        ),
+        root_cause=incident.category,
+        incident=incident.ref,
+    )
 
 
 def action_approve(*, action_id: int, user: Any) -> bool:
@@ -268,7 +303,9 @@ def action_approve(*, action_id: int, user: Any) -> bool:
         )
         if done:
             action = ActionRun.objects.select_related("policy", "cluster").get(pk=action_id)
-            _timeline(action.incident_id, f"{user} approved {_what(action)}", user=user)
+            _timeline(
+                action.incident_id, say(m.APPROVED, user=str(user), what=_what(action)), user=user
+            )
             transaction.on_commit(lambda: _enqueue([action_id]))
     return bool(done)
 
@@ -280,5 +317,7 @@ def action_reject(*, action_id: int, user: Any) -> bool:
         )
         if done:
             action = ActionRun.objects.select_related("policy", "cluster").get(pk=action_id)
-            _timeline(action.incident_id, f"{user} rejected {_what(action)}", user=user)
+            _timeline(
+                action.incident_id, say(m.REJECTED, user=str(user), what=_what(action)), user=user
+            )
     return bool(done)

@@ -16,6 +16,8 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.said import render_field
+
 
 class WriteOnlyTextarea(forms.Textarea):
     """A textarea that never renders a value back: for secrets."""
@@ -80,3 +82,15 @@ def enable_actions(
     enable.__name__ = f"enable_{name}"
     disable.__name__ = f"disable_{name}"
     return enable, disable
+
+
+def said_column(field: str, description: Promise | str) -> Callable[[Any], str]:
+    """A readonly admin column/field showing an event text stored with its message
+    (apps/core/said.py) in the admin's language."""
+
+    @admin.display(description=description)
+    def show(obj: Any) -> str:
+        return render_field(obj, field) or "-"
+
+    show.__name__ = f"{field}_said"
+    return show

@@ -14,6 +14,8 @@ from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from apps.core.said import render_field, render_known
+
 
 def _users_of(objects: Iterable[Any], limit: int = 10) -> str:
     """`case "a", case "b" and 3 more` for the objects that still use something."""
@@ -100,6 +102,21 @@ def names_field(queryset: Any, **kwargs: Any) -> serializers.SlugRelatedField:
     return serializers.SlugRelatedField(
         many=True, slug_field="name", queryset=queryset, required=False, **kwargs
     )
+
+
+class SaidTextField(serializers.CharField):
+    """A stored event text (apps/core/said.py) read in the request's language: the
+    field keeps its name and type; rows without parameters read as stored.
+    known=True: an English sentence of ours looked up in the catalogs (summaries)."""
+
+    def __init__(self, *, known: bool = False, **kwargs: Any) -> None:
+        self.known = known
+        super().__init__(read_only=True, source="*", **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        if self.known:
+            return render_known(getattr(value, self.field_name) or "")
+        return render_field(value, self.field_name)
 
 
 class Conflict(APIException):

@@ -112,6 +112,12 @@ def render_field(obj: Any, field: str) -> str:
     return render(getattr(obj, field) or "", getattr(obj, f"{field}_params", None))
 
 
+def render_known(text: str) -> str:
+    """A text stored in English that may be one of our marked sentences (a shipped
+    diagnosis rule's summary): its translation, else the text as written."""
+    return translation.gettext(text) if text else ""  # gettext("") is the catalog header
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, Said):
         return value.spec

@@ -11,6 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from apps.core.admin_utils import said_column
 from apps.diagnosis import services
 from apps.diagnosis.inputs import LabelForm
 from apps.diagnosis.models import (
@@ -52,7 +53,7 @@ def _label_view(
         "admin/diagnosis/label.html",
         {
             **modeladmin.admin_site.each_context(request),
-            "title": "Confirm or correct the root cause",
+            "title": gettext("Confirm or correct the root cause"),
             "form": form,
             "objects": queryset,
             "action": request.POST.get("action", ""),
@@ -119,16 +120,21 @@ class MemberInline(admin.TabularInline):
 class EventInline(admin.TabularInline):
     model = IncidentEvent
     extra = 0
-    readonly_fields = ["at", "kind", "text", "user"]
+    fields = ["at", "kind", said_column("text", _("text")), "user"]
+    readonly_fields = fields
     can_delete = False
+
+
+TITLE = said_column("title", _("title"))
 
 
 @admin.register(Incident)
 class IncidentAdmin(admin.ModelAdmin):
-    list_display = ["pk", "title", "state", "scope", "category", "source", "opened_at"]
+    list_display = ["pk", TITLE, "state", "scope", "category", "source", "opened_at"]
     list_filter = ["state", "scope", "category", "source"]
     search_fields = ["title", "case__name", "cluster__name"]
-    readonly_fields = [f.name for f in Incident._meta.fields]
+    readonly_fields = [TITLE, *(f.name for f in Incident._meta.fields if f.name != "title")]
+    exclude = ["title"]
     inlines = [MemberInline, EventInline]
     actions = [label_incidents]
 

@@ -22,6 +22,7 @@ from apps.alerts.models import PROBLEM_STATES, Alert, AlertState
 from apps.alerts.selectors import active_silences, silence_for, targets_of
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
+from apps.core.said import render_field
 from apps.gating.models import Verdict
 from apps.gating.scope import GateScope
 from apps.runs.models import FINISHED_STATES, ProbeRun, RunState
@@ -237,7 +238,11 @@ def _case_reasons(
                 "alert": alert.pk,
                 "state": alert.state,
                 "message": _("%(case)s: its alert is still %(state)s (%(reason)s)")
-                % {"case": name, "state": alert.state, "reason": alert.reason},
+                % {
+                    "case": name,
+                    "state": str(alert.get_state_display()).lower(),
+                    "reason": render_field(alert, "reason"),
+                },
             }
         ]
     return []

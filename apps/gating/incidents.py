@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from apps.clusters.models import Cluster
+from apps.core.said import render_field
 from apps.diagnosis.models import Incident, IncidentState
 from apps.runs.models import RootCause, RootCauseSource
 
@@ -49,7 +50,11 @@ def incident_reasons(*, cluster: Cluster, denies: bool) -> list[dict[str, Any]]:
                 "category": incident.category,
                 "component": incident.component,
                 "message": _("Incident #%(id)s open: %(title)s; root cause: %(cause)s")
-                % {"id": incident.pk, "title": incident.title, "cause": f"{cause}{how}"}
+                % {
+                    "id": incident.pk,
+                    "title": render_field(incident, "title"),
+                    "cause": f"{cause}{how}",
+                }
                 + quiet,
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.core.said import render_known
 from apps.runs.models import RootCause
 
 
@@ -17,7 +18,7 @@ def root_cause_text(obj: Any) -> str:
     label = str(RootCause(category).label) if category in RootCause.values else category
     component = getattr(obj, "root_cause_component", "") or ""
     head = f"{label} ({component})" if component and component.lower() != label.lower() else label
-    summary = getattr(obj, "root_cause_summary", "") or ""
+    summary = render_known(getattr(obj, "root_cause_summary", "") or "")
     source = getattr(obj, "root_cause_source", "") or ""
     confidence = getattr(obj, "root_cause_confidence", None)
     how = ", ".join(p for p in (source, f"{confidence:.0%}" if confidence is not None else "") if p)

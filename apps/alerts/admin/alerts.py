@@ -18,6 +18,7 @@ from apps.alerts import services
 from apps.alerts.inputs import AcknowledgeForm, ResolveForm
 from apps.alerts.messages import run_url
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertFlip, AlertTimeline
+from apps.core.admin_utils import said_column
 from apps.runs.root_cause import root_cause_text
 
 
@@ -117,12 +118,15 @@ def resolve(
     )
 
 
+TEXT = said_column("text", _("text"))
+
+
 class TimelineInline(admin.TabularInline):
     model = AlertTimeline
     extra = 0
     can_delete = False
-    fields = ["at", "kind", "text", "user"]
-    readonly_fields = ["at", "kind", "text", "user"]
+    fields = ["at", "kind", TEXT, "user"]
+    readonly_fields = ["at", "kind", TEXT, "user"]
     ordering = ["-at", "-id"]
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -133,7 +137,7 @@ class TimelineInline(admin.TabularInline):
 
 
 class OpenFilter(admin.SimpleListFilter):
-    title = "open"
+    title = _("open")
     parameter_name = "open"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -172,13 +176,13 @@ class _OpenAlertsByName(admin.SimpleListFilter):
 
 
 class ClusterFilter(_OpenAlertsByName):
-    title = "cluster (with open alerts)"
+    title = _("cluster (with open alerts)")
     parameter_name = "cluster"
     field = "cluster"
 
 
 class CaseFilter(_OpenAlertsByName):
-    title = "case (with open alerts)"
+    title = _("case (with open alerts)")
     parameter_name = "case"
     field = "case"
 
@@ -215,11 +219,11 @@ class AlertAdmin(admin.ModelAdmin):
         "state",
         "severity",
         "rule",
-        "reason",
+        said_column("reason", _("reason")),
         "step",
         "error",
         "diagnosis",
-        "incident_title",
+        said_column("incident_title", _("incident")),
         "run_link",
         "firing_since",
         "last_finished_at",
@@ -239,6 +243,8 @@ class AlertAdmin(admin.ModelAdmin):
         "root_cause_source",
         "root_cause_summary",
         "incident_ref",
+        "reason",
+        "incident_title",
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -259,16 +265,17 @@ class AlertAdmin(admin.ModelAdmin):
     def status(self, alert: Alert) -> str:
         # State, severity and what keeps it quiet in one column, so the list fits 1400 px.
         quiet = self.quiet(alert)
-        return f"{alert.get_state_display()} · {alert.severity}" + (f" ({quiet})" if quiet else "")
+        state = f"{alert.get_state_display()} · {alert.get_severity_display()}"
+        return state + (f" ({quiet})" if quiet else "")
 
     @admin.display(description=_("kept quiet by"))
     def quiet(self, alert: Alert) -> str:
         if alert.flapping_since:
-            return "flapping"
+            return gettext("flapping")
         if alert.suppressed_by:
-            return f"dependency {alert.suppressed_by}"
+            return gettext("dependency %(case)s") % {"case": alert.suppressed_by}
         if alert.state == "acknowledged" and alert.ack_by_id:
-            return "acknowledged"
+            return gettext("acknowledged")
         return ""
 
     @admin.display(description=_("diagnosis"))
@@ -298,6 +305,8 @@ class AlertFlipAdmin(admin.ModelAdmin):
     list_filter = ["event", "notify", "severity"]
     search_fields = ["alert__case__name", "alert__cluster__name"]
     show_full_result_count = False
+    exclude = ["note"]
+    readonly_fields = [said_column("note", _("note"))]
     list_per_page = 100
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -25,7 +25,7 @@ from apps.alerts.models import (
 from apps.alerts.transports import base as transports
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster, ClusterGroup
-from apps.core.api import ModelCleanMixin, names_field
+from apps.core.api import ModelCleanMixin, SaidTextField, names_field
 from apps.scheduling.models import Binding
 
 MATCHERS_SCHEMA = {
@@ -61,6 +61,7 @@ class AlertTimelineSerializer(serializers.ModelSerializer):
     user: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True
     )
+    text = SaidTextField()
 
     class Meta:
         model = AlertTimeline
@@ -96,6 +97,9 @@ class AlertSerializer(serializers.ModelSerializer):
     timeline = AlertTimelineSerializer(
         many=True, read_only=True, required=False, help_text=_("Only with ?expand=timeline.")
     )
+    reason = SaidTextField(help_text=_("Which condition fired."))
+    incident_title = SaidTextField()
+    root_cause_summary = SaidTextField(known=True, help_text=_("The diagnosis in one sentence."))
 
     class Meta:
         model = Alert

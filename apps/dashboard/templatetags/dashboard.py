@@ -21,6 +21,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 
+from apps.core.said import render_field, render_known
 from apps.dashboard.resident_html import column_links, resident_cells_html
 from apps.dashboard.selectors.cluster_case import PairLine
 from apps.dashboard.selectors.grid import UNSCHEDULED, Grid, GridRow, row_title, section_title
@@ -316,6 +317,19 @@ def stats_rows(lines: list[PairLine], link: str) -> SafeString:
 def diagnosis(obj: Any) -> str:
     """A run's or an alert's root cause in one line (apps/runs/root_cause.py)."""
     return root_cause_text(obj)
+
+
+@register.filter
+def said(obj: Any, field: str) -> str:
+    """An event text stored with its message (apps/core/said.py), in the page's language:
+    ``{{ alert|said:"reason" }}``."""
+    return render_field(obj, field)
+
+
+@register.filter
+def known(text: str) -> str:
+    """A stored English sentence of ours (a shipped rule's summary) in the page's language."""
+    return render_known(text)
 
 
 @register.filter

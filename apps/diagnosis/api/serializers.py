@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from apps.core.api import SaidTextField
 from apps.diagnosis.inputs import NOTE_MAX
 from apps.diagnosis.models import Incident, IncidentEvent, IncidentMember, RunDiagnosis
 from apps.runs.models import RootCause
@@ -50,6 +51,7 @@ class IncidentMemberSerializer(serializers.ModelSerializer):
 
 class IncidentEventSerializer(serializers.ModelSerializer):
     user: serializers.StringRelatedField = serializers.StringRelatedField(read_only=True)
+    text = SaidTextField()
 
     class Meta:
         model = IncidentEvent
@@ -67,6 +69,8 @@ class IncidentSerializer(serializers.ModelSerializer):
     members = IncidentMemberSerializer(many=True, read_only=True)
     timeline = IncidentEventSerializer(many=True, read_only=True)
     labelled_by: serializers.StringRelatedField = serializers.StringRelatedField(read_only=True)
+    title = SaidTextField()
+    summary = SaidTextField(known=True)
 
     class Meta:
         model = Incident
