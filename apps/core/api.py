@@ -9,8 +9,11 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import ProtectedError, RestrictedError
+from django.http import Http404
+from django.utils.text import capfirst
+from django.utils.translation import gettext, gettext_lazy
 from rest_framework import serializers, status, viewsets
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -22,7 +25,9 @@ def _users_of(objects: Iterable[Any], limit: int = 10) -> str:
     objects = sorted(objects, key=lambda obj: (obj._meta.verbose_name, str(obj)))
     named = [f'{obj._meta.verbose_name} "{obj}"' for obj in objects[:limit]]
     more = len(objects) - len(named)
-    return ", ".join(named) + (f" and {more} more" if more > 0 else "")
+    if more > 0:
+        return gettext("%(named)s and %(more)s more") % {"named": ", ".join(named), "more": more}
+    return ", ".join(named)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -30,13 +35,35 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     others still use a 409 naming them, instead of 500s."""
     if isinstance(exc, ProtectedError | RestrictedError):
         used = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
-        exc = Conflict(f"Cannot delete it: still used by {_users_of(used)}.")
+        exc = Conflict(
+            gettext("Cannot delete it: still used by %(users)s.") % {"users": _users_of(used)}
+        )
+    elif isinstance(exc, Http404):
+        exc = NotFound(_not_found(context))
     elif isinstance(exc, DjangoValidationError):
         detail = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
         exc = serializers.ValidationError(detail)
     return drf_exception_handler(exc, context)
+
+
+def _not_found(context: dict[str, Any]) -> str:
+    """ "Cluster “nope” does not exist." in the request's language, naming the model by
+    its verbose name (Django's own "No Cluster matches the given query." is English only)."""
+    view = context.get("view")
+    model = getattr(getattr(view, "queryset", None), "model", None)
+    if model is None:
+        try:
+            model = view.get_queryset().model  # type: ignore[union-attr]
+        except Exception:  # a view without a queryset: DRF's translated "Not found."
+            return str(NotFound.default_detail)
+    kwarg = getattr(view, "lookup_url_kwarg", None) or getattr(view, "lookup_field", "pk")
+    value = (getattr(view, "kwargs", None) or {}).get(kwarg)
+    name = capfirst(model._meta.verbose_name)
+    if value is None:
+        return gettext("No such %(model)s.") % {"model": model._meta.verbose_name}
+    return gettext("%(model)s “%(value)s” does not exist.") % {"model": name, "value": value}
 
 
 def run_model_validator(validator: Any, value: Any) -> Any:
@@ -124,5 +151,5 @@ class Conflict(APIException):
     an alert that is not firing."""
 
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "The object's current state does not allow this."
+    default_detail = gettext_lazy("The object's current state does not allow this.")
     default_code = "conflict"

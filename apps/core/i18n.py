@@ -40,8 +40,18 @@ def default_language() -> str:
 
 
 class LocalizedCommand(BaseCommand):
-    """A command whose messages and errors are in command_language()."""
+    """A command whose messages, errors and --help are in command_language()."""
 
     def execute(self, *args: Any, **options: Any) -> Any:
         with translation.override(command_language()):
             return super().execute(*args, **options)
+
+    # --help is printed while the arguments are parsed, before execute(); the help
+    # texts are lazy, so they are translated here.
+    def run_from_argv(self, argv: list[str]) -> None:
+        with translation.override(command_language()):
+            super().run_from_argv(argv)
+
+    def print_help(self, prog_name: str, subcommand: str) -> None:
+        with translation.override(command_language()):
+            super().print_help(prog_name, subcommand)

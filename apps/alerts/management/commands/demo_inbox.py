@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.utils.translation import gettext_lazy
 
 from apps.alerts.inbox import inbox_channel_ensure
+from apps.core.i18n import LocalizedCommand
 
 
-class Command(BaseCommand):
-    help = "Create the channel `inbox` (kind inbox): notifications listed on /dashboard/inbox/."
+class Command(LocalizedCommand):
+    help = gettext_lazy(
+        "Create the channel `inbox` (kind inbox): notifications listed on /dashboard/inbox/."
+    )
 
     def handle(self, *args: Any, **options: Any) -> None:
         channel, created = inbox_channel_ensure()

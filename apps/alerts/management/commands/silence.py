@@ -19,7 +19,7 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import pgettext
+from django.utils.translation import gettext_lazy, pgettext
 
 from apps.alerts.models import Silence
 from apps.alerts.silences import silence_create, silence_expire
@@ -74,25 +74,34 @@ def parse_moment(text: str, option: str) -> datetime:
 
 
 class Command(LocalizedCommand):
-    help = "Create, list and expire silences (maintenance windows)."
+    help = gettext_lazy("Create, list and expire silences (maintenance windows).")
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="verb", required=True)
-        add = sub.add_parser("add", help="Silence matching alerts for a while.")
-        add.add_argument("--cluster", help="Cluster name.")
-        add.add_argument("--group", help="Cluster group name.")
-        add.add_argument("--case", help="Case name.")
-        add.add_argument("--case-set", dest="case_set", help="Case set name.")
+        add = sub.add_parser("add", help=gettext_lazy("Silence matching alerts for a while."))
+        add.add_argument("--cluster", help=gettext_lazy("Cluster name."))
+        add.add_argument("--group", help=gettext_lazy("Cluster group name."))
+        add.add_argument("--case", help=gettext_lazy("Case name."))
+        add.add_argument("--case-set", dest="case_set", help=gettext_lazy("Case set name."))
         add.add_argument(
-            "--label", action="append", default=[], help="Cluster label key=value (repeatable)."
+            "--label",
+            action="append",
+            default=[],
+            help=gettext_lazy("Cluster label key=value (repeatable)."),
         )
-        add.add_argument("--for", dest="duration", help="How long: 30m, 2h, 1d, 1h30m.")
-        add.add_argument("--until", help="Or: when it ends (ISO date-time).")
-        add.add_argument("--starts", help="When it starts (ISO date-time); default now.")
-        add.add_argument("--comment", default="", help="Why: the change, the ticket.")
-        listing = sub.add_parser("list", help="Active and pending silences.")
-        listing.add_argument("--all", action="store_true", help="Include ended silences.")
-        expire = sub.add_parser("expire", help="End a silence now.")
+        add.add_argument(
+            "--for", dest="duration", help=gettext_lazy("How long: 30m, 2h, 1d, 1h30m.")
+        )
+        add.add_argument("--until", help=gettext_lazy("Or: when it ends (ISO date-time)."))
+        add.add_argument(
+            "--starts", help=gettext_lazy("When it starts (ISO date-time); default now.")
+        )
+        add.add_argument("--comment", default="", help=gettext_lazy("Why: the change, the ticket."))
+        listing = sub.add_parser("list", help=gettext_lazy("Active and pending silences."))
+        listing.add_argument(
+            "--all", action="store_true", help=gettext_lazy("Include ended silences.")
+        )
+        expire = sub.add_parser("expire", help=gettext_lazy("End a silence now."))
         expire.add_argument("id", type=int)
 
     def handle(self, *args: Any, **options: Any) -> None:

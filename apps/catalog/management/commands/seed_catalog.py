@@ -8,8 +8,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.catalog.services import SeedLine, catalog_seed_builtin
+from apps.core.i18n import LocalizedCommand
 
 
 def write_seed_lines(command: BaseCommand, lines: list[SeedLine]) -> None:
@@ -22,8 +24,8 @@ def write_seed_lines(command: BaseCommand, lines: list[SeedLine]) -> None:
     command.stdout.write(f"Built-in catalog: {summary}.")
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Register the built-in cases of probe_sdk/cases/ as templates with default cases and "
         "the `builtin-probes` case set. Idempotent; rows that exist are kept as edited unless "
         "--update resets the templates. Never deletes."
@@ -33,10 +35,14 @@ class Command(BaseCommand):
         parser.add_argument(
             "--update",
             action="store_true",
-            help=_("Reset existing built-in templates to the shipped definition (cases are kept)."),
+            help=gettext_lazy(
+                "Reset existing built-in templates to the shipped definition (cases are kept)."
+            ),
         )
         parser.add_argument(
-            "--image", default="", help=_("Image of the templates (default KUBEPROBE_PROBE_IMAGE).")
+            "--image",
+            default="",
+            help=gettext_lazy("Image of the templates (default KUBEPROBE_PROBE_IMAGE)."),
         )
 
     def handle(self, *args: Any, update: bool, image: str, **options: Any) -> None:

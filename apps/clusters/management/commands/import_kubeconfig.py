@@ -4,15 +4,17 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.clusters.models import ApiStatus
 from apps.clusters.services import cluster_check_api, clusters_import_kubeconfig
+from apps.core.i18n import LocalizedCommand
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Create or update clusters from a kubeconfig file: the current context by default, "
         "the named --context(s), or --all-contexts. Cluster names are slugs of context names. "
         "Each imported cluster's API server is then asked for /version and /readyz."
@@ -22,12 +24,14 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
         group = parser.add_mutually_exclusive_group()
         group.add_argument(
-            "--context", action="append", dest="contexts", help=_("May be repeated.")
+            "--context", action="append", dest="contexts", help=gettext_lazy("May be repeated.")
         )
         group.add_argument("--all-contexts", action="store_true")
-        parser.add_argument("--namespace", help=_("Namespace for probe pods (default: kubeprobe)."))
         parser.add_argument(
-            "--no-check", action="store_true", help=_("Do not contact the API servers.")
+            "--namespace", help=gettext_lazy("Namespace for probe pods (default: kubeprobe).")
+        )
+        parser.add_argument(
+            "--no-check", action="store_true", help=gettext_lazy("Do not contact the API servers.")
         )
 
     def handle(

@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from apps.core.i18n import LocalizedCommand
 from apps.core.services import UnknownUser, api_token_issue
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Issue an API token for a user and print it (only the token on stdout, so "
         "`TOKEN=$(python manage.py api_token issue NAME)` works). A token of that name "
         "gets a new secret; the old one stops working."
@@ -20,12 +22,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
-        issue = sub.add_parser("issue", help=_("create the token, or give it a new secret"))
-        issue.add_argument("name", help=_("who uses it, e.g. release-platform"))
+        issue = sub.add_parser(
+            "issue", help=gettext_lazy("create the token, or give it a new secret")
+        )
+        issue.add_argument("name", help=gettext_lazy("who uses it, e.g. release-platform"))
         issue.add_argument(
             "--user",
             default=os.environ.get("KUBEPROBE_ADMIN_USER", "admin"),
-            help=_("the token acts as this user (default: the trial admin)"),
+            help=gettext_lazy("the token acts as this user (default: the trial admin)"),
         )
 
     def handle(self, *args: Any, action: str, name: str, user: str, **options: Any) -> None:

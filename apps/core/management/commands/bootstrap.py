@@ -7,12 +7,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from apps.core.i18n import LocalizedCommand
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Make sure an admin login exists for a trial install. The password comes from "
         "KUBEPROBE_ADMIN_PASSWORD, or is generated once and kept in var/admin-password."
     )

@@ -6,14 +6,16 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from apps.core.i18n import LocalizedCommand
 from apps.core.local_tls import DEFAULT_HOSTS, LocalTlsError, local_pki_ensure
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Create (or renew when near expiry) a local CA and server/client certificates for "
         "127.0.0.1 and localhost under var/tls, for the quick start's TLS portal and etcd. "
         "Trials only: the CA key sits next to the certificates."
@@ -21,20 +23,24 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--dir", default="", help=_("Directory of the files (default var/tls).")
+            "--dir", default="", help=gettext_lazy("Directory of the files (default var/tls).")
         )
         parser.add_argument(
             "--host",
             action="append",
             default=[],
-            help=_("Another name or IP address for the server certificate (repeatable)."),
+            help=gettext_lazy(
+                "Another name or IP address for the server certificate (repeatable)."
+            ),
         )
-        parser.add_argument("--days", type=int, default=90, help=_("Validity of new certificates."))
+        parser.add_argument(
+            "--days", type=int, default=90, help=gettext_lazy("Validity of new certificates.")
+        )
         parser.add_argument(
             "--renew-days",
             type=int,
             default=30,
-            help=_("Issue again when fewer days than this are left."),
+            help=gettext_lazy("Issue again when fewer days than this are left."),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

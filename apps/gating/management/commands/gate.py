@@ -17,10 +17,11 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy, gettext_noop, pgettext_lazy
 
 from apps.catalog.models import CaseSet
 from apps.clusters.models import Cluster
+from apps.core.admin_utils import lazy_format
 from apps.core.i18n import LocalizedCommand
 from apps.gating import inputs, services
 from apps.gating.models import EXIT_CODES, DecisionSource, GateDecision, Verdict
@@ -45,7 +46,9 @@ def _refuse(message: str) -> CommandError:
 
 
 class Command(LocalizedCommand):
-    help = "Ask the release gate about a cluster; exit 0 allow, 1 deny, 2 unknown, 3 bad input."
+    help = gettext_lazy(
+        "Ask the release gate about a cluster; exit 0 allow, 1 deny, 2 unknown, 3 bad input."
+    )
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -64,20 +67,30 @@ class Command(LocalizedCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["check"])
-        parser.add_argument("cluster", help="The cluster's name.")
-        parser.add_argument("--component", default="", help="e.g. etcd")
-        parser.add_argument("--case-set", default="", help="Run this case set (with --wait).")
+        parser.add_argument("cluster", help=gettext_lazy("The cluster's name."))
+        parser.add_argument("--component", default="", help=gettext_lazy("e.g. etcd"))
         parser.add_argument(
-            "--wait", action="store_true", help="Run the gate's cases now and wait for them."
+            "--case-set", default="", help=gettext_lazy("Run this case set (with --wait).")
+        )
+        parser.add_argument(
+            "--wait",
+            action="store_true",
+            help=gettext_lazy("Run the gate's cases now and wait for them."),
         )
         parser.add_argument(
             "--timeout",
             type=int,
             default=inputs.CHECK_TIMEOUT_DEFAULT_SECONDS,
-            help=f"Seconds to wait with --wait ({inputs.CHECK_TIMEOUT_MIN_SECONDS}-"
-            f"{inputs.CHECK_TIMEOUT_MAX_SECONDS}, default {inputs.CHECK_TIMEOUT_DEFAULT_SECONDS}).",
+            help=lazy_format(
+                gettext_noop("Seconds to wait with --wait (%(min)s-%(max)s, default %(default)s)."),
+                min=inputs.CHECK_TIMEOUT_MIN_SECONDS,
+                max=inputs.CHECK_TIMEOUT_MAX_SECONDS,
+                default=inputs.CHECK_TIMEOUT_DEFAULT_SECONDS,
+            ),
         )
-        parser.add_argument("--json", action="store_true", help="Print the answer as JSON.")
+        parser.add_argument(
+            "--json", action="store_true", help=gettext_lazy("Print the answer as JSON.")
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         cluster = Cluster.objects.filter(name=options["cluster"]).first()

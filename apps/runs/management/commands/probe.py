@@ -7,33 +7,39 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
+from apps.core.i18n import LocalizedCommand
 from apps.runs import dispatch, reaping, services
 from apps.runs.models import FINISHED_STATES, ProbeRun, RunState
 
 POLL_SECONDS = 0.5
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Run a probe case on a cluster now; with --wait, print its steps and exit non-zero on failure."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="verb", required=True)
-        run = sub.add_parser("run", help=_("Run CASE on --cluster now."))
+        run = sub.add_parser("run", help=gettext_lazy("Run CASE on --cluster now."))
         run.add_argument("case")
         run.add_argument("--cluster", required=True)
-        run.add_argument("--wait", action="store_true", help=_("Wait for the result and print it."))
+        run.add_argument(
+            "--wait", action="store_true", help=gettext_lazy("Wait for the result and print it.")
+        )
         run.add_argument(
             "--dispatch-here",
             action="store_true",
-            help=_("Launch from this process instead of a Celery worker (no worker needed)."),
+            help=gettext_lazy(
+                "Launch from this process instead of a Celery worker (no worker needed)."
+            ),
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.utils.translation import gettext_lazy
 
+from apps.core.i18n import LocalizedCommand
 from apps.runs.models import RunPartition
 from apps.runs.partitions import is_partitioned, partitions_maintain
 
 
-class Command(BaseCommand):
-    help = (
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Create the runs table's partitions ahead (what beat does every 10 minutes) and list them."
     )
 

@@ -5,20 +5,24 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
+from apps.core.i18n import LocalizedCommand
 from apps.runs.rollups import rollups_rebuild
 
 
-class Command(BaseCommand):
-    help = (
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Recompute the hourly rollups of finished runs (what the 24 h and 7 d statistics "
         "read) from the runs: all of them, or the last --hours."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--hours", type=int, default=None, help="only the last N hours")
+        parser.add_argument(
+            "--hours", type=int, default=None, help=gettext_lazy("only the last N hours")
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         hours = options["hours"]

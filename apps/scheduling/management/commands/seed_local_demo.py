@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.catalog.management.commands.seed_catalog import write_seed_lines
 from apps.core.local_tls import LocalPki
@@ -16,7 +17,7 @@ from apps.scheduling.management.local_setup import LocalSetupCommand
 
 
 class Command(LocalSetupCommand):
-    help = _(
+    help = gettext_lazy(
         "Set up the quick start's demo: the built-in catalog, a `local` cluster (local "
         "executor), cases that inspect the portal's TLS endpoint and probe a local etcd, and a "
         "binding that runs them every 30 s and once right away. Idempotent."
@@ -26,13 +27,20 @@ class Command(LocalSetupCommand):
 
     def add_target_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--tls-port", type=int, default=None, help=_("Port of the portal's TLS endpoint.")
+            "--tls-port",
+            type=int,
+            default=None,
+            help=gettext_lazy("Port of the portal's TLS endpoint."),
         )
         parser.add_argument(
-            "--etcd", default="", help=_("URL of the local etcd, e.g. https://127.0.0.1:12379.")
+            "--etcd",
+            default="",
+            help=gettext_lazy("URL of the local etcd, e.g. https://127.0.0.1:12379."),
         )
         parser.add_argument(
-            "--tls-dir", default="", help=_("Directory of `local_tls`'s files (default var/tls).")
+            "--tls-dir",
+            default="",
+            help=gettext_lazy("Directory of `local_tls`'s files (default var/tls)."),
         )
 
     def set_up(

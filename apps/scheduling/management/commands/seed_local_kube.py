@@ -7,6 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.scheduling.local_demo import (
     KUBE_BINDING,
@@ -19,7 +20,7 @@ from apps.scheduling.management.local_setup import LocalSetupCommand
 
 
 class Command(LocalSetupCommand):
-    help = _(
+    help = gettext_lazy(
         "Register the local control plane (deploy/dev/kube-up --name %(kube_cluster)s) as the cluster `%(kube_cluster)s` and bind the seeded Kubernetes cases to it. Idempotent."
     ) % {"kube_cluster": KUBE_CLUSTER}
     default_interval = 60
@@ -27,7 +28,7 @@ class Command(LocalSetupCommand):
 
     def add_target_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--kubeconfig", required=True, help=_("The cluster's admin kubeconfig.")
+            "--kubeconfig", required=True, help=gettext_lazy("The cluster's admin kubeconfig.")
         )
 
     def set_up(

@@ -4,10 +4,12 @@ import signal
 import threading
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from apps.clusters.models import Cluster, Executor
+from apps.core.i18n import LocalizedCommand
 from apps.scheduling.watch import ClusterWatcher
 
 
@@ -22,8 +24,8 @@ def _config(cluster: Cluster) -> tuple[object, ...]:
     )
 
 
-class Command(BaseCommand):
-    help = _(
+class Command(LocalizedCommand):
+    help = gettext_lazy(
         "Watch every enabled kubernetes cluster (Deployments, DaemonSets and StatefulSets in each "
         "cluster's watch namespaces, and Nodes) and turn changes into events that fire bindings. "
         "Run one instance; it picks up new and disabled clusters every --refresh seconds."
@@ -31,7 +33,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--cluster", action="append", dest="clusters", help=_("Only these (repeatable).")
+            "--cluster",
+            action="append",
+            dest="clusters",
+            help=gettext_lazy("Only these (repeatable)."),
         )
         parser.add_argument("--refresh", type=float, default=60.0)
 
