@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from apps.alerts import said as m
 from apps.alerts.evaluation import Judgement, RuleView, judge
@@ -340,7 +341,8 @@ def _apply(
         _resolve(alert, rule, now, run_id=verdict.run.id if verdict.run else None)
 
 
-STALE_SUMMARY = (
+# Stored in English, shown through gettext like the shipped rules' summaries.
+STALE_SUMMARY = gettext_noop(
     "KubeProbe itself: the probe has not finished a run in time; check the workers, the "
     "cluster's executor and skipped runs on the binding"
 )
