@@ -52,6 +52,10 @@ class LocalizedCommand(BaseCommand):
         with translation.override(command_language()):
             super().run_from_argv(argv)
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
+        self.help = str(self.help)  # argparse wants a str: the lazy text, read now
+        return super().create_parser(prog_name, subcommand, **kwargs)
+
     def print_help(self, prog_name: str, subcommand: str) -> None:
         with translation.override(command_language()):
             super().print_help(prog_name, subcommand)

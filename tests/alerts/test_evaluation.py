@@ -44,7 +44,9 @@ def test_success_rate_over_the_last_m_runs_boundary() -> None:
     assert not judge(rule, history(False, True, True, True, True, False), NOW).firing
     verdict = judge(rule, history(False, False, True, True, True), NOW)
     assert verdict.firing
-    assert tuple(r.english for r in verdict.reasons) == ("success rate 60.0% over the last 5 runs, below 80%",)
+    assert tuple(r.english for r in verdict.reasons) == (
+        "success rate 60.0% over the last 5 runs, below 80%",
+    )
 
 
 def test_success_rate_below_100_fires_on_one_failure() -> None:
@@ -61,7 +63,9 @@ def test_success_rate_over_a_time_window_counts_only_runs_inside_it() -> None:
     runs = [run(False, 0), run(False, 5), run(True, 9.99)]
     verdict = judge(rule, runs, NOW)
     assert verdict.firing
-    assert tuple(r.english for r in verdict.reasons) == ("success rate 33.3% over the last 10 min, below 50%",)
+    assert tuple(r.english for r in verdict.reasons) == (
+        "success rate 33.3% over the last 10 min, below 50%",
+    )
 
 
 def test_step_latency_over_the_limit_fires_even_when_the_run_passed() -> None:
