@@ -75,6 +75,16 @@ def _own_celery_queue() -> Iterator[None]:
     app.control.purge()
 
 
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test() -> Iterator[None]:
+    """A test client request under Accept-Language activates that language for the thread
+    (LocaleMiddleware never deactivates it); the next test starts in the default again."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest.fixture
 def local_run_dir(tmp_path, settings):  # type: ignore[no-untyped-def]
     settings.KUBEPROBE_LOCAL_RUN_DIR = tmp_path / "runs"

@@ -81,8 +81,10 @@ class ActionPolicy(TimeStampedModel):
     job_template = models.JSONField(
         default=dict,
         blank=True,
-        help_text="The Job's spec. $(INCIDENT), $(CATEGORY), $(COMPONENT), $(CLUSTER), "
-        "$(CASE), $(SEVERITY), $(TITLE) are replaced in every string.",
+        help_text=_(
+            "The Job's spec. $(INCIDENT), $(CATEGORY), $(COMPONENT), $(CLUSTER), "
+            "$(CASE), $(SEVERITY), $(TITLE) are replaced in every string."
+        ),
     )
     job_namespace = models.CharField(
         max_length=63,

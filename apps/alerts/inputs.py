@@ -35,6 +35,17 @@ MAX_QUIET = timedelta(hours=HOURS_MAX)
 _LIMITS = {"min": f"{HOURS_MIN:g}", "max": HOURS_MAX, "days": MAX_QUIET.days}
 
 
+# Help texts of model fields (kept here: apps/alerts/models.py is at its size limit).
+DEPENDS_ON_HELP = _(
+    "While one of these cases fires on the same cluster, this alert is recorded "
+    "but not notified (e.g. pod lifecycle depends on etcd)."
+)
+SILENCE_MATCHERS_HELP = _(
+    'All must match, e.g. [{"name": "cluster", "value": "prod-1"}, '
+    '{"name": "label", "value": "env=prod"}]. Names: cluster, group, case, case_set, label.'
+)
+
+
 def _limited(message: str) -> str:
     """``message`` (a msgid with %(min)s, %(max)s, %(days)s) translated when it is read."""
     return lazy(lambda: gettext(message) % _LIMITS, str)()

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from apps.alerts import inputs
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster, ClusterGroup
 from apps.core.crypto import EncryptedTextField
@@ -137,8 +138,7 @@ class AlertRule(TimeStampedModel):
         Case,
         blank=True,
         related_name="dependent_rules",
-        help_text="While one of these cases fires on the same cluster, this alert is recorded "
-        "but not notified (e.g. pod lifecycle depends on etcd).",
+        help_text=inputs.DEPENDS_ON_HELP,
     )
 
     class Meta:
@@ -364,10 +364,7 @@ MATCHER_NAMES = ("cluster", "group", "case", "case_set", "label")
 class Silence(TimeStampedModel):
     """A maintenance window: alerts matching every matcher are recorded, not notified."""
 
-    matchers = models.JSONField(
-        help_text='All must match, e.g. [{"name": "cluster", "value": "prod-1"}, '
-        '{"name": "label", "value": "env=prod"}]. Names: ' + ", ".join(MATCHER_NAMES) + "."
-    )
+    matchers = models.JSONField(help_text=inputs.SILENCE_MATCHERS_HELP)
     starts_at = models.DateTimeField(default=timezone.now)
     ends_at = models.DateTimeField()
     comment = models.TextField(blank=True)

@@ -11,6 +11,7 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.clusters.models import (
@@ -113,10 +114,10 @@ class ClusterAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.initial["kubeconfig"] = ""
         if self.instance.pk and self.instance.has_kubeconfig:
-            self.fields["kubeconfig"].help_text = (
-                f"A kubeconfig is set ({self.instance.kubeconfig_fingerprint}); its content is never shown. "
+            self.fields["kubeconfig"].help_text = gettext(
+                "A kubeconfig is set (%(fingerprint)s); its content is never shown. "
                 "Paste a new one to replace it, or leave empty to keep it."
-            )
+            ) % {"fingerprint": self.instance.kubeconfig_fingerprint}
         else:
             self.fields[
                 "kubeconfig"

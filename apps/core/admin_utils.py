@@ -16,7 +16,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.said import render_field
+from apps.core.said import render_field, render_known
 
 
 class WriteOnlyTextarea(forms.Textarea):
@@ -93,4 +93,16 @@ def said_column(field: str, description: Promise | str) -> Callable[[Any], str]:
         return render_field(obj, field) or "-"
 
     show.__name__ = f"{field}_said"
+    return show
+
+
+def known_column(field: str, description: Promise | str) -> Callable[[Any], str]:
+    """A readonly admin field showing a stored English sentence of ours (a shipped
+    rule's summary) in the admin's language (apps/core/said.py render_known)."""
+
+    @admin.display(description=description)
+    def show(obj: Any) -> str:
+        return render_known(getattr(obj, field) or "") or "-"
+
+    show.__name__ = f"{field}_known"
     return show

@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.crypto import hash_token
+from apps.core.said import render_field
 
 TOKEN_PREFIX = "kp_"  # noqa: S105 (a marker, not a secret)
 
@@ -30,7 +31,7 @@ class TimelineEntry(models.Model):
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {self.text[:60]}"
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind}: {render_field(self, 'text')[:60]}"
 
 
 class TimeStampedModel(models.Model):

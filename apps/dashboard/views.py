@@ -360,7 +360,11 @@ def alert_silence(request: HttpRequest, alert_id: int) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, _("Not silenced: %(errors)s") % {"errors": "; ".join(exc.messages)})
     else:
-        text = f"Silenced {alert.case} on {alert.cluster} until {ends_at:%Y-%m-%d %H:%M} UTC."
+        text = gettext("Silenced %(case)s on %(cluster)s until %(until)s UTC.") % {
+            "case": alert.case,
+            "cluster": alert.cluster,
+            "until": f"{ends_at:%Y-%m-%d %H:%M}",
+        }
         messages.success(request, text)
     return _back(request)
 

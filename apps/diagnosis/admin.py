@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin_utils import said_column
+from apps.core.admin_utils import known_column, said_column
 from apps.diagnosis import services
 from apps.diagnosis.inputs import LabelForm
 from apps.diagnosis.models import (
@@ -103,7 +103,11 @@ class RunDiagnosisAdmin(admin.ModelAdmin):
     list_filter = ["category", "source", "labelled_category"]
     search_fields = ["run__case__name", "run__cluster__name", "summary"]
     list_select_related = ["run", "rule"]
-    readonly_fields = [f.name for f in RunDiagnosis._meta.fields]
+    readonly_fields = [
+        *(f.name for f in RunDiagnosis._meta.fields if f.name != "summary"),
+        known_column("summary", _("summary")),
+    ]
+    exclude = ["summary"]
     actions = [label_runs]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -133,8 +137,12 @@ class IncidentAdmin(admin.ModelAdmin):
     list_display = ["pk", TITLE, "state", "scope", "category", "source", "opened_at"]
     list_filter = ["state", "scope", "category", "source"]
     search_fields = ["title", "case__name", "cluster__name"]
-    readonly_fields = [TITLE, *(f.name for f in Incident._meta.fields if f.name != "title")]
-    exclude = ["title"]
+    readonly_fields = [
+        TITLE,
+        *(f.name for f in Incident._meta.fields if f.name not in ("title", "summary")),
+        known_column("summary", _("summary")),
+    ]
+    exclude = ["title", "summary"]
     inlines = [MemberInline, EventInline]
     actions = [label_incidents]
 

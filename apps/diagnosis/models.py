@@ -14,6 +14,7 @@ from apps.alerts.models import Alert
 from apps.catalog.models import Case, TemplateKind
 from apps.clusters.models import Cluster
 from apps.core.models import TimelineEntry
+from apps.core.said import render_field
 from apps.runs.models import ProbeRun, RootCause, RootCauseSource
 
 _confidence = [MinValueValidator(0.0), MaxValueValidator(1.0)]
@@ -176,7 +177,7 @@ class Incident(models.Model):
         indexes = [models.Index(fields=["state", "-opened_at"], name="incident_state")]
 
     def __str__(self) -> str:
-        return f"#{self.pk} {self.title}"
+        return f"#{self.pk} {render_field(self, 'title')}"
 
     @property
     def ref(self) -> str:

@@ -73,8 +73,10 @@ class ResidentProbe(TimeStampedModel):
         blank=True,
         on_delete=models.PROTECT,
         related_name="resident_probes",
-        help_text="A built-in case (python -m probe_sdk.cases.<module>) run by the resident "
-        "runner in the default probe image. Set this or an image.",
+        help_text=_(
+            "A built-in case (python -m probe_sdk.cases.<module>) run by the resident "
+            "runner in the default probe image. Set this or an image."
+        ),
     )
     image = models.CharField(
         max_length=500,

@@ -32,7 +32,7 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
     # Counting 100k+ rows on every page view is wasted work.
     show_full_result_count = False
     ordering = ["-created_at", "-id"]
-    actions = [run_now_action("runs again (same case and cluster)", _run_again)]
+    actions = [run_now_action(_("runs again (same case and cluster)"), _run_again)]
     readonly_fields = [
         "case",
         "cluster",

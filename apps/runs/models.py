@@ -7,6 +7,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
@@ -183,7 +184,7 @@ class ProbeRun(models.Model):
         verbose_name = _("run")
         verbose_name_plural = _("runs")
         ordering = ["-created_at", "-id"]
-        permissions = [("run_probe", "Can run probes by hand")]
+        permissions = [("run_probe", gettext_noop("Can run probes by hand"))]
         constraints = [
             models.UniqueConstraint(fields=["idempotency_key"], name="run_idempotency_key_uniq")
         ]

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.alerts import services
@@ -25,11 +26,11 @@ class AlertRuleAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["name", "description", "enabled", "severity"]}),
         (
-            "Applies to (one of them; none = the default rule)",
+            _("Applies to (one of them; none = the default rule)"),
             {"fields": ["binding", "case", "cluster", "group"]},
         ),
         (
-            "Fires on any of",
+            _("Fires on any of"),
             {
                 "fields": [
                     "consecutive_failures",
@@ -40,7 +41,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
             },
         ),
         (
-            "Resolving, flapping, escalation, dependencies",
+            _("Resolving, flapping, escalation, dependencies"),
             {
                 "fields": [
                     "resolve_after_successes",
@@ -71,20 +72,33 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("applies to"))
     def scope_display(self, rule: AlertRule) -> str:
-        return rule.scope
+        for field in ("binding", "case", "cluster", "group"):
+            target = getattr(rule, field)
+            if target is not None:
+                return f"{AlertRule._meta.get_field(field).verbose_name} {target}"
+        return gettext("default")
 
     @admin.display(description=_("fires on"))
     def conditions(self, rule: AlertRule) -> str:
         parts = []
         if rule.consecutive_failures:
-            parts.append(f"{rule.consecutive_failures} failures in a row")
+            parts.append(gettext("%(n)s failures in a row") % {"n": rule.consecutive_failures})
         if rule.success_rate_below is not None:
             window = (
-                f"{rule.window_runs} runs" if rule.window_runs else f"{rule.window_minutes} min"
+                gettext("%(n)s runs") % {"n": rule.window_runs}
+                if rule.window_runs
+                else gettext("%(n)s min") % {"n": rule.window_minutes}
             )
-            parts.append(f"success < {rule.success_rate_below:g}% over {window}")
+            parts.append(
+                gettext("success < %(rate)s%% over %(window)s")
+                % {"rate": f"{rule.success_rate_below:g}", "window": window}
+            )
         if rule.step_latency_ms:
-            parts.append(f"{rule.step_name or 'a step'} > {rule.step_latency_ms} ms")
+            step = rule.step_name or gettext("a step")
+            parts.append(f"{step} > {rule.step_latency_ms} ms")
         if rule.stale_factor:
-            parts.append(f"no result for {rule.stale_factor:g}× the schedule")
+            parts.append(
+                gettext("no result for %(factor)s× the schedule")
+                % {"factor": f"{rule.stale_factor:g}"}
+            )
         return "; ".join(parts)

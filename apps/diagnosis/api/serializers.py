@@ -14,6 +14,7 @@ class RunDiagnosisSerializer(serializers.ModelSerializer):
         slug_field="name", read_only=True
     )
     labelled_by: serializers.StringRelatedField = serializers.StringRelatedField(read_only=True)
+    summary = SaidTextField(known=True)
 
     class Meta:
         model = RunDiagnosis
