@@ -17,7 +17,7 @@ from rest_framework.exceptions import APIException, NotFound
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from apps.core.said import render_field, render_known
+from apps.core.said import render_field, render_items, render_known
 
 
 def _users_of(objects: Iterable[Any], limit: int = 10) -> str:
@@ -144,6 +144,14 @@ class SaidTextField(serializers.CharField):
         if self.known:
             return render_known(getattr(value, self.field_name) or "")
         return render_field(value, self.field_name)
+
+
+class SaidItemsField(serializers.JSONField):
+    """A stored list of dicts whose `message` is an event text (a gate decision's
+    reasons), read in the request's language (apps/core/said.py render_items)."""
+
+    def to_representation(self, value: Any) -> Any:
+        return render_items(value)
 
 
 class Conflict(APIException):

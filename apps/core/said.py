@@ -112,6 +112,19 @@ def render_field(obj: Any, field: str) -> str:
     return render(getattr(obj, field) or "", getattr(obj, f"{field}_params", None))
 
 
+def render_items(items: list[Any] | None, field: str = "message") -> list[Any]:
+    """Copies of stored dicts (a gate decision's reasons) with `field` in the active
+    language from `<field>_params`, which readers do not see."""
+    shown = []
+    for item in items or []:
+        if isinstance(item, dict):
+            item = dict(item)
+            params = item.pop(f"{field}_params", None)
+            item[field] = render(str(item.get(field, "")), params)
+        shown.append(item)
+    return shown
+
+
 def render_known(text: str) -> str:
     """A text stored in English that may be one of our marked sentences (a shipped
     diagnosis rule's summary): its translation, else the text as written."""

@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.admin_utils import pretty_json
+from apps.core.said import render_items
 from apps.gating.models import GateCheck, GateDecision, GatePolicy, GateRule
 
 
@@ -86,12 +87,12 @@ class GateDecisionAdmin(ReadOnlyRecordAdmin):
 
     @admin.display(description=_("first reason"))
     def first_reason(self, decision: GateDecision) -> str:
-        reasons = decision.reasons or []
+        reasons = render_items(decision.reasons)
         return str(reasons[0].get("message", ""))[:120] if reasons else ""
 
     @admin.display(description=_("reasons"))
     def reasons_shown(self, decision: GateDecision) -> str:
-        return pretty_json(decision.reasons)
+        return pretty_json(render_items(decision.reasons))
 
     @admin.display(description=_("inputs"))
     def inputs_shown(self, decision: GateDecision) -> str:

@@ -15,14 +15,15 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import OuterRef, Subquery
-from django.utils.translation import gettext as _
 
 from apps.alerts.evaluation import RunView, failure_detail
 from apps.alerts.models import PROBLEM_STATES, Alert, AlertState
+from apps.alerts.said import STATE
 from apps.alerts.selectors import active_silences, silence_for, targets_of
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
-from apps.core.said import render_field
+from apps.core.said import Said, say, stored, word
+from apps.gating import said as m
 from apps.gating.models import Verdict
 from apps.gating.scope import GateScope
 from apps.runs.models import FINISHED_STATES, ProbeRun, RunState
@@ -38,13 +39,20 @@ class GateAnswer:
     cases: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _age(seconds: float) -> str:
+def _age(seconds: float) -> Said:
     seconds = int(seconds)
     if seconds < 120:
-        return _("%(s)ds") % {"s": seconds}
+        return say(m.SECONDS, s=seconds)
     if seconds < 7200:
-        return _("%(m)dm") % {"m": seconds // 60}
-    return _("%(h)dh %(m)dm") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
+        return say(m.MINUTES, m=seconds // 60)
+    return say(m.HOURS, h=seconds // 3600, m=seconds % 3600 // 60)
+
+
+def said_reason(line: Said, **reason: Any) -> dict[str, Any]:
+    """A reason whose `message` is kept in English with its params (apps/core/said.py);
+    readers show it with render_items()."""
+    text, params = stored(line)
+    return {**reason, "message": text, "message_params": params}
 
 
 def _newest_ids(cluster: Cluster, case_ids: list[int]) -> list[int]:
@@ -77,23 +85,11 @@ def gate_evaluate(
     (one not finished yet is unknown); otherwise each case's newest finished run."""
     reasons: list[dict[str, Any]] = []
     if not cluster.enabled:
-        reasons.append(
-            {
-                "kind": "cluster_disabled",
-                "effect": UNKNOWN,
-                "message": _("Cluster %(cluster)s is disabled: nothing probes it.")
-                % {"cluster": cluster.name},
-            }
-        )
+        line = say(m.CLUSTER_DISABLED, cluster=cluster.name)
+        reasons.append(said_reason(line, kind="cluster_disabled", effect=UNKNOWN))
     if not scope.cases:
-        reasons.append(
-            {
-                "kind": "no_cases",
-                "effect": UNKNOWN,
-                "message": _("No enabled case gates this request under policy %(policy)s.")
-                % {"policy": scope.policy_name},
-            }
-        )
+        line = say(m.NO_CASES, policy=scope.policy_name)
+        reasons.append(said_reason(line, kind="no_cases", effect=UNKNOWN))
     case_ids = [case.pk for case in scope.cases]
     if check_runs is not None:
         runs = {run.case_id: run for run in check_runs}
@@ -113,14 +109,8 @@ def gate_evaluate(
         silence = silence_for(targets[(case.pk, cluster.pk)], silences) if silences else None
         case_reasons = _case_reasons(case.name, run, alerts.get(case.pk), silence, scope, now)
         if check_runs is not None and run is None:
-            case_reasons = [
-                {
-                    "kind": "no_result",
-                    "effect": UNKNOWN,
-                    "case": case.name,
-                    "message": _("%(case)s: the check started no run of it.") % {"case": case.name},
-                }
-            ]
+            line = say(m.NO_RUN_IN_CHECK, case=case.name)
+            case_reasons = [said_reason(line, kind="no_result", effect=UNKNOWN, case=case.name)]
         reasons.extend(case_reasons)
         cases.append(
             {
@@ -153,52 +143,27 @@ def _case_reasons(
     now: datetime,
 ) -> list[dict[str, Any]]:
     if run is None:
-        return [
-            {
-                "kind": "no_result",
-                "effect": UNKNOWN,
-                "case": name,
-                "message": _("%(case)s: no finished run on this cluster yet.") % {"case": name},
-            }
-        ]
+        line = say(m.NO_RESULT, case=name)
+        return [said_reason(line, kind="no_result", effect=UNKNOWN, case=name)]
     if run.state not in FINISHED_STATES:
-        return [
-            {
-                "kind": "running",
-                "effect": UNKNOWN,
-                "case": name,
-                "run": run.pk,
-                "message": _("%(case)s: run %(run)s was still %(state)s at the check's timeout.")
-                % {"case": name, "run": run.pk, "state": run.state},
-            }
-        ]
+        line = say(m.RUNNING, case=name, run=run.pk, state=word(m.RUN_STATE, run.state))
+        return [said_reason(line, kind="running", effect=UNKNOWN, case=name, run=run.pk)]
     age = (now - run.finished_at).total_seconds() if run.finished_at else 0.0
     if age > scope.max_age.total_seconds():
+        line = say(
+            m.STALE,
+            case=name,
+            age=_age(age),
+            policy=scope.policy_name,
+            max_age=_age(scope.max_age.total_seconds()),
+        )
         return [
-            {
-                "kind": "stale",
-                "effect": UNKNOWN,
-                "case": name,
-                "run": run.pk,
-                "age_seconds": int(age),
-                "message": _(
-                    "%(case)s: the latest result is %(age)s old; policy %(policy)s accepts "
-                    "at most %(max_age)s."
-                )
-                % {
-                    "case": name,
-                    "age": _age(age),
-                    "policy": scope.policy_name,
-                    "max_age": _age(scope.max_age.total_seconds()),
-                },
-            }
+            said_reason(
+                line, kind="stale", effect=UNKNOWN, case=name, run=run.pk, age_seconds=int(age)
+            )
         ]
     quiet = silence is not None and not scope.silenced_denies
-    under = (
-        " " + _("(silenced: %(silence)s; not counted)") % {"silence": silence.comment or silence}
-        if quiet
-        else ""
-    )
+    under = say(m.SILENCED, silence=silence.comment or str(silence)) if quiet else None
     effect = NONE if quiet else DENY
     if run.state != RunState.SUCCEEDED:
         step, error = failure_detail(
@@ -212,37 +177,37 @@ def _case_reasons(
             )
         )
         error = error[:ERROR_CHARS]
-        at = " " + _("at step '%(step)s'") % {"step": step} if step else ""
+        state = word(m.RUN_STATE, run.state)
+        line = (
+            say(m.FAILING_AT, case=name, state=state, at=say(m.AT_STEP, step=step), error=error)
+            if step
+            else say(m.FAILING, case=name, state=state, error=error)
+        )
+        if under is not None:
+            line = say(m.SUFFIXED, text=line, suffix=under)
         return [
-            {
-                "kind": "failing",
-                "effect": effect,
-                "case": name,
-                "run": run.pk,
-                "state": run.state,
-                "step": step,
-                "error": error,
-                "message": f"{name}: {run.state}{at}: {error}{under}",
-            }
+            said_reason(
+                line,
+                kind="failing",
+                effect=effect,
+                case=name,
+                run=run.pk,
+                state=run.state,
+                step=step,
+                error=error,
+            )
         ]
     # The case passed, but its alert judged this very result and is still open
     # (a rule that resolves after several successes). An alert that has not
     # judged it yet (the pipeline is a moment behind) is not held against it.
     if alert is not None and alert.latest_run_id == run.pk and scope.alert_denies:
         silenced = alert.state == AlertState.SILENCED and not scope.silenced_denies
+        why = Said(alert.reason_params) if alert.reason_params else alert.reason
+        line = say(m.ALERT_OPEN, case=name, state=word(STATE, alert.state), reason=why)
+        effect = NONE if silenced else DENY
         return [
-            {
-                "kind": "alert",
-                "effect": NONE if silenced else DENY,
-                "case": name,
-                "alert": alert.pk,
-                "state": alert.state,
-                "message": _("%(case)s: its alert is still %(state)s (%(reason)s)")
-                % {
-                    "case": name,
-                    "state": str(alert.get_state_display()).lower(),
-                    "reason": render_field(alert, "reason"),
-                },
-            }
+            said_reason(
+                line, kind="alert", effect=effect, case=name, alert=alert.pk, state=alert.state
+            )
         ]
     return []

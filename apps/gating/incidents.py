@@ -5,15 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Q
-from django.utils.translation import gettext as _
 
 from apps.clusters.models import Cluster
-from apps.core.said import render_field
+from apps.core.said import Said, say, word
 from apps.diagnosis.models import Incident, IncidentState
-from apps.runs.models import RootCause, RootCauseSource
-
-CATEGORIES = dict(RootCause.choices)
-SOURCES = dict(RootCauseSource.choices)
+from apps.gating import said as m
+from apps.gating.evaluation import said_reason
 
 
 def open_incidents_on(*, cluster: Cluster) -> list[Incident]:
@@ -34,28 +31,28 @@ def incident_reasons(*, cluster: Cluster, denies: bool) -> list[dict[str, Any]]:
     policy says open incidents do not deny."""
     reasons = []
     for incident in open_incidents_on(cluster=cluster):
-        cause = CATEGORIES.get(incident.category, incident.category) or "not known yet"
+        cause: Any = word(m.CAUSE, incident.category) if incident.category else say(m.NOT_KNOWN)
         if incident.component:
-            cause += f" ({incident.component})"
-        how = ""
+            cause = say(m.WITH_PART, text=cause, part=incident.component)
         if incident.source:
-            how = f", {SOURCES.get(incident.source, incident.source).lower()}"
-            how += f" {incident.confidence:.0%}" if incident.confidence else ""
-        quiet = "" if denies else " " + _("(policy: incidents do not deny; not counted)")
+            source = word(m.SOURCE, incident.source)
+            cause = (
+                say(m.HOW, text=cause, source=source, confidence=f"{incident.confidence:.0%}")
+                if incident.confidence
+                else say(m.HOW_SOURCE, text=cause, source=source)
+            )
+        title = Said(incident.title_params) if incident.title_params else incident.title
+        line = say(m.INCIDENT, id=incident.pk, title=title, cause=cause)
+        if not denies:
+            line = say(m.SUFFIXED, text=line, suffix=say(m.INCIDENT_QUIET))
         reasons.append(
-            {
-                "kind": "incident",
-                "effect": "deny" if denies else "none",
-                "incident": incident.pk,
-                "category": incident.category,
-                "component": incident.component,
-                "message": _("Incident #%(id)s open: %(title)s; root cause: %(cause)s")
-                % {
-                    "id": incident.pk,
-                    "title": render_field(incident, "title"),
-                    "cause": f"{cause}{how}",
-                }
-                + quiet,
-            }
+            said_reason(
+                line,
+                kind="incident",
+                effect="deny" if denies else "none",
+                incident=incident.pk,
+                category=incident.category,
+                component=incident.component,
+            )
         )
     return reasons

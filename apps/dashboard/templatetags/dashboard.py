@@ -21,7 +21,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 
-from apps.core.said import render_field, render_known
+from apps.core.said import render_field, render_items, render_known
 from apps.dashboard.resident_html import column_links, resident_cells_html
 from apps.dashboard.selectors.cluster_case import PairLine
 from apps.dashboard.selectors.grid import UNSCHEDULED, Grid, GridRow, row_title, section_title
@@ -324,6 +324,12 @@ def said(obj: Any, field: str) -> str:
     """An event text stored with its message (apps/core/said.py), in the page's language:
     ``{{ alert|said:"reason" }}``."""
     return render_field(obj, field)
+
+
+@register.filter
+def said_items(items: list[Any]) -> list[Any]:
+    """A gate decision's reasons with their messages in the page's language."""
+    return render_items(items)
 
 
 @register.filter

@@ -9,6 +9,8 @@ from rest_framework import serializers
 
 from apps.catalog.models import CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
+from apps.core.api import SaidItemsField
+from apps.core.said import render_items
 from apps.gating import inputs
 from apps.gating.models import GateCheck, GateDecision, GatePolicy, GateRule
 from apps.runs.models import ProbeRun
@@ -54,6 +56,7 @@ class GateDecisionSerializer(serializers.ModelSerializer):
         source="gate_check", read_only=True
     )
     decided_at = serializers.DateTimeField(source="created_at", read_only=True)
+    reasons = SaidItemsField(read_only=True)
 
     class Meta:
         model = GateDecision
@@ -156,7 +159,7 @@ class GateCheckSerializer(serializers.ModelSerializer):
 
     def get_reasons(self, check: GateCheck) -> list[dict[str, Any]]:
         decision = self._decision(check)
-        return list(decision.reasons) if decision else []
+        return render_items(decision.reasons) if decision else []
 
 
 class GateRuleSerializer(serializers.ModelSerializer):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.urls import reverse
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.exceptions import ValidationError
@@ -29,14 +29,18 @@ from apps.gating.scope import UnknownComponent
 
 
 class CanAskGate(permissions.BasePermission):
-    message = "Asking the gate needs the gating.view_gatedecision permission (any role)."
+    message = gettext_lazy(
+        "Asking the gate needs the gating.view_gatedecision permission (any role)."
+    )
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.has_perm("gating.view_gatedecision"))
 
 
 class CanRunChecks(permissions.BasePermission):
-    message = "A gate check runs probes: it needs runs.run_probe (operator or admin role)."
+    message = gettext_lazy(
+        "A gate check runs probes: it needs runs.run_probe (operator or admin role)."
+    )
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.has_perm("runs.run_probe"))

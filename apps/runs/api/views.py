@@ -18,7 +18,9 @@ from apps.runs.models import ProbeRun
 
 
 class CanRunProbes(permissions.BasePermission):
-    message = "Running probes by hand needs the runs.run_probe permission (operator or admin role)."
+    message = gettext_lazy(
+        "Running probes by hand needs the runs.run_probe permission (operator or admin role)."
+    )
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.has_perm("runs.run_probe"))

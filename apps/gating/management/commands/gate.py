@@ -23,6 +23,7 @@ from apps.catalog.models import CaseSet
 from apps.clusters.models import Cluster
 from apps.core.admin_utils import lazy_format
 from apps.core.i18n import LocalizedCommand
+from apps.core.said import render_items
 from apps.gating import inputs, services
 from apps.gating.models import EXIT_CODES, DecisionSource, GateDecision, Verdict
 from apps.gating.scope import UnknownComponent
@@ -175,7 +176,7 @@ class Command(LocalizedCommand):
                 "decision": decision.pk,
             }
         )
-        for reason in decision.reasons:
+        for reason in render_items(decision.reasons):
             mark = {"deny": "✗", "unknown": "?"}.get(reason.get("effect", ""), "·")
             self.stdout.write(f"  {mark} {reason['message']}")
         for case in (decision.inputs or {}).get("cases", []):
