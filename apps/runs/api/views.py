@@ -18,7 +18,7 @@ from apps.runs.models import ProbeRun
 
 
 class CanRunProbes(permissions.BasePermission):
-    message = gettext_lazy(
+    message = _(
         "Running probes by hand needs the runs.run_probe permission (operator or admin role)."
     )
 
