@@ -38,7 +38,8 @@ def test_the_verdict_and_reasons_in_chinese(
     assert code == 1  # the exit code does not depend on the language
     first, reason, case = out.splitlines()
     assert first.startswith("拒绝：prod-1 / etcd（策略 p，决定 ")
-    assert reason == f"  ✗ {denied_etcd}: failed 于步骤“put”: context deadline exceeded"
+    # The run's state reads in Chinese too; the probe's error stays as it reported it.
+    assert reason == f"  ✗ {denied_etcd}：失败 于步骤“put”：context deadline exceeded"
     assert case.startswith(f"  {denied_etcd}: 拒绝 (运行 ")
 
 
