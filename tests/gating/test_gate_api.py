@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from apps.alerts.models import Alert, AlertState
 from apps.alerts.silences import silence_create
 from apps.core.models import ApiToken
+from apps.core.said import render_items
 from apps.gating.models import GateDecision
 from apps.runs.models import RunState
 from tests.factories import BindingFactory, ClusterFactory, ClusterGroupFactory
@@ -229,7 +230,9 @@ def test_every_answer_is_recorded_with_who_asked(make_user: Callable[..., User])
     assert decision.verdict == "deny" and decision.source == "api"
     assert decision.token == token and decision.user.username == "release-bot"
     assert decision.asked_by == "release-bot (token release-platform)"
-    assert decision.reasons == answer["reasons"]
+    # Stored with each message's params (apps/core/said.py); answered as the asker reads it.
+    assert render_items(decision.reasons) == answer["reasons"]
+    assert all("message_params" not in r for r in answer["reasons"])
     assert decision.inputs["cases"][0]["case"] == case.name
     listed = client.get("/api/v1/gate/decisions", {"cluster": "prod-1", "verdict": "deny"})
     assert [d["id"] for d in listed.json()["results"]] == [decision.pk]
