@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext_lazy
+from django.utils.translation import gettext_noop, ngettext_lazy
 
-from apps.alerts.models import AlertState, FlipEvent, Severity
-from apps.core.said import message, vocabulary
+from apps.alerts.models import AlertState, FlipEvent, Severity, Silence
+from apps.core.said import Said, message, say, vocabulary
 
 STATE = vocabulary("alert_state", AlertState, english_code=True)
 EVENT = vocabulary("flip_event", FlipEvent, english_code=True)
@@ -54,3 +54,17 @@ LAST_MINUTES = message("alerts.last_minutes", _("the last %(minutes)s min"))
 LAST_RUNS = message("alerts.last_runs", _("the last %(runs)s runs"))
 SLOW_STEP = message("alerts.slow_step", _("step %(step)s took %(duration)s ms, over %(limit)s ms"))
 NO_RUN_FOR = message("alerts.no_run_for", _("no run finished for %(minutes)s min"))
+
+
+def silenced_note(silence: Silence) -> Said:
+    """What a flip into silence says: until when, and why."""
+    until = f"{silence.ends_at:%Y-%m-%d %H:%M}"
+    return say(SILENCED_UNTIL, until=until, why=silence.comment or str(silence))
+
+
+# A pair that stopped reporting: stored in English, shown through gettext like the shipped
+# rules' summaries (apps/core/said.py render_known).
+STALE_SUMMARY = gettext_noop(
+    "KubeProbe itself: the probe has not finished a run in time; check the workers, the "
+    "cluster's executor and skipped runs on the binding"
+)

@@ -18,8 +18,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext_noop
 
+from apps.alerts import flip_writes
 from apps.alerts import said as m
 from apps.alerts.evaluation import Judgement, RuleView, judge
 from apps.alerts.models import (
@@ -123,7 +123,7 @@ def _flip(
     change no state)."""
     old = alert.state if old is None else old
     note_text, note_params = stored(note)
-    flip = AlertFlip.objects.create(
+    flip = AlertFlip(
         alert=alert,
         event=event,
         old_state=old,
@@ -146,17 +146,18 @@ def _flip(
     if not notify:
         line = say(m.NOT_NOTIFIED, text=line)
     text, params = stored(line)
-    AlertTimeline.objects.create(
+    timeline = AlertTimeline(
         alert=alert, kind=TimelineKind.FLIP, text=text, text_params=params, at=now
     )
+    batch = flip_writes.pending()
+    if batch is not None:  # a batch writes its flips together (flip_writes.py)
+        batch.flips.append(flip)
+        batch.timelines.append(timeline)
+        return flip
+    flip.save()
+    timeline.save()
     transaction.on_commit(schedule_delivery)
     return flip
-
-
-def _silenced_note(silence: Silence) -> Said:
-    """What a flip into silence says: until when, and why."""
-    until = f"{silence.ends_at:%Y-%m-%d %H:%M}"
-    return say(m.SILENCED_UNTIL, until=until, why=silence.comment or str(silence))
 
 
 def _move_to(
@@ -203,12 +204,21 @@ def _flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> bool:
     if alert.flapping_since:
         return True
     threshold = flap_threshold(rule)
+    known = _history(alert)
+    if known is not None:
+        return known.recent_transitions + 1 > threshold
     recent = AlertFlip.objects.filter(
         alert=alert,
         event__in=(FlipEvent.FIRING, FlipEvent.RESOLVED),
-        created_at__gte=now - timedelta(hours=1),
+        created_at__gte=now - flip_writes.FLAP_WINDOW,
     ).count()
     return recent + 1 > threshold
+
+
+def _history(alert: Alert) -> flip_writes.FlipHistory | None:
+    """The alert's flip history as the open batch read it beforehand, if it did."""
+    batch = flip_writes.pending()
+    return batch.history.get(alert.pk) if batch is not None else None
 
 
 def _start_flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> None:
@@ -323,7 +333,7 @@ def _apply(
         alert.suppressed_by = dependency.case.name if dependency else ""
         note: Said | str = ""
         if silence:
-            note = _silenced_note(silence)
+            note = m.silenced_note(silence)
         elif dependency:
             note = say(
                 m.DEPENDS_ON,
@@ -341,13 +351,6 @@ def _apply(
         _resolve(alert, rule, now, run_id=verdict.run.id if verdict.run else None)
 
 
-# Stored in English, shown through gettext like the shipped rules' summaries.
-STALE_SUMMARY = gettext_noop(
-    "KubeProbe itself: the probe has not finished a run in time; check the workers, the "
-    "cluster's executor and skipped runs on the binding"
-)
-
-
 def _copy_root_cause(alert: Alert, verdict: Judgement) -> None:
     """The alert says what the diagnosis of its run said (the post-run pipeline
     diagnoses a failed run before judging it); a pair that stopped reporting is
@@ -362,11 +365,14 @@ def _copy_root_cause(alert: Alert, verdict: Judgement) -> None:
         alert.root_cause_component = ""
         alert.root_cause_confidence = 0.9 if stale else None
         alert.root_cause_source = RootCauseSource.RULE if stale else ""
-        alert.root_cause_summary = STALE_SUMMARY if stale else ""
+        alert.root_cause_summary = m.STALE_SUMMARY if stale else ""
 
 
 def _was_notified(alert: Alert) -> bool:
     """Did the current problem get a firing notification (so its end deserves one too)?"""
+    known = _history(alert)
+    if known is not None:
+        return known.last_firing_notified
     last = (
         AlertFlip.objects.filter(alert=alert, event=FlipEvent.FIRING)
         .order_by("-created_at", "-id")

@@ -10,8 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.alerts.models import Alert, AlertState, FlipEvent, Silence
+from apps.alerts.said import silenced_note
 from apps.alerts.selectors import active_silences, silence_for, targets_of
-from apps.alerts.services import _move_to, _silenced_note, alert_change
+from apps.alerts.services import _move_to, alert_change
 
 
 def silence_create(
@@ -59,7 +60,7 @@ def alerts_apply_silences(*, now: datetime | None = None) -> int:
 
 
 def _silence(alert: Alert, silence: Silence, now: datetime) -> bool:
-    note = _silenced_note(silence)
+    note = silenced_note(silence)
     _move_to(alert, AlertState.SILENCED, event=FlipEvent.SILENCED, notify=False, note=note, now=now)
     return True
 
