@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -38,7 +39,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = Conflict(
             gettext("Cannot delete it: still used by %(users)s.") % {"users": _users_of(used)}
         )
-    elif isinstance(exc, Http404):
+    elif isinstance(exc, Http404) and _NO_MATCH.match(str(exc)):
         exc = NotFound(_not_found(context))
     elif isinstance(exc, DjangoValidationError):
         detail = (
@@ -46,6 +47,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
         exc = serializers.ValidationError(detail)
     return drf_exception_handler(exc, context)
+
+
+# Django's get_object_or_404 (DRF's get_object): "No Cluster matches the given query."
+# Other 404s (an unknown format suffix, a view's own) keep DRF's translated "Not found.".
+_NO_MATCH = re.compile(r"^No \w+ matches the given query\.$")
 
 
 def _not_found(context: dict[str, Any]) -> str:

@@ -39,12 +39,9 @@ def default_language() -> str:
     return translation.get_supported_language_variant(settings.LANGUAGE_CODE)
 
 
-class LocalizedCommand(BaseCommand):
-    """A command whose messages, errors and --help are in command_language()."""
-
-    def execute(self, *args: Any, **options: Any) -> Any:
-        with translation.override(command_language()):
-            return super().execute(*args, **options)
+class LocalizedHelpCommand(BaseCommand):
+    """A command whose --help, and output when run from the shell, are in
+    command_language(); called from code (call_command) it speaks the active language."""
 
     # --help is printed while the arguments are parsed, before execute(); the help
     # texts are lazy, so they are translated here.
@@ -52,10 +49,19 @@ class LocalizedCommand(BaseCommand):
         with translation.override(command_language()):
             super().run_from_argv(argv)
 
+    def print_help(self, prog_name: str, subcommand: str) -> None:
+        with translation.override(command_language()):
+            super().print_help(prog_name, subcommand)
+
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
         self.help = str(self.help)  # argparse wants a str: the lazy text, read now
         return super().create_parser(prog_name, subcommand, **kwargs)
 
-    def print_help(self, prog_name: str, subcommand: str) -> None:
+
+class LocalizedCommand(LocalizedHelpCommand):
+    """A command whose messages, errors and --help are in command_language(), however
+    it is called."""
+
+    def execute(self, *args: Any, **options: Any) -> Any:
         with translation.override(command_language()):
-            super().print_help(prog_name, subcommand)
+            return super().execute(*args, **options)

@@ -7,10 +7,10 @@ from typing import Any
 from django.utils.translation import gettext_lazy
 
 from apps.alerts.inbox import inbox_channel_ensure
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Create the channel `inbox` (kind inbox): notifications listed on /dashboard/inbox/."
     )

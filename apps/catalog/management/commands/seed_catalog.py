@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.catalog.services import SeedLine, catalog_seed_builtin
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 
 
 def write_seed_lines(command: BaseCommand, lines: list[SeedLine]) -> None:
@@ -24,7 +24,7 @@ def write_seed_lines(command: BaseCommand, lines: list[SeedLine]) -> None:
     command.stdout.write(f"Built-in catalog: {summary}.")
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Register the built-in cases of probe_sdk/cases/ as templates with default cases and "
         "the `builtin-probes` case set. Idempotent; rows that exist are kept as edited unless "

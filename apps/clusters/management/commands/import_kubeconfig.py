@@ -10,10 +10,10 @@ from django.utils.translation import gettext_lazy
 
 from apps.clusters.models import ApiStatus
 from apps.clusters.services import cluster_check_api, clusters_import_kubeconfig
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Create or update clusters from a kubeconfig file: the current context by default, "
         "the named --context(s), or --all-contexts. Cluster names are slugs of context names. "

@@ -9,11 +9,11 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 from apps.core.services import UnknownUser, api_token_issue
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Issue an API token for a user and print it (only the token on stdout, so "
         "`TOKEN=$(python manage.py api_token issue NAME)` works). A token of that name "

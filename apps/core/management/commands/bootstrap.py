@@ -11,10 +11,10 @@ from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Make sure an admin login exists for a trial install. The password comes from "
         "KUBEPROBE_ADMIN_PASSWORD, or is generated once and kept in var/admin-password."

@@ -10,11 +10,11 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 from apps.core.local_tls import DEFAULT_HOSTS, LocalTlsError, local_pki_ensure
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Create (or renew when near expiry) a local CA and server/client certificates for "
         "127.0.0.1 and localhost under var/tls, for the quick start's TLS portal and etcd. "

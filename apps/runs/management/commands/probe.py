@@ -14,14 +14,14 @@ from django.utils.translation import gettext_lazy
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 from apps.runs import dispatch, reaping, services
 from apps.runs.models import FINISHED_STATES, ProbeRun, RunState
 
 POLL_SECONDS = 0.5
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Run a probe case on a cluster now; with --wait, print its steps and exit non-zero on failure."
     )

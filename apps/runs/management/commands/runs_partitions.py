@@ -6,12 +6,12 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy
 
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 from apps.runs.models import RunPartition
 from apps.runs.partitions import is_partitioned, partitions_maintain
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Create the runs table's partitions ahead (what beat does every 10 minutes) and list them."
     )

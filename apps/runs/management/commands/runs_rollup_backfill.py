@@ -9,11 +9,11 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 from apps.runs.rollups import rollups_rebuild
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Recompute the hourly rollups of finished runs (what the 24 h and 7 d statistics "
         "read) from the runs: all of them, or the last --hours."

@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from apps.clusters.models import Cluster, Executor
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedHelpCommand
 from apps.scheduling.watch import ClusterWatcher
 
 
@@ -24,7 +24,7 @@ def _config(cluster: Cluster) -> tuple[object, ...]:
     )
 
 
-class Command(LocalizedCommand):
+class Command(LocalizedHelpCommand):
     help = gettext_lazy(
         "Watch every enabled kubernetes cluster (Deployments, DaemonSets and StatefulSets in each "
         "cluster's watch namespaces, and Nodes) and turn changes into events that fire bindings. "
