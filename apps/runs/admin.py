@@ -7,7 +7,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.admin_utils import pretty_json
+from apps.core.admin_utils import pretty_json, said_column
 from apps.runs.admin_actions import RunNowMixin, run_now_action
 from apps.runs.models import ProbeRun, Trigger
 from apps.runs.services import CreateResult, manual_key, runs_create
@@ -19,6 +19,10 @@ def _run_again(queryset: QuerySet[ProbeRun], user_id: int | None) -> CreateResul
     return runs_create(
         pairs=pairs.values(), trigger=Trigger.MANUAL, key=manual_key(), requested_by_id=user_id
     )
+
+
+# Why the portal closed the run, in the admin's language (apps/core/said.py).
+REASON = said_column("reason", _("reason"))
 
 
 @admin.register(ProbeRun)
@@ -53,13 +57,13 @@ class ProbeRunAdmin(RunNowMixin, admin.ModelAdmin):
         "errors_display",
         "steps_display",
         "metrics_display",
-        "reason",
+        REASON,
         "log_tail",
         "diagnostics_display",
     ]
     # What happened first, bookkeeping last.
     fieldsets = [
-        (None, {"fields": ["case", "cluster", "state", "duration", "reason"]}),
+        (None, {"fields": ["case", "cluster", "state", "duration", REASON]}),
         (
             _("Result"),
             {"fields": ["steps_display", "errors_display", "metrics_display", "log_tail"]},

@@ -12,6 +12,7 @@ from django.utils import timezone
 from apps.catalog.models import ReportProtocol
 from apps.core.crypto import hash_token
 from apps.core.logcontext import log_context_update
+from apps.core.said import Said
 from apps.runs.executors import ExecutorError, LaunchSpec, get_executor
 from apps.runs.executors.base import dns_label
 from apps.runs.finishing import run_finish
@@ -152,7 +153,7 @@ def run_dispatch(*, run_id: int) -> str:
     return "launched"
 
 
-def run_give_up(*, run_id: int, reason: str) -> None:
+def run_give_up(*, run_id: int, reason: Said | str) -> None:
     """The dispatch kept failing transiently: end the run as an error.
 
     Only while it is still pending: if another dispatch claimed it meanwhile,

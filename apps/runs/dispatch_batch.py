@@ -22,10 +22,12 @@ from django.utils import timezone
 
 from apps.catalog.models import ReportProtocol
 from apps.core.crypto import hash_token
+from apps.core.said import say
 from apps.runs.dispatch import run_launch_spec
 from apps.runs.executors import ExecutorError, LaunchSpec, TransientExecutorError, get_executor
 from apps.runs.finishing import run_finish
 from apps.runs.models import ProbeRun, RunState
+from apps.runs.said import DISPATCH_FAILED
 from apps.runs.signals import runs_state_changed
 from apps.runs.tokens import run_token
 
@@ -114,7 +116,7 @@ def _mark_running(run_ids: list[int]) -> list[int]:
 def _retry(run: ProbeRun, exc: TransientExecutorError, now: datetime) -> float | None:
     """Give a run back after a passing failure, or end it once its attempts are spent."""
     if run.dispatch_attempts > settings.KUBEPROBE_DISPATCH_MAX_RETRIES:
-        reason = f"dispatch failed {run.dispatch_attempts} times, last: {exc}"
+        reason = say(DISPATCH_FAILED, n=run.dispatch_attempts, error=str(exc))
         run_finish(run=run, state=RunState.ERROR, reason=reason, from_states=(RunState.DISPATCHED,))
         return None
     countdown = float(min(60, 2 ** (run.dispatch_attempts - 1)))

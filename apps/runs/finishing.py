@@ -9,6 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from apps.core.said import Said, stored
 from apps.runs.models import ACTIVE_STATES, ProbeRun, RunState
 from apps.runs.reporting.handoff import run_finished_announce
 
@@ -19,7 +20,7 @@ def run_finish(
     state: str,
     ok: bool | None = None,
     errors: Sequence[str] = (),
-    reason: str = "",
+    reason: Said | str = "",
     log_tail: str = "",
     diagnostics: dict[str, Any] | None = None,
     now: datetime | None = None,
@@ -27,6 +28,7 @@ def run_finish(
 ) -> bool:
     """Move an active run to a final state, once. False if it had already finished."""
     now = now or timezone.now()
+    reason_text, reason_params = stored(reason)
     if ok is None:
         ok = state == RunState.SUCCEEDED
     # One conditional UPDATE is the transaction: whoever moves the run out of
@@ -37,7 +39,8 @@ def run_finish(
         duration_ms=run.duration_ms_at(now),
         ok=ok,
         errors=list(errors),
-        reason=reason[:10000],
+        reason=reason_text[:10000],
+        reason_params=reason_params,
         log_tail=log_tail[-20000:],
         diagnostics=diagnostics or {},
     )

@@ -147,6 +147,7 @@ class ProbeRun(models.Model):
         help_text=_("Why the run ended in error or timed out."),
         verbose_name=_("reason"),
     )
+    reason_params = models.JSONField(null=True, blank=True, editable=False)  # core/said.py
     log_tail = models.TextField(blank=True, verbose_name=_("log tail"))
     diagnostics = models.JSONField(
         default=dict,

@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from apps.clusters.models import Cluster
 from apps.core.logcontext import log_context, log_context_update
+from apps.core.said import Said, say
+from apps.runs import said as m
 from apps.runs.executors import ExecutorError, RunStatus, get_executor
 from apps.runs.finishing import run_finish
 from apps.runs.models import ProbeRun, RunState
@@ -83,7 +85,7 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
             logger.exception("polling runs of cluster %s failed", cluster.name)
         poll_error = f"polling the cluster failed: {exc}"
 
-    def close(run: ProbeRun, status: RunStatus | None, state: str, reason: str) -> bool:
+    def close(run: ProbeRun, status: RunStatus | None, state: str, reason: Said | str) -> bool:
         # run_finish only moves an active run: a report that landed since the poll wins.
         with log_context(run_id=run.pk):
             diagnostics, log_tail = (
@@ -103,27 +105,27 @@ def runs_reap_cluster(*, cluster_id: int, now: datetime | None = None) -> ReapRe
     for run in runs:
         status = statuses.get(run.pk)
         if run.deadline is not None and now > run.deadline + grace:
-            why = f"no report within the case timeout of {run.case.effective_timeout}s"
+            why = say(m.NO_REPORT, seconds=run.case.effective_timeout)
             if status is not None and status.reason:
-                why += f"; pod: {status.reason}"
+                why = say(m.POD_PART, text=why, pod=status.reason)
             elif poll_error:
-                why += f"; {poll_error}"
+                why = say(m.ERROR_PART, text=why, error=poll_error)
             result.timed_out += close(run, status, RunState.TIMED_OUT, why)
             continue
         if status is None:
             continue
-        early_reason = ""
+        early_reason: Said | str = ""
         if status.failed_early:
             early_reason = status.reason
         elif status.phase == "succeeded":
-            early_reason = "the probe exited without reporting a result"
+            early_reason = say(m.EXITED)
         elif (
             status.phase == "missing"
             and run.state == RunState.RUNNING  # launched: the create call has returned
             and run.dispatched_at
             and now - run.dispatched_at > grace
         ):
-            early_reason = status.reason or "the pod is gone"
+            early_reason = status.reason or say(m.POD_GONE)
         if early_reason:
             result.failed_early += close(run, status, RunState.ERROR, early_reason)
     return result

@@ -13,8 +13,10 @@ from django.utils import timezone
 from apps.clusters.models import Cluster
 from apps.core.logcontext import log_context_update
 from apps.core.retry import DATABASE_ERRORS, db_retry_countdown
+from apps.core.said import say
 from apps.runs import cleanup, dispatch, dispatch_batch, fanout, partitions, reaping
 from apps.runs.executors import TransientExecutorError
+from apps.runs.said import DISPATCH_FAILED
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ def dispatch_run(self, run_id: int) -> str:  # type: ignore[no-untyped-def]
         if self.request.retries >= settings.KUBEPROBE_DISPATCH_MAX_RETRIES:
             dispatch.run_give_up(
                 run_id=run_id,
-                reason=f"dispatch failed {self.request.retries + 1} times, last: {exc}",
+                reason=say(DISPATCH_FAILED, n=self.request.retries + 1, error=str(exc)),
             )
             return "gave up"
         countdown = min(60, 2**self.request.retries)

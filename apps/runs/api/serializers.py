@@ -5,6 +5,7 @@ from rest_framework import serializers
 
 from apps.catalog.models import Case, CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
+from apps.core.api import SaidTextField
 from apps.runs.models import ProbeRun
 
 
@@ -16,6 +17,7 @@ class StepSerializer(serializers.Serializer):
 
 
 class ProbeRunSerializer(serializers.ModelSerializer):
+    reason = SaidTextField(help_text=_("Why the run ended in error or timed out."))
     case: serializers.SlugRelatedField = serializers.SlugRelatedField(
         slug_field="name", read_only=True
     )

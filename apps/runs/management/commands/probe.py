@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
 from apps.core.i18n import LocalizedHelpCommand
+from apps.core.said import render_field
 from apps.runs import dispatch, reaping, services
 from apps.runs.models import FINISHED_STATES, ProbeRun, RunState
 
@@ -104,7 +105,7 @@ class Command(LocalizedHelpCommand):
         for error in run.errors:
             self.stdout.write(_("  error: %(error)s") % {"error": error})
         if run.reason:
-            self.stdout.write(_("  reason: %(reason)s") % {"reason": run.reason})
+            self.stdout.write(_("  reason: %(reason)s") % {"reason": render_field(run, "reason")})
         if run.metrics:
             self.stdout.write(
                 "  metrics: " + ", ".join(f"{k}={v}" for k, v in sorted(run.metrics.items()))
