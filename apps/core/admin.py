@@ -91,11 +91,11 @@ class _TranslatedPermissions:
         return field
 
 
-class GroupAdmin(_TranslatedPermissions, auth_admin.GroupAdmin):
+class GroupAdmin(_TranslatedPermissions, auth_admin.GroupAdmin):  # type: ignore[misc]
     pass
 
 
-class UserAdmin(_TranslatedPermissions, auth_admin.UserAdmin):
+class UserAdmin(_TranslatedPermissions, auth_admin.UserAdmin):  # type: ignore[misc]
     pass
 
 

@@ -84,7 +84,7 @@ def enable_actions(
     return enable, disable
 
 
-def said_column(field: str, description: Promise | str) -> Callable[[Any], str]:
+def said_column(field: str, description: Any) -> Any:  # Any: fits the stubs' field lists
     """A readonly admin column/field showing an event text stored with its message
     (apps/core/said.py) in the admin's language."""
 
@@ -96,7 +96,7 @@ def said_column(field: str, description: Promise | str) -> Callable[[Any], str]:
     return show
 
 
-def known_column(field: str, description: Promise | str) -> Callable[[Any], str]:
+def known_column(field: str, description: Any) -> Any:  # as said_column
     """A readonly admin field showing a stored English sentence of ours (a shipped
     rule's summary) in the admin's language (apps/core/said.py render_known)."""
 

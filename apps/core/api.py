@@ -148,8 +148,8 @@ class SaidTextField(serializers.CharField):
 
     def to_representation(self, value: Any) -> str:
         if self.known:
-            return render_known(getattr(value, self.field_name) or "")
-        return render_field(value, self.field_name)
+            return render_known(getattr(value, self.field_name or "") or "")
+        return render_field(value, self.field_name or "")
 
 
 class SaidItemsField(serializers.JSONField):

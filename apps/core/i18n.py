@@ -9,11 +9,16 @@ as zh-hans); otherwise settings.LANGUAGE_CODE. Values KubeProbe has no catalog f
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import translation
+
+# Help texts of commands: lazy, read in command_language() when --help prints them.
+# Typed as str, which argparse and BaseCommand.help declare (xgettext finds the name).
+gettext_lazy = cast(Callable[[str], str], translation.gettext_lazy)
 
 ENV_ORDER = ("KUBEPROBE_LANGUAGE", "LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
 

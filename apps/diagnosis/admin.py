@@ -121,11 +121,14 @@ class MemberInline(admin.TabularInline):
     can_delete = False
 
 
+EVENT_TEXT = said_column("text", _("text"))
+
+
 class EventInline(admin.TabularInline):
     model = IncidentEvent
     extra = 0
-    fields = ["at", "kind", said_column("text", _("text")), "user"]
-    readonly_fields = fields
+    fields = ["at", "kind", EVENT_TEXT, "user"]
+    readonly_fields = ["at", "kind", EVENT_TEXT, "user"]
     can_delete = False
 
 

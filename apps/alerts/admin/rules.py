@@ -75,7 +75,8 @@ class AlertRuleAdmin(admin.ModelAdmin):
         for field in ("binding", "case", "cluster", "group"):
             target = getattr(rule, field)
             if target is not None:
-                return f"{AlertRule._meta.get_field(field).verbose_name} {target}"
+                name = getattr(AlertRule._meta.get_field(field), "verbose_name", field)
+                return f"{name} {target}"
         return gettext("default")
 
     @admin.display(description=_("fires on"))

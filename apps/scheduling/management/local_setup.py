@@ -7,12 +7,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from apps.core.i18n import LocalizedHelpCommand
 from apps.scheduling.local_demo import LocalDemoError, LocalDemoResult
 
 
-class LocalSetupCommand(BaseCommand):
+class LocalSetupCommand(LocalizedHelpCommand):
     """Subclasses add their target options, set up, and name their fired and results lines."""
 
     default_interval = 30

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext_lazy
-
 from apps.alerts.inbox import inbox_channel_ensure
-from apps.core.i18n import LocalizedHelpCommand
+from apps.core.i18n import LocalizedHelpCommand, gettext_lazy
 
 
 class Command(LocalizedHelpCommand):

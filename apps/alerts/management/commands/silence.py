@@ -19,13 +19,13 @@ from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext
+from django.utils.translation import pgettext
 
 from apps.alerts.models import Silence
 from apps.alerts.silences import silence_create, silence_expire
 from apps.catalog.models import Case, CaseSet
 from apps.clusters.models import Cluster, ClusterGroup
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedCommand, gettext_lazy
 
 DURATION_RE = re.compile(r"(\d+)([smhdw])")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

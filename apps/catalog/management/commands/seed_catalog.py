@@ -8,10 +8,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from apps.catalog.services import SeedLine, catalog_seed_builtin
-from apps.core.i18n import LocalizedHelpCommand
+from apps.core.i18n import LocalizedHelpCommand, gettext_lazy
 
 
 def write_seed_lines(command: BaseCommand, lines: list[SeedLine]) -> None:

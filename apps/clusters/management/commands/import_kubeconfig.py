@@ -6,11 +6,10 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from apps.clusters.models import ApiStatus
 from apps.clusters.services import cluster_check_api, clusters_import_kubeconfig
-from apps.core.i18n import LocalizedHelpCommand
+from apps.core.i18n import LocalizedHelpCommand, gettext_lazy
 
 
 class Command(LocalizedHelpCommand):

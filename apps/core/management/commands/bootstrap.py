@@ -9,9 +9,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
-from apps.core.i18n import LocalizedHelpCommand
+from apps.core.i18n import LocalizedHelpCommand, gettext_lazy
 
 
 class Command(LocalizedHelpCommand):

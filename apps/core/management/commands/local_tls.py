@@ -8,9 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
-from apps.core.i18n import LocalizedHelpCommand
+from apps.core.i18n import LocalizedHelpCommand, gettext_lazy
 from apps.core.local_tls import DEFAULT_HOSTS, LocalTlsError, local_pki_ensure
 
 

@@ -17,12 +17,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, gettext_noop, pgettext_lazy
+from django.utils.translation import gettext_noop, pgettext_lazy
 
 from apps.catalog.models import CaseSet
 from apps.clusters.models import Cluster
 from apps.core.admin_utils import lazy_format
-from apps.core.i18n import LocalizedCommand
+from apps.core.i18n import LocalizedCommand, gettext_lazy
 from apps.core.said import render_items
 from apps.gating import inputs, services
 from apps.gating.models import EXIT_CODES, DecisionSource, GateDecision, Verdict

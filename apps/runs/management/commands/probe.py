@@ -10,11 +10,10 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from apps.catalog.models import Case
 from apps.clusters.models import Cluster
-from apps.core.i18n import LocalizedHelpCommand
+from apps.core.i18n import LocalizedHelpCommand, gettext_lazy
 from apps.core.said import render_field
 from apps.runs import dispatch, reaping, services
 from apps.runs.models import FINISHED_STATES, ProbeRun, RunState

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext_lazy
-
-from apps.core.i18n import LocalizedHelpCommand
+from apps.core.i18n import LocalizedHelpCommand, gettext_lazy
 from apps.runs.models import RunPartition
 from apps.runs.partitions import is_partitioned, partitions_maintain
 

@@ -8,9 +8,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from apps.catalog.management.commands.seed_catalog import write_seed_lines
+from apps.core.i18n import gettext_lazy
 from apps.core.local_tls import LocalPki
 from apps.scheduling.local_demo import BINDING, CLUSTER, LocalDemoResult, local_demo_setup
 from apps.scheduling.management.local_setup import LocalSetupCommand

@@ -7,8 +7,10 @@ from typing import Any
 
 from django.core.management.base import CommandError, CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_noop
 
+from apps.core.admin_utils import lazy_format
+from apps.core.i18n import gettext_lazy
 from apps.scheduling.local_demo import (
     KUBE_BINDING,
     KUBE_CASES,
@@ -20,9 +22,12 @@ from apps.scheduling.management.local_setup import LocalSetupCommand
 
 
 class Command(LocalSetupCommand):
-    help = gettext_lazy(
-        "Register the local control plane (deploy/dev/kube-up --name %(kube_cluster)s) as the cluster `%(kube_cluster)s` and bind the seeded Kubernetes cases to it. Idempotent."
-    ) % {"kube_cluster": KUBE_CLUSTER}
+    help = lazy_format(
+        gettext_noop(
+            "Register the local control plane (deploy/dev/kube-up --name %(kube_cluster)s) as the cluster `%(kube_cluster)s` and bind the seeded Kubernetes cases to it. Idempotent."
+        ),
+        kube_cluster=KUBE_CLUSTER,
+    )
     default_interval = 60
     invalid_rows = "Cannot register the cluster"
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from apps.clusters.models import Cluster, Executor
-from apps.core.i18n import LocalizedHelpCommand
+from apps.core.i18n import LocalizedHelpCommand, gettext_lazy
 from apps.scheduling.watch import ClusterWatcher
 
 
