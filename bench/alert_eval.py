@@ -28,7 +28,7 @@ clocks), the reports' and the judged rates, the dispatch rate and the load
 average. Targets: ≥ 500 runs judged a second, p99 < 2 s.
 
     python bench/alert_eval.py [--rate 550] [--seconds 30] [--cases 20] [--clusters 100]
-                               [--dispatch-rate 100] [--connections 40]
+                               [--dispatch-rate 100] [--connections 200]
 
 Needs: wrk, Postgres and Redis on 127.0.0.1 (BENCH_DATABASE, REDIS_URL,
 BENCH_PORT).
@@ -295,7 +295,10 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--clusters", type=int, default=100)
     parser.add_argument("--dispatch-rate", type=float, default=100.0)
-    parser.add_argument("--connections", type=int, default=40)
+    # wrk waits `pause` after each answer, so a connection sends one report per
+    # pause + latency: many connections, each with a long pause, keep the offered
+    # rate close to --rate when answers slow down.
+    parser.add_argument("--connections", type=int, default=200)
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -392,7 +395,10 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} cores; gunicorn 2x4; alerts worker -c 2; dispatch worker -c 2"
     )
-    print(f"wrk: {out.stdout.strip().splitlines()[-2] if out.stdout else ''}")
+    lines = out.stdout.strip().splitlines()
+    latency = next((line.split() for line in lines if line.strip().startswith("Latency")), [])
+    print(f"wrk: {lines[-2] if lines else ''}; report latency avg {' '.join(latency[1:2])}"
+          f" stdev {' '.join(latency[2:3])} max {' '.join(latency[3:4])}")  # fmt: skip
     print(f"reports stored: {len(finished)} of {total} at {arrival:.0f}/s")
     print(f"runs judged: {len(judged_times)} at {judged_rate:.0f}/s (first finish to last judged)")
     print(summary("run finished -> alert judged", latencies))
