@@ -1,7 +1,7 @@
 """The report statement updates the run's partition, not the partitioned table.
 
-A generic plan on the partitioned table locks and sets up every partition at
-each execution before it prunes them (Postgres 15), so its cost grew with the
+A generic plan on the partitioned table locks every partition at each
+execution before it prunes them (Postgres 15), so its cost grew with the
 partitions retention keeps (bench/runs_10m.py, docs/scale.md).
 """
 

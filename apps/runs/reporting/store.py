@@ -173,8 +173,8 @@ def _statement(pgconn: PGconn, number: int) -> bytes:
     """The prepared statement updating partition `number`, prepared on first use.
 
     It names the partition itself, not the partitioned table: the generic plan
-    of an UPDATE on the partitioned table locks and sets up every partition
-    at each execution before it prunes them (Postgres 15), a cost that grows
+    of an UPDATE on the partitioned table locks every partition at each
+    execution before it prunes them (Postgres 15), a cost that grows
     with the partitions kept (31 at the default retention) and, past 16 locks
     a statement, moves them out of Postgres' per-backend fast path. When the
     partition does not exist (no such run, or an unpartitioned table) the
