@@ -12,9 +12,10 @@ fixed number of statements instead of ~15 per pair:
 * each pair's newest binding, its rule and its recent runs are read for the
   whole batch (apps/alerts/selectors.py: ``newest_bindings``,
   ``rules_for_pairs``, ``recent_runs_many``);
-* verdicts are computed in Python; only a pair whose state changes writes its
-  flip and timeline line (and reads what a change needs: flapping count,
-  silences, dependencies), as the single-pair path does;
+* verdicts are computed in Python; a pair whose state changes writes its flip
+  and timeline line as the single-pair path does, but queued: the batch reads
+  the flip history of the alerts that may change in one statement and writes
+  all flips with two INSERTs at the end (apps/alerts/flip_writes.py);
 * the alerts are written back with two UPDATEs (apps/core/db.py
   ``rows_update``): the newest-run columns for the pairs whose state stayed,
   every judged column for the others.
@@ -29,15 +30,16 @@ from django.db import transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from apps.alerts.evaluation import RuleView, judge
-from apps.alerts.models import PROBLEM_STATES, Alert
+from apps.alerts.evaluation import Judgement, RuleView, judge
+from apps.alerts.flip_writes import deferred, flip_history_many
+from apps.alerts.models import PROBLEM_STATES, Alert, AlertState
 from apps.alerts.selectors import (
     active_silences,
     newest_bindings,
     recent_runs_many,
     rules_for_pairs,
 )
-from apps.alerts.services import _apply, _resolve
+from apps.alerts.services import _apply, _resolve, schedule_delivery
 from apps.core.db import rows_update
 
 Pair = tuple[int, int]
@@ -71,18 +73,39 @@ JUDGED_FIELDS = (
 )
 
 
-def _locked(pairs: list[Pair]) -> list[Alert]:
-    cases, clusters = [c for c, _ in pairs], [k for _, k in pairs]
+def alerts_exact(pairs: Iterable[Pair]) -> RawSQL:
+    """The ids of the alerts of exactly these pairs (not every case × cluster of them)."""
+    listed = list(pairs)
     table = Alert._meta.db_table
-    exact = RawSQL(  # noqa: S611 (the table name; values are parameters)
+    return RawSQL(  # noqa: S611 (the table name; values are parameters)
         f"SELECT a.id FROM {table} a JOIN unnest(%s::bigint[], %s::bigint[])"  # noqa: S608
         " AS p(case_id, cluster_id) ON a.case_id = p.case_id AND a.cluster_id = p.cluster_id",
-        (cases, clusters),
+        ([c for c, _ in listed], [k for _, k in listed]),
     )
+
+
+def alerts_ensure(*, pairs: Iterable[Pair]) -> None:
+    """Create the alerts of the pairs that have none yet. Looked up first: nearly every
+    pair has one, and an INSERT … ON CONFLICT of a whole batch costs far more than a read."""
+    wanted = set(pairs)
+    if not wanted:
+        return
+    found = set(
+        Alert.objects.filter(pk__in=alerts_exact(wanted)).values_list("case_id", "cluster_id")
+    )
+    missing = sorted(wanted - found)
+    if missing:  # another worker may create some at the same time: theirs stay
+        Alert.objects.bulk_create(
+            [Alert(case_id=case, cluster_id=cluster) for case, cluster in missing],
+            ignore_conflicts=True,
+        )
+
+
+def _locked(pairs: list[Pair]) -> list[Alert]:
     return list(
         Alert.objects.select_for_update(of=("self",))
         .select_related("case", "cluster", "rule")
-        .filter(pk__in=exact)
+        .filter(pk__in=alerts_exact(pairs))
         .order_by("pk")
     )
 
@@ -97,10 +120,7 @@ def alerts_evaluate_many(
         return {}
     # Missing alerts first, committed on their own: the locking transaction then
     # holds no insert locks another worker could wait on in a different order.
-    Alert.objects.bulk_create(
-        [Alert(case_id=case, cluster_id=cluster) for case, cluster in wanted],
-        ignore_conflicts=True,
-    )
+    alerts_ensure(pairs=wanted)
     given = now
     with transaction.atomic():
         alerts = _locked(wanted)
@@ -117,28 +137,43 @@ def alerts_evaluate_many(
         }
         runs = recent_runs_many(rules=views, now=now)
         silences = active_silences(now)
-        stayed, changed = [], []
+        verdicts: dict[Pair, Judgement] = {}
+        moving = []  # alerts that may change state: a guess that misses costs _apply a query
         for alert in alerts:
             pair = (alert.case_id, alert.cluster_id)
-            rule, recent = rules[pair], runs.get(pair, [])
-            before = (alert.state, alert.flapping_since)
-            if recent:
-                newest = recent[0]
-                alert.latest_run_id, alert.latest_state = newest.id, newest.state
-                alert.latest_duration_ms = newest.duration_ms
-                alert.last_finished_at = newest.finished_at or alert.last_finished_at
-            firing = False
-            if rule is None:  # nobody wants alerts here; the dashboards still want the result
-                if alert.state in PROBLEM_STATES:  # its rule was disabled or deleted
-                    _resolve(alert, None, now, note="no enabled rule applies any more")
+            trouble = alert.state in PROBLEM_STATES
+            if rules[pair] is None:
+                may_move = trouble  # it resolves
             else:
-                verdict = judge(views[pair], recent, now, None)
-                firing = verdict.firing
-                _apply(alert, rule, verdict, now, silences=silences)
-            if firing or (alert.state, alert.flapping_since) != before:
-                changed.append(alert)
-            else:
-                stayed.append(alert)
+                judged = verdicts[pair] = judge(views[pair], runs.get(pair, []), now, None)
+                may_move = (judged.firing and alert.state == AlertState.OK) or (
+                    judged.healthy and trouble
+                )
+            if may_move:
+                moving.append(alert.pk)
+        history = flip_history_many(alert_ids=moving, now=now)
+        stayed, changed = [], []
+        with deferred(history=history, schedule=schedule_delivery):
+            for alert in alerts:
+                pair = (alert.case_id, alert.cluster_id)
+                recent = runs.get(pair, [])
+                before = (alert.state, alert.flapping_since)
+                if recent:
+                    newest = recent[0]
+                    alert.latest_run_id, alert.latest_state = newest.id, newest.state
+                    alert.latest_duration_ms = newest.duration_ms
+                    alert.last_finished_at = newest.finished_at or alert.last_finished_at
+                verdict = verdicts.get(pair)
+                if verdict is None:  # no rule: the dashboards still want the result
+                    if alert.state in PROBLEM_STATES:  # its rule was disabled or deleted
+                        _resolve(alert, None, now, note="no enabled rule applies any more")
+                else:
+                    _apply(alert, rules[pair], verdict, now, silences=silences)
+                firing = verdict is not None and verdict.firing
+                if firing or (alert.state, alert.flapping_since) != before:
+                    changed.append(alert)
+                else:
+                    stayed.append(alert)
         rows_update(model=Alert, objects=stayed, fields=LATEST_FIELDS)
         rows_update(model=Alert, objects=changed, fields=JUDGED_FIELDS)
     return {(a.case_id, a.cluster_id): a for a in alerts}

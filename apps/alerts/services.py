@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from apps.alerts import flip_writes
 from apps.alerts.evaluation import Judgement, RuleView, judge
 from apps.alerts.models import (
     DEFAULT_FLAP_THRESHOLD,
@@ -119,7 +120,7 @@ def _flip(
     state, coming from state ``old`` (default: the current one; escalations and the like
     change no state)."""
     old = alert.state if old is None else old
-    flip = AlertFlip.objects.create(
+    flip = AlertFlip(
         alert=alert,
         event=event,
         old_state=old,
@@ -135,7 +136,14 @@ def _flip(
         text += f": {note}"
     if not notify:
         text += " [not notified]"
-    AlertTimeline.objects.create(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
+    timeline = AlertTimeline(alert=alert, kind=TimelineKind.FLIP, text=text, at=now)
+    batch = flip_writes.pending()
+    if batch is not None:  # a batch writes its flips together (flip_writes.py)
+        batch.flips.append(flip)
+        batch.timelines.append(timeline)
+        return flip
+    flip.save()
+    timeline.save()
     transaction.on_commit(schedule_delivery)
     return flip
 
@@ -189,12 +197,21 @@ def _flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> bool:
     if alert.flapping_since:
         return True
     threshold = flap_threshold(rule)
+    known = _history(alert)
+    if known is not None:
+        return known.recent_transitions + 1 > threshold
     recent = AlertFlip.objects.filter(
         alert=alert,
         event__in=(FlipEvent.FIRING, FlipEvent.RESOLVED),
-        created_at__gte=now - timedelta(hours=1),
+        created_at__gte=now - flip_writes.FLAP_WINDOW,
     ).count()
     return recent + 1 > threshold
+
+
+def _history(alert: Alert) -> flip_writes.FlipHistory | None:
+    """The alert's flip history as the open batch read it beforehand, if it did."""
+    batch = flip_writes.pending()
+    return batch.history.get(alert.pk) if batch is not None else None
 
 
 def _start_flapping(alert: Alert, rule: AlertRule | None, now: datetime) -> None:
@@ -350,6 +367,9 @@ def _copy_root_cause(alert: Alert, verdict: Judgement) -> None:
 
 def _was_notified(alert: Alert) -> bool:
     """Did the current problem get a firing notification (so its end deserves one too)?"""
+    known = _history(alert)
+    if known is not None:
+        return known.last_firing_notified
     last = (
         AlertFlip.objects.filter(alert=alert, event=FlipEvent.FIRING)
         .order_by("-created_at", "-id")

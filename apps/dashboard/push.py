@@ -488,4 +488,9 @@ def push_incidents(incident_ids: list[int]) -> None:
         for i in incidents_list().filter(pk__in=incident_ids)
     ]
     if messages:
-        _send(messages)
+        # Queued behind the cells already queued, not waited for: the pipeline's
+        # batch must not wait for Redis (the pages refetch, so order is all that counts).
+        try:
+            _push_loop.send_nowait(messages)
+        except Exception:  # a push never breaks the worker; pages heal on resync
+            logger.warning("live push of %d incidents failed", len(messages), exc_info=True)

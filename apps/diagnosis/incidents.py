@@ -28,6 +28,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.alerts.batch import alerts_ensure, alerts_exact
 from apps.alerts.models import Alert, AlertState
 from apps.core.db import rows_update
 from apps.diagnosis.models import (
@@ -78,21 +79,19 @@ def _open_or_create(key: str, **fields: object) -> tuple[Incident, bool]:
 
 
 def _alerts_of(pairs: set[tuple[int, int]]) -> dict[tuple[int, int], Alert]:
-    Alert.objects.bulk_create(
-        [Alert(case_id=c, cluster_id=k) for c, k in pairs], ignore_conflicts=True
-    )
-    found: dict[tuple[int, int], Alert] = {}
-    for alert in Alert.objects.filter(
-        case_id__in={c for c, _ in pairs}, cluster_id__in={k for _, k in pairs}
-    ).select_related("case", "cluster"):
-        if (alert.case_id, alert.cluster_id) in pairs:
-            found[(alert.case_id, alert.cluster_id)] = alert
-    return found
+    alerts_ensure(pairs=pairs)
+    return {
+        (alert.case_id, alert.cluster_id): alert
+        for alert in Alert.objects.filter(pk__in=alerts_exact(pairs)).select_related(
+            "case", "cluster"
+        )
+    }
 
 
 def _join(incident: Incident, runs: dict[tuple[int, int], int], now: datetime) -> list[int]:
     """Make these pairs members (moving them out of a cluster-wide incident when this
-    one is case-wide); returns the ids of incidents that changed."""
+    one is case-wide); returns the ids of incidents that changed. A statement per kind
+    of write, whatever the number of pairs."""
     changed = {incident.pk}
     alerts = _alerts_of(set(runs))
     current = {
@@ -103,11 +102,14 @@ def _join(incident: Incident, runs: dict[tuple[int, int], int], now: datetime) -
             incident__state=IncidentState.OPEN,
         ).select_related("incident")
     }
+    staying: list[IncidentMember] = []  # already members: their newest run moves
+    leaving: list[IncidentMember] = []  # moved here from a cluster-wide incident
+    joining: list[IncidentMember] = []
     events = []
-    for pair, alert in alerts.items():
+    for pair, alert in sorted(alerts.items()):
         member = current.get(alert.pk)
         if member is not None and member.incident_id == incident.pk:
-            IncidentMember.objects.filter(pk=member.pk).update(run_id=runs[pair])
+            staying.append(IncidentMember(pk=member.pk, run_id=runs[pair]))
             continue
         if member is not None:
             if (
@@ -116,7 +118,7 @@ def _join(incident: Incident, runs: dict[tuple[int, int], int], now: datetime) -
             ):
                 continue  # already where it belongs
             member.left_at = now
-            member.save(update_fields=["left_at"])
+            leaving.append(member)
             changed.add(member.incident_id)
             events.append(
                 IncidentEvent(
@@ -127,11 +129,8 @@ def _join(incident: Incident, runs: dict[tuple[int, int], int], now: datetime) -
                     at=now,
                 )
             )
-        IncidentMember.objects.update_or_create(
-            incident=incident, alert=alert, defaults={"run_id": runs[pair], "left_at": None}
-        )
-        Alert.objects.filter(pk=alert.pk).update(
-            incident_ref=incident.ref, incident_title=incident.title[:300]
+        joining.append(
+            IncidentMember(incident=incident, alert=alert, run_id=runs[pair], left_at=None)
         )
         events.append(
             IncidentEvent(
@@ -140,6 +139,19 @@ def _join(incident: Incident, runs: dict[tuple[int, int], int], now: datetime) -
                 text=f"{alert.case.name} on {alert.cluster.name} joined (run {runs[pair]})",
                 at=now,
             )
+        )
+    rows_update(model=IncidentMember, objects=staying, fields=["run"])
+    rows_update(model=IncidentMember, objects=leaving, fields=["left_at"])
+    if joining:
+        # A pair that was a member before (it left, then failed again) joins anew.
+        IncidentMember.objects.bulk_create(
+            joining,
+            update_conflicts=True,
+            unique_fields=["incident", "alert"],
+            update_fields=["run", "left_at"],
+        )
+        Alert.objects.filter(pk__in=[m.alert_id for m in joining]).update(
+            incident_ref=incident.ref, incident_title=incident.title[:300]
         )
     IncidentEvent.objects.bulk_create(events)
     Incident.objects.filter(pk=incident.pk).update(updated_at=now)

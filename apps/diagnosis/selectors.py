@@ -93,9 +93,10 @@ def incident_detail(*, incident_id: int) -> Incident:
     return Incident.objects.select_related("case", "cluster", "labelled_by").get(pk=incident_id)
 
 
-def newest_finished_runs(*, pairs: list[tuple[int, int]]) -> list[ProbeRun]:
-    """newest_finished_run() of many (case, cluster) pairs, in one query (each pair's
-    newest run found in the run_case_cluster_recent index)."""
+def newest_failed_runs(*, pairs: list[tuple[int, int]]) -> list[ProbeRun]:
+    """Of many (case, cluster) pairs, each one's newest_finished_run() if it failed, in one
+    query (found in the run_case_cluster_recent index); only failed runs are loaded, the
+    only ones diagnosis wants."""
     from django.db import connection
     from django.db.models.expressions import RawSQL
 
@@ -109,4 +110,8 @@ def newest_finished_runs(*, pairs: list[tuple[int, int]]) -> list[ProbeRun]:
         " FROM unnest(%s::bigint[], %s::bigint[]) AS p(case_id, cluster_id)",
         ([str(s) for s in FINISHED_STATES], [c for c, _ in pairs], [k for _, k in pairs]),
     )
-    return list(ProbeRun.objects.filter(pk__in=newest).select_related("case__template", "cluster"))
+    return list(
+        ProbeRun.objects.filter(pk__in=newest, state__in=FAILED_STATES).select_related(
+            "case__template", "cluster"
+        )
+    )

@@ -90,7 +90,7 @@ def finished_pair_process(*, case_id: int, cluster_id: int) -> Alert | None:
 def finished_batch_process(pairs: list[Pair]) -> dict[Pair, Alert]:
     """Every step for many pairs together, in finished_pair_process's order; returns
     each pair's alert as judged."""
-    runs = selectors.newest_finished_runs(pairs=pairs)
+    runs = selectors.newest_failed_runs(pairs=pairs)
     diagnoses = runs_diagnose_many(runs=runs)  # 1. diagnosis
     changed = incidents.incidents_attach_many(
         diagnosed=[(run, diagnoses[run.pk]) for run in runs if run.pk in diagnoses]

@@ -154,6 +154,32 @@ def test_a_batch_pushes_every_cell_in_one_round(
 
 @pytest.mark.django_db
 @pytest.mark.usefixtures("no_fallback", "fires_at_once")
+def test_a_batch_whose_every_pair_flips_costs_the_same_queries_for_5_pairs_or_40() -> None:
+    """Flips, their timeline lines, the flip history they read and the incident they
+    open are written and read per batch, not per pair."""
+    counts = []
+    for name, size in (("small", 5), ("big", 40)):
+        case = CaseFactory(name=name)
+        clusters = [ClusterFactory(name=f"{name}-{i:02d}") for i in range(size)]
+        pairs = [(case.pk, k.pk) for k in clusters]
+        finish_all([case], clusters, ok=True)
+        pipeline.finished_batch_process(pairs)  # the alerts exist, all ok
+        rounds = []
+        for ok in (False, True):  # every pair fires (and joins one incident), then resolves
+            finish_all([case], clusters, ok=ok)
+            with CaptureQueriesContext(connection) as queries:
+                pipeline.finished_batch_process(pairs)
+            rounds.append(len(queries.captured_queries))
+        flips = AlertFlip.objects.filter(alert__case=case)
+        assert flips.filter(event="firing").count() == size
+        assert flips.filter(event="resolved", notify=True).count() == size
+        assert Incident.objects.get(case=case).state == "resolved"
+        counts.append(rounds)
+    assert counts[0] == counts[1], counts
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("no_fallback", "fires_at_once")
 def test_a_silenced_pair_in_a_batch_is_recorded_not_notified() -> None:
     case_rows, cluster_rows, pairs = grid(1, 2)
     silences.silence_create(
