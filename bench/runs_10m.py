@@ -434,7 +434,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--reports", type=int, default=30_000, help="running runs per measurement")
+    parser.add_argument("--reports", type=int, default=60_000, help="running runs per measurement")
     opts = parser.parse_args()
     os.environ.update(ENV)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubeprobe_site.settings")
