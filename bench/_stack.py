@@ -145,8 +145,9 @@ def celery_worker(queue: str) -> list[str]:
 
 
 @contextmanager
-def processes(env: dict[str, str], logs: Path, **commands: list[str]) -> Iterator[None]:
-    """Start each command (its stderr in logs/<name>.log) and stop them all at the end."""
+def processes(env: dict[str, str], logs: Path, **commands: list[str]) -> Iterator[dict[str, int]]:
+    """Start each command (its stderr in logs/<name>.log) and stop them all at the end;
+    yields each one's pid by name."""
     started: list[tuple[subprocess.Popen[bytes], IO[str]]] = []
     try:
         for name, command in commands.items():
@@ -155,7 +156,10 @@ def processes(env: dict[str, str], logs: Path, **commands: list[str]) -> Iterato
                 command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log
             )
             started.append((process, log))
-        yield
+        yield {
+            name: process.pid
+            for (name, _), (process, _) in zip(commands.items(), started, strict=False)
+        }
     finally:
         for process, _ in started:
             process.terminate()
@@ -170,3 +174,56 @@ def processes(env: dict[str, str], logs: Path, **commands: list[str]) -> Iterato
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
+
+
+# CPU seconds from /proc, per process tree and per Postgres backend.
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return found + [g for c in found for g in children(c)]
+
+
+def _cpu(pid: int) -> float:
+    """User + system seconds of the process and of its children it has reaped."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(v) for v in fields[11:15]) / TICK
+
+
+def tree_cpu(pids: list[int]) -> float:
+    return sum(_cpu(p) for root in pids for p in [root, *children(root)])
+
+
+def postgres_pids() -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+class Meter:
+    """CPU seconds of named process groups over a phase; Postgres backends of this
+    database counted per backend (a backend that ended within the phase is missed)."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self.groups = groups
+        self.before = {name: tree_cpu(pids) for name, pids in groups.items()}
+        self.pg_before = {pid: _cpu(pid) for pid in postgres_pids()}
+        self.me = time.process_time()
+
+    def stop(self) -> dict[str, float]:
+        used = {name: tree_cpu(pids) - self.before[name] for name, pids in self.groups.items()}
+        used["postgres"] = sum(_cpu(p) - self.pg_before.get(p, 0.0) for p in postgres_pids())
+        used["bench"] = time.process_time() - self.me
+        return used

@@ -49,7 +49,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from _stack import ROOT, bench_env, fresh_database, gunicorn, percentile, processes, wait_http
+from _stack import (
+    ROOT,
+    Meter,
+    bench_env,
+    fresh_database,
+    gunicorn,
+    percentile,
+    processes,
+    wait_http,
+)
 
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_alert_eval")
 PORT = int(os.environ.get("BENCH_PORT", "8767"))
@@ -317,7 +326,7 @@ def main() -> None:
     seen: dict[tuple[int, int], list[tuple[float, int]]] = {}
     stop = threading.Event()
     dispatched = [0]
-    with processes(ENV, tmp, server=gunicorn(PORT), alerts=worker, dispatch=dispatcher):
+    with processes(ENV, tmp, server=gunicorn(PORT), alerts=worker, dispatch=dispatcher) as pids:
         wait_http(base + "/livez", 120)
         time.sleep(3)  # the workers connect to the broker before the clock starts
         threads = [
@@ -333,6 +342,7 @@ def main() -> None:
         print(f"reporting {total} runs at {opts.rate:g}/s for ~{opts.seconds:g} s "
               f"(load {loadavg()}) ...", flush=True)  # fmt: skip
         started = time.time()
+        meter = Meter({name: [pid] for name, pid in pids.items()})
         out = subprocess.run(
             ["wrk", "-t", "2", "-c", str(opts.connections), "-d", f"{seconds}s", "-s",
              str(script), base + "/", "--", str(runs_file), "2", str(pause)],
@@ -356,6 +366,7 @@ def main() -> None:
                 break
             time.sleep(0.2)
         running_after = ProbeRun.objects.filter(state="running", trigger="schedule").count()
+        cpu = meter.stop()
         stop.set()
         for thread in threads:
             thread.join()
@@ -387,6 +398,11 @@ def main() -> None:
     print(summary("run finished -> alert judged", latencies))
     print(summary("run finished -> flip written", flip_ms))
     print(f"flips: {len(flips)}; webhook messages: {receiver.messages}")
+    print(
+        "CPU seconds, first report to last judged: "
+        + ", ".join(f"{name} {used:.1f}" for name, used in cpu.items())
+        + f"; alerts worker {cpu['alerts'] * 1000 / max(len(judged_times), 1):.2f} ms per run judged"
+    )
     print(f"dispatch load: {dispatched[0]} runs fed, ~{dispatch_rate:.0f} runs/s launched")
     print(f"load average during: {load_during}; after: {loadavg()}")
     ok = judged_rate >= 500 and latencies and percentile(latencies, 99) < 2000

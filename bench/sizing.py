@@ -54,7 +54,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from _stack import PG, ROOT, bench_env, daphne, gunicorn, processes, run, wait_http
+from _stack import (
+    PG,
+    ROOT,
+    Meter,
+    bench_env,
+    children,
+    daphne,
+    gunicorn,
+    processes,
+    run,
+    wait_http,
+)
 
 DB = os.environ.get("BENCH_DATABASE", "kubeprobe_bench_sizing")
 PORT = int(os.environ.get("BENCH_PORT", "8770"))  # gunicorn; daphne on PORT + 1
@@ -65,7 +76,6 @@ ENV = {
     "KUBEPROBE_PUBLIC_URL": f"http://127.0.0.1:{PORT}",
     "KUBEPROBE_INSTALLATION": QUEUE,
 }
-TICK = os.sysconf("SC_CLK_TCK")
 PASSING = json.dumps(
     {"ok": True, "steps": [{"name": "create", "ok": True, "duration_ms": 40},
                            {"name": "ready", "ok": True, "duration_ms": 900}],
@@ -86,58 +96,6 @@ def setup_django() -> None:
     import django
 
     django.setup()
-
-
-# --- CPU from /proc ---------------------------------------------------------------
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-    return found + [g for c in found for g in _children(c)]
-
-
-def _cpu(pid: int) -> float:
-    """User + system seconds of the process and of its children it has reaped."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(v) for v in fields[11:15]) / TICK
-
-
-def tree_cpu(pids: list[int]) -> float:
-    return sum(_cpu(p) for root in pids for p in [root, *_children(root)])
-
-
-def postgres_pids() -> list[int]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-        return [row[0] for row in cursor.fetchall()]
-
-
-class Meter:
-    """CPU seconds of named process groups over a phase; Postgres backends of this
-    database counted per backend (a backend that ended within the phase is missed)."""
-
-    def __init__(self, groups: dict[str, list[int]]) -> None:
-        self.groups = groups
-        self.before = {name: tree_cpu(pids) for name, pids in groups.items()}
-        self.pg_before = {pid: _cpu(pid) for pid in postgres_pids()}
-        self.me = time.process_time()
-
-    def stop(self) -> dict[str, float]:
-        used = {name: tree_cpu(pids) - self.before[name] for name, pids in self.groups.items()}
-        used["postgres"] = sum(_cpu(p) - self.pg_before.get(p, 0.0) for p in postgres_pids())
-        used["bench"] = time.process_time() - self.me
-        return used
 
 
 # --- WAL ------------------------------------------------------------------------
@@ -489,7 +447,7 @@ def dispatch_phase(pods: int, workdir: Path, pairs_per_cluster: int) -> dict[str
                 if time.monotonic() > deadline:
                     raise SystemExit(f"the dispatch worker did not start: {log}")
                 time.sleep(0.2)
-            worker = [int(p) for p in _children(os.getpid()) if "dispatch" in _cmdline(p)]
+            worker = [int(p) for p in children(os.getpid()) if "dispatch" in _cmdline(p)]
             wal = WalWatch()
             meter = Meter({"dispatch worker": worker})
             started = time.monotonic()
@@ -586,7 +544,7 @@ def main() -> None:
         with processes(ENV, workdir, **commands):
             wait_http(f"http://127.0.0.1:{PORT}/livez", 300)
             wait_http(f"http://127.0.0.1:{PORT + 1}/livez", 300)
-            me = _children(os.getpid())
+            me = children(os.getpid())
             groups = {
                 name: [p for p in me if marker in _cmdline(p)]
                 for name, marker in (("gunicorn", "gunicorn"), ("alerts worker", "alerts@"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import date, datetime, time
 from typing import Any
 
 from django.db import connection
@@ -35,12 +36,23 @@ class JSONKeyText(Func):
         return f"JSON_EXTRACT({lhs}, %s)", (*params, "$." + json.dumps(self.key))
 
 
+def _json_value(value: Any) -> Any:
+    """What json.dumps cannot write itself: dates and times (ISO text, which Postgres
+    reads back in the column's type), decimals and UUIDs (their text)."""
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
 def rows_update(*, model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> int:
-    """Write ``fields`` of many rows with one ``UPDATE … FROM unnest(…)`` (Postgres).
+    """Write ``fields`` of many rows with one ``UPDATE … FROM jsonb_to_recordset(…)``
+    (Postgres).
 
     What ``QuerySet.bulk_update`` does, without its cost: it builds a CASE WHEN per
     row and field, ~10 ms of Python per 200 rows and field, which made it the
-    most expensive part of judging a batch of alerts. Rows are written in
+    most expensive part of judging a batch of alerts. The rows travel as one JSON
+    parameter: ``json.dumps`` runs in C, where quoting an array parameter per
+    column cost psycopg ~1 ms of Python per 100 values. Rows are written in
     primary-key order (the order concurrent writers lock them in). Returns the
     rows updated.
     """
@@ -55,20 +67,26 @@ def rows_update(*, model: type[Model], objects: Sequence[Model], fields: Sequenc
         assert isinstance(field, Field), f"{name} is not a column"
         columns.append(field)
     ordered = sorted(objects, key=lambda obj: obj.pk)
-    arrays: list[list[Any]] = [[pk.get_db_prep_value(obj.pk, connection) for obj in ordered]]
-    casts = [f"%s::{pk.rel_db_type(connection)}[]"]
-    for field in columns:
-        arrays.append(
-            [field.get_db_prep_save(getattr(obj, field.attname), connection) for obj in ordered]
-        )
-        casts.append(f"%s::{field.db_type(connection)}[]")
+    rows = [
+        {
+            "k": obj.pk,
+            **{
+                f"c{i}": field.get_prep_value(getattr(obj, field.attname))
+                for i, field in enumerate(columns)
+            },
+        }
+        for obj in ordered
+    ]
     qn = connection.ops.quote_name
-    names = ", ".join(f"c{i}" for i in range(len(columns)))
+    types = ", ".join(
+        [f"k {pk.rel_db_type(connection)}"]
+        + [f"c{i} {field.db_type(connection)}" for i, field in enumerate(columns)]
+    )
     sets = ", ".join(f"{qn(str(field.column))} = v.c{i}" for i, field in enumerate(columns))
     sql = (
-        f"UPDATE {qn(meta.db_table)} AS t SET {sets} FROM unnest({', '.join(casts)})"  # noqa: S608
-        f" AS v(k, {names}) WHERE t.{qn(str(pk.column))} = v.k"
-    )  # identifiers from the model only; every value is a parameter
+        f"UPDATE {qn(meta.db_table)} AS t SET {sets}"  # noqa: S608
+        f" FROM jsonb_to_recordset(%s::jsonb) AS v({types}) WHERE t.{qn(str(pk.column))} = v.k"
+    )  # identifiers from the model only; every value is in the parameter
     with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+        cursor.execute(sql, [json.dumps(rows, default=_json_value)])
         return int(cursor.rowcount)

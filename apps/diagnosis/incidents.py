@@ -388,22 +388,29 @@ def incidents_attach_many(
                 fields=["run"],
             )
             Incident.objects.filter(pk__in=changed).update(updated_at=now)
-    # The others, one incident key at a time: the first run decides (opens the
-    # incident, or not yet); once it is open, the rest of its runs join in one go,
-    # as each would have joined alone.
+    # The others, one incident key at a time. Where the key's incident is open, all its
+    # runs join in one go, as each would have joined alone; where it is not, the first
+    # run decides (opens it, or not yet) and the rest follow it.
     by_key: dict[str, list[tuple[ProbeRun, RunDiagnosis]]] = {}
     for run, diagnosis in rest:
         by_key.setdefault(keys[run.pk], []).append((run, diagnosis))
+    opened = {
+        i.key: i for i in Incident.objects.filter(key__in=list(by_key), state=IncidentState.OPEN)
+    }
     for key, items in by_key.items():
-        run, diagnosis = items[0]
-        changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
-        incident = Incident.objects.filter(key=key, state=IncidentState.OPEN).first()
+        incident = opened.get(key)
         if incident is None:
-            for run, diagnosis in items[1:]:
-                changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
-        elif items[1:]:
+            run, diagnosis = items[0]
+            changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
+            items = items[1:]
+            incident = Incident.objects.filter(key=key, state=IncidentState.OPEN).first()
+            if incident is None:
+                for run, diagnosis in items:
+                    changed.update(incidents_attach(run=run, diagnosis=diagnosis, now=now))
+                continue
+        if items:
             with transaction.atomic():
-                joining = {(r.case_id, r.cluster_id): r.pk for r, _ in items[1:]}
+                joining = {(r.case_id, r.cluster_id): r.pk for r, _ in items}
                 changed.update(_join(incident, joining, now))
     return sorted(changed)
 

@@ -47,7 +47,7 @@ from django.db import connection, transaction
 
 from apps.actions.services import actions_plan, actions_plan_many
 from apps.alerts import services
-from apps.alerts.batch import alerts_evaluate_many
+from apps.alerts.batch import alerts_ensure, alerts_evaluate_many
 from apps.alerts.models import Alert
 from apps.dashboard.push import push_incidents, push_pair, push_pairs
 from apps.diagnosis import incidents, selectors
@@ -90,6 +90,7 @@ def finished_pair_process(*, case_id: int, cluster_id: int) -> Alert | None:
 def finished_batch_process(pairs: list[Pair]) -> dict[Pair, Alert]:
     """Every step for many pairs together, in finished_pair_process's order; returns
     each pair's alert as judged."""
+    alerts_ensure(pairs=pairs)  # at once: incidents (1.) point at them before judging does
     runs = selectors.newest_failed_runs(pairs=pairs)
     diagnoses = runs_diagnose_many(runs=runs)  # 1. diagnosis
     changed = incidents.incidents_attach_many(

@@ -32,6 +32,7 @@ from apps.dashboard import push
 from apps.postrun import pipeline
 from apps.postrun.tasks import process_finished_runs
 from apps.runs.models import ProbeRun, RunState
+from apps.runs.reporting import handoff
 from apps.runs.reporting.accept import run_report
 from tests.alerts.conftest import add_run
 from tests.factories import CaseFactory, ClusterFactory, ProbeRunFactory
@@ -61,6 +62,7 @@ import django
 django.setup()
 from apps.runs.reporting import handoff
 handoff.FLUSH_SECONDS = 3600
+from apps.runs.reporting import handoff
 from apps.runs.reporting.accept import run_report
 state = run_report(run_id=int(sys.argv[1]), token=sys.argv[2], body=sys.argv[3].encode())
 print("stored", state, sorted(handoff._handoff.pairs), flush=True)
@@ -155,10 +157,14 @@ def test_a_report_the_broker_refused_is_still_judged(
 ) -> None:
     refused: list[list[tuple[int, int]]] = []
 
-    def broker_down(pairs: list[tuple[int, int]]) -> None:
+    def redis_down(pairs: list[tuple[int, int]]) -> None:
         refused.append(list(pairs))
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
+    def broker_down(*args: Any) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(handoff, "pending_park", redis_down)
     monkeypatch.setattr(process_finished_runs, "delay", broker_down)
     settings.KUBEPROBE_JUDGE_SETTLE_SECONDS = 0
     case, cluster = CaseFactory(), ClusterFactory()

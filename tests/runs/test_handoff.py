@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from apps.alerts.models import Alert
+from apps.postrun import pipeline
 from apps.postrun.tasks import process_finished_runs
 from apps.runs.reporting import handoff
 from tests.alerts.conftest import add_run
@@ -15,24 +17,74 @@ from tests.factories import CaseFactory, ClusterFactory
 from tests.utils import wait_for
 
 
-def test_a_burst_of_finished_runs_becomes_a_few_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
-    published: list[list[tuple[int, int]]] = []
+@pytest.fixture
+def empty_set() -> Iterator[None]:
+    handoff.pending_claim(limit=1_000_000)
+    yield
+    handoff.pending_claim(limit=1_000_000)
+
+
+@pytest.mark.usefixtures("empty_set")
+def test_a_burst_of_finished_runs_becomes_a_few_wake_ups(monkeypatch: pytest.MonkeyPatch) -> None:
+    woken: list[tuple[Any, ...]] = []
     callers: set[str] = set()
 
-    def record(pairs: list[tuple[int, int]]) -> None:
+    def record(*args: Any) -> None:
         callers.add(threading.current_thread().name)
-        published.append(list(pairs))
+        woken.append(args)
 
     monkeypatch.setattr(process_finished_runs, "delay", record)
     for i in range(300):
         handoff.hand_off(i % 30, i)  # 300 pairs, some repeated cases
     handoff.hand_off(0, 0)  # a duplicate pair is judged once
-    wait_for(lambda: sum(len(p) for p in published) >= 300, timeout=10)
-    everything = [pair for batch in published for pair in batch]
-    assert sorted(everything) == sorted({(i % 30, i) for i in range(300)})
-    assert len(published) <= 10  # bulk, not one task per report
-    assert all(len(batch) <= handoff.MAX_PAIRS_PER_TASK for batch in published)
+    wait_for(lambda: handoff.pending_count() >= 300 and woken, timeout=10)
+    assert all(args == () for args in woken)  # the pairs wait in Redis, not in the message
+    assert len(woken) <= 10  # bulk, not one task per report
     assert callers == {"post-run-handoff"}  # never the caller's thread
+    # Two workers claiming at once get disjoint batches, each at most `limit` pairs.
+    first, second = handoff.pending_claim(limit=200), handoff.pending_claim(limit=200)
+    assert (len(first), len(second)) == (200, 100) and not set(first) & set(second)
+    assert sorted(first + second) == sorted({(i % 30, i) for i in range(300)})
+    assert handoff.pending_claim() == []
+
+
+@pytest.mark.usefixtures("empty_set")
+def test_without_a_redis_set_the_pairs_travel_in_the_tasks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    published: list[list[tuple[int, int]]] = []
+
+    def no_set(pairs: list[tuple[int, int]]) -> None:
+        raise ConnectionError("not a Redis broker")
+
+    monkeypatch.setattr(handoff, "pending_park", no_set)
+    monkeypatch.setattr(process_finished_runs, "delay", lambda pairs: published.append(pairs))
+    for i in range(1200):
+        handoff.hand_off(1, i)
+    wait_for(lambda: sum(len(p) for p in published) >= 1200, timeout=10)
+    assert all(len(batch) <= handoff.MAX_PAIRS_PER_TASK for batch in published)
+    assert sorted(pair for batch in published for pair in batch) == [(1, i) for i in range(1200)]
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("empty_set")
+def test_a_wake_up_judges_one_batch_and_wakes_another_for_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    judged: list[list[tuple[int, int]]] = []
+    woken: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(
+        pipeline, "finished_pairs_process", lambda pairs: judged.append(list(pairs)) or []
+    )
+    monkeypatch.setattr(process_finished_runs, "delay", lambda *args: woken.append(args))
+    handoff.pending_park([(1, i) for i in range(handoff.MAX_PAIRS_PER_TASK + 20)])
+    process_finished_runs()
+    assert len(judged) == 1 and len(judged[0]) == handoff.MAX_PAIRS_PER_TASK
+    assert woken == [()]  # 20 left: another worker (or this one, later) takes them
+    process_finished_runs()
+    assert len(judged[1]) == 20 and woken == [()]  # nothing left: no wake-up
+    process_finished_runs()  # a wake-up that finds nothing judges nothing
+    assert len(judged) == 2
 
 
 @pytest.mark.django_db(transaction=True)

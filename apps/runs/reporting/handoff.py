@@ -1,14 +1,22 @@
 """Finished runs to the post-run pipeline (apps/postrun), off the caller's thread.
 
 A report's request thread only adds its (case, cluster) to a per-process set;
-one background thread publishes everything gathered, every few milliseconds,
-as one Celery task of the pipeline. Thousands of reports a second become a
-few tasks, and publishing to the broker happens off the request thread.
+one background thread moves everything gathered, every FLUSH_SECONDS, into a
+Redis set shared by every server process (SADD) and publishes a small wake-up
+task of the pipeline. A woken worker claims up to MAX_PAIRS_PER_TASK pairs
+from the shared set (SPOP) and judges them as one batch.
+
+So a batch is whatever arrived while the workers were busy: a few pairs when
+they keep up (a pair waits about FLUSH_SECONDS), hundreds when they are
+behind, where a batch's fixed cost (about 25 statements, apps/postrun/
+pipeline.py) is spread thin. Wake-ups that find the set empty cost a Redis
+round trip. A pair reported twice before it is claimed is judged once.
 
 This is a latency optimisation, not the guarantee: a pair that a process dies
-with, or that the broker refused, is picked up by the pipeline's
-database-driven sweep (apps/alerts/judging.py) a settle time later. That is
-the trade for not paying a broker round trip, or an outbox row, per report.
+with, or that Redis refused, is picked up by the pipeline's database-driven
+sweep (apps/alerts/judging.py) a settle time later. That is the trade for not
+paying a broker round trip, or an outbox row, per report. Where no Redis set is
+available (a broker that is not Redis) the pairs travel in the task itself.
 
 The task is looked up by name in Celery's registry: the pipeline sits above
 every app (it judges alerts and pushes dashboards), so runs must not import it.
@@ -20,6 +28,7 @@ import logging
 import os
 import threading
 
+import redis
 from django.db import transaction
 
 from apps.runs.models import ProbeRun
@@ -33,32 +42,48 @@ POST_RUN_TASK = "apps.postrun.tasks.process_finished_runs"
 # a full group window (1 s) anyway.
 FLUSH_SECONDS = 0.1
 MAX_PAIRS_PER_TASK = 500
-# While the pipeline's queue already holds BACKLOG tasks, its workers are behind:
-# gather longer, up to MAX_GATHER_SECONDS, so they get fewer and bigger batches
-# (a batch costs about the same statements for 5 pairs as for 200,
-# apps/postrun/pipeline.py). Keeping up, a pair waits FLUSH_SECONDS as before.
-BACKLOG = 2
-MAX_GATHER_SECONDS = 1.0
+
+Pair = tuple[int, int]
 
 
-def _backlog() -> int:
-    """Tasks waiting in the pipeline's queue (LLEN of its Redis list); 0 if unknown."""
+def _pending_key() -> str:
+    """The shared set of pairs waiting for the pipeline: one per task queue prefix, so
+    installations (and benchmarks) sharing a Redis database stay apart."""
     from celery import current_app
 
-    from apps.core.queue_metrics import _broker_client
-    from kubeprobe_site.queues import queue_for
+    return f"kubeprobe:postrun:pending:{current_app.conf.task_default_queue}"
 
-    try:
-        queue = queue_for(POST_RUN_TASK, current_app.conf.task_default_queue)
-        return int(_broker_client().llen(queue))
-    except Exception:  # no Redis broker (tests, trials): publish at the usual pace
-        return 0
+
+def _redis() -> redis.Redis:
+    from apps.core.queue_metrics import _broker_client
+
+    return _broker_client()
+
+
+def pending_park(pairs: list[Pair]) -> None:
+    """Add pairs to the shared set (raises when Redis cannot take them)."""
+    if pairs:
+        _redis().sadd(_pending_key(), *(f"{case}:{cluster}" for case, cluster in pairs))
+
+
+def pending_claim(limit: int = MAX_PAIRS_PER_TASK) -> list[Pair]:
+    """Take up to `limit` pairs from the shared set: each pair goes to one claimer."""
+    taken: list[bytes] = _redis().spop(_pending_key(), limit) or []  # type: ignore[assignment]
+    pairs = []
+    for raw in taken:
+        case, _, cluster = raw.partition(b":")
+        pairs.append((int(case), int(cluster)))
+    return sorted(pairs)
+
+
+def pending_count() -> int:
+    return int(_redis().scard(_pending_key()))
 
 
 class _Handoff:
     def __init__(self) -> None:
         self.cond = threading.Condition()
-        self.pairs: set[tuple[int, int]] = set()
+        self.pairs: set[Pair] = set()
         self.pid = 0
 
     def add(self, case_id: int, cluster_id: int) -> None:
@@ -70,20 +95,12 @@ class _Handoff:
             self.pairs.add((case_id, cluster_id))
             self.cond.notify()
 
-    def _take(self) -> list[tuple[int, int]]:
+    def _take(self) -> list[Pair]:
         with self.cond:
             while not self.pairs:
                 self.cond.wait()
-        # Let the rest of a burst arrive: one task for many reports.
+        # Let the rest of a burst arrive: one wake-up for many reports.
         threading.Event().wait(FLUSH_SECONDS)
-        waited = FLUSH_SECONDS
-        while (
-            waited < MAX_GATHER_SECONDS
-            and len(self.pairs) < MAX_PAIRS_PER_TASK
-            and _backlog() >= BACKLOG
-        ):
-            threading.Event().wait(FLUSH_SECONDS)
-            waited += FLUSH_SECONDS
         with self.cond:
             taken, self.pairs = sorted(self.pairs), set()
         return taken
@@ -94,14 +111,19 @@ class _Handoff:
 
         while True:
             pairs = self._take()
-            for start in range(0, len(pairs), MAX_PAIRS_PER_TASK):
-                chunk = pairs[start : start + MAX_PAIRS_PER_TASK]
+            task = current_app.tasks[POST_RUN_TASK]
+            try:
                 try:
-                    current_app.tasks[POST_RUN_TASK].delay(chunk)
-                except Exception:  # broker down: the sweep (judging.py) takes the pair
-                    logger.warning("could not hand %d pairs to the post-run pipeline", len(chunk))
-                finally:
-                    connection.close()  # an eager task (tests, trials) may have opened one
+                    pending_park(pairs)
+                except Exception:  # no Redis set here: the pairs travel in the tasks
+                    for start in range(0, len(pairs), MAX_PAIRS_PER_TASK):
+                        task.delay(pairs[start : start + MAX_PAIRS_PER_TASK])
+                else:
+                    task.delay()
+            except Exception:  # broker down: the sweep (judging.py) takes the pairs
+                logger.warning("could not hand %d pairs to the post-run pipeline", len(pairs))
+            finally:
+                connection.close()  # an eager task (tests, trials) may have opened one
 
 
 _handoff = _Handoff()
