@@ -55,6 +55,7 @@ from _stack import (
     bench_env,
     fresh_database,
     gunicorn,
+    machine_busy,
     percentile,
     processes,
     wait_http,
@@ -345,13 +346,21 @@ def main() -> None:
         print(f"reporting {total} runs at {opts.rate:g}/s for ~{opts.seconds:g} s "
               f"(load {loadavg()}) ...", flush=True)  # fmt: skip
         started = time.time()
-        meter = Meter({name: [pid] for name, pid in pids.items()})
+        # Redis serves this stack only on a machine of its own: counted as part of it.
+        redis = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True)
+        groups = {name: [pid] for name, pid in pids.items()}
+        groups["redis"] = [int(pid) for pid in redis.stdout.split()]
+        meter = Meter(groups)
+        busy_before, reaped_before = machine_busy(), os.times()
         out = subprocess.run(
             ["wrk", "-t", "2", "-c", str(opts.connections), "-d", f"{seconds}s", "-s",
              str(script), base + "/", "--", str(runs_file), "2", str(pause)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         load_during = loadavg()
+        reaped = os.times()
+        wrk_cpu = sum(getattr(reaped, f) - getattr(reaped_before, f)
+                      for f in ("children_user", "children_system"))  # fmt: skip
         deadline = time.time() + 60
         finished = dict(
             ProbeRun.objects.filter(finished_at__isnull=False, trigger="manual").values_list(
@@ -370,6 +379,8 @@ def main() -> None:
             time.sleep(0.2)
         running_after = ProbeRun.objects.filter(state="running", trigger="schedule").count()
         cpu = meter.stop()
+        cpu["wrk"] = wrk_cpu
+        busy_after = machine_busy()
         stop.set()
         for thread in threads:
             thread.join()
@@ -408,6 +419,12 @@ def main() -> None:
         "CPU seconds, first report to last judged: "
         + ", ".join(f"{name} {used:.1f}" for name, used in cpu.items())
         + f"; alerts worker {cpu['alerts'] * 1000 / max(len(judged_times), 1):.2f} ms per run judged"
+    )
+    busy, total = (after - before for after, before in zip(busy_after, busy_before, strict=True))
+    cores = total / (os.cpu_count() or 1)  # wall seconds
+    print(
+        f"machine: {busy / cores:.2f} of {os.cpu_count()} cores busy, of which these processes"
+        f" {sum(cpu.values()) / cores:.2f} (the rest: other work on the machine)"
     )
     print(f"dispatch load: {dispatched[0]} runs fed, ~{dispatch_rate:.0f} runs/s launched")
     print(f"load average during: {load_during}; after: {loadavg()}")
