@@ -227,3 +227,11 @@ class Meter:
         used["postgres"] = sum(_cpu(p) - self.pg_before.get(p, 0.0) for p in postgres_pids())
         used["bench"] = time.process_time() - self.me
         return used
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, from /proc/stat: what the
+    processes a bench does not measure (other work on a shared machine) used too."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields) - idle) / TICK, sum(fields) / TICK

@@ -28,7 +28,7 @@ clocks), the reports' and the judged rates, the dispatch rate and the load
 average. Targets: ≥ 500 runs judged a second, p99 < 2 s.
 
     python bench/alert_eval.py [--rate 550] [--seconds 30] [--cases 20] [--clusters 100]
-                               [--dispatch-rate 100] [--connections 40]
+                               [--dispatch-rate 100] [--connections 200]
 
 Needs: wrk, Postgres and Redis on 127.0.0.1 (BENCH_DATABASE, REDIS_URL,
 BENCH_PORT).
@@ -55,6 +55,7 @@ from _stack import (
     bench_env,
     fresh_database,
     gunicorn,
+    machine_busy,
     percentile,
     processes,
     wait_http,
@@ -295,7 +296,10 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=20)
     parser.add_argument("--clusters", type=int, default=100)
     parser.add_argument("--dispatch-rate", type=float, default=100.0)
-    parser.add_argument("--connections", type=int, default=40)
+    # wrk waits `pause` after each answer, so a connection sends one report per
+    # pause + latency: many connections, each with a long pause, keep the offered
+    # rate close to --rate when answers slow down.
+    parser.add_argument("--connections", type=int, default=200)
     opts = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: apt-get install wrk")
@@ -342,13 +346,21 @@ def main() -> None:
         print(f"reporting {total} runs at {opts.rate:g}/s for ~{opts.seconds:g} s "
               f"(load {loadavg()}) ...", flush=True)  # fmt: skip
         started = time.time()
-        meter = Meter({name: [pid] for name, pid in pids.items()})
+        # Redis serves this stack only on a machine of its own: counted as part of it.
+        redis = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True)
+        groups = {name: [pid] for name, pid in pids.items()}
+        groups["redis"] = [int(pid) for pid in redis.stdout.split()]
+        meter = Meter(groups)
+        busy_before, reaped_before = machine_busy(), os.times()
         out = subprocess.run(
             ["wrk", "-t", "2", "-c", str(opts.connections), "-d", f"{seconds}s", "-s",
              str(script), base + "/", "--", str(runs_file), "2", str(pause)],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         load_during = loadavg()
+        reaped = os.times()
+        wrk_cpu = sum(getattr(reaped, f) - getattr(reaped_before, f)
+                      for f in ("children_user", "children_system"))  # fmt: skip
         deadline = time.time() + 60
         finished = dict(
             ProbeRun.objects.filter(finished_at__isnull=False, trigger="manual").values_list(
@@ -367,6 +379,8 @@ def main() -> None:
             time.sleep(0.2)
         running_after = ProbeRun.objects.filter(state="running", trigger="schedule").count()
         cpu = meter.stop()
+        cpu["wrk"] = wrk_cpu
+        busy_after = machine_busy()
         stop.set()
         for thread in threads:
             thread.join()
@@ -392,7 +406,10 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} cores; gunicorn 2x4; alerts worker -c 2; dispatch worker -c 2"
     )
-    print(f"wrk: {out.stdout.strip().splitlines()[-2] if out.stdout else ''}")
+    lines = out.stdout.strip().splitlines()
+    latency = next((line.split() for line in lines if line.strip().startswith("Latency")), [])
+    print(f"wrk: {lines[-2] if lines else ''}; report latency avg {' '.join(latency[1:2])}"
+          f" stdev {' '.join(latency[2:3])} max {' '.join(latency[3:4])}")  # fmt: skip
     print(f"reports stored: {len(finished)} of {total} at {arrival:.0f}/s")
     print(f"runs judged: {len(judged_times)} at {judged_rate:.0f}/s (first finish to last judged)")
     print(summary("run finished -> alert judged", latencies))
@@ -402,6 +419,12 @@ def main() -> None:
         "CPU seconds, first report to last judged: "
         + ", ".join(f"{name} {used:.1f}" for name, used in cpu.items())
         + f"; alerts worker {cpu['alerts'] * 1000 / max(len(judged_times), 1):.2f} ms per run judged"
+    )
+    busy, total = (after - before for after, before in zip(busy_after, busy_before, strict=True))
+    cores = total / (os.cpu_count() or 1)  # wall seconds
+    print(
+        f"machine: {busy / cores:.2f} of {os.cpu_count()} cores busy, of which these processes"
+        f" {sum(cpu.values()) / cores:.2f} (the rest: other work on the machine)"
     )
     print(f"dispatch load: {dispatched[0]} runs fed, ~{dispatch_rate:.0f} runs/s launched")
     print(f"load average during: {load_during}; after: {loadavg()}")

@@ -1,25 +1,32 @@
-"""10 million runs: report ingestion and the dashboard pages at 100,000 runs, then at 10M.
+"""10 million runs: report ingestion and the dashboard pages at 100,000 runs and at 10M.
 
 In a scratch database (BENCH_DATABASE, default kubeprobe_bench_10m):
 
 1. 20 cases × 10 clusters; 100,000 finished runs over the last 7 days in the
    current partition of the runs table (created through the table, every index
    maintained), their hourly rollups backfilled.
-2. Measures report ingestion over real HTTP (gunicorn + wrk, bench/ingest.py's
-   machinery: rounds of /livez then reports, the median round), then the
-   overview, cluster, case and run pages (Django's test client in this process:
-   server time, the median of --repeats).
-3. Grows the table to 10M: 9.9M more finished runs, 8 to 38 days old, as ten
+2. Grows the table to 10M: 9.9M more finished runs, 8 to 38 days old, as ten
    partitions of three days each, written with generate_series into plain
-   tables and attached (Postgres builds their indexes once). Prints how long.
-4. Measures the same again (pages first, then ingestion, so that both page
-   measurements see the same recent runs), and prints both and the ratios
-   (targets: ingestion within 10%, pages within ±20%).
+   tables, vacuumed (as old partitions of a live table are: else autovacuum
+   works through them during the measurements) and attached (Postgres builds
+   their indexes once). Prints how long.
+3. Measures in rounds on the same machine: each round measures once with the
+   history detached (the table holds the 100,000 runs, as in step 1) and
+   once attached (10M), in alternating order (ABBA), each after a checkpoint
+   and with no autovacuum running in the database. Detaching and attaching
+   the same partitions takes a second (their indexes and a range CHECK are
+   kept). A measurement: report ingestion over real HTTP (one gunicorn for all
+   rounds, wrk; /livez then reports, bench/ingest.py's machinery), then the
+   overview, cluster, case and run pages (Django's test client in this
+   process: server time, the median of --repeats). Every measurement prints
+   its numbers and the load average.
+4. Prints the median of the rounds for each size, their ratios and the median
+   of the rounds' own ratios (targets: ingestion within 10%, pages ±20%).
 5. Retention: drops the partitions past 30 days (apps/runs/partitions.py)
    and prints how long that took; then rebuilds all rollups from scratch
    (the backfill command's work) and prints how long.
 
-    python bench/runs_10m.py [--history 9900000] [--repeats 15] [--seconds 8] [--rounds 3]
+    python bench/runs_10m.py [--history 9900000] [--repeats 15] [--seconds 8] [--rounds 5]
 
 Needs: wrk (apt-get install wrk), Postgres and Redis on 127.0.0.1.
 """
@@ -166,7 +173,8 @@ def setup() -> dict[str, Any]:
 
 
 def grow(state: dict[str, Any], history: int) -> float:
-    """9.9M finished runs 8 to 38 days old, WINDOWS partitions written unindexed, then attached."""
+    """9.9M finished runs 8 to 38 days old, WINDOWS partitions written unindexed,
+    vacuumed, then attached."""
     from django.db import connection
 
     from apps.runs import partitions
@@ -177,6 +185,7 @@ def grow(state: dict[str, Any], history: int) -> float:
     for i in range(WINDOWS):
         number = 2 + i
         name = partitions.partition_name(number)
+        low, high = number * partitions.STRIDE, (number + 1) * partitions.STRIDE
         start = state["now"] - timedelta(days=8 + WINDOW_DAYS * (WINDOWS - i))
         with connection.cursor() as cur:
             cur.execute(
@@ -184,21 +193,69 @@ def grow(state: dict[str, Any], history: int) -> float:
                 " INCLUDING CONSTRAINTS)"
             )
             cur.execute(
-                _insert_sql(name, state["columns"], f"{number * partitions.STRIDE} + g"),
+                _insert_sql(name, state["columns"], f"{low} + g"),
                 {"start": start, "span": timedelta(days=WINDOW_DAYS), "n": per},
             )
+            # Old partitions of a live table were vacuumed long ago; fresh ones
+            # would have autovacuum working through them while we measure.
+            # Before the indexes: the table alone is scanned.
+            cur.execute(f"VACUUM (FREEZE, ANALYZE) {name}")
             cur.execute(f"CREATE UNIQUE INDEX {name}_idem ON {name} (idempotency_key)")
+            # Lets ATTACH skip its range scan, so the rounds can detach and attach it.
+            cur.execute(
+                f"ALTER TABLE {name} ADD CONSTRAINT {name}_range CHECK (id >= {low} AND id < {high})"
+            )
             cur.execute(
                 f"ALTER TABLE {partitions.TABLE} ATTACH PARTITION {name}"
-                f" FOR VALUES FROM ({number * partitions.STRIDE}) TO ({(number + 1) * partitions.STRIDE})"
+                f" FOR VALUES FROM ({low}) TO ({high})"
             )
-            cur.execute(f"ANALYZE {name}")
         RunPartition.objects.create(number=number, opened_at=start)
         print(
             f"  partition {number}: {per} runs, {time.monotonic() - started:.0f} s so far",
             flush=True,
         )
     return time.monotonic() - started
+
+
+def history(attached: bool) -> float:
+    """Attach or detach the history partitions; seconds it took."""
+    from django.db import connection
+
+    from apps.runs import partitions
+
+    started = time.monotonic()
+    with connection.cursor() as cur:
+        for number in range(2, 2 + WINDOWS):
+            name = partitions.partition_name(number)
+            if attached:
+                low, high = number * partitions.STRIDE, (number + 1) * partitions.STRIDE
+                cur.execute(
+                    f"ALTER TABLE {partitions.TABLE} ATTACH PARTITION {name}"
+                    f" FOR VALUES FROM ({low}) TO ({high})"
+                )
+            else:
+                cur.execute(f"ALTER TABLE {partitions.TABLE} DETACH PARTITION {name}")
+    return time.monotonic() - started
+
+
+def settle() -> None:
+    """The same start for every measurement: a checkpoint behind it (so each
+    begins with the same full-page writes to come) and no autovacuum in this
+    database (a bench, not a test: polling is fine here)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("CHECKPOINT")
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND backend_type = 'autovacuum worker'"
+            )
+            if not cur.fetchone()[0]:
+                return
+            time.sleep(2)
+        print("  (autovacuum still running after 300 s; measuring anyway)", flush=True)
 
 
 def running_runs(count: int, tokens_file: Path) -> None:
@@ -210,13 +267,14 @@ def running_runs(count: int, tokens_file: Path) -> None:
 
     from apps.catalog.models import Case
     from apps.clusters.models import Cluster
+    from apps.runs import partitions
     from apps.runs.models import ProbeRun
 
     tag = secrets.token_hex(4)
     tokens = [secrets.token_urlsafe(32) for _ in range(count)]
     now = timezone.now()
     cases, clusters = list(Case.objects.all()), list(Cluster.objects.all())
-    ProbeRun.objects.bulk_create(
+    runs = ProbeRun.objects.bulk_create(
         [
             ProbeRun(
                 case=cases[i % len(cases)], cluster=clusters[i % len(clusters)],
@@ -228,64 +286,47 @@ def running_runs(count: int, tokens_file: Path) -> None:
         ],
         batch_size=5000,
     )  # fmt: skip
-    connection.cursor().execute("ANALYZE runs_proberun")
-    ids = dict(
-        ProbeRun.objects.filter(idempotency_key__startswith=f"{tag}:").values_list(
-            "idempotency_key", "id"
-        )
-    )
-    tokens_file.write_text("".join(f"{ids[f'{tag}:{i}']} {t}\n" for i, t in enumerate(tokens)))
+    # The partition the runs went to, not the parent: that would sample every partition.
+    connection.cursor().execute(f"ANALYZE {partitions.partition_name(CURRENT)}")
+    tokens_file.write_text("".join(f"{run.pk} {t}\n" for run, t in zip(runs, tokens, strict=True)))
 
 
-def ingest(opts: argparse.Namespace, tmp: Path, label: str) -> dict[str, float]:
-    """bench/ingest.py's rounds against a fresh gunicorn; the median round."""
-    tokens = tmp / f"tokens-{label}.txt"
-    running_runs(opts.reports, tokens)
+def serve(tmp: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, **ENV}
     workers = int(os.environ.get("BENCH_WORKERS", str(2 * (os.cpu_count() or 1))))
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "kubeprobe_site.wsgi:application",
          "-b", f"127.0.0.1:{PORT}", "-w", str(workers), "--threads", "8", "-k", "gthread"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / f"server-{label}.log").open("w"),
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "server.log").open("w"),
     )  # fmt: skip
+    wait_http(f"http://127.0.0.1:{PORT}/livez", 120)
+    (tmp / "report.lua").write_text(LUA)
+    return server
+
+
+def ingest(opts: argparse.Namespace, tmp: Path, server: int, label: str) -> dict[str, float]:
+    """One round of bench/ingest.py's: /livez, then reports, after a short warm-up."""
     base = f"http://127.0.0.1:{PORT}"
-    rounds = []
-    try:
-        wait_http(base + "/livez", 120)
-        script = tmp / "report.lua"
-        script.write_text(LUA)
-        lines = tokens.read_text().splitlines(keepends=True)
-        share = len(lines) // (opts.rounds + 1)
-        warm = tmp / f"warm-{label}.txt"
-        warm.write_text("".join(lines[opts.rounds * share :]))
-        wrk(base + "/livez", 3, 50)
-        if failure := phase_failure(
-            wrk(base + "/", 3, 50, script, [str(warm), "2"]), "warm-up", opts.reports
-        ):
-            sys.exit(failure)
-        for n in range(opts.rounds):
-            part = tmp / f"tokens-{label}-{n}.txt"
-            part.write_text("".join(lines[n * share : (n + 1) * share]))
-            trivial = measured(server.pid, lambda: wrk(base + "/livez", opts.seconds, 50))
-            report = measured(
-                server.pid,
-                lambda part=part: wrk(base + "/", opts.seconds, 50, script, [str(part), "2"]),
-            )
-            if failure := phase_failure(report, f"{label} round {n + 1}", opts.reports):
-                sys.exit(failure)
-            if report["non_2xx"]:
-                sys.exit(f"{label}: {report['non_2xx']:.0f} reports refused")
-            rounds.append((trivial, report))
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    trivial, report = sorted(rounds, key=lambda r: r[1]["rate"] / r[0]["rate"])[len(rounds) // 2]
+    tokens, warm = tmp / f"tokens-{label}.txt", tmp / f"warm-{label}.txt"
+    running_runs(opts.reports, tokens)
+    lines = tokens.read_text().splitlines(keepends=True)
+    warm_share = len(lines) // 5
+    warm.write_text("".join(lines[:warm_share]))
+    tokens.write_text("".join(lines[warm_share:]))
+    script = tmp / "report.lua"
+    wrk(base + "/livez", 2, 50)
+    wrk(base + "/", 2, 50, script, [str(warm), "2"])  # may use its runs up: only warms
+    settle()
+    trivial = measured(server, lambda: wrk(base + "/livez", opts.seconds, 50))
+    report = measured(server, lambda: wrk(base + "/", opts.seconds, 50, script, [str(tokens), "2"]))
+    if failure := phase_failure(report, label, opts.reports):
+        sys.exit(failure)
+    if report["non_2xx"]:
+        sys.exit(f"{label}: {report['non_2xx']:.0f} reports refused")
     return {
         "rate": report["rate"], "livez": trivial["rate"], "ratio": report["rate"] / trivial["rate"],
         "p99_ms": report["p99_ms"], "postgres_ms": report["postgres_ms"],
+        "server_ms": report["server_ms"],
     }  # fmt: skip
 
 
@@ -317,8 +358,72 @@ def pages(repeats: int) -> dict[str, float]:
     return out
 
 
-def load() -> str:
-    return Path("/proc/loadavg").read_text().split()[0]
+def load() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+SIZES = ("100k", "10M")
+
+
+def measure(opts: argparse.Namespace, tmp: Path, server: int) -> dict[str, list[dict[str, float]]]:
+    """--rounds rounds, each measuring both sizes, in ABBA order."""
+    results: dict[str, list[dict[str, float]]] = {size: [] for size in SIZES}
+    attached = True
+    for n in range(opts.rounds):
+        for size in SIZES if n % 2 == 0 else tuple(reversed(SIZES)):
+            if attached != (size == "10M"):
+                attached = size == "10M"
+                took = history(attached)
+                print(f"  history {'attached' if attached else 'detached'} in {took:.1f} s")
+            before = load()
+            got = ingest(opts, tmp, server, f"{size}-{n + 1}")
+            settle()
+            got.update(pages(opts.repeats))
+            got["load"] = (before + load()) / 2
+            results[size].append(got)
+            print(
+                f"round {n + 1} at {size}: {got['rate']:.0f} reports/s, /livez {got['livez']:.0f},"
+                f" ratio {got['ratio']:.0%}, Postgres {got['postgres_ms']:.3f} ms/report,"
+                f" server {got['server_ms']:.2f} ms/report; pages "
+                + ", ".join(f"{p} {got[p]:.1f}" for p in PAGES)
+                + f" ms (load {before:.2f} .. {load():.2f})",
+                flush=True,
+            )
+    if not attached:
+        history(True)
+    return results
+
+
+PAGES = ("overview", "cluster", "case", "run")
+
+
+def summary(results: dict[str, list[dict[str, float]]], total: int) -> None:
+    def med(size: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[size])
+
+    def paired(key: str) -> float:  # the median of the rounds' own ratios
+        pairs = zip(results["10M"], results["100k"], strict=True)
+        return statistics.median(big[key] / small[key] for big, small in pairs)
+
+    rounds = len(results["100k"])
+    print(f"\nmachine: {os.cpu_count()} cores, shared; runs in the table: {total}; {rounds} rounds")
+    print(
+        f"{'median of rounds':22} {'at 100k':>10} {'at 10M':>10} {'ratio':>7} {'paired':>7}  target"
+    )
+    rows = [(f"{p} page (ms)", p, "0.80-1.20") for p in PAGES] + [
+        ("reports/s", "rate", ">= 0.90"),
+        ("/livez req/s", "livez", "(noise)"),
+        ("reports / livez", "ratio", ">= 0.90"),
+        ("Postgres ms/report", "postgres_ms", ""),
+        ("server ms/report", "server_ms", ""),
+        ("report p99 (ms)", "p99_ms", ""),
+        ("load average", "load", ""),
+    ]
+    for title, key, target in rows:
+        small, big = med("100k", key), med("10M", key)
+        print(
+            f"{title:22} {small:10.3f} {big:10.3f} {big / small:7.2f} {paired(key):7.2f}  {target}"
+        )
 
 
 def main() -> None:
@@ -328,10 +433,8 @@ def main() -> None:
     parser.add_argument("--history", type=int, default=9_900_000)
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--seconds", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--reports", type=int, default=120_000, help="running runs per ingest phase"
-    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--reports", type=int, default=60_000, help="running runs per measurement")
     opts = parser.parse_args()
     os.environ.update(ENV)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kubeprobe_site.settings")
@@ -347,42 +450,21 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="kubeprobe-10m-"))
     state = setup()
-    # Ingestion first here and last at 10M: both page measurements see the same
-    # recent runs (the reported ones included), only the table's size differs.
-    small_ingest = ingest(opts, tmp, "100k")
-    small_pages = pages(opts.repeats)
-    small_load = load()
-    print(f"at 100k: pages {small_pages}, ingest {small_ingest} (load {small_load})", flush=True)
     took = grow(state, opts.history)
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM runs_proberun")
         total = cur.fetchone()[0]
-    print(f"grown to {total} runs in {took:.0f} s (load {load()})", flush=True)
-    big_pages = pages(opts.repeats)
-    big_load = load()
-    big_ingest = ingest(opts, tmp, "10m")
-    print(f"at 10M: pages {big_pages}, ingest {big_ingest} (load {big_load})", flush=True)
-
-    print(f"\nmachine: {os.cpu_count()} cores, shared; runs in the table: {total}")
-    print(f"{'':14} {'at 100k':>10} {'at 10M':>10} {'ratio':>7}  target")
-    for name in small_pages:
-        ratio = big_pages[name] / small_pages[name]
-        print(
-            f"{name + ' page':14} {small_pages[name]:8.1f}ms {big_pages[name]:8.1f}ms {ratio:7.2f}  0.80-1.20"
-        )
-    ratio = big_ingest["rate"] / small_ingest["rate"]
-    print(
-        f"{'reports/s':14} {small_ingest['rate']:10.0f} {big_ingest['rate']:10.0f} {ratio:7.2f}  >= 0.90"
-    )
-    print(
-        f"{'/livez req/s':14} {small_ingest['livez']:10.0f} {big_ingest['livez']:10.0f}"
-        f" {big_ingest['livez'] / small_ingest['livez']:7.2f}  (the machine's noise)"
-    )
-    print(
-        f"{'ingest/livez':14} {small_ingest['ratio']:10.0%} {big_ingest['ratio']:10.0%}"
-        f" {big_ingest['ratio'] / small_ingest['ratio']:7.2f}  >= 0.90"
-    )
-    print(f"load average: {small_load} at 100k, {big_load} at 10M")
+    print(f"grown to {total} runs in {took:.0f} s (load {load():.2f})", flush=True)
+    server = serve(tmp)
+    try:
+        results = measure(opts, tmp, server.pid)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    summary(results, total)
 
     started = time.monotonic()
     dropped = partitions_drop(cutoff=state["now"] - timedelta(days=30))
@@ -392,7 +474,8 @@ def main() -> None:
     started = time.monotonic()
     rows = rollups_rebuild()
     print(
-        f"rollups rebuilt from all runs: {rows} rows in {time.monotonic() - started:.0f} s (load {load()})"
+        f"rollups rebuilt from all runs: {rows} rows in {time.monotonic() - started:.0f} s"
+        f" (load {load():.2f})"
     )
 
 

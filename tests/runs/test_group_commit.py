@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.core.crypto import hash_token
 from apps.runs.models import ProbeRun, RunState
+from apps.runs.partitions import STRIDE
 from apps.runs.reporting import store
 from apps.runs.reporting.protocols import Report
 from tests.runs.helpers import running_runs
@@ -184,7 +185,7 @@ def test_the_statement_is_planned_once_not_on_every_execution() -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = %s",
-            [store._STATEMENT.decode()],
+            [store._statement(connection.connection.pgconn, ids[0] // STRIDE).decode()],
         )
         generic, custom = cursor.fetchone()
         cursor.execute("DISCARD ALL")  # the session setting goes too: it is set again

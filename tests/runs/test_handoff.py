@@ -49,6 +49,19 @@ def test_a_burst_of_finished_runs_becomes_a_few_wake_ups(monkeypatch: pytest.Mon
 
 
 @pytest.mark.usefixtures("empty_set")
+def test_the_pairs_waiting_longest_are_claimed_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(handoff.time, "time", lambda: clock[0])
+    handoff.pending_park([(9, 9), (5, 5)])
+    clock[0] += 1
+    handoff.pending_park([(1, 1), (9, 9)])  # (9, 9) waits already: it keeps its place
+    clock[0] += 1
+    handoff.pending_park([(2, 2)])
+    assert handoff.pending_claim(limit=2) == [(5, 5), (9, 9)]
+    assert handoff.pending_claim(limit=2) == [(1, 1), (2, 2)]
+
+
+@pytest.mark.usefixtures("empty_set")
 def test_without_a_redis_set_the_pairs_travel_in_the_tasks(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

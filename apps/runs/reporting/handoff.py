@@ -2,9 +2,10 @@
 
 A report's request thread only adds its (case, cluster) to a per-process set;
 one background thread moves everything gathered, every FLUSH_SECONDS, into a
-Redis set shared by every server process (SADD) and publishes a small wake-up
-task of the pipeline. A woken worker claims up to MAX_PAIRS_PER_TASK pairs
-from the shared set (SPOP) and judges them as one batch.
+Redis sorted set shared by every server process (ZADD, scored by arrival) and
+publishes a small wake-up task of the pipeline. A woken worker claims up to
+MAX_PAIRS_PER_TASK pairs from the shared set, oldest first (ZPOPMIN), and
+judges them as one batch.
 
 So a batch is whatever arrived while the workers were busy: a few pairs when
 they keep up (a pair waits about FLUSH_SECONDS), hundreds when they are
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 
 import redis
 from django.db import transaction
@@ -61,23 +63,27 @@ def _redis() -> redis.Redis:
 
 
 def pending_park(pairs: list[Pair]) -> None:
-    """Add pairs to the shared set (raises when Redis cannot take them)."""
+    """Add pairs to the shared set, each scored with when it first arrived (a pair
+    already waiting keeps its place). Raises when Redis cannot take them."""
     if pairs:
-        _redis().sadd(_pending_key(), *(f"{case}:{cluster}" for case, cluster in pairs))
+        now = time.time()
+        _redis().zadd(_pending_key(), {f"{c}:{k}": now for c, k in pairs}, nx=True)
 
 
 def pending_claim(limit: int = MAX_PAIRS_PER_TASK) -> list[Pair]:
-    """Take up to `limit` pairs from the shared set: each pair goes to one claimer."""
-    taken: list[bytes] = _redis().spop(_pending_key(), limit) or []  # type: ignore[assignment]
+    """Take up to `limit` pairs from the shared set, those waiting longest first (a
+    random pick would leave some behind for long under a backlog); each pair goes to
+    one claimer."""
+    taken: list[tuple[bytes, float]] = _redis().zpopmin(_pending_key(), limit)  # type: ignore[assignment]
     pairs = []
-    for raw in taken:
+    for raw, _ in taken:
         case, _, cluster = raw.partition(b":")
         pairs.append((int(case), int(cluster)))
     return sorted(pairs)
 
 
 def pending_count() -> int:
-    return int(_redis().scard(_pending_key()))
+    return int(_redis().zcard(_pending_key()))
 
 
 class _Handoff:

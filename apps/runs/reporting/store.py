@@ -32,9 +32,10 @@ import psycopg
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.db.models import Q
-from psycopg.pq import DiagnosticField, ExecStatus
+from psycopg.pq import DiagnosticField, ExecStatus, TransactionStatus
 from psycopg.pq.abc import PGconn, PGresult
 
+from apps.runs import partitions
 from apps.runs.models import ACTIVE_STATES, ProbeRun
 from apps.runs.reporting.protocols import Report
 
@@ -73,7 +74,7 @@ _ACTIVE_SQL = ", ".join(f"'{state}'" for state in ACTIVE_STATES)
 # quoting eight parameters per report in Python. The id array steers the
 # planner to primary-key lookups (it cannot count a JSON recordset's rows).
 _UPDATE_SQL = f"""
-UPDATE runs_proberun AS r
+UPDATE {{table}} AS r
 SET state = v.state, ok = v.ok, errors = v.errors, steps = v.steps, metrics = v.metrics,
     finished_at = v.finished_at,
     -- as ProbeRun.duration_ms_at
@@ -91,8 +92,7 @@ RETURNING r.id, r.case_id, r.cluster_id
 """  # noqa: S608 (only constants are formatted in)
 
 
-def _store_rows(items: list[Pending]) -> dict[int, tuple[int, int]]:
-    """One UPDATE for many reports (distinct runs); returns what it stored."""
+def _params(items: list[Pending]) -> list[bytes | None]:
     rows = [
         {
             "id": item.run_id,
@@ -106,45 +106,117 @@ def _store_rows(items: list[Pending]) -> dict[int, tuple[int, int]]:
         }
         for item in items
     ]
-    params = [
+    return [
         json.dumps(rows).encode(),
         ("{" + ",".join(str(item.run_id) for item in items) + "}").encode(),
         str(settings.KUBEPROBE_REPORT_GRACE_SECONDS).encode(),
     ]
+
+
+def _partition_number(run_id: int) -> int:
+    # Partition 0 also holds everything below its range (partitions.py).
+    return max(0, run_id // partitions.STRIDE)
+
+
+def _by_partition(items: list[Pending]) -> dict[int, list[Pending]]:
+    groups: dict[int, list[Pending]] = {}
+    for item in items:
+        groups.setdefault(_partition_number(item.run_id), []).append(item)
+    return groups
+
+
+def _store_rows(items: list[Pending]) -> dict[int, tuple[int, int]]:
+    """One UPDATE per partition for many reports (distinct runs); returns what it stored.
+
+    A batch's runs are nearly always in one partition: one statement. _flush
+    calls it per partition, so one that fails leaves the others' results.
+    """
     connection.ensure_connection()
-    # A statement prepared once per connection, executed through libpq
+    # Statements prepared once per connection, executed through libpq
     # directly: psycopg's cursor machinery costs more Python time than the
     # rest of a batch, and libpq waits for the answer without holding the GIL.
     pgconn = connection.connection.pgconn
-    if pgconn not in _prepared:
-        _prepare(pgconn)
-        _prepared.add(pgconn)
-    result = pgconn.exec_prepared(_STATEMENT, params)
-    if result.error_field(DiagnosticField.SQLSTATE) == b"26000":  # dropped (DISCARD ALL)
-        _prepare(pgconn)
-        result = pgconn.exec_prepared(_STATEMENT, params)
-    _check(pgconn, result)
-    value = result.get_value
-    return {
-        int(value(i, 0) or 0): (int(value(i, 1) or 0), int(value(i, 2) or 0))
-        for i in range(result.ntuples)
-    }
+    if not connection.get_autocommit() and pgconn.transaction_status == TransactionStatus.IDLE:
+        # In an atomic block psycopg sends BEGIN before its own next statement
+        # only: without this one the UPDATE would commit on its own.
+        _check(pgconn, pgconn.exec_(b"BEGIN"))
+    stored: dict[int, tuple[int, int]] = {}
+    for number, group in _by_partition(items).items():
+        params = _params(group)
+        name = _statement(pgconn, number)
+        result = pgconn.exec_prepared(name, params)
+        sqlstate = result.error_field(DiagnosticField.SQLSTATE)
+        if sqlstate == b"26000":  # the session dropped its statements (DISCARD ALL)
+            _prepared.pop(pgconn, None)
+            result = pgconn.exec_prepared(_statement(pgconn, number), params)
+        elif sqlstate == b"42P01" and pgconn.transaction_status == TransactionStatus.IDLE:
+            # The partition was dropped since (retention): its runs are gone too,
+            # the parent table says so.
+            _forget(pgconn, name)
+            result = pgconn.exec_prepared(_statement(pgconn, number), params)
+        _check(pgconn, result)
+        value = result.get_value
+        stored.update(
+            (int(value(i, 0) or 0), (int(value(i, 1) or 0), int(value(i, 2) or 0)))
+            for i in range(result.ntuples)
+        )
+    return stored
 
 
 _STATEMENT = b"kubeprobe_store_reports"
-_prepared: weakref.WeakSet[PGconn] = weakref.WeakSet()
+# Per connection: the statement prepared for each partition number seen.
+_prepared: weakref.WeakKeyDictionary[PGconn, dict[int, bytes]] = weakref.WeakKeyDictionary()
+_PARENT = -1  # the key of the statement on the partitioned table itself
 
 
-def _prepare(pgconn: PGconn) -> None:
+def _statement(pgconn: PGconn, number: int) -> bytes:
+    """The prepared statement updating partition `number`, prepared on first use.
+
+    It names the partition itself, not the partitioned table: the generic plan
+    of an UPDATE on the partitioned table locks every partition at each
+    execution before it prunes them (Postgres 15), a cost that grows
+    with the partitions kept (31 at the default retention) and, past 16 locks
+    a statement, moves them out of Postgres' per-backend fast path. When the
+    partition does not exist (no such run, or an unpartitioned table) the
+    statement updates the parent table, which finds the run if it is anywhere.
+    """
+    statements = _prepared.setdefault(pgconn, {})
+    name = statements.get(number)
+    if name is not None:
+        return name
+    if not statements:  # the first statement of this session
+        _session_setup(pgconn)
+    table = partitions.partition_name(number)
+    result = pgconn.exec_params(b"SELECT to_regclass($1) IS NOT NULL", [table.encode()])
+    _check(pgconn, result)
+    if result.get_value(0, 0) != b"t":
+        # Not remembered under `number`: ids naming no run must not grow the cache.
+        number, table = _PARENT, partitions.TABLE
+        if number in statements:
+            return statements[number]
+    name = _STATEMENT + b"_" + table.encode()
+    _check(pgconn, pgconn.prepare(name, _UPDATE_SQL.format(table=table).encode()))
+    statements[number] = name
+    return name
+
+
+def _forget(pgconn: PGconn, name: bytes) -> None:
+    """Deallocate a statement whose table is gone; the next use prepares anew."""
+    _check(pgconn, pgconn.exec_(b"DEALLOCATE " + name))
+    statements = _prepared.get(pgconn, {})
+    for number in [n for n, known in statements.items() if known == name]:
+        del statements[number]
+
+
+def _session_setup(pgconn: PGconn) -> None:
     # Left to itself Postgres plans this statement anew on every execution
     # (a custom plan always looks cheaper for the id array), which costs about
     # a third of its CPU per report. The generic plan is the primary-key
     # lookup. The setting is per session, and no other statement on Django's
     # connection is prepared (client-side binding, Django's default), so it
-    # only changes this one.
+    # only changes these.
     if not connection.settings_dict.get("OPTIONS", {}).get("server_side_binding"):
         _check(pgconn, pgconn.exec_(b"SET plan_cache_mode = force_generic_plan"))
-    _check(pgconn, pgconn.prepare(_STATEMENT, _UPDATE_SQL.encode()))
 
 
 def _check(pgconn: PGconn, result: PGresult) -> None:
@@ -192,6 +264,12 @@ def _store_orm(item: Pending) -> tuple[int, int] | None:
 
 def _flush(batch: list[Pending]) -> None:
     """Store a batch on this thread's connection; each item gets `stored` or `error`."""
+    for group in _by_partition(batch).values():
+        _flush_one(group)
+
+
+def _flush_one(batch: list[Pending]) -> None:
+    """Store the reports of one partition (one statement, see _flush)."""
     # No health check per batch (it costs a round trip): a dead connection
     # shows up as an error here, and the fallback below reconnects.
     try:
