@@ -99,6 +99,7 @@ def _columns(case_ids: list[int], cluster_ids: list[int]) -> dict[str, str]:
         ' {"name": "get", "ok": true, "duration_ms": 5}]\'::jsonb',
         "metrics": "'{\"put_ms\": 3}'::jsonb",
         "reason": "''",
+        "reason_params": "NULL",
         "log_tail": "''",
         "diagnostics": "'{}'::jsonb",
         "root_cause": "''",
