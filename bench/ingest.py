@@ -208,10 +208,10 @@ def _cpu_seconds(pids: list[int]) -> dict[int, float]:
     return used
 
 
-def cpu_usage(server: int) -> tuple[dict[int, float], dict[int, float]]:
+def cpu_usage(server: int, database: str = DB) -> tuple[dict[int, float], dict[int, float]]:
     """CPU seconds used so far by the server's processes and by Postgres', per process."""
     children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
-    return _cpu_seconds([server, *map(int, children)]), _cpu_seconds(_postgres_pids())
+    return _cpu_seconds([server, *map(int, children)]), _cpu_seconds(_postgres_pids(database))
 
 
 def _spent(before: dict[int, float], after: dict[int, float]) -> float:
@@ -220,17 +220,20 @@ def _spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
-def measured(server: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:
-    """A wrk phase, with the CPU milliseconds per request it cost the server and Postgres."""
-    before = cpu_usage(server)
+def measured(
+    server: int, run: Callable[[], dict[str, float]], database: str = DB
+) -> dict[str, float]:
+    """A wrk phase, with the CPU milliseconds per request it cost the server and Postgres
+    (the backends of `database`, the one the server uses)."""
+    before = cpu_usage(server, database)
     result = run()
-    after = cpu_usage(server)
+    after = cpu_usage(server, database)
     result["server_ms"] = _spent(before[0], after[0]) * 1000 / result["requests"]
     result["postgres_ms"] = _spent(before[1], after[1]) * 1000 / result["requests"]
     return result
 
 
-def _postgres_pids() -> list[int]:
+def _postgres_pids(database: str) -> list[int]:
     """Postgres' own processes (WAL writer, checkpointer...) and the bench database's
     backends; not other databases' backends (the machine may be shared)."""
     pids = []
@@ -243,7 +246,7 @@ def _postgres_pids() -> list[int]:
             continue
         # A backend's title: "postgres: user database host(port) state".
         backend = "(" in title or "[local]" in title
-        if not backend or f" {DB} " in title:
+        if not backend or f" {database} " in title:
             pids.append(int(proc.name))
     return pids
 

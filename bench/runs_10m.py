@@ -318,8 +318,10 @@ def ingest(opts: argparse.Namespace, tmp: Path, server: int, label: str) -> dict
     wrk(base + "/livez", 2, 50)
     wrk(base + "/", 2, 50, script, [str(warm), "2"])  # may use its runs up: only warms
     settle()
-    trivial = measured(server, lambda: wrk(base + "/livez", opts.seconds, 50))
-    report = measured(server, lambda: wrk(base + "/", opts.seconds, 50, script, [str(tokens), "2"]))
+    trivial = measured(server, lambda: wrk(base + "/livez", opts.seconds, 50), DB)
+    report = measured(
+        server, lambda: wrk(base + "/", opts.seconds, 50, script, [str(tokens), "2"]), DB
+    )
     if failure := phase_failure(report, label, opts.reports):
         sys.exit(failure)
     if report["non_2xx"]:
@@ -404,7 +406,9 @@ def summary(results: dict[str, list[dict[str, float]]], total: int) -> None:
 
     def paired(key: str) -> float:  # the median of the rounds' own ratios
         pairs = zip(results["10M"], results["100k"], strict=True)
-        return statistics.median(big[key] / small[key] for big, small in pairs)
+        return statistics.median(
+            big[key] / small[key] if small[key] else 0.0 for big, small in pairs
+        )
 
     rounds = len(results["100k"])
     print(f"\nmachine: {os.cpu_count()} cores, shared; runs in the table: {total}; {rounds} rounds")
@@ -423,7 +427,8 @@ def summary(results: dict[str, list[dict[str, float]]], total: int) -> None:
     for title, key, target in rows:
         small, big = med("100k", key), med("10M", key)
         print(
-            f"{title:22} {small:10.3f} {big:10.3f} {big / small:7.2f} {paired(key):7.2f}  {target}"
+            f"{title:22} {small:10.3f} {big:10.3f} {big / small if small else 0.0:7.2f}"
+            f" {paired(key):7.2f}  {target}"
         )
 
 
